@@ -1,0 +1,46 @@
+import { DurableWebSocketError } from './errors.js'
+
+/** The close codes this package sends on its own; see the README's table. */
+export const CloseCode = {
+  NORMAL: 1000,
+  /** A text frame the serializer could not decode, and no `malformed_message` handler. */
+  INVALID_PAYLOAD: 1007,
+  /** A handler threw, or a handler sent a value that cannot go on the wire. */
+  INTERNAL_ERROR: 1011,
+} as const
+
+/** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
+export const MAX_CLOSE_REASON_BYTES = 123
+
+const utf8 = new TextEncoder()
+
+/**
+ * Codes an endpoint may put in a close frame: 1000-1003 and 1007-1014 from
+ * RFC 6455 and its registry, 3000-4999 for libraries and applications. 1004,
+ * 1005, 1006 and 1015 are reserved for reporting and must never be sent.
+ */
+export function isSendableCloseCode(code: number): boolean {
+  if (!Number.isInteger(code)) return false
+  if (code >= 3000 && code <= 4999) return true
+  if (code >= 1000 && code <= 1003) return true
+  return code >= 1007 && code <= 1014
+}
+
+export function validateClose(code: number, reason: string): void {
+  if (!isSendableCloseCode(code)) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_CLOSE',
+      `Close code ${String(code)} cannot be sent: use 1000, 1001-1003, 1007-1014 or an application code from 3000 to 4999.`,
+    )
+  }
+  if (typeof reason !== 'string') {
+    throw new DurableWebSocketError('ERR_DWS_INVALID_CLOSE', 'A close reason must be a string.')
+  }
+  const bytes = utf8.encode(reason).byteLength
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_CLOSE',
+      `A close reason may be at most ${String(MAX_CLOSE_REASON_BYTES)} bytes of UTF-8; this one is ${String(bytes)}. Shorten it.`,
+    )
+  }
+}

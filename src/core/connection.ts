@@ -1,0 +1,143 @@
+import { readRecord, writeRecord, type ConnectionRecord } from './attachment.js'
+import { CloseCode, validateClose } from './closeCodes.js'
+import { DurableWebSocketError, describe } from './errors.js'
+import { log } from './log.js'
+import type { Manager } from './manager.js'
+import { toFrame } from './outgoing.js'
+import { SerialQueue } from './serialQueue.js'
+
+/** What a connection needs from the object that owns it. */
+export interface ConnectionHost<Env, Data extends object, Message> {
+  readonly manager: Manager<Env, Data, Message>
+  /** Called once, when the server side starts the close. */
+  closedByServer(conn: Connection<Env, Data, Message>, code: number, reason: string): void
+}
+
+/**
+ * One client socket: its stable id, the user's data (persisted in the
+ * socket's attachment so it survives hibernation) and the ways to talk to it.
+ */
+export class Connection<Env = unknown, Data extends object = Record<string, unknown>, Message = unknown> {
+  readonly id: number
+  readonly socket: WebSocket
+  /** Messages and lifecycle events of this connection run through here, one at a time. */
+  readonly queue = new SerialQueue()
+  readonly #host: ConnectionHost<Env, Data, Message>
+  #data: Data
+  #closeHandled: boolean
+
+  constructor(socket: WebSocket, record: ConnectionRecord<Data>, host: ConnectionHost<Env, Data, Message>) {
+    this.socket = socket
+    this.id = record.id
+    this.#data = record.data
+    this.#closeHandled = record.closing === true
+    this.#host = host
+  }
+
+  get manager(): Manager<Env, Data, Message> {
+    return this.#host.manager
+  }
+
+  get data(): Data {
+    return this.#data
+  }
+
+  /** Replacing `data` stores it at once, so a value over the limit throws right here. */
+  set data(value: Data) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_DATA_NOT_STORABLE',
+        `conn.data must be a plain object, got ${describe(value)}.`,
+      )
+    }
+    const previous = this.#data
+    this.#data = value
+    try {
+      this.persist()
+    } catch (error) {
+      this.#data = previous
+      throw error
+    }
+  }
+
+  /** True once either side has started closing; such a connection is out of `connections()`. */
+  get closed(): boolean {
+    return this.#closeHandled || this.socket.readyState !== WebSocket.OPEN
+  }
+
+  /** @internal True once `close` has been queued for this connection, so it never runs twice. */
+  get closeHandled(): boolean {
+    return this.#closeHandled
+  }
+
+  /**
+   * Writes `data` to the attachment. On failure the in-memory data is reset
+   * to what the attachment last held, so the connection goes on as it was.
+   */
+  persist(): void {
+    try {
+      writeRecord(this.socket, this.#record())
+    } catch (error) {
+      const lastGood = readRecord<Data>(this.socket)
+      if (lastGood !== undefined) this.#data = lastGood.data
+      throw error
+    }
+  }
+
+  /**
+   * Sends one message. Returns false when the connection is already closed
+   * (nothing is sent). A value that cannot go on the wire is a bug in the
+   * sender, but the fault is charged to this connection alone: it is closed
+   * with 1011 and the reason is logged, so a broadcast loop never throws.
+   */
+  send(message: Message | ArrayBuffer | ArrayBufferView): boolean {
+    if (this.closed) return false
+    let frame
+    try {
+      frame = toFrame(message, this.manager.serializer)
+    } catch (error) {
+      log.error(`invalid data sent to connection ${String(this.id)}, disconnecting:`, error)
+      this.close(CloseCode.INTERNAL_ERROR, 'Internal Error')
+      return false
+    }
+    this.socket.send(frame)
+    return true
+  }
+
+  /** Sends an already encoded frame; used by broadcast to encode once. */
+  sendFrame(frame: string | ArrayBuffer | ArrayBufferView): boolean {
+    if (this.closed) return false
+    this.socket.send(frame)
+    return true
+  }
+
+  /**
+   * Starts the closing handshake. Bad codes and over-long reasons throw before
+   * anything is sent. Closing twice is a no-op.
+   */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    validateClose(code, reason)
+    if (this.closed) return
+    this.markCloseHandled()
+    this.socket.close(code, reason)
+    this.#host.closedByServer(this, code, reason)
+  }
+
+  /**
+   * @internal Records that `close` is queued. The flag goes into the attachment
+   * too, so a late close event delivered after a wake is recognised.
+   */
+  markCloseHandled(): void {
+    if (this.#closeHandled) return
+    this.#closeHandled = true
+    try {
+      writeRecord(this.socket, this.#record())
+    } catch {
+      // A socket the runtime already closed may refuse writes; the in-memory flag still holds.
+    }
+  }
+
+  #record(): ConnectionRecord<Data> {
+    return this.#closeHandled ? { id: this.id, data: this.#data, closing: true } : { id: this.id, data: this.#data }
+  }
+}

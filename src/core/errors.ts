@@ -1,0 +1,56 @@
+/**
+ * Every error this package throws or logs carries a stable `code`, so callers
+ * can branch on it without matching message text. The one exception to the
+ * single base class is {@link InvalidHandlerError}, which must stay a
+ * `TypeError` (the seed's contract for a handler that is not a function); it
+ * carries a code too, and {@link isDurableWebSocketError} recognises both.
+ */
+export type DurableWebSocketErrorCode =
+  | 'ERR_DWS_UNKNOWN_EVENT'
+  | 'ERR_DWS_INVALID_HANDLER'
+  | 'ERR_DWS_INVALID_OPTIONS'
+  | 'ERR_DWS_INVALID_CLOSE'
+  | 'ERR_DWS_ATTACHMENT_TOO_LARGE'
+  | 'ERR_DWS_DATA_NOT_STORABLE'
+  | 'ERR_DWS_UNSENDABLE_MESSAGE'
+  | 'ERR_DWS_HANDLER_FAILED'
+  | 'ERR_DWS_NO_MODULE'
+  | 'ERR_DWS_MISSING_BINDING'
+
+export class DurableWebSocketError extends Error {
+  readonly code: DurableWebSocketErrorCode
+
+  constructor(code: DurableWebSocketErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'DurableWebSocketError'
+    this.code = code
+  }
+}
+
+export class InvalidHandlerError extends TypeError {
+  readonly code = 'ERR_DWS_INVALID_HANDLER' as const
+
+  constructor(event: string, handler: unknown) {
+    super(`The handler for the "${event}" event must be a function, got ${describe(handler)}.`)
+    this.name = 'InvalidHandlerError'
+  }
+}
+
+const CODE_PREFIX = 'ERR_DWS_'
+
+/** Works across realms (errors that crossed an RPC boundary keep their code). */
+export function isDurableWebSocketError(
+  error: unknown,
+): error is DurableWebSocketError | InvalidHandlerError {
+  if (typeof error !== 'object' || error === null) return false
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith(CODE_PREFIX)
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
+  return `a ${typeof value}`
+}

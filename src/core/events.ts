@@ -1,0 +1,55 @@
+import type { Connection } from './connection.js'
+import { DurableWebSocketError, InvalidHandlerError } from './errors.js'
+
+/** Values a middleware attached in the Worker; they reach `open` in the object. */
+export type Locals = Record<string, unknown>
+
+/** What a text message becomes once decoded; binary frames stay bytes. */
+export type Incoming<Message> = Message | ArrayBuffer
+
+export interface EventHandlers<Env, Data extends object, Message> {
+  /** A connection was accepted; `request` is the upgrade request. */
+  open: (conn: Connection<Env, Data, Message>, request: Request, locals: Locals) => unknown
+  /** One decoded text message (a string without a serializer) or one binary frame as an ArrayBuffer. */
+  message: (conn: Connection<Env, Data, Message>, message: Incoming<Message>) => unknown
+  /** A text frame the serializer could not decode. Without this handler the connection closes with 1007. */
+  malformed_message: (conn: Connection<Env, Data, Message>, raw: string, error: unknown) => unknown
+  /** Runs once per connection, however it ended. */
+  close: (conn: Connection<Env, Data, Message>, code: number, reason: string) => unknown
+  /** Answers a request to the mount path that is not a valid WebSocket upgrade. Runs in the Worker. */
+  error: (request: Request, env: Env) => Response | Promise<Response>
+}
+
+export type EventName = keyof EventHandlers<unknown, object, unknown>
+
+export const EVENT_NAMES: readonly EventName[] = [
+  'open',
+  'message',
+  'malformed_message',
+  'close',
+  'error',
+]
+
+function isEventName(value: unknown): value is EventName {
+  return (EVENT_NAMES as readonly unknown[]).includes(value)
+}
+
+/** One handler per event, as in the seed: adding again replaces the old one. */
+export class HandlerRegistry<Env, Data extends object, Message> {
+  readonly #handlers: Partial<EventHandlers<Env, Data, Message>> = {}
+
+  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, Message>[E]): void {
+    if (!isEventName(event)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_UNKNOWN_EVENT',
+        `Unknown event "${String(event)}". Known events: ${EVENT_NAMES.join(', ')}.`,
+      )
+    }
+    if (typeof handler !== 'function') throw new InvalidHandlerError(event, handler)
+    this.#handlers[event] = handler
+  }
+
+  get<E extends EventName>(event: E): EventHandlers<Env, Data, Message>[E] | undefined {
+    return this.#handlers[event]
+  }
+}

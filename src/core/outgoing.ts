@@ -1,0 +1,42 @@
+import { DurableWebSocketError, describe } from './errors.js'
+import type { Serializer } from './serializer.js'
+
+export type Frame = string | ArrayBuffer | ArrayBufferView
+
+export function isBinary(value: unknown): value is ArrayBuffer | ArrayBufferView {
+  return value instanceof ArrayBuffer || ArrayBuffer.isView(value)
+}
+
+/**
+ * Decides what goes on the wire for `send(value)`. Bytes always go out as a
+ * binary frame untouched. With a serializer everything else is encoded;
+ * without one only primitives have an obvious text form (the seed refuses
+ * anything else), so objects, arrays, null and undefined are refused.
+ */
+export function toFrame<Message>(value: unknown, serializer: Serializer<Message> | undefined): Frame {
+  if (isBinary(value)) return value
+  if (serializer !== undefined) {
+    try {
+      return serializer.encode(value as Message)
+    } catch (cause) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_UNSENDABLE_MESSAGE',
+        `The serializer could not encode ${describe(value)}.`,
+        { cause },
+      )
+    }
+  }
+  switch (typeof value) {
+    case 'string':
+      return value
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(value)
+    default:
+      throw new DurableWebSocketError(
+        'ERR_DWS_UNSENDABLE_MESSAGE',
+        `Cannot send ${describe(value)} without a serializer: send a string, a number, a boolean, a bigint or bytes, or set serializer: 'json'.`,
+      )
+  }
+}

@@ -1,0 +1,112 @@
+import { HandlerRegistry, type EventHandlers, type EventName } from './core/events.js'
+import { DurableWebSocketError, describe } from './core/errors.js'
+import { resolveSerializer, type Serializer, type SerializerOption } from './core/serializer.js'
+import type { ObjectRouter } from './core/manager.js'
+import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
+import { createUpgradeHandler, type FetchHandler } from './mount/forward.js'
+import { mountAt, type App } from './mount/mount.js'
+import type { ObjectBehaviour } from './object/WebSocketManager.js'
+import { register } from './object/registry.js'
+
+export interface WebSocketOptions<Env, Data extends object, Message> {
+  /** The name of the Durable Object namespace binding in wrangler.toml (e.g. "WEBSOCKET"). */
+  binding: string
+  /** `'json'` or your own `{ encode, decode }`. Default: none (strings and bytes only). */
+  serializer?: SerializerOption<Message>
+  /** `[factory, options]` pairs run in order in the Worker before a request reaches the object. */
+  middleware?: readonly MiddlewareEntry<Env>[]
+  /** Receives requests that reach the object and are not upgrades. Default: 404. */
+  objectRouter?: ObjectRouter<Env, Data, Message>
+}
+
+/**
+ * One WebSocket endpoint: its handlers, serializer and middleware. Make it at
+ * module scope, so the Durable Object, which runs in the same script, finds it.
+ */
+export class WebSocketModule<Env = Cloudflare.Env, Data extends object = Record<string, unknown>, Message = unknown> {
+  readonly binding: string
+  readonly serializer: Serializer<Message> | undefined
+  readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
+  readonly #handlers = new HandlerRegistry<Env, Data, Message>()
+  readonly #middleware: readonly MiddlewareEntry<Env>[]
+  readonly #chain: readonly MiddlewareHandler<Env>[]
+
+  constructor(options: WebSocketOptions<Env, Data, Message>) {
+    if (typeof options !== 'object' || (options as unknown) === null) {
+      throw invalid(`websocket() takes an options object, got ${describe(options)}.`)
+    }
+    const { binding, serializer, middleware = [], objectRouter } = options
+    if (typeof binding !== 'string' || binding === '') {
+      throw invalid('options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".')
+    }
+    if (!Array.isArray(middleware)) throw invalid('options.middleware must be an array of [factory, options] pairs.')
+    if (objectRouter !== undefined && typeof objectRouter.fetch !== 'function') {
+      throw invalid('options.objectRouter must have a fetch(request, manager) method.')
+    }
+    this.binding = binding
+    this.serializer = resolveSerializer(serializer)
+    this.objectRouter = objectRouter
+    this.#middleware = [...middleware]
+    this.#chain = this.#middleware.map(createMiddleware)
+    register(this)
+  }
+
+  /** Registers the handler for an event, replacing any earlier one. Returns the module, for chaining. */
+  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, Message>[E]): this {
+    this.#handlers.add(event, handler)
+    return this
+  }
+
+  /** The `[factory, options]` pairs this module was made with. */
+  middleware(): MiddlewareEntry<Env>[] {
+    return [...this.#middleware]
+  }
+
+  /** The seed's `psgi`: checks the upgrade and forwards it to the object, with no middleware. */
+  handler(): FetchHandler<Env> {
+    return createUpgradeHandler(this, [])
+  }
+
+  /** The seed's `run`: the same as handler(), behind this module's middleware. */
+  run(): FetchHandler<Env> {
+    return createUpgradeHandler(this, this.#chain)
+  }
+
+  /** A Worker: `path` goes to the object, every other request to `app`, untouched. */
+  mount(path: string, app: App<Env>): ExportedHandler<Env> {
+    return mountAt(path, this.run(), app)
+  }
+
+  /** @internal What the Durable Object runs. */
+  get behaviour(): ObjectBehaviour<Env, Data, Message> {
+    return { handlers: this.#handlers, serializer: this.serializer, objectRouter: this.objectRouter }
+  }
+
+  /** @internal */
+  errorHandler(): EventHandlers<Env, Data, Message>['error'] | undefined {
+    return this.#handlers.get('error')
+  }
+}
+
+function invalid(message: string): DurableWebSocketError {
+  return new DurableWebSocketError('ERR_DWS_INVALID_OPTIONS', message)
+}
+
+function createMiddleware<Env>(entry: MiddlewareEntry<Env>, index: number): MiddlewareHandler<Env> {
+  if (!Array.isArray(entry) || typeof entry[0] !== 'function') {
+    throw invalid(`options.middleware[${String(index)}] must be a [factory, options] pair, got ${describe(entry)}.`)
+  }
+  const [factory, options] = entry
+  const handler = factory(options as never)
+  if (typeof handler !== 'function') {
+    throw invalid(`options.middleware[${String(index)}]: the factory must return a function (request, context).`)
+  }
+  return handler
+}
+
+/** Makes a WebSocket module; see {@link WebSocketModule}. */
+export function websocket<Env = Cloudflare.Env, Data extends object = Record<string, unknown>, Message = unknown>(
+  options: WebSocketOptions<Env, Data, Message>,
+): WebSocketModule<Env, Data, Message> {
+  return new WebSocketModule(options)
+}

@@ -1,0 +1,67 @@
+import { DurableWebSocketError } from '../core/errors.js'
+import type { Locals } from '../core/events.js'
+import { LOCALS_HEADER, hasLocals } from '../core/locals.js'
+import { log } from '../core/log.js'
+import { runMiddleware, type MiddlewareHandler } from './middleware.js'
+import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
+
+export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
+
+/** What the Worker side needs to know of a module. */
+export interface UpgradeTarget<Env> {
+  readonly binding: string
+  errorHandler(): ((request: Request, env: Env) => Response | Promise<Response>) | undefined
+}
+
+/** Every connection of a mount goes to this one object until rooms exist. */
+export const DEFAULT_OBJECT_NAME = 'default'
+
+/**
+ * Checks the handshake, runs the middleware, and hands the upgrade to the
+ * object. Anything that throws here is logged and answered with a bare 500:
+ * no stack trace or internal message ever reaches the client.
+ */
+export function createUpgradeHandler<Env>(
+  target: UpgradeTarget<Env>,
+  chain: readonly MiddlewareHandler<Env>[],
+): FetchHandler<Env> {
+  return async (request, env, ctx) => {
+    try {
+      const problem = findUpgradeProblem(request)
+      if (problem !== undefined) {
+        const onError = target.errorHandler()
+        return onError === undefined ? defaultUpgradeError(problem) : await onError(request, env)
+      }
+      const locals: Locals = {}
+      const stopped = await runMiddleware(chain, request, { env, ctx, locals })
+      if (stopped !== undefined) return stopped
+      return await forwardUpgrade(request, namespaceOf(env, target.binding), locals)
+    } catch (error) {
+      log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
+      return new Response('Internal Server Error\n', { status: 500 })
+    }
+  }
+}
+
+function namespaceOf(env: unknown, binding: string): DurableObjectNamespace {
+  const namespace = (env as Record<string, unknown> | undefined)?.[binding]
+  if (typeof (namespace as DurableObjectNamespace | undefined)?.idFromName !== 'function') {
+    throw new DurableWebSocketError(
+      'ERR_DWS_MISSING_BINDING',
+      `env.${binding} is not a Durable Object namespace: bind your WebSocketObject subclass as "${binding}" under [[durable_objects.bindings]] in wrangler.toml.`,
+    )
+  }
+  return namespace as DurableObjectNamespace
+}
+
+/**
+ * A fresh Request, not the one the router saw: `stub.fetch` rejects requests
+ * that itty-router has wrapped, and a copy lets us drop a forged locals header.
+ */
+function forwardUpgrade(request: Request, namespace: DurableObjectNamespace, locals: Locals): Promise<Response> {
+  const headers = new Headers(request.headers)
+  headers.delete(LOCALS_HEADER)
+  if (hasLocals(locals)) headers.set(LOCALS_HEADER, JSON.stringify(locals))
+  const stub = namespace.get(namespace.idFromName(DEFAULT_OBJECT_NAME))
+  return stub.fetch(new Request(request.url, { method: 'GET', headers }))
+}

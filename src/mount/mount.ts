@@ -1,0 +1,30 @@
+import { Router } from 'itty-router'
+import type { FetchHandler } from './forward.js'
+
+/** The user's own app: an itty-router router or anything with a Worker-style fetch. */
+export interface App<Env> {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Response | undefined | Promise<Response | undefined>
+}
+
+/**
+ * A plain Router, not AutoRouter: AutoRouter's response helpers (format,
+ * corsify) would rewrite the 101 that carries the socket.
+ */
+export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<Env>): ExportedHandler<Env> {
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new TypeError(`mount() takes a path starting with "/", e.g. "/ws"; got ${JSON.stringify(path)}.`)
+  }
+  if (typeof app?.fetch !== 'function') {
+    throw new TypeError('mount() takes your app as its second argument: an itty-router router or any { fetch }.')
+  }
+  const router = Router<Request, [Env, ExecutionContext]>()
+  router.all(path, (request, env, ctx) => upgrade(request, env, ctx))
+  router.all('*', async (request, env, ctx) => (await app.fetch(request, env, ctx)) ?? notFound())
+  return {
+    fetch: async (request, env, ctx) => ((await router.fetch(request, env, ctx)) as Response | undefined) ?? notFound(),
+  }
+}
+
+function notFound(): Response {
+  return new Response('Not Found\n', { status: 404 })
+}

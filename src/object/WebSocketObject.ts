@@ -1,0 +1,55 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { Manager, ObjectRouter } from '../core/manager.js'
+import { readLocals } from '../core/locals.js'
+import { isWebSocketUpgrade } from '../mount/upgrade.js'
+import { WebSocketManager, type ObjectBehaviour } from './WebSocketManager.js'
+import { resolveModule, type ServedModule } from './registry.js'
+
+/**
+ * The Durable Object that holds the sockets. Extend it, export the subclass
+ * and bind it in wrangler.toml; add RPC methods, alarms or storage as with
+ * any Durable Object. Sockets use the Hibernation API, so an idle object is
+ * evicted from memory while its clients stay connected.
+ */
+export class WebSocketObject<
+  Env = Cloudflare.Env,
+  Data extends object = Record<string, unknown>,
+  Message = unknown,
+> extends DurableObject<Env> {
+  /** The module this class serves, when the script makes more than one. */
+  static websocket: ServedModule | undefined
+
+  readonly #manager: WebSocketManager<Env, Data, Message>
+  readonly #objectRouter: ObjectRouter<Env, Data, Message> | undefined
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    // The registry cannot know this subclass's type parameters; the user's declaration states them.
+    const behaviour = resolveModule(new.target).behaviour as unknown as ObjectBehaviour<Env, Data, Message>
+    this.#manager = new WebSocketManager(ctx, env, behaviour)
+    this.#objectRouter = behaviour.objectRouter
+  }
+
+  /** This object's connections, broadcast, storage and env: the same object handlers see as `conn.manager`. */
+  protected get manager(): Manager<Env, Data, Message> {
+    return this.#manager
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (isWebSocketUpgrade(request)) return this.#manager.accept(request, readLocals(request))
+    const answer = await this.#objectRouter?.fetch(request, this.#manager)
+    return answer ?? new Response('Not Found\n', { status: 404 })
+  }
+
+  override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> | undefined {
+    return this.#manager.webSocketMessage(socket, message)
+  }
+
+  override webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
+    return this.#manager.webSocketClose(socket, code, reason)
+  }
+
+  override webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {
+    return this.#manager.webSocketError(socket, error)
+  }
+}
