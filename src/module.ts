@@ -3,7 +3,7 @@ import { DurableWebSocketError, describe } from './core/errors.js'
 import { resolveSerializer, type Serializer, type SerializerOption } from './core/serializer.js'
 import type { ObjectRouter } from './core/manager.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
-import { createUpgradeHandler, type FetchHandler } from './mount/forward.js'
+import { createUpgradeHandler, objectStub, type FetchHandler } from './mount/forward.js'
 import { mountAt, type App } from './mount/mount.js'
 import type { ObjectBehaviour } from './object/WebSocketManager.js'
 import { register } from './object/registry.js'
@@ -77,6 +77,15 @@ export class WebSocketModule<Env = Cloudflare.Env, Data extends object = Record<
     return mountAt(path, this.run(), app)
   }
 
+  /**
+   * The stub of this module's object, for calling its RPC methods from a
+   * Worker route, a cron or a queue consumer. Pass your subclass as the type
+   * argument to get its methods typed: `ws.room<Hub>(env)`.
+   */
+  room<Target extends Rpc.DurableObjectBranded | undefined = undefined>(env: Env): DurableObjectStub<Target> {
+    return objectStub<Target>(env, this.binding)
+  }
+
   /** @internal What the Durable Object runs. */
   get behaviour(): ObjectBehaviour<Env, Data, Message> {
     return { handlers: this.#handlers, serializer: this.serializer, objectRouter: this.objectRouter }
@@ -108,5 +117,5 @@ function createMiddleware<Env>(entry: MiddlewareEntry<Env>, index: number): Midd
 export function websocket<Env = Cloudflare.Env, Data extends object = Record<string, unknown>, Message = unknown>(
   options: WebSocketOptions<Env, Data, Message>,
 ): WebSocketModule<Env, Data, Message> {
-  return new WebSocketModule(options)
+  return new WebSocketModule<Env, Data, Message>(options)
 }

@@ -20,6 +20,8 @@ export interface Manager<Env, Data extends object, Message> {
   /** The object's state (id, storage, waitUntil, alarms). */
   readonly ctx: DurableObjectState
   readonly env: Env
+  /** The highest connection id this object has handed out; 0 before the first. */
+  readonly lastId: number
   /** The name the object was reached by (`idFromName`), if any. */
   readonly name: string | undefined
   readonly serializer: Serializer<Message> | undefined

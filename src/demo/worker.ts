@@ -5,10 +5,21 @@ import { WebSocketObject, websocket } from '../index.js'
 const ws = websocket({ binding: 'WEBSOCKET', serializer: 'json' })
 ws.add('message', (conn, message) => conn.send({ received: message }))
 
+export class Hub extends WebSocketObject {
+  /** An RPC method beside the sockets: what the object knows of its connections. */
+  connectionStatus(): { ids: number[]; lastId: number } {
+    const ids = [...this.manager.connections().keys()].sort((a, b) => a - b)
+    return { ids, lastId: this.manager.lastId }
+  }
+}
+
 const app = AutoRouter()
 app.get('/', () => 'durable-websocket demo: connect a WebSocket client to /ws\n')
 app.get('/hello', () => 'hi\n')
+app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
 
-export class Hub extends WebSocketObject {}
+interface Env {
+  WEBSOCKET: DurableObjectNamespace<Hub>
+}
 
 export default ws.mount('/ws', app)

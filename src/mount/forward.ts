@@ -35,7 +35,7 @@ export function createUpgradeHandler<Env>(
       const locals: Locals = {}
       const stopped = await runMiddleware(chain, request, { env, ctx, locals })
       if (stopped !== undefined) return stopped
-      return await forwardUpgrade(request, namespaceOf(env, target.binding), locals)
+      return await forwardUpgrade(request, objectStub(env, target.binding), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -43,25 +43,29 @@ export function createUpgradeHandler<Env>(
   }
 }
 
-function namespaceOf(env: unknown, binding: string): DurableObjectNamespace {
-  const namespace = (env as Record<string, unknown> | undefined)?.[binding]
-  if (typeof (namespace as DurableObjectNamespace | undefined)?.idFromName !== 'function') {
+export function objectStub<Target extends Rpc.DurableObjectBranded | undefined = undefined>(
+  env: unknown,
+  binding: string,
+): DurableObjectStub<Target> {
+  const namespace = (env as Record<string, unknown> | undefined)?.[binding] as
+    | DurableObjectNamespace<Target>
+    | undefined
+  if (typeof namespace?.idFromName !== 'function') {
     throw new DurableWebSocketError(
       'ERR_DWS_MISSING_BINDING',
       `env.${binding} is not a Durable Object namespace: bind your WebSocketObject subclass as "${binding}" under [[durable_objects.bindings]] in wrangler.toml.`,
     )
   }
-  return namespace as DurableObjectNamespace
+  return namespace.get(namespace.idFromName(DEFAULT_OBJECT_NAME))
 }
 
 /**
  * A fresh Request, not the one the router saw: `stub.fetch` rejects requests
  * that itty-router has wrapped, and a copy lets us drop a forged locals header.
  */
-function forwardUpgrade(request: Request, namespace: DurableObjectNamespace, locals: Locals): Promise<Response> {
+function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: Locals): Promise<Response> {
   const headers = new Headers(request.headers)
   headers.delete(LOCALS_HEADER)
   if (hasLocals(locals)) headers.set(LOCALS_HEADER, JSON.stringify(locals))
-  const stub = namespace.get(namespace.idFromName(DEFAULT_OBJECT_NAME))
   return stub.fetch(new Request(request.url, { method: 'GET', headers }))
 }

@@ -58,6 +58,11 @@ export class WebSocketManager<Env, Data extends object, Message>
     return this.#behaviour.serializer
   }
 
+  get lastId(): number {
+    this.#lastId ??= this.storage.kv.get<number>(LAST_ID_KEY) ?? 0
+    return this.#lastId
+  }
+
   connections(): Map<number, Connection<Env, Data, Message>> {
     this.#hydrate()
     return new Map(this.#open)
@@ -211,10 +216,10 @@ export class WebSocketManager<Env, Data extends object, Message>
   }
 
   #nextId(): number {
-    this.#lastId ??= this.storage.kv.get<number>(LAST_ID_KEY) ?? 0
-    this.#lastId += 1
-    this.storage.kv.put(LAST_ID_KEY, this.#lastId)
-    return this.#lastId
+    const id = this.lastId + 1
+    this.storage.kv.put(LAST_ID_KEY, id)
+    this.#lastId = id
+    return id
   }
 
   #track(conn: Connection<Env, Data, Message>): void {
