@@ -13,6 +13,11 @@ export type { Manager, BroadcastOptions, ObjectRouter } from './core/manager.js'
 export type { Serializer, SerializerOption } from './core/serializer.js'
 export type { DurableWebSocketErrorCode } from './core/errors.js'
 export type { AllowOriginsOptions } from './mount/allowOrigins.js'
-export type { MiddlewareContext, MiddlewareEntry, MiddlewareFactory, MiddlewareHandler } from './mount/middleware.js'
+export type {
+  MiddlewareContext,
+  MiddlewareEntry,
+  MiddlewareFactory,
+  MiddlewareHandler,
+} from './mount/middleware.js'
 export type { App } from './mount/mount.js'
 export type { FetchHandler } from './mount/forward.js'

@@ -23,7 +23,11 @@ export interface WebSocketOptions<Env, Data extends object, Message> {
  * One WebSocket endpoint: its handlers, serializer and middleware. Make it at
  * module scope, so the Durable Object, which runs in the same script, finds it.
  */
-export class WebSocketModule<Env = Cloudflare.Env, Data extends object = Record<string, unknown>, Message = unknown> {
+export class WebSocketModule<
+  Env = Cloudflare.Env,
+  Data extends object = Record<string, unknown>,
+  Message = unknown,
+> {
   readonly binding: string
   readonly serializer: Serializer<Message> | undefined
   readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
@@ -37,9 +41,12 @@ export class WebSocketModule<Env = Cloudflare.Env, Data extends object = Record<
     }
     const { binding, serializer, middleware = [], objectRouter } = options
     if (typeof binding !== 'string' || binding === '') {
-      throw invalid('options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".')
+      throw invalid(
+        'options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".',
+      )
     }
-    if (!Array.isArray(middleware)) throw invalid('options.middleware must be an array of [factory, options] pairs.')
+    if (!Array.isArray(middleware))
+      throw invalid('options.middleware must be an array of [factory, options] pairs.')
     if (objectRouter !== undefined && typeof objectRouter.fetch !== 'function') {
       throw invalid('options.objectRouter must have a fetch(request, manager) method.')
     }
@@ -103,19 +110,25 @@ function invalid(message: string): DurableWebSocketError {
 
 function createMiddleware<Env>(entry: MiddlewareEntry<Env>, index: number): MiddlewareHandler<Env> {
   if (!Array.isArray(entry) || typeof entry[0] !== 'function') {
-    throw invalid(`options.middleware[${String(index)}] must be a [factory, options] pair, got ${describe(entry)}.`)
+    throw invalid(
+      `options.middleware[${String(index)}] must be a [factory, options] pair, got ${describe(entry)}.`,
+    )
   }
   const [factory, options] = entry
   const handler = factory(options as never)
   if (typeof handler !== 'function') {
-    throw invalid(`options.middleware[${String(index)}]: the factory must return a function (request, context).`)
+    throw invalid(
+      `options.middleware[${String(index)}]: the factory must return a function (request, context).`,
+    )
   }
   return handler
 }
 
 /** Makes a WebSocket module; see {@link WebSocketModule}. */
-export function websocket<Env = Cloudflare.Env, Data extends object = Record<string, unknown>, Message = unknown>(
-  options: WebSocketOptions<Env, Data, Message>,
-): WebSocketModule<Env, Data, Message> {
+export function websocket<
+  Env = Cloudflare.Env,
+  Data extends object = Record<string, unknown>,
+  Message = unknown,
+>(options: WebSocketOptions<Env, Data, Message>): WebSocketModule<Env, Data, Message> {
   return new WebSocketModule<Env, Data, Message>(options)
 }

@@ -16,7 +16,9 @@ export interface ConnectionRecord<Data> {
   closing?: true
 }
 
-type Stored<Data> = { [ATTACHMENT_KEY]?: ConnectionRecord<Data> }
+interface Stored<Data> {
+  [ATTACHMENT_KEY]?: ConnectionRecord<Data>
+}
 
 export function readRecord<Data>(socket: WebSocket): ConnectionRecord<Data> | undefined {
   const stored = socket.deserializeAttachment() as Stored<Data> | null

@@ -138,6 +138,8 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   }
 
   #record(): ConnectionRecord<Data> {
-    return this.#closeHandled ? { id: this.id, data: this.#data, closing: true } : { id: this.id, data: this.#data }
+    return this.#closeHandled
+      ? { id: this.id, data: this.#data, closing: true }
+      : { id: this.id, data: this.#data }
   }
 }

@@ -22,13 +22,7 @@ export interface EventHandlers<Env, Data extends object, Message> {
 
 export type EventName = keyof EventHandlers<unknown, object, unknown>
 
-export const EVENT_NAMES: readonly EventName[] = [
-  'open',
-  'message',
-  'malformed_message',
-  'close',
-  'error',
-]
+export const EVENT_NAMES: readonly EventName[] = ['open', 'message', 'malformed_message', 'close', 'error']
 
 function isEventName(value: unknown): value is EventName {
   return (EVENT_NAMES as readonly unknown[]).includes(value)

@@ -37,8 +37,6 @@ export class SerialQueue {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
   )
 }

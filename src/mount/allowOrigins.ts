@@ -21,7 +21,9 @@ function normalizeOrigin(origin: string): string {
   try {
     url = new URL(origin)
   } catch {
-    throw invalid(`"${origin}" is not an origin; write it as scheme://host[:port], e.g. "https://example.com".`)
+    throw invalid(
+      `"${origin}" is not an origin; write it as scheme://host[:port], e.g. "https://example.com".`,
+    )
   }
   if (url.origin === 'null' || url.origin !== origin.replace(/\/$/, '').toLowerCase()) {
     throw invalid(`"${origin}" is not an origin; drop any path, query or credentials, e.g. "${url.origin}".`)
@@ -35,12 +37,14 @@ function normalizeOrigin(origin: string): string {
  * and the Origin header is the only thing that tells the pages apart.
  */
 export function allowOrigins(options: AllowOriginsOptions): MiddlewareHandler<unknown> {
-  if (typeof options !== 'object' || options === null) throw invalid(`options must be an object, got ${describe(options)}.`)
+  if (typeof options !== 'object' || options === null)
+    throw invalid(`options must be an object, got ${describe(options)}.`)
   const { origins, allowMissing = true } = options
   if (!Array.isArray(origins) || origins.length === 0) {
     throw invalid('options.origins must be a non-empty array of origins or RegExps.')
   }
-  if (typeof allowMissing !== 'boolean') throw invalid(`options.allowMissing must be a boolean, got ${describe(allowMissing)}.`)
+  if (typeof allowMissing !== 'boolean')
+    throw invalid(`options.allowMissing must be a boolean, got ${describe(allowMissing)}.`)
   const exact = new Set<string>()
   const patterns: RegExp[] = []
   for (const origin of origins as readonly unknown[]) {
@@ -48,8 +52,7 @@ export function allowOrigins(options: AllowOriginsOptions): MiddlewareHandler<un
       // A /g or /y pattern keeps lastIndex between calls and would answer differently each time.
       if (origin.global || origin.sticky) throw invalid(`drop the g and y flags from ${String(origin)}.`)
       patterns.push(origin)
-    }
-    else if (typeof origin === 'string') exact.add(normalizeOrigin(origin))
+    } else if (typeof origin === 'string') exact.add(normalizeOrigin(origin))
     else throw invalid(`each origin must be a string or a RegExp, got ${describe(origin)}.`)
   }
   return (request) => {

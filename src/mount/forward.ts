@@ -48,8 +48,7 @@ export function objectStub<Target extends Rpc.DurableObjectBranded | undefined =
   binding: string,
 ): DurableObjectStub<Target> {
   const namespace = (env as Record<string, unknown> | undefined)?.[binding] as
-    | DurableObjectNamespace<Target>
-    | undefined
+    DurableObjectNamespace<Target> | undefined
   if (typeof namespace?.idFromName !== 'function') {
     throw new DurableWebSocketError(
       'ERR_DWS_MISSING_BINDING',

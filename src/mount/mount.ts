@@ -3,7 +3,11 @@ import type { FetchHandler } from './forward.js'
 
 /** The user's own app: an itty-router router or anything with a Worker-style fetch. */
 export interface App<Env> {
-  fetch(request: Request, env: Env, ctx: ExecutionContext): Response | undefined | Promise<Response | undefined>
+  fetch(
+    request: Request,
+    env: Env,
+    ctx: ExecutionContext,
+  ): Response | undefined | Promise<Response | undefined>
 }
 
 /**
@@ -15,13 +19,16 @@ export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<
     throw new TypeError(`mount() takes a path starting with "/", e.g. "/ws"; got ${JSON.stringify(path)}.`)
   }
   if (typeof app?.fetch !== 'function') {
-    throw new TypeError('mount() takes your app as its second argument: an itty-router router or any { fetch }.')
+    throw new TypeError(
+      'mount() takes your app as its second argument: an itty-router router or any { fetch }.',
+    )
   }
   const router = Router<Request, [Env, ExecutionContext]>()
   router.all(path, (request, env, ctx) => upgrade(request, env, ctx))
   router.all('*', async (request, env, ctx) => (await app.fetch(request, env, ctx)) ?? notFound())
   return {
-    fetch: async (request, env, ctx) => ((await router.fetch(request, env, ctx)) as Response | undefined) ?? notFound(),
+    fetch: async (request, env, ctx) =>
+      ((await router.fetch(request, env, ctx)) as Response | undefined) ?? notFound(),
   }
 }
 

@@ -74,7 +74,10 @@ export class WebSocketManager<Env, Data extends object, Message>
     this.#hydrate()
     let sent = 0
     for (const conn of this.#open.values()) {
-      if (except !== undefined && (typeof except === 'number' ? except === conn.id : except.includes(conn.id))) {
+      if (
+        except !== undefined &&
+        (typeof except === 'number' ? except === conn.id : except.includes(conn.id))
+      ) {
         continue
       }
       try {
@@ -139,7 +142,9 @@ export class WebSocketManager<Env, Data extends object, Message>
       decoded = serializer.decode(raw)
     } catch (error) {
       if (this.#behaviour.handlers.get('malformed_message') === undefined) {
-        log.warn(`connection ${String(conn.id)} sent a message the serializer cannot decode, closing it with 1007`)
+        log.warn(
+          `connection ${String(conn.id)} sent a message the serializer cannot decode, closing it with 1007`,
+        )
         this.#closeQuietly(conn, CloseCode.INVALID_PAYLOAD, 'Malformed message')
         return undefined
       }

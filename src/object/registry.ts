@@ -22,7 +22,10 @@ export function register(module: ServedModule): void {
  * script's only module is used, which keeps the one-endpoint case free of
  * ceremony.
  */
-export function resolveModule(objectClass: { name: string; websocket?: ServedModule | undefined }): ServedModule {
+export function resolveModule(objectClass: {
+  name: string
+  websocket?: ServedModule | undefined
+}): ServedModule {
   if (objectClass.websocket !== undefined) return objectClass.websocket
   if (modules.size === 1) {
     const [only] = modules
