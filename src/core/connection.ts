@@ -20,7 +20,7 @@ export interface ConnectionHost<Env, Data extends object, Message> {
 export class Connection<Env = unknown, Data extends object = Record<string, unknown>, Message = unknown> {
   readonly id: number
   readonly socket: WebSocket
-  /** Messages and lifecycle events of this connection run through here, one at a time. */
+  /** @internal Messages and lifecycle events of this connection run through here, one at a time. */
   readonly queue = new SerialQueue()
   readonly #host: ConnectionHost<Env, Data, Message>
   #data: Data
@@ -71,7 +71,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   }
 
   /**
-   * Writes `data` to the attachment. On failure the in-memory data is reset
+   * @internal Writes `data` to the attachment. On failure the in-memory data is reset
    * to what the attachment last held, so the connection goes on as it was.
    */
   persist(): void {
@@ -104,7 +104,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     return true
   }
 
-  /** Sends an already encoded frame; used by broadcast to encode once. */
+  /** @internal Sends an already encoded frame; broadcast uses it to encode once. */
   sendFrame(frame: string | ArrayBuffer | ArrayBufferView): boolean {
     if (this.closed) return false
     this.socket.send(frame)
