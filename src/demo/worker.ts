@@ -1,4 +1,4 @@
-import { AutoRouter } from 'itty-router'
+import { AutoRouter, text } from 'itty-router'
 import { WebSocketObject, websocket } from '../index.js'
 
 // The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws that answers every message.
@@ -14,8 +14,8 @@ export class Hub extends WebSocketObject {
 }
 
 const app = AutoRouter()
-app.get('/', () => 'durable-websocket demo: connect a WebSocket client to /ws\n')
-app.get('/hello', () => 'hi\n')
+app.get('/', () => text('durable-websocket demo: connect a WebSocket client to /ws\n'))
+app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
 
 interface Env {
