@@ -48,7 +48,7 @@ export function isDurableWebSocketError(
 }
 
 export function describe(value: unknown): string {
-  if (value === null) return 'null'
+  if (value === null || value === undefined) return String(value)
   if (Array.isArray(value)) return 'an array'
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`
   if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`

@@ -1,5 +1,5 @@
 import { readRecord } from '../core/attachment.js'
-import { CloseCode } from '../core/closeCodes.js'
+import { CloseCode, isSendableCloseCode } from '../core/closeCodes.js'
 import { Connection, type ConnectionHost } from '../core/connection.js'
 import type { EventHandlers, EventName, HandlerRegistry, Incoming, Locals } from '../core/events.js'
 import type { BroadcastOptions, Manager, ObjectRouter } from '../core/manager.js'
@@ -16,8 +16,12 @@ export interface ObjectBehaviour<Env, Data extends object, Message> {
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
-/** Close codes the runtime reports but that no peer ever sent, so there is nothing to answer. */
-const RESERVED_CLOSE_CODES = new Set([1005, 1006, 1015])
+/**
+ * Close codes the runtime reports when no close frame arrived (1006: the peer
+ * vanished; 1015: TLS failed), so there is nothing to answer. 1005 is not one
+ * of them: it is a close frame with no code, which must be answered too.
+ */
+const NO_CLOSE_FRAME_CODES = new Set([1006, 1015])
 
 /**
  * One per Durable Object instance: assigns ids, owns the sockets, and turns
@@ -112,8 +116,9 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    if (!RESERVED_CLOSE_CODES.has(code) && socket.readyState !== WebSocket.CLOSED) {
-      // Before compatibility date 2026-04-07 the runtime does not answer a close frame itself.
+    if (!NO_CLOSE_FRAME_CODES.has(code) && socket.readyState !== WebSocket.CLOSED) {
+      // workerd does not answer a close frame on a hibernatable socket itself, not even at
+      // compatibility date 2026-10-15 (test/workerd/runtime.test.ts pins this).
       this.#closeSocketQuietly(socket, code, reason)
     }
     if (conn === undefined || conn.closeHandled) return undefined
@@ -192,6 +197,10 @@ export class WebSocketManager<Env, Data extends object, Message>
   }
 
   #handlerFailed(conn: Connection<Env, Data, Message>, event: EventName, error: unknown): void {
+    if (conn.closed) {
+      log.error(`the ${event} handler failed for connection ${String(conn.id)}:`, error)
+      return
+    }
     log.error(`the ${event} handler failed for connection ${String(conn.id)}, closing it with 1011:`, error)
     this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
   }
@@ -214,7 +223,10 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   #closeSocketQuietly(socket: WebSocket, code: number, reason: string): void {
     try {
-      socket.close(code, reason)
+      // Echo the peer's code where it may be sent back; 1005 (no code) and codes reserved for
+      // reporting get an empty close frame, which is always valid.
+      if (isSendableCloseCode(code)) socket.close(code, reason)
+      else socket.close()
     } catch {
       // Already closed by the runtime: nothing left to answer.
     }

@@ -1,0 +1,183 @@
+import { env } from 'cloudflare:workers'
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { ATTACHMENT_KEY } from '../../src/core/attachment.js'
+import type { Entry } from './fixture/record.js'
+import { connect, eventually, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
+
+const lifecycle = stubOf(env.LIFECYCLE)
+
+/** Long enough for a duplicate close event, had there been one, to be recorded too. */
+const SETTLE_MS = 100
+
+async function opened(client: Client): Promise<{ id: number } & Record<string, unknown>> {
+  return client.nextJson<{ id: number } & Record<string, unknown>>()
+}
+
+async function entriesFor(id: number, event: string): Promise<Entry[]> {
+  const log = await lifecycle.log()
+  return log.filter((entry) => entry.id === id && entry.event === event)
+}
+
+/** Waits for the close handler of `id`, lets any duplicate arrive, and returns every close it recorded. */
+async function closesOf(id: number): Promise<Entry[]> {
+  await eventually(
+    () => entriesFor(id, 'close'),
+    (closes) => closes.length > 0,
+  )
+  await sleep(SETTLE_MS)
+  return entriesFor(id, 'close')
+}
+
+describe('open(conn, request, locals)', () => {
+  it('runs once when a connection is established, with the upgrade request and empty locals', async () => {
+    const client = await connect('/lifecycle?room=kitchen', { 'x-client': 'vitest' })
+    const hello = await opened(client)
+    expect(hello).toEqual({
+      id: hello.id,
+      path: '/lifecycle',
+      room: 'kitchen',
+      client: 'vitest',
+      upgrade: 'websocket',
+      locals: {},
+    })
+    expect(await entriesFor(hello.id, 'open')).toHaveLength(1)
+    await leave(client)
+  })
+
+  it('never receives locals that the client forged in a header', async () => {
+    const client = await connect('/lifecycle', {
+      'x-durable-websocket-locals': JSON.stringify({ user: 'mallory', admin: true }),
+    })
+    expect((await opened(client)).locals).toEqual({})
+    await leave(client)
+  })
+})
+
+describe('message(conn, message)', () => {
+  it('runs once per message, in the order the messages were sent', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    for (const text of ['one', 'two', 'three']) client.send(text)
+    expect([await client.nextText(), await client.nextText(), await client.nextText()]).toEqual([
+      'echo:one',
+      'echo:two',
+      'echo:three',
+    ])
+    expect((await entriesFor(id, 'message')).map((entry) => entry.message)).toEqual(['one', 'two', 'three'])
+    await leave(client)
+  })
+
+  it('reaches the same connection after the object hibernated, without running open again', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    await evictDurableObject(lifecycle, { webSockets: 'hibernate' })
+    expect(await client.ask('after the nap')).toBe('echo:after the nap')
+    expect((await entriesFor(id, 'message')).map((entry) => entry.message)).toEqual(['after the nap'])
+    expect(await entriesFor(id, 'open')).toHaveLength(1)
+    await leave(client)
+  })
+})
+
+describe('close(conn, code, reason)', () => {
+  it("runs once, with the client's code and reason, when the client closes", async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    client.close(4321, 'client leaving')
+    await client.whenClosed()
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 4321, reason: 'client leaving' }])
+  })
+
+  it('runs once with 1005, and the close is answered, when the client closes without a code', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    client.close()
+    expect(await client.whenClosed()).toMatchObject({ code: 1005, reason: '' })
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1005, reason: '' }])
+  })
+
+  it('runs once when the server closes the connection with conn.close()', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    client.send('close-me')
+    expect(await client.whenClosed()).toMatchObject({ code: 4000, reason: 'server says bye' })
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 4000, reason: 'server says bye' }])
+  })
+
+  it('runs once, with 1011, when a handler of the connection throws', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    client.send('throw')
+    expect(await client.whenClosed()).toMatchObject({ code: 1011, reason: 'Internal Error' })
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1011, reason: 'Internal Error' }])
+  })
+
+  it('runs once, on the woken object, when a hibernated connection is closed by its client', async () => {
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    await evictDurableObject(lifecycle, { webSockets: 'hibernate' })
+    client.close(1000, 'bye after the nap')
+    await client.whenClosed()
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1000, reason: 'bye after the nap' }])
+  })
+
+  it('runs once, with 1006, when the runtime reports a socket error, even if a close event follows', async () => {
+    // workerd cannot cut an in-process peer, so the test makes the runtime's two
+    // callbacks itself, on the object's real socket, in the order a dropped peer produces them.
+    const client = await connect('/lifecycle')
+    const { id } = await opened(client)
+    await runInDurableObject(lifecycle, async (instance, state) => {
+      const socket = state.getWebSockets().find((candidate) => {
+        const stored = candidate.deserializeAttachment() as Record<string, { id?: number } | undefined> | null
+        return stored?.[ATTACHMENT_KEY]?.id === id
+      })
+      if (socket === undefined) throw new Error(`no socket for connection ${String(id)}`)
+      await instance.webSocketError(socket, new Error('peer vanished'))
+      await instance.webSocketClose(socket, 1006, 'peer vanished')
+      expect(await instance.connectionIds()).not.toContain(id)
+    })
+    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1006, reason: '' }])
+    client.close()
+    await client.whenClosed()
+    await sleep(SETTLE_MS)
+    expect(await entriesFor(id, 'close')).toHaveLength(1)
+  })
+})
+
+describe('error(request, env)', () => {
+  it("answers a request to the mount path that is not an upgrade with the handler's Response", async () => {
+    const get = await request('/lifecycle')
+    expect(get.status).toBe(400)
+    expect(get.headers.get('x-answered-by')).toBe('error handler')
+    expect(await get.text()).toBe(`not a WebSocket upgrade: GET (${env.FIXTURE_VAR})`)
+
+    const post = await request('/lifecycle', { method: 'POST', body: 'x' })
+    expect(post.status).toBe(400)
+    expect(await post.text()).toContain('POST')
+  })
+
+  it('defaults to 426 with Upgrade: websocket for a GET without an upgrade', async () => {
+    const response = await request('/ids')
+    expect(response.status).toBe(426)
+    expect(response.headers.get('Upgrade')).toBe('websocket')
+    expect(response.webSocket).toBeNull()
+  })
+
+  it('defaults to 405 with Allow: GET for any other method', async () => {
+    // A fetch carrying Upgrade: websocket always arrives as a GET (see runtime.test.ts), so these carry none.
+    for (const method of ['POST', 'PUT', 'DELETE', 'HEAD']) {
+      const response = await request('/ids', { method })
+      expect(response.status).toBe(405)
+      expect(response.headers.get('Allow')).toBe('GET')
+    }
+  })
+
+  it('defaults to 426 naming version 13 for another WebSocket version, and 400 for a malformed key', async () => {
+    const version = await upgrade('/ids', { 'Sec-WebSocket-Version': '8' })
+    expect(version.status).toBe(426)
+    expect(version.headers.get('Sec-WebSocket-Version')).toBe('13')
+
+    const key = await upgrade('/ids', { 'Sec-WebSocket-Key': 'not a key' })
+    expect(key.status).toBe(400)
+  })
+})
