@@ -48,36 +48,39 @@ export interface DevServer {
  * child gets its own process group because wrangler runs two workerd
  * processes (a proxy and the runtime) that a signal to wrangler alone leaves behind.
  */
-export async function startDev(workspace: Workspace): Promise<DevServer> {
-  const child = spawn(
-    process.execPath,
-    [
-      WRANGLER,
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--inspector-port',
-      '0',
-      '--persist-to',
-      workspace.state,
-      '--show-interactive-dev-session=false',
-    ],
-    {
-      cwd: REPO_ROOT,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WRANGLER_SEND_METRICS: 'false',
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-        XDG_CONFIG_HOME: join(workspace.root, 'config'),
-        X_LOCAL_OBSERVABILITY: 'false',
-        CI: 'true',
-      },
+export interface StartOptions {
+  /**
+   * Start through the README's own command, `npm start -- --port N`, on
+   * this port instead of wrangler directly on a free one.
+   */
+  npmStartPort?: number
+}
+
+export async function startDev(workspace: Workspace, options: StartOptions = {}): Promise<DevServer> {
+  const devFlags = [
+    '--inspector-port',
+    '0',
+    '--persist-to',
+    workspace.state,
+    '--show-interactive-dev-session=false',
+  ]
+  const [command, args] =
+    options.npmStartPort === undefined
+      ? [process.execPath, [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', '0', ...devFlags]]
+      : ['npm', ['start', '--', '--port', String(options.npmStartPort), ...devFlags]]
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      XDG_CONFIG_HOME: join(workspace.root, 'config'),
+      X_LOCAL_OBSERVABILITY: 'false',
+      CI: 'true',
     },
-  )
+  })
   const pgid = child.pid
   if (pgid === undefined) throw new Error('wrangler dev could not be spawned')
   running.add(pgid)

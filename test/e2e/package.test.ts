@@ -1,0 +1,79 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+import { connect } from './client.js'
+import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
+
+const run = promisify(execFile)
+const REPO_ROOT = resolve(import.meta.dirname, '../..')
+const OFFLINE_ENV = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' }
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => {
+        if (typeof address === 'object' && address !== null) resolvePort(address.port)
+        else reject(new Error('no port was assigned'))
+      })
+    })
+  })
+}
+
+describe('the published package', () => {
+  it('npm pack lists only dist, the README, the licence and package.json, and leaves the demo out', async () => {
+    // npm test has built dist/ already; --ignore-scripts keeps prepack from building it again.
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: REPO_ROOT,
+    })
+    const [report] = JSON.parse(stdout) as [{ files: { path: string }[] }]
+    const paths = report.files.map((file) => file.path)
+    expect(paths).toContain('dist/index.js')
+    expect(paths).toContain('dist/index.d.ts')
+    expect(paths).toContain('README.md')
+    expect(paths).toContain('LICENSE')
+    const unexpected = paths.filter(
+      (path) => !path.startsWith('dist/') && !['README.md', 'LICENSE', 'package.json'].includes(path),
+    )
+    expect(unexpected).toEqual([])
+    expect(paths.filter((path) => path.startsWith('dist/demo'))).toEqual([])
+  })
+})
+
+describe('the demo worker', () => {
+  let workspace: Workspace | undefined
+  let dev: DevServer | undefined
+  afterAll(async () => {
+    await dev?.stop()
+    await workspace?.remove()
+  })
+
+  it('builds offline with wrangler deploy --dry-run', async () => {
+    workspace = await createWorkspace()
+    const outdir = join(workspace.root, 'out')
+    await run(
+      process.execPath,
+      [join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', outdir],
+      { cwd: REPO_ROOT, env: { ...OFFLINE_ENV, XDG_CONFIG_HOME: join(workspace.root, 'config') } },
+    )
+    const bundle = await readFile(join(outdir, 'worker.js'), 'utf8')
+    // esbuild writes `var Hub = class extends WebSocketObject`; the object must be in the bundle.
+    expect(bundle).toMatch(/\bHub = class extends WebSocketObject\b/)
+  })
+
+  it('serves the echo on the port given to npm start -- --port N', async () => {
+    workspace ??= await createWorkspace()
+    const port = await freePort()
+    dev = await startDev(workspace, { npmStartPort: port })
+    expect(dev.origin).toBe(`http://127.0.0.1:${String(port)}`)
+    const client = await connect(`${dev.wsOrigin}/ws`)
+    client.send({ hello: 'world' })
+    expect(await client.next()).toEqual({ received: { hello: 'world' } })
+    expect((await client.close()).code).toBe(1000)
+  })
+})
