@@ -118,7 +118,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     const conn = this.#connectionFor(socket)
     if (!NO_CLOSE_FRAME_CODES.has(code) && socket.readyState !== WebSocket.CLOSED) {
       // workerd does not answer a close frame on a hibernatable socket itself, not even at
-      // compatibility date 2026-10-15 (test/workerd/runtime.test.ts pins this).
+      // compatibility date 2026-10-23 (test/workerd/runtime.test.ts pins this).
       this.#closeSocketQuietly(socket, code, reason)
     }
     if (conn === undefined || conn.closeHandled) return undefined
