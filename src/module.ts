@@ -1,11 +1,14 @@
 import { HandlerRegistry, type EventHandlers, type EventName } from './core/events.js'
 import { DurableWebSocketError, describe } from './core/errors.js'
 import { resolveSerializer, type Serializer, type SerializerOption } from './core/serializer.js'
+import { resolveLimits, type Heartbeat, type Limits } from './core/limits.js'
 import type { ObjectRouter } from './core/manager.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
-import { createUpgradeHandler, objectStub, type FetchHandler } from './mount/forward.js'
+import { createUpgradeHandler, objectStub, type FetchHandler, type RoomFunction } from './mount/forward.js'
 import { mountAt, type App } from './mount/mount.js'
-import type { ObjectBehaviour } from './object/WebSocketManager.js'
+import { DEFAULT_ROOM } from './mount/roomName.js'
+import type { ObjectBehaviour, TagsFunction } from './object/WebSocketManager.js'
+import type { WebSocketObject } from './object/WebSocketObject.js'
 import { register } from './object/registry.js'
 
 export interface WebSocketOptions<Env, Data extends object, Message> {
@@ -17,6 +20,21 @@ export interface WebSocketOptions<Env, Data extends object, Message> {
   middleware?: readonly MiddlewareEntry<Env>[]
   /** Receives requests that reach the object and are not upgrades. Default: 404. */
   objectRouter?: ObjectRouter<Env, Data, Message>
+  /**
+   * Picks the room (the Durable Object's name) for an upgrade, e.g. a tenant
+   * id from a verified token. Default: the `:room` path segment, else "default".
+   */
+  room?: RoomFunction<Env>
+  /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
+  tags?: TagsFunction
+  /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */
+  maxConnections?: number
+  /** A larger incoming message closes its connection with 1009. Default: 1 MiB. */
+  maxMessageBytes?: number
+  /** Close connections silent (no message, no heartbeat) for this many ms, with 1001. Default: never. */
+  idleTimeout?: number
+  /** Text the runtime answers without waking the object. Default: `{ request: 'ping', response: 'pong' }`. */
+  heartbeat?: Heartbeat | false
 }
 
 /**
@@ -31,6 +49,9 @@ export class WebSocketModule<
   readonly binding: string
   readonly serializer: Serializer<Message> | undefined
   readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
+  readonly limits: Limits
+  readonly #room: RoomFunction<Env> | undefined
+  readonly #tags: TagsFunction | undefined
   readonly #handlers = new HandlerRegistry<Env, Data, Message>()
   readonly #middleware: readonly MiddlewareEntry<Env>[]
   readonly #chain: readonly MiddlewareHandler<Env>[]
@@ -39,7 +60,7 @@ export class WebSocketModule<
     if (typeof options !== 'object' || (options as unknown) === null) {
       throw invalid(`websocket() takes an options object, got ${describe(options)}.`)
     }
-    const { binding, serializer, middleware = [], objectRouter } = options
+    const { binding, serializer, middleware = [], objectRouter, room, tags } = options
     if (typeof binding !== 'string' || binding === '') {
       throw invalid(
         'options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".',
@@ -50,9 +71,18 @@ export class WebSocketModule<
     if (objectRouter !== undefined && typeof objectRouter.fetch !== 'function') {
       throw invalid('options.objectRouter must have a fetch(request, manager) method.')
     }
+    if (room !== undefined && typeof room !== 'function') {
+      throw invalid('options.room must be a function (request, env) => room name.')
+    }
+    if (tags !== undefined && typeof tags !== 'function') {
+      throw invalid('options.tags must be a function (request, locals) => string[].')
+    }
     this.binding = binding
     this.serializer = resolveSerializer(serializer)
     this.objectRouter = objectRouter
+    this.limits = resolveLimits(options)
+    this.#room = room
+    this.#tags = tags
     this.#middleware = [...middleware]
     this.#chain = this.#middleware.map(createMiddleware)
     register(this)
@@ -85,17 +115,31 @@ export class WebSocketModule<
   }
 
   /**
-   * The stub of this module's object, for calling its RPC methods from a
-   * Worker route, a cron or a queue consumer. Pass your subclass as the type
-   * argument to get its methods typed: `ws.room<Hub>(env)`.
+   * The stub of a room's object, for calling it over RPC from a Worker route,
+   * a cron or a queue consumer: `broadcast`, `send`, `close`, `count`, `ids`,
+   * and your subclass's own methods with `ws.room<Hub>(env, 'lobby')`.
    */
-  room<Target extends Rpc.DurableObjectBranded | undefined = undefined>(env: Env): DurableObjectStub<Target> {
-    return objectStub<Target>(env, this.binding)
+  room<Target extends Rpc.DurableObjectBranded | undefined = WebSocketObject<Env, Data, Message>>(
+    env: Env,
+    name: string = DEFAULT_ROOM,
+  ): DurableObjectStub<Target> {
+    return objectStub<Target>(env, this.binding, name)
   }
 
   /** @internal What the Durable Object runs. */
   get behaviour(): ObjectBehaviour<Env, Data, Message> {
-    return { handlers: this.#handlers, serializer: this.serializer, objectRouter: this.objectRouter }
+    return {
+      handlers: this.#handlers,
+      serializer: this.serializer,
+      objectRouter: this.objectRouter,
+      limits: this.limits,
+      tags: this.#tags,
+    }
+  }
+
+  /** @internal */
+  roomFunction(): RoomFunction<Env> | undefined {
+    return this.#room
   }
 
   /** @internal */

@@ -12,6 +12,8 @@ export const ATTACHMENT_KEY = 'durable-websocket'
 export interface ConnectionRecord<Data> {
   id: number
   data: Data
+  /** When the client last sent a message (ms since the epoch); what idle reaping looks at. */
+  seen: number
   /** Set before the server sends its close frame, so a late close event after a wake is ignored. */
   closing?: true
 }

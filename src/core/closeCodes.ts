@@ -3,8 +3,12 @@ import { DurableWebSocketError } from './errors.js'
 /** The close codes this package sends on its own; see the README's table. */
 export const CloseCode = {
   NORMAL: 1000,
+  /** The connection was silent for longer than `idleTimeout`. */
+  GOING_AWAY: 1001,
   /** A text frame the serializer could not decode, and no `malformed_message` handler. */
   INVALID_PAYLOAD: 1007,
+  /** A message over `maxMessageBytes`. */
+  MESSAGE_TOO_BIG: 1009,
   /** A handler threw, or a handler sent a value that cannot go on the wire. */
   INTERNAL_ERROR: 1011,
 } as const

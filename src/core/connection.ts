@@ -2,7 +2,7 @@ import { readRecord, writeRecord, type ConnectionRecord } from './attachment.js'
 import { CloseCode, validateClose } from './closeCodes.js'
 import { DurableWebSocketError, describe } from './errors.js'
 import { log } from './log.js'
-import type { Manager } from './manager.js'
+import type { Manager, Outgoing } from './manager.js'
 import { toFrame } from './outgoing.js'
 import { SerialQueue } from './serialQueue.js'
 
@@ -25,17 +25,39 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   readonly #host: ConnectionHost<Env, Data, Message>
   #data: Data
   #closeHandled: boolean
+  #seen: number
 
   constructor(socket: WebSocket, record: ConnectionRecord<Data>, host: ConnectionHost<Env, Data, Message>) {
     this.socket = socket
     this.id = record.id
     this.#data = record.data
     this.#closeHandled = record.closing === true
+    this.#seen = record.seen
     this.#host = host
   }
 
   get manager(): Manager<Env, Data, Message> {
     return this.#host.manager
+  }
+
+  /** The room (the object's name) this connection belongs to. */
+  get room(): string | undefined {
+    return this.#host.manager.room
+  }
+
+  /** The hibernation tags the socket was accepted with. */
+  get tags(): string[] {
+    return this.#host.manager.ctx.getTags(this.socket)
+  }
+
+  /** @internal When the client last sent a message, in ms since the epoch. */
+  get seen(): number {
+    return this.#seen
+  }
+
+  /** @internal Records activity; it reaches the attachment with the next persist. */
+  touch(now: number): void {
+    this.#seen = now
   }
 
   get data(): Data {
@@ -90,7 +112,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
    * sender, but the fault is charged to this connection alone: it is closed
    * with 1011 and the reason is logged, so a broadcast loop never throws.
    */
-  send(message: Message | ArrayBuffer | ArrayBufferView): boolean {
+  send(message: Outgoing<Message>): boolean {
     if (this.closed) return false
     let frame
     try {
@@ -138,8 +160,8 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   }
 
   #record(): ConnectionRecord<Data> {
-    return this.#closeHandled
-      ? { id: this.id, data: this.#data, closing: true }
-      : { id: this.id, data: this.#data }
+    const record: ConnectionRecord<Data> = { id: this.id, data: this.#data, seen: this.#seen }
+    if (this.#closeHandled) record.closing = true
+    return record
   }
 }

@@ -16,6 +16,8 @@ export type DurableWebSocketErrorCode =
   | 'ERR_DWS_HANDLER_FAILED'
   | 'ERR_DWS_NO_MODULE'
   | 'ERR_DWS_MISSING_BINDING'
+  | 'ERR_DWS_INVALID_TAGS'
+  | 'ERR_DWS_INVALID_ROOM'
 
 export class DurableWebSocketError extends Error {
   readonly code: DurableWebSocketErrorCode

@@ -1,7 +1,7 @@
 import { AutoRouter, text } from 'itty-router'
 import { WebSocketObject, websocket } from '../index.js'
 
-// The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws that answers every message.
+// The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws (and a room per /ws/<name>) that answers every message.
 const ws = websocket({ binding: 'WEBSOCKET', serializer: 'json' })
 ws.add('message', (conn, message) => conn.send({ received: message }))
 
@@ -17,6 +17,7 @@ const app = AutoRouter()
 app.get('/', () => text('durable-websocket demo: connect a WebSocket client to /ws\n'))
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
+app.get('/connections/:room', ({ params }, env: Env) => ws.room<Hub>(env, params.room).connectionStatus())
 
 interface Env {
   WEBSOCKET: DurableObjectNamespace<Hub>

@@ -3,18 +3,26 @@ import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals } from '../core/locals.js'
 import { log } from '../core/log.js'
 import { runMiddleware, type MiddlewareHandler } from './middleware.js'
+import { DEFAULT_ROOM, roomNameProblem } from './roomName.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
 export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
+
+/** Picks the room for an upgrade request; see the `room` option. */
+export type RoomFunction<Env> = (request: Request, env: Env) => string | Promise<string>
 
 /** What the Worker side needs to know of a module. */
 export interface UpgradeTarget<Env> {
   readonly binding: string
   errorHandler(): ((request: Request, env: Env) => Response | Promise<Response>) | undefined
+  roomFunction(): RoomFunction<Env> | undefined
 }
 
-/** Every connection of a mount goes to this one object until rooms exist. */
-export const DEFAULT_OBJECT_NAME = 'default'
+/** itty-router puts path parameters on the request; a `:room` segment names the room. */
+function roomFromPath(request: Request): string {
+  const params = (request as Request & { params?: Record<string, string | undefined> }).params
+  return params?.room ?? DEFAULT_ROOM
+}
 
 /**
  * Checks the handshake, runs the middleware, and hands the upgrade to the
@@ -32,10 +40,14 @@ export function createUpgradeHandler<Env>(
         const onError = target.errorHandler()
         return onError === undefined ? defaultUpgradeError(problem) : await onError(request, env)
       }
+      const pickRoom = target.roomFunction()
+      const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env)
+      const badRoom = roomNameProblem(room)
+      if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
       const locals: Locals = {}
       const stopped = await runMiddleware(chain, request, { env, ctx, locals })
       if (stopped !== undefined) return stopped
-      return await forwardUpgrade(request, objectStub(env, target.binding), locals)
+      return await forwardUpgrade(request, objectStub(env, target.binding, room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -46,7 +58,15 @@ export function createUpgradeHandler<Env>(
 export function objectStub<Target extends Rpc.DurableObjectBranded | undefined = undefined>(
   env: unknown,
   binding: string,
+  room: string,
 ): DurableObjectStub<Target> {
+  const badRoom = roomNameProblem(room)
+  if (badRoom !== undefined) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_ROOM',
+      `${JSON.stringify(room)} is not a room name: ${badRoom}.`,
+    )
+  }
   const namespace = (env as Record<string, unknown> | undefined)?.[binding] as
     DurableObjectNamespace<Target> | undefined
   if (typeof namespace?.idFromName !== 'function') {
@@ -55,7 +75,7 @@ export function objectStub<Target extends Rpc.DurableObjectBranded | undefined =
       `env.${binding} is not a Durable Object namespace: bind your WebSocketObject subclass as "${binding}" under [[durable_objects.bindings]] in wrangler.toml.`,
     )
   }
-  return namespace.get(namespace.idFromName(DEFAULT_OBJECT_NAME))
+  return namespace.get(namespace.idFromName(room))
 }
 
 /**

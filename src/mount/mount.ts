@@ -11,7 +11,7 @@ export interface App<Env> {
 }
 
 /**
- * A plain Router, not AutoRouter: AutoRouter's response helpers (format,
+ * `path` reaches the default room and `path/:room` the named one. A plain Router, not AutoRouter: AutoRouter's response helpers (format,
  * corsify) would rewrite the 101 that carries the socket.
  */
 export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<Env>): ExportedHandler<Env> {
@@ -23,8 +23,15 @@ export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<
       'mount() takes your app as its second argument: an itty-router router or any { fetch }.',
     )
   }
+  const base = path.replace(/\/+$/, '')
   const router = Router<Request, [Env, ExecutionContext]>()
-  router.all(path, (request, env, ctx) => upgrade(request, env, ctx))
+  router.all(base, (request, env, ctx) => upgrade(request, env, ctx))
+  router.all(`${base}/:room`, (request, env, ctx) => upgrade(request, env, ctx))
+  // Deeper paths under the mount are no room of ours: say so rather than hand them to the app.
+  router.all(
+    `${base}/*`,
+    () => new Response('Bad Request: a room name may not contain "/".\n', { status: 400 }),
+  )
   router.all('*', async (request, env, ctx) => (await app.fetch(request, env, ctx)) ?? notFound())
   return {
     fetch: async (request, env, ctx) =>

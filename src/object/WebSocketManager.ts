@@ -2,17 +2,29 @@ import { readRecord } from '../core/attachment.js'
 import { CloseCode, isSendableCloseCode } from '../core/closeCodes.js'
 import { Connection, type ConnectionHost } from '../core/connection.js'
 import type { EventHandlers, EventName, HandlerRegistry, Incoming, Locals } from '../core/events.js'
-import type { BroadcastOptions, Manager, ObjectRouter } from '../core/manager.js'
-import { toFrame } from '../core/outgoing.js'
+import type { Limits } from '../core/limits.js'
+import { exceedsBytes } from '../core/messageSize.js'
+import type { BroadcastOptions, Manager, ObjectRouter, Outgoing, TaggedGroup } from '../core/manager.js'
+import { toFrame, type Frame } from '../core/outgoing.js'
 import type { Serializer } from '../core/serializer.js'
+import { validateTags } from '../core/tags.js'
 import { log } from '../core/log.js'
+import { reapIdle } from './idleReaper.js'
+
+/** Decides the hibernation tags of a connection before its socket is accepted. */
+export type TagsFunction = (request: Request, locals: Locals) => string[]
 
 /** The slice of a module that the object runs. */
 export interface ObjectBehaviour<Env, Data extends object, Message> {
   readonly handlers: HandlerRegistry<Env, Data, Message>
   readonly serializer: Serializer<Message> | undefined
   readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
+  readonly limits: Limits
+  readonly tags: TagsFunction | undefined
 }
+
+/** How long a client refused for `maxConnections` should wait before trying again, in seconds. */
+const RETRY_AFTER_SECONDS = 5
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
@@ -54,7 +66,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     return this.ctx.storage
   }
 
-  get name(): string | undefined {
+  get room(): string | undefined {
     return this.ctx.id.name
   }
 
@@ -67,17 +79,58 @@ export class WebSocketManager<Env, Data extends object, Message>
     return this.#lastId
   }
 
-  connections(): Map<number, Connection<Env, Data, Message>> {
-    this.#hydrate()
-    return new Map(this.#open)
+  connections(tag?: string): Map<number, Connection<Env, Data, Message>> {
+    if (tag === undefined) {
+      this.#hydrate()
+      return new Map(this.#open)
+    }
+    const tagged = new Map<number, Connection<Env, Data, Message>>()
+    for (const conn of this.#tagged(tag)) tagged.set(conn.id, conn)
+    return tagged
   }
 
-  broadcast(message: Message | ArrayBuffer | ArrayBufferView, options: BroadcastOptions = {}): number {
-    const frame = toFrame(message, this.serializer)
-    const except = options.except
+  count(): number {
     this.#hydrate()
+    return this.#open.size
+  }
+
+  ids(): number[] {
+    this.#hydrate()
+    return [...this.#open.keys()].sort((a, b) => a - b)
+  }
+
+  broadcast(message: Outgoing<Message>, options: BroadcastOptions = {}): number {
+    this.#hydrate()
+    return this.#fanOut(this.#open.values(), toFrame(message, this.serializer), options)
+  }
+
+  to(tag: string): TaggedGroup<Message> {
+    return {
+      send: (message, options = {}) =>
+        this.#fanOut(this.#tagged(tag), toFrame(message, this.serializer), options),
+    }
+  }
+
+  /** Closes connections silent for longer than `idleTimeout`; called from the object's alarm. */
+  async reapIdleConnections(): Promise<void> {
+    const timeout = this.#behaviour.limits.idleTimeout
+    if (timeout === undefined) return
+    this.#hydrate()
+    const next = reapIdle(this.#open.values(), this.ctx, timeout, Date.now())
+    if (next !== undefined) await this.storage.setAlarm(next)
+  }
+
+  /**
+   * Sends one encoded frame to many connections. A connection whose send
+   * throws is closed with 1011 and the loop goes on with the others.
+   */
+  #fanOut(
+    targets: Iterable<Connection<Env, Data, Message>>,
+    frame: Frame,
+    { except }: BroadcastOptions,
+  ): number {
     let sent = 0
-    for (const conn of this.#open.values()) {
+    for (const conn of targets) {
       if (
         except !== undefined &&
         (typeof except === 'number' ? except === conn.id : except.includes(conn.id))
@@ -87,22 +140,47 @@ export class WebSocketManager<Env, Data extends object, Message>
       try {
         if (conn.sendFrame(frame)) sent++
       } catch (error) {
-        log.error(`broadcast to connection ${String(conn.id)} failed, disconnecting it:`, error)
-        this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR)
+        log.error(`sending to connection ${String(conn.id)} failed, disconnecting it:`, error)
+        this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
       }
     }
     return sent
   }
 
-  /** Accepts an upgrade that the Worker already checked, and answers 101. */
-  accept(request: Request, locals: Locals): Response {
+  *#tagged(tag: string): Generator<Connection<Env, Data, Message>> {
+    for (const socket of this.ctx.getWebSockets(tag)) {
+      const conn = this.#connectionFor(socket)
+      if (conn !== undefined && !conn.closed) yield conn
+    }
+  }
+
+  /**
+   * Accepts an upgrade that the Worker already checked, and answers 101, or
+   * 503 when the object is full: refused before acceptance, never accepted
+   * and then dropped.
+   */
+  async accept(request: Request, locals: Locals): Promise<Response> {
+    const { maxConnections, idleTimeout } = this.#behaviour.limits
+    if (maxConnections !== undefined && this.count() >= maxConnections) {
+      return new Response('Service Unavailable: this room is full, try again shortly.\n', {
+        status: 503,
+        headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      })
+    }
+    // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
+    const pickTags = this.#behaviour.tags
+    const tags = pickTags === undefined ? [] : validateTags(pickTags(request, locals), this.lastId + 1)
+    const id = this.#nextId()
     const pair = new WebSocketPair()
     const client = pair[0]
     const server = pair[1]
-    this.ctx.acceptWebSocket(server)
-    const conn = new Connection<Env, Data, Message>(server, { id: this.#nextId(), data: {} as Data }, this)
+    this.ctx.acceptWebSocket(server, tags)
+    const conn = new Connection<Env, Data, Message>(server, { id, data: {} as Data, seen: Date.now() }, this)
     conn.persist()
     this.#track(conn)
+    if (idleTimeout !== undefined && (await this.storage.getAlarm()) === null) {
+      await this.storage.setAlarm(Date.now() + idleTimeout)
+    }
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
     return new Response(null, { status: 101, webSocket: client })
@@ -111,6 +189,15 @@ export class WebSocketManager<Env, Data extends object, Message>
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
     if (conn === undefined || conn.closed) return undefined
+    const limit = this.#behaviour.limits.maxMessageBytes
+    if (exceedsBytes(raw, limit)) {
+      log.warn(
+        `connection ${String(conn.id)} sent a message over ${String(limit)} bytes, closing it with 1009`,
+      )
+      this.#closeQuietly(conn, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
+      return undefined
+    }
+    conn.touch(Date.now())
     return conn.queue.run(() => (conn.closed ? undefined : this.#onMessage(conn, raw)))
   }
 
@@ -169,7 +256,11 @@ export class WebSocketManager<Env, Data extends object, Message>
     call: (handler: EventHandlers<Env, Data, Message>[E]) => unknown,
   ): unknown {
     const handler = this.#behaviour.handlers.get(event)
-    if (handler === undefined) return undefined
+    if (handler === undefined) {
+      // Nothing changed `data`, but the activity time still has to reach the attachment.
+      this.#persistAfter(conn, event)
+      return undefined
+    }
     let result: unknown
     try {
       result = call(handler)

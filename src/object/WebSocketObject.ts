@@ -1,5 +1,5 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { Manager, ObjectRouter } from '../core/manager.js'
+import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/manager.js'
 import { readLocals } from '../core/locals.js'
 import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import { WebSocketManager, type ObjectBehaviour } from './WebSocketManager.js'
@@ -28,11 +28,53 @@ export class WebSocketObject<
     const behaviour = resolveModule(new.target).behaviour as unknown as ObjectBehaviour<Env, Data, Message>
     this.#manager = new WebSocketManager(ctx, env, behaviour)
     this.#objectRouter = behaviour.objectRouter
+    const heartbeat = behaviour.limits.heartbeat
+    // The runtime answers these pings itself, so a client can keep its connection alive without waking us.
+    if (heartbeat !== undefined) {
+      ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(heartbeat.request, heartbeat.response))
+    }
   }
 
   /** This object's connections, broadcast, storage and env: the same object handlers see as `conn.manager`. */
   protected get manager(): Manager<Env, Data, Message> {
     return this.#manager
+  }
+
+  /** RPC: sends to every open connection but `options.except`; returns how many were sent to. */
+  broadcast(message: Outgoing<Message>, options?: BroadcastOptions): number {
+    return this.#manager.broadcast(message, options)
+  }
+
+  /** RPC: sends to one connection; false when it is not open. */
+  send(id: number, message: Outgoing<Message>): boolean {
+    return this.#manager.connections().get(id)?.send(message) ?? false
+  }
+
+  /** RPC: closes one connection; false when it is not open. */
+  close(id: number, code?: number, reason?: string): boolean {
+    const conn = this.#manager.connections().get(id)
+    if (conn === undefined) return false
+    conn.close(code, reason)
+    return true
+  }
+
+  /** RPC: how many connections are open. */
+  count(): number {
+    return this.#manager.count()
+  }
+
+  /** RPC: the ids of the open connections, ascending. */
+  ids(): number[] {
+    return this.#manager.ids()
+  }
+
+  /**
+   * Reaps idle connections when `idleTimeout` is set. A subclass with its
+   * own alarm must call `super.alarm()`, and keep in mind that an object has
+   * a single alarm: setting another time replaces the reaper's.
+   */
+  override async alarm(): Promise<void> {
+    await this.#manager.reapIdleConnections()
   }
 
   override async fetch(request: Request): Promise<Response> {

@@ -1,5 +1,5 @@
 import { exports } from 'cloudflare:workers'
-import { DEFAULT_OBJECT_NAME } from '../../src/mount/forward.js'
+import { DEFAULT_ROOM } from '../../src/mount/roomName.js'
 
 /** How long a test waits for something the fixture should do at once. */
 const PATIENCE_MS = 2_000
@@ -149,7 +149,7 @@ export async function leave(...clients: Client[]): Promise<void> {
 export function stubOf<T extends Rpc.DurableObjectBranded | undefined>(
   namespace: DurableObjectNamespace<T>,
 ): DurableObjectStub<T> {
-  return namespace.get(namespace.idFromName(DEFAULT_OBJECT_NAME))
+  return namespace.get(namespace.idFromName(DEFAULT_ROOM))
 }
 
 /** Polls until `accept` holds, for things that happen after the socket is gone (a close handler). */

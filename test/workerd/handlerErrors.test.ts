@@ -35,7 +35,7 @@ async function bystander(): Promise<Client> {
 
 /** The other connections still answer, and a new one can join. */
 async function stillServing(...clients: Client[]): Promise<void> {
-  for (const client of clients) expect(await client.ask('ping')).toBe('pong ping')
+  for (const client of clients) expect(await client.ask('still there')).toBe('pong still there')
   const newcomer = await bystander()
   expect(await newcomer.ask('hello')).toBe('pong hello')
   await leave(newcomer)

@@ -1,4 +1,6 @@
 import { env } from 'cloudflare:workers'
+import { createExecutionContext } from 'cloudflare:test'
+import { mountAt } from '../../src/mount/mount.js'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Client, connect, eventually, leave, request, stubOf, upgrade } from './client.js'
 
@@ -86,7 +88,24 @@ describe('mount(path, app)', () => {
   })
 
   it('answers a path no app route takes with 404 when the app returns nothing', async () => {
-    expect((await request('/ids/elsewhere')).status).toBe(404)
+    const upgrades: string[] = []
+    const worker = mountAt(
+      '/ws',
+      (request) => {
+        upgrades.push(request.url)
+        return Promise.resolve(new Response('upgraded'))
+      },
+      { fetch: () => undefined },
+    )
+    const response = await worker.fetch!(new Request('http://x/elsewhere'), env, createExecutionContext())
+    expect(response.status).toBe(404)
+    expect(upgrades).toEqual([])
+  })
+
+  it('answers a path below a room with 400, since a room name holds no "/"', async () => {
+    const response = await request('/ids/a/b')
+    expect(response.status).toBe(400)
+    expect(await response.text()).toMatch(/room name may not contain "\/"/)
   })
 })
 
