@@ -44,7 +44,7 @@ export interface DevServer {
 }
 
 /**
- * Starts `wrangler dev` on the repo's wrangler.toml with a free port. The
+ * Starts `wrangler dev` on the repo's wrangler.toml (or `config`) with a free port. The
  * child gets its own process group because wrangler runs two workerd
  * processes (a proxy and the runtime) that a signal to wrangler alone leaves behind.
  */
@@ -54,6 +54,14 @@ export interface StartOptions {
    * this port instead of wrangler directly on a free one.
    */
   npmStartPort?: number
+  /**
+   * Listen on this port instead of a free one, e.g. the port of a server
+   * that was just stopped, so clients that reconnect by themselves find the
+   * restarted one where the old one was.
+   */
+  port?: number
+  /** A wrangler.toml other than the repo's (a test fixture), passed as `--config`. */
+  config?: string
 }
 
 export async function startDev(workspace: Workspace, options: StartOptions = {}): Promise<DevServer> {
@@ -63,10 +71,14 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
     '--persist-to',
     workspace.state,
     '--show-interactive-dev-session=false',
+    ...(options.config === undefined ? [] : ['--config', options.config]),
   ]
   const [command, args] =
     options.npmStartPort === undefined
-      ? [process.execPath, [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', '0', ...devFlags]]
+      ? [
+          process.execPath,
+          [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(options.port ?? 0), ...devFlags],
+        ]
       : ['npm', ['start', '--', '--port', String(options.npmStartPort), ...devFlags]]
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
