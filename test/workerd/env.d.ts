@@ -26,6 +26,16 @@ declare global {
       COUNTER: Namespace<'CounterObject'>
       ORPHAN: Namespace<'OrphanObject'>
       CONTRACT: Namespace<'ContractObject'>
+      ROOMS: Namespace<'RoomsObject'>
+      TENANTS: Namespace<'TenantsObject'>
+      FANOUT: Namespace<'FanoutObject'>
+      HEARTBEAT: Namespace<'HeartbeatObject'>
+      HEARTBEAT_CUSTOM: Namespace<'CustomHeartbeatObject'>
+      HEARTBEAT_OFF: Namespace<'NoHeartbeatObject'>
+      IDLE: Namespace<'IdleObject'>
+      CAPPED: Namespace<'CappedObject'>
+      SIZED: Namespace<'SizedObject'>
+      SIZED_DEFAULT: Namespace<'SizedByDefaultObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture
