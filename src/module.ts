@@ -21,8 +21,9 @@ export interface WebSocketOptions<Env, Data extends object, Message> {
   /** Receives requests that reach the object and are not upgrades. Default: 404. */
   objectRouter?: ObjectRouter<Env, Data, Message>
   /**
-   * Picks the room (the Durable Object's name) for an upgrade, e.g. a tenant
-   * id from a verified token. Default: the `:room` path segment, else "default".
+   * Picks the room (the Durable Object's name) for an upgrade, after the
+   * middleware ran, e.g. a tenant id a middleware verified and put in
+   * `locals`. Default: the `:room` path segment, else "default".
    */
   room?: RoomFunction<Env>
   /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */

@@ -25,6 +25,8 @@ export interface Manager<Env, Data extends object, Message> {
   broadcast(message: Outgoing<Message>, options?: BroadcastOptions): number
   /** The connections carrying `tag`, found by the runtime's tag index rather than a scan. */
   to(tag: string): TaggedGroup<Message>
+  /** The open connection with this id, if any. */
+  connection(id: number): Connection<Env, Data, Message> | undefined
   /** How many connections are open. */
   count(): number
   /** The ids of the open connections, ascending. */

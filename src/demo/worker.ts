@@ -1,11 +1,16 @@
 import { AutoRouter, text } from 'itty-router'
 import { WebSocketObject, websocket } from '../index.js'
+import { chatPage, clientModule } from './chat/assets.js'
+import { ChatRoom, chat } from './chat/chat.js'
 
 // The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws (and a room per /ws/<name>) that answers every message.
 const ws = websocket({ binding: 'WEBSOCKET', serializer: 'json' })
 ws.add('message', (conn, message) => conn.send({ received: message }))
 
 export class Hub extends WebSocketObject {
+  // This script makes two modules (the echo and the chat), so each object class names its own.
+  static override websocket = ws
+
   /** An RPC method beside the sockets: what the object knows of its connections. */
   connectionStatus(): { ids: number[]; lastId: number } {
     const ids = [...this.manager.connections().keys()].sort((a, b) => a - b)
@@ -13,14 +18,21 @@ export class Hub extends WebSocketObject {
   }
 }
 
+export { ChatRoom }
+
 const app = AutoRouter()
-app.get('/', () => text('durable-websocket demo: connect a WebSocket client to /ws\n'))
+app.get('/', chatPage)
+app.get('/chat/client/:file', ({ params }) => clientModule(params.file ?? ''))
+// The chat's endpoint, beside the echo's mount below: its own path, binding and object class.
+app.all('/chat/ws', chat.run())
+app.all('/chat/ws/:room', chat.run())
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
 app.get('/connections/:room', ({ params }, env: Env) => ws.room<Hub>(env, params.room).connectionStatus())
 
 interface Env {
   WEBSOCKET: DurableObjectNamespace<Hub>
+  CHAT: DurableObjectNamespace<ChatRoom>
 }
 
 export default ws.mount('/ws', app)

@@ -9,7 +9,7 @@ import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
 
 /** Picks the room for an upgrade request; see the `room` option. */
-export type RoomFunction<Env> = (request: Request, env: Env) => string | Promise<string>
+export type RoomFunction<Env> = (request: Request, env: Env, locals: Locals) => string | Promise<string>
 
 /** What the Worker side needs to know of a module. */
 export interface UpgradeTarget<Env> {
@@ -40,13 +40,14 @@ export function createUpgradeHandler<Env>(
         const onError = target.errorHandler()
         return onError === undefined ? defaultUpgradeError(problem) : await onError(request, env)
       }
-      const pickRoom = target.roomFunction()
-      const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env)
-      const badRoom = roomNameProblem(room)
-      if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
       const locals: Locals = {}
       const stopped = await runMiddleware(chain, request, { env, ctx, locals })
       if (stopped !== undefined) return stopped
+      // After the middleware, so a room function can use what it verified (e.g. the user's tenant).
+      const pickRoom = target.roomFunction()
+      const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env, locals)
+      const badRoom = roomNameProblem(room)
+      if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
       return await forwardUpgrade(request, objectStub(env, target.binding, room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)

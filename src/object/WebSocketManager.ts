@@ -89,6 +89,11 @@ export class WebSocketManager<Env, Data extends object, Message>
     return tagged
   }
 
+  connection(id: number): Connection<Env, Data, Message> | undefined {
+    this.#hydrate()
+    return this.#open.get(id)
+  }
+
   count(): number {
     this.#hydrate()
     return this.#open.size
@@ -117,7 +122,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     if (timeout === undefined) return
     this.#hydrate()
     const next = reapIdle(this.#open.values(), this.ctx, timeout, Date.now())
-    if (next !== undefined) await this.storage.setAlarm(next)
+    if (next !== undefined) await this.#alarmNoLaterThan(next)
   }
 
   /**
@@ -169,7 +174,13 @@ export class WebSocketManager<Env, Data extends object, Message>
     }
     // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
     const pickTags = this.#behaviour.tags
-    const tags = pickTags === undefined ? [] : validateTags(pickTags(request, locals), this.lastId + 1)
+    let tags: string[] = []
+    try {
+      if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1)
+    } catch (error) {
+      log.error('the tags option failed, refusing the upgrade:', error)
+      return new Response('Internal Server Error\n', { status: 500 })
+    }
     const id = this.#nextId()
     const pair = new WebSocketPair()
     const client = pair[0]
@@ -178,9 +189,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     const conn = new Connection<Env, Data, Message>(server, { id, data: {} as Data, seen: Date.now() }, this)
     conn.persist()
     this.#track(conn)
-    if (idleTimeout !== undefined && (await this.storage.getAlarm()) === null) {
-      await this.storage.setAlarm(Date.now() + idleTimeout)
-    }
+    if (idleTimeout !== undefined) await this.#alarmNoLaterThan(Date.now() + idleTimeout)
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
     return new Response(null, { status: 101, webSocket: client })
@@ -321,6 +330,15 @@ export class WebSocketManager<Env, Data extends object, Message>
     } catch {
       // Already closed by the runtime: nothing left to answer.
     }
+  }
+
+  /**
+   * An object has one alarm, which a subclass may use too: move it earlier
+   * when reaping needs that, never later, so neither use loses its turn.
+   */
+  async #alarmNoLaterThan(time: number): Promise<void> {
+    const current = await this.storage.getAlarm()
+    if (current === null || current > time) await this.storage.setAlarm(time)
   }
 
   #nextId(): number {

@@ -47,12 +47,12 @@ export class WebSocketObject<
 
   /** RPC: sends to one connection; false when it is not open. */
   send(id: number, message: Outgoing<Message>): boolean {
-    return this.#manager.connections().get(id)?.send(message) ?? false
+    return this.#manager.connection(id)?.send(message) ?? false
   }
 
   /** RPC: closes one connection; false when it is not open. */
   close(id: number, code?: number, reason?: string): boolean {
-    const conn = this.#manager.connections().get(id)
+    const conn = this.#manager.connection(id)
     if (conn === undefined) return false
     conn.close(code, reason)
     return true

@@ -123,6 +123,17 @@ describe('idleTimeout', () => {
     await leave(client)
   })
 
+  it('moves a later alarm the object set for itself earlier, to the time reaping needs', async () => {
+    const room = idle.room<IdleObject>(env, 'idle-shared-alarm')
+    const late = Date.now() + 3_600_000
+    await runInDurableObject(room, (_instance, state) => state.storage.setAlarm(late))
+    const { client } = await join('/idle/idle-shared-alarm')
+    const afterAccept = await alarmOf(room)
+    expect(afterAccept).not.toBeNull()
+    expect(afterAccept!).toBeLessThan(late)
+    await leave(client)
+  })
+
   it('closes connections silent for that long with 1001 "Idle timeout", once, keeps those that sent a message or a ping, and re-arms', async () => {
     const room = idle.room<IdleObject>(env, 'idle-reap')
     const held = await holdAlarm(room)

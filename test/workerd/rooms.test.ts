@@ -97,8 +97,8 @@ describe('mount(path, app) with rooms', () => {
   })
 })
 
-describe('the room option: (request, env) => string', () => {
-  it('picks the room from the request, whatever the path says', async () => {
+describe('the room option: (request, env, locals) => string', () => {
+  it('picks the room from what the middleware put in locals, whatever the path says', async () => {
     const acme = await join('/tenants/elsewhere', { 'x-tenant': 'acme' })
     expect(acme).toMatchObject({ room: 'acme', managerRoom: 'acme' })
     expect(await tenants.room<TenantsObject>(env, 'acme').connectionIds()).toEqual([acme.id])

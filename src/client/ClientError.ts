@@ -1,0 +1,39 @@
+/**
+ * The stable codes of the client's errors. Those shared with the server
+ * (`ERR_DWS_INVALID_OPTIONS`, `ERR_DWS_UNKNOWN_EVENT`, `ERR_DWS_UNSENDABLE_MESSAGE`,
+ * `ERR_DWS_INVALID_CLOSE`) mean the same thing on both sides.
+ */
+export type ClientErrorCode =
+  | 'ERR_DWS_INVALID_OPTIONS'
+  | 'ERR_DWS_UNKNOWN_EVENT'
+  | 'ERR_DWS_INVALID_LISTENER'
+  | 'ERR_DWS_UNSENDABLE_MESSAGE'
+  | 'ERR_DWS_INVALID_CLOSE'
+  | 'ERR_DWS_MALFORMED_MESSAGE'
+  | 'ERR_DWS_SOCKET_ERROR'
+
+/** Every error the client throws or reports on its `error` event. */
+export class ClientError extends Error {
+  readonly code: ClientErrorCode
+
+  constructor(code: ClientErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ClientError'
+    this.code = code
+  }
+}
+
+/** Recognises a client error by its name and code, so it also works across realms (iframes, workers). */
+export function isClientError(value: unknown): value is ClientError {
+  if (typeof value !== 'object' || value === null) return false
+  const { name, code } = value as { name?: unknown; code?: unknown }
+  return name === 'ClientError' && typeof code === 'string' && code.startsWith('ERR_DWS_')
+}
+
+export function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`
+  return `${typeof value} ${String(value)}`
+}

@@ -1,0 +1,46 @@
+import { ClientError } from './ClientError.js'
+
+/** How a socket ended, as the client saw it. */
+export interface CloseEventInfo {
+  code: number
+  reason: string
+  /** False when the connection dropped without a closing handshake (code 1006). */
+  wasClean: boolean
+}
+
+/**
+ * Drops worth retrying: the server went away or restarted (1001, 1012), the
+ * connection vanished (1006), the server failed or is overloaded (1011, 1013,
+ * 1014). Anything else is a deliberate answer (1000 from the server, 1007,
+ * 1008, 1009, an application's 4xxx), and retrying would only repeat it.
+ */
+const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013, 1014])
+
+export function isRetryableClose(close: CloseEventInfo): boolean {
+  return RETRYABLE_CLOSE_CODES.has(close.code)
+}
+
+/** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
+const MAX_CLOSE_REASON_BYTES = 123
+
+const utf8 = new TextEncoder()
+
+/** Browsers only let a page send 1000 or an application code (3000-4999); checked here everywhere alike. */
+export function validateClose(code: number, reason: string): void {
+  if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
+    throw new ClientError(
+      'ERR_DWS_INVALID_CLOSE',
+      `close() takes 1000 or an application code from 3000 to 4999, got ${String(code)}.`,
+    )
+  }
+  if (typeof reason !== 'string') {
+    throw new ClientError('ERR_DWS_INVALID_CLOSE', 'A close reason must be a string.')
+  }
+  const bytes = utf8.encode(reason).byteLength
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    throw new ClientError(
+      'ERR_DWS_INVALID_CLOSE',
+      `A close reason may be at most ${String(MAX_CLOSE_REASON_BYTES)} bytes of UTF-8; this one is ${String(bytes)}. Shorten it.`,
+    )
+  }
+}

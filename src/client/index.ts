@@ -1,0 +1,19 @@
+export { connect } from './connect.js'
+export { Client } from './Client.js'
+export { ClientError, isClientError } from './ClientError.js'
+export { json } from './serializer.js'
+export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
+
+export type {
+  ClientEventName,
+  ClientEvents,
+  ClientState,
+  CloseInfo,
+  OpenInfo,
+  ReconnectInfo,
+} from './Client.js'
+export type { ClientErrorCode } from './ClientError.js'
+export type { CloseEventInfo } from './closeCodes.js'
+export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'
+export type { Serializer, SerializerOption } from './serializer.js'
+export type { ConnectTarget } from './target.js'
