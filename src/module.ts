@@ -7,7 +7,7 @@ import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import { createUpgradeHandler, objectStub, type FetchHandler, type RoomFunction } from './mount/forward.js'
 import { mountAt, type App } from './mount/mount.js'
 import { DEFAULT_ROOM } from './mount/roomName.js'
-import type { ObjectBehaviour, TagsFunction } from './object/WebSocketManager.js'
+import type { ObjectBehaviour, ProtocolFunction, TagsFunction, Validator } from './object/WebSocketManager.js'
 import type { WebSocketObject } from './object/WebSocketObject.js'
 import { register } from './object/registry.js'
 
@@ -26,6 +26,13 @@ export interface WebSocketOptions<Env, Data extends object, Message> {
    * `locals`. Default: the `:room` path segment, else "default".
    */
   room?: RoomFunction<Env>
+  /**
+   * Picks the subprotocol to answer with from those the client offered in
+   * Sec-WebSocket-Protocol. Default: none is named.
+   */
+  protocol?: ProtocolFunction
+  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). */
+  validate?: Validator
   /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
   tags?: TagsFunction
   /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */
@@ -53,6 +60,8 @@ export class WebSocketModule<
   readonly limits: Limits
   readonly #room: RoomFunction<Env> | undefined
   readonly #tags: TagsFunction | undefined
+  readonly #protocol: ProtocolFunction | undefined
+  readonly #validate: Validator | undefined
   readonly #handlers = new HandlerRegistry<Env, Data, Message>()
   readonly #middleware: readonly MiddlewareEntry<Env>[]
   readonly #chain: readonly MiddlewareHandler<Env>[]
@@ -61,7 +70,7 @@ export class WebSocketModule<
     if (typeof options !== 'object' || (options as unknown) === null) {
       throw invalid(`websocket() takes an options object, got ${describe(options)}.`)
     }
-    const { binding, serializer, middleware = [], objectRouter, room, tags } = options
+    const { binding, serializer, middleware = [], objectRouter, room, tags, protocol, validate } = options
     if (typeof binding !== 'string' || binding === '') {
       throw invalid(
         'options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".',
@@ -78,12 +87,23 @@ export class WebSocketModule<
     if (tags !== undefined && typeof tags !== 'function') {
       throw invalid('options.tags must be a function (request, locals) => string[].')
     }
+    if (protocol !== undefined && typeof protocol !== 'function') {
+      throw invalid('options.protocol must be a function (offered, request, locals) => string | undefined.')
+    }
+    if (validate !== undefined && typeof validate !== 'function') {
+      throw invalid('options.validate must be a function (message) => boolean.')
+    }
+    if (validate !== undefined && serializer === undefined) {
+      throw invalid('options.validate checks decoded messages, so it needs a serializer too.')
+    }
     this.binding = binding
     this.serializer = resolveSerializer(serializer)
     this.objectRouter = objectRouter
     this.limits = resolveLimits(options)
     this.#room = room
     this.#tags = tags
+    this.#protocol = protocol
+    this.#validate = validate
     this.#middleware = [...middleware]
     this.#chain = this.#middleware.map(createMiddleware)
     register(this)
@@ -135,6 +155,8 @@ export class WebSocketModule<
       objectRouter: this.objectRouter,
       limits: this.limits,
       tags: this.#tags,
+      protocol: this.#protocol,
+      validate: this.#validate,
     }
   }
 

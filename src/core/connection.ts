@@ -40,6 +40,14 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     return this.#host.manager
   }
 
+  /** How logs name this connection: its id and room, never anything the client sent. */
+  get label(): string {
+    const room = this.room
+    return room === undefined
+      ? `connection ${String(this.id)}`
+      : `connection ${String(this.id)} in room ${room}`
+  }
+
   /** The room (the object's name) this connection belongs to. */
   get room(): string | undefined {
     return this.#host.manager.room
@@ -118,7 +126,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     try {
       frame = toFrame(message, this.manager.serializer)
     } catch (error) {
-      log.error(`invalid data sent to connection ${String(this.id)}, disconnecting:`, error)
+      log.error(`invalid data sent to ${this.label}, disconnecting:`, error)
       this.close(CloseCode.INTERNAL_ERROR, 'Internal Error')
       return false
     }

@@ -18,6 +18,7 @@ export type DurableWebSocketErrorCode =
   | 'ERR_DWS_MISSING_BINDING'
   | 'ERR_DWS_INVALID_TAGS'
   | 'ERR_DWS_INVALID_ROOM'
+  | 'ERR_DWS_INVALID_MESSAGE'
 
 export class DurableWebSocketError extends Error {
   readonly code: DurableWebSocketErrorCode

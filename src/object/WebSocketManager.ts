@@ -8,11 +8,19 @@ import type { BroadcastOptions, Manager, ObjectRouter, Outgoing, TaggedGroup } f
 import { toFrame, type Frame } from '../core/outgoing.js'
 import type { Serializer } from '../core/serializer.js'
 import { validateTags } from '../core/tags.js'
+import { DurableWebSocketError } from '../core/errors.js'
+import { chooseProtocol } from './protocol.js'
 import { log } from '../core/log.js'
 import { reapIdle } from './idleReaper.js'
 
 /** Decides the hibernation tags of a connection before its socket is accepted. */
 export type TagsFunction = (request: Request, locals: Locals) => string[]
+
+/** Picks one of the subprotocols the client offered, or none. */
+export type ProtocolFunction = (offered: string[], request: Request, locals: Locals) => string | undefined
+
+/** Says whether a decoded message has the shape the handlers expect. */
+export type Validator = (message: unknown) => boolean
 
 /** The slice of a module that the object runs. */
 export interface ObjectBehaviour<Env, Data extends object, Message> {
@@ -21,6 +29,8 @@ export interface ObjectBehaviour<Env, Data extends object, Message> {
   readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
   readonly limits: Limits
   readonly tags: TagsFunction | undefined
+  readonly protocol: ProtocolFunction | undefined
+  readonly validate: Validator | undefined
 }
 
 /** How long a client refused for `maxConnections` should wait before trying again, in seconds. */
@@ -145,7 +155,7 @@ export class WebSocketManager<Env, Data extends object, Message>
       try {
         if (conn.sendFrame(frame)) sent++
       } catch (error) {
-        log.error(`sending to connection ${String(conn.id)} failed, disconnecting it:`, error)
+        log.error(`sending to ${conn.label} failed, disconnecting it:`, error)
         this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
       }
     }
@@ -175,10 +185,12 @@ export class WebSocketManager<Env, Data extends object, Message>
     // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
     const pickTags = this.#behaviour.tags
     let tags: string[] = []
+    let protocol: string | undefined
     try {
       if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1)
+      protocol = chooseProtocol(request, locals, this.#behaviour.protocol)
     } catch (error) {
-      log.error('the tags option failed, refusing the upgrade:', error)
+      log.error('refusing an upgrade:', error)
       return new Response('Internal Server Error\n', { status: 500 })
     }
     const id = this.#nextId()
@@ -192,7 +204,9 @@ export class WebSocketManager<Env, Data extends object, Message>
     if (idleTimeout !== undefined) await this.#alarmNoLaterThan(Date.now() + idleTimeout)
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
-    return new Response(null, { status: 101, webSocket: client })
+    const headers = new Headers()
+    if (protocol !== undefined) headers.set('Sec-WebSocket-Protocol', protocol)
+    return new Response(null, { status: 101, webSocket: client, headers })
   }
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
@@ -200,9 +214,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     if (conn === undefined || conn.closed) return undefined
     const limit = this.#behaviour.limits.maxMessageBytes
     if (exceedsBytes(raw, limit)) {
-      log.warn(
-        `connection ${String(conn.id)} sent a message over ${String(limit)} bytes, closing it with 1009`,
-      )
+      log.warn(`${conn.label} sent a message over ${String(limit)} bytes, closing it with 1009`)
       this.#closeQuietly(conn, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
       return undefined
     }
@@ -223,7 +235,7 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    log.warn(`socket error on connection ${conn === undefined ? '(unknown)' : String(conn.id)}:`, error)
+    log.warn(`socket error on ${conn === undefined ? 'an unknown connection' : conn.label}:`, error)
     if (conn === undefined || conn.closeHandled) return undefined
     return this.#finish(conn, 1006, '')
   }
@@ -241,11 +253,16 @@ export class WebSocketManager<Env, Data extends object, Message>
     let decoded: Message
     try {
       decoded = serializer.decode(raw)
+      const validate = this.#behaviour.validate
+      if (validate !== undefined && !validate(decoded)) {
+        throw new DurableWebSocketError(
+          'ERR_DWS_INVALID_MESSAGE',
+          'The message does not have the expected shape.',
+        )
+      }
     } catch (error) {
       if (this.#behaviour.handlers.get('malformed_message') === undefined) {
-        log.warn(
-          `connection ${String(conn.id)} sent a message the serializer cannot decode, closing it with 1007`,
-        )
+        log.warn(`${conn.label} sent a message the serializer cannot decode, closing it with 1007`)
         this.#closeQuietly(conn, CloseCode.INVALID_PAYLOAD, 'Malformed message')
         return undefined
       }
@@ -292,16 +309,16 @@ export class WebSocketManager<Env, Data extends object, Message>
     try {
       conn.persist()
     } catch (error) {
-      log.error(`after the ${event} handler, connection ${String(conn.id)}:`, error)
+      log.error(`after the ${event} handler, ${conn.label}:`, error)
     }
   }
 
   #handlerFailed(conn: Connection<Env, Data, Message>, event: EventName, error: unknown): void {
     if (conn.closed) {
-      log.error(`the ${event} handler failed for connection ${String(conn.id)}:`, error)
+      log.error(`the ${event} handler failed for ${conn.label}:`, error)
       return
     }
-    log.error(`the ${event} handler failed for connection ${String(conn.id)}, closing it with 1011:`, error)
+    log.error(`the ${event} handler failed for ${conn.label}, closing it with 1011:`, error)
     this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
   }
 
@@ -316,7 +333,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     try {
       conn.close(code, reason)
     } catch (error) {
-      log.warn(`closing connection ${String(conn.id)} failed:`, error)
+      log.warn(`closing ${conn.label} failed:`, error)
       if (!conn.closeHandled) void this.#finish(conn, code, reason)
     }
   }

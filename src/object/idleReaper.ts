@@ -30,11 +30,11 @@ export function reapIdle<Env, Data extends object, Message>(
   for (const conn of [...connections]) {
     const idleAt = lastActivity(conn, ctx) + timeout
     if (idleAt <= now) {
-      log.warn(`connection ${String(conn.id)} was idle for ${String(timeout)} ms, closing it with 1001`)
+      log.warn(`${conn.label} was idle for ${String(timeout)} ms, closing it with 1001`)
       try {
         conn.close(CloseCode.GOING_AWAY, 'Idle timeout')
       } catch (error) {
-        log.warn(`closing idle connection ${String(conn.id)} failed:`, error)
+        log.warn(`closing idle ${conn.label} failed:`, error)
       }
     } else if (next === undefined || idleAt < next) {
       next = idleAt

@@ -108,7 +108,7 @@ describe('manager.broadcast(message, { except })', () => {
     expect((await next(c.client)).value).toEqual({ from: 0, text: 'despite one failure' })
     expect(await broken.client.whenClosed()).toMatchObject({ code: 1011, reason: 'Internal Error' })
     expect(logged.mock.calls.map(([line]) => String(line))).toContainEqual(
-      expect.stringContaining(`sending to connection ${String(broken.id)} failed`),
+      expect.stringContaining(`sending to connection ${String(broken.id)} in room b-fail failed`),
     )
     const closes = await eventually(
       () => roomOf('b-fail').log(),

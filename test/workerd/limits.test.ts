@@ -120,7 +120,7 @@ describe('maxMessageBytes', () => {
       ])
       expect(warned.mock.calls.map(([line]) => String(line))).toContainEqual(
         expect.stringContaining(
-          `connection ${String(id)} sent a message over ${String(SMALL_MESSAGE_LIMIT)} bytes`,
+          `connection ${String(id)} in room size-small sent a message over ${String(SMALL_MESSAGE_LIMIT)} bytes`,
         ),
       )
     }

@@ -1,0 +1,34 @@
+import { DurableWebSocketError } from '../core/errors.js'
+import type { Locals } from '../core/events.js'
+import type { ProtocolFunction } from './WebSocketManager.js'
+
+function offeredProtocols(request: Request): string[] {
+  const header = request.headers.get('Sec-WebSocket-Protocol')
+  if (header === null) return []
+  return header
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token !== '')
+}
+
+/**
+ * The subprotocol the 101 names, if any. A browser that offered some and
+ * gets none back fails the handshake, and RFC 6455 §4.2.2 allows only an
+ * offered one, so a pick outside the list is a bug in the option.
+ */
+export function chooseProtocol(
+  request: Request,
+  locals: Locals,
+  pick: ProtocolFunction | undefined,
+): string | undefined {
+  const offered = offeredProtocols(request)
+  if (pick === undefined || offered.length === 0) return undefined
+  const chosen = pick(offered, request, locals)
+  if (chosen !== undefined && !offered.includes(chosen)) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_OPTIONS',
+      `the protocol option chose "${chosen}", which the client did not offer (${offered.join(', ')}).`,
+    )
+  }
+  return chosen
+}
