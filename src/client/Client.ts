@@ -32,11 +32,11 @@ export interface ReconnectInfo {
   delay: number
 }
 
-export interface ClientEvents<Message> {
+export interface ClientEvents<Incoming> {
   /** A connection opened. Messages queued meanwhile go out right after these listeners return. */
   open: (info: OpenInfo) => void
   /** One text frame, decoded by the serializer. */
-  message: (message: Message) => void
+  message: (message: Incoming) => void
   /** One binary frame, as it came. */
   binary: (data: ArrayBuffer) => void
   /** A connection ended (or an attempt failed); `willReconnect` tells whether another follows. */
@@ -81,11 +81,11 @@ const STABLE_MS = 5_000
  * after a drop, with backoff and jitter, and queues what is sent meanwhile.
  * Make one with `connect()`.
  */
-export class Client<Message = unknown> {
+export class Client<Incoming = unknown, Outgoing = Incoming> {
   /** The `ws:` or `wss:` URL every socket opens. */
   readonly url: string
-  readonly #options: ResolvedOptions<Message>
-  readonly #events = new Emitter<ClientEvents<Message>>(EVENT_NAMES)
+  readonly #options: ResolvedOptions<Incoming, Outgoing>
+  readonly #events = new Emitter<ClientEvents<Incoming>>(EVENT_NAMES)
   readonly #outbox: Outbox
   readonly #heartbeat: Heartbeat | undefined
   #state: ClientState = 'connecting'
@@ -99,7 +99,7 @@ export class Client<Message = unknown> {
   #everOpened = false
 
   /** Checks the options (throwing `ERR_DWS_INVALID_OPTIONS`) and starts connecting; the same as `connect()`. */
-  constructor(target: string | URL | ConnectTarget, options?: ClientOptions<Message>) {
+  constructor(target: string | URL | ConnectTarget, options?: ClientOptions<Incoming, Outgoing>) {
     this.url = resolveUrl(target)
     this.#options = resolveOptions(options)
     this.#outbox = new Outbox(this.#options.maxQueued)
@@ -125,7 +125,7 @@ export class Client<Message = unknown> {
   }
 
   /** Adds a listener; returns the function that removes it. */
-  on<E extends ClientEventName>(event: E, listener: ClientEvents<Message>[E]): () => void {
+  on<E extends ClientEventName>(event: E, listener: ClientEvents<Incoming>[E]): () => void {
     return this.#events.on(event, listener)
   }
 
@@ -136,7 +136,7 @@ export class Client<Message = unknown> {
    * frame untouched; anything else goes through the serializer, and a value
    * it cannot encode throws `ERR_DWS_UNSENDABLE_MESSAGE` at once.
    */
-  send(message: Message | ArrayBuffer | ArrayBufferView): boolean {
+  send(message: Outgoing | ArrayBuffer | ArrayBufferView): boolean {
     if (this.#state === 'closed') return false
     const frame = this.#encode(message)
     const socket = this.#socket
@@ -168,7 +168,7 @@ export class Client<Message = unknown> {
   #encode(message: unknown): Frame {
     if (message instanceof ArrayBuffer || ArrayBuffer.isView(message)) return message
     try {
-      return this.#options.serializer.encode(message as Message)
+      return this.#options.serializer.encode(message as Outgoing)
     } catch (cause) {
       const why = `The serializer could not encode ${describe(message)}.`
       throw new ClientError('ERR_DWS_UNSENDABLE_MESSAGE', why, { cause })
@@ -239,7 +239,7 @@ export class Client<Message = unknown> {
     this.#heartbeat?.received()
     if (typeof data === 'string') {
       if (data === this.#options.heartbeat?.response) return
-      let message: Message
+      let message: Incoming
       try {
         message = this.#options.serializer.decode(data)
       } catch (cause) {

@@ -5,12 +5,13 @@ import type { ConnectTarget } from './target.js'
 /**
  * Opens a connection to a mount (`'wss://example.com/ws'`) or to one of its
  * rooms (`{ url: '/chat/ws', room: 'lobby' }`) and keeps it open: it
- * reconnects after drops and queues messages meanwhile. Bad options throw
- * `ERR_DWS_INVALID_OPTIONS` here, before anything connects.
+ * reconnects after drops and queues messages meanwhile. `Incoming` types what
+ * the server sends, `Outgoing` what `send` takes (by default the same). Bad
+ * options throw `ERR_DWS_INVALID_OPTIONS` here, before anything connects.
  */
-export function connect<Message = unknown>(
+export function connect<Incoming = unknown, Outgoing = Incoming>(
   target: string | URL | ConnectTarget,
-  options?: ClientOptions<Message>,
-): Client<Message> {
-  return new Client<Message>(target, options)
+  options?: ClientOptions<Incoming, Outgoing>,
+): Client<Incoming, Outgoing> {
+  return new Client<Incoming, Outgoing>(target, options)
 }

@@ -8,7 +8,7 @@ export type WebSocketConstructor = new (url: string) => object
 export interface ReconnectOptions {
   /** The ceiling of the first retry's delay, in ms. Default: 500. */
   initialDelay?: number
-  /** The ceiling never grows past this, in ms. Default: 10000. */
+  /** The ceiling never grows past this, in ms. Default: 10000, or initialDelay if that is larger. */
   maxDelay?: number
   /** Retries in a row without an open connection before the client gives up. Default: Infinity. */
   maxAttempts?: number
@@ -25,9 +25,9 @@ export interface HeartbeatOptions {
   response?: string
 }
 
-export interface ClientOptions<Message = unknown> {
+export interface ClientOptions<Incoming = unknown, Outgoing = Incoming> {
   /** The same choice as the server's: 'json' or `{ encode, decode }`. Default: 'json'. */
-  serializer?: SerializerOption<Message>
+  serializer?: SerializerOption<Incoming, Outgoing>
   /** Backoff for automatic reconnects, or `false` for none. Default: `{ initialDelay: 500, maxDelay: 10000, maxAttempts: Infinity }`. */
   reconnect?: ReconnectOptions | false
   /** Which closes to retry. Default: codes 1001, 1006, 1011, 1012, 1013 and 1014. */
@@ -51,8 +51,8 @@ export interface ResolvedHeartbeat {
   readonly response: string
 }
 
-export interface ResolvedOptions<Message> {
-  readonly serializer: Serializer<Message>
+export interface ResolvedOptions<Incoming, Outgoing> {
+  readonly serializer: Serializer<Incoming, Outgoing>
   readonly reconnect: Required<ReconnectOptions> | undefined
   readonly shouldReconnect: (close: CloseEventInfo) => boolean
   readonly maxQueued: number
@@ -140,9 +140,9 @@ function resolveWebSocket(value: unknown): WebSocketConstructor {
 }
 
 /** Checks every option once, when the client is made, and fills in the defaults. */
-export function resolveOptions<Message>(
-  options: ClientOptions<Message> | undefined,
-): ResolvedOptions<Message> {
+export function resolveOptions<Incoming, Outgoing>(
+  options: ClientOptions<Incoming, Outgoing> | undefined,
+): ResolvedOptions<Incoming, Outgoing> {
   if (options !== undefined && (typeof options !== 'object' || (options as unknown) === null)) {
     throw invalid(`connect() takes an options object as its second argument, got ${describe(options)}.`)
   }

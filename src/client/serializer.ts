@@ -1,15 +1,18 @@
 import { ClientError, describe } from './ClientError.js'
 
 /**
- * The same shape as the server's serializer: `encode` may return a string
- * (sent as a text frame) or bytes (sent as a binary frame).
+ * The server's serializer, seen from the other end: `decode` makes what the
+ * server sends, `encode` takes what the client sends, and may return a string
+ * (sent as a text frame) or bytes (sent as a binary frame). With one type for
+ * both directions it has the very shape of the server's `Serializer<Message>`.
  */
-export interface Serializer<Message = unknown> {
-  encode(value: Message): string | ArrayBuffer | ArrayBufferView
-  decode(text: string): Message
+export interface Serializer<Incoming = unknown, Outgoing = Incoming> {
+  encode(value: Outgoing): string | ArrayBuffer | ArrayBufferView
+  decode(text: string): Incoming
 }
 
-export type SerializerOption<Message = unknown> = 'json' | Serializer<Message>
+export type SerializerOption<Incoming = unknown, Outgoing = Incoming> =
+  'json' | Serializer<Incoming, Outgoing>
 
 export const json: Serializer = {
   encode: (value) => {
@@ -21,10 +24,11 @@ export const json: Serializer = {
   decode: (text) => JSON.parse(text) as unknown,
 }
 
-export function resolveSerializer<Message>(
-  option: SerializerOption<Message> | undefined,
-): Serializer<Message> {
-  if (option === undefined || option === 'json') return json as Serializer<Message>
+export function resolveSerializer<Incoming, Outgoing>(
+  option: SerializerOption<Incoming, Outgoing> | undefined,
+): Serializer<Incoming, Outgoing> {
+  // JSON makes whatever the server sent; the type parameters are the caller's word for what that is.
+  if (option === undefined || option === 'json') return json as Serializer<Incoming, Outgoing>
   if (
     typeof option === 'object' &&
     (option as unknown) !== null &&

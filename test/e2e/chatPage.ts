@@ -1,0 +1,86 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Page } from 'playwright-core'
+
+const WAIT_MS = 15_000
+const POLL_MS = 100
+
+export interface Member {
+  id: number
+  name: string
+}
+
+/** The demo chat at `/`, driven the way a person would: the form, the composer, the Leave button. */
+export class ChatPage {
+  readonly page: Page
+  readonly name: string
+
+  constructor(page: Page, name: string) {
+    this.page = page
+    this.name = name
+  }
+
+  async open(origin: string, room: string): Promise<void> {
+    await this.page.goto(`${origin}/?room=${encodeURIComponent(room)}`, { timeout: WAIT_MS })
+  }
+
+  async join(): Promise<void> {
+    await this.page.fill('#name', this.name, { timeout: WAIT_MS })
+    await this.page.click('#join button[type=submit]', { timeout: WAIT_MS })
+    await this.waitForState('open')
+  }
+
+  async leave(): Promise<void> {
+    await this.page.click('#leave', { timeout: WAIT_MS })
+    await this.page.locator('#join').waitFor({ state: 'visible', timeout: WAIT_MS })
+  }
+
+  async say(text: string): Promise<void> {
+    await this.page.fill('#text', text, { timeout: WAIT_MS })
+    await this.page.press('#text', 'Enter', { timeout: WAIT_MS })
+  }
+
+  /** Waits for a chat line from `from` with this text. */
+  async waitForMessage(from: string, text: string, timeout = WAIT_MS): Promise<void> {
+    await this.page
+      .locator('#log li.said', { hasText: text })
+      .filter({ hasText: from })
+      .first()
+      .waitFor({ state: 'visible', timeout })
+  }
+
+  /** Waits for a status line such as "Bob (#2) left". */
+  async waitForNote(text: string | RegExp, timeout = WAIT_MS): Promise<void> {
+    await this.page.locator('#log li.note', { hasText: text }).first().waitFor({ state: 'visible', timeout })
+  }
+
+  async waitForState(state: 'open' | 'reconnecting' | 'closed', timeout = WAIT_MS): Promise<void> {
+    await this.page.locator(`#status[data-state="${state}"]`).waitFor({ state: 'attached', timeout })
+  }
+
+  /** Waits until the member list is current (not greyed out) and shows exactly these names, in any order. */
+  async waitForMembers(names: readonly string[], timeout = WAIT_MS): Promise<Member[]> {
+    const wanted = [...names].sort()
+    const deadline = Date.now() + timeout
+    for (;;) {
+      const stale = (await this.page.locator('#members.stale').count()) > 0
+      const members = await this.members()
+      const shown = members.map((member) => member.name).sort()
+      if (!stale && JSON.stringify(shown) === JSON.stringify(wanted)) return members
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${this.name}'s page did not show the members ${JSON.stringify(wanted)} within ${String(timeout)} ms; it shows ${JSON.stringify(members)}${stale ? ', greyed out' : ''}`,
+        )
+      }
+      await sleep(POLL_MS)
+    }
+  }
+
+  async members(): Promise<Member[]> {
+    const members: Member[] = []
+    for (const item of await this.page.locator('#members li').all()) {
+      const [id, name] = await Promise.all([item.getAttribute('data-id'), item.getAttribute('data-name')])
+      members.push({ id: Number(id), name: name ?? '' })
+    }
+    return members
+  }
+}
