@@ -24,5 +24,5 @@ export type {
   MiddlewareFactory,
   MiddlewareHandler,
 } from './mount/middleware.js'
-export type { App } from './mount/mount.js'
+export type { App, MountedWorker } from './mount/mount.js'
 export type { FetchHandler, RoomFunction } from './mount/forward.js'

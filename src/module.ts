@@ -5,7 +5,7 @@ import { resolveLimits, type Heartbeat, type Limits } from './core/limits.js'
 import type { ObjectRouter } from './core/manager.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import { createUpgradeHandler, objectStub, type FetchHandler, type RoomFunction } from './mount/forward.js'
-import { mountAt, type App } from './mount/mount.js'
+import { mountAt, type App, type MountedWorker } from './mount/mount.js'
 import { DEFAULT_ROOM } from './mount/roomName.js'
 import type { ObjectBehaviour, ProtocolFunction, TagsFunction, Validator } from './object/WebSocketManager.js'
 import type { WebSocketObject } from './object/WebSocketObject.js'
@@ -131,7 +131,7 @@ export class WebSocketModule<
   }
 
   /** A Worker: `path` goes to the object, every other request to `app`, untouched. */
-  mount(path: string, app: App<Env>): ExportedHandler<Env> {
+  mount(path: string, app: App<Env>): MountedWorker<Env> {
     return mountAt(path, this.run(), app)
   }
 

@@ -23,9 +23,6 @@ export { ChatRoom }
 const app = AutoRouter()
 app.get('/', chatPage)
 app.get('/chat/client/:file', ({ params }) => clientModule(params.file ?? ''))
-// The chat's endpoint, beside the echo's mount below: its own path, binding and object class.
-app.all('/chat/ws', chat.run())
-app.all('/chat/ws/:room', chat.run())
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
 app.get('/connections/:room', ({ params }, env: Env) => ws.room<Hub>(env, params.room).connectionStatus())
@@ -35,4 +32,6 @@ interface Env {
   CHAT: DurableObjectNamespace<ChatRoom>
 }
 
-export default ws.mount('/ws', app)
+// Two mounts side by side: the echo at /ws, the chat at /chat/ws, each with its own binding and
+// object class; every other path reaches the app.
+export default ws.mount('/ws', chat.mount('/chat/ws', app))

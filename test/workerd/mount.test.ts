@@ -97,7 +97,7 @@ describe('mount(path, app)', () => {
       },
       { fetch: () => undefined },
     )
-    const response = await worker.fetch!(new Request('http://x/elsewhere'), env, createExecutionContext())
+    const response = await worker.fetch(new Request('http://x/elsewhere'), env, createExecutionContext())
     expect(response.status).toBe(404)
     expect(upgrades).toEqual([])
   })
