@@ -5,10 +5,14 @@ const WEBSOCKET_VERSION = '13'
 /** A Sec-WebSocket-Key is 16 random bytes in base64: 22 characters and "==". */
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/
 
+/**
+ * HTTP lets Upgrade list several protocols, but workerd hands a socket back
+ * only to a request whose Upgrade is exactly "websocket" (in any case). A list
+ * is refused here, before an object accepts a socket the runtime would then
+ * drop (test/workerd/handshake.test.ts pins this).
+ */
 export function isWebSocketUpgrade(request: Request): boolean {
-  const upgrade = request.headers.get('Upgrade')
-  if (upgrade === null) return false
-  return upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket')
+  return request.headers.get('Upgrade')?.trim().toLowerCase() === 'websocket'
 }
 
 /**

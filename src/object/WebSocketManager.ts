@@ -8,8 +8,8 @@ import type { BroadcastOptions, Manager, ObjectRouter, Outgoing, TaggedGroup } f
 import { toFrame, type Frame } from '../core/outgoing.js'
 import type { Serializer } from '../core/serializer.js'
 import { validateTags } from '../core/tags.js'
-import { DurableWebSocketError } from '../core/errors.js'
 import { chooseProtocol } from './protocol.js'
+import { checkShape, isInvalidMessage } from './validate.js'
 import { log } from '../core/log.js'
 import { reapIdle } from './idleReaper.js'
 
@@ -190,7 +190,7 @@ export class WebSocketManager<Env, Data extends object, Message>
       if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1)
       protocol = chooseProtocol(request, locals, this.#behaviour.protocol)
     } catch (error) {
-      log.error('refusing an upgrade:', error)
+      log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
     }
     const id = this.#nextId()
@@ -253,16 +253,12 @@ export class WebSocketManager<Env, Data extends object, Message>
     let decoded: Message
     try {
       decoded = serializer.decode(raw)
-      const validate = this.#behaviour.validate
-      if (validate !== undefined && !validate(decoded)) {
-        throw new DurableWebSocketError(
-          'ERR_DWS_INVALID_MESSAGE',
-          'The message does not have the expected shape.',
-        )
-      }
+      checkShape(this.#behaviour.validate, decoded)
     } catch (error) {
       if (this.#behaviour.handlers.get('malformed_message') === undefined) {
-        log.warn(`${conn.label} sent a message the serializer cannot decode, closing it with 1007`)
+        // Neither the error nor the text goes into the log: both hold what the client sent.
+        const what = isInvalidMessage(error) ? 'that failed validate' : 'the serializer cannot decode'
+        log.warn(`${conn.label} sent a message ${what}, closing it with 1007`)
         this.#closeQuietly(conn, CloseCode.INVALID_PAYLOAD, 'Malformed message')
         return undefined
       }

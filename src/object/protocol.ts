@@ -25,9 +25,10 @@ export function chooseProtocol(
   if (pick === undefined || offered.length === 0) return undefined
   const chosen = pick(offered, request, locals)
   if (chosen !== undefined && !offered.includes(chosen)) {
+    // The offer is left out of the message: a client may carry a token in it, and this gets logged.
     throw new DurableWebSocketError(
       'ERR_DWS_INVALID_OPTIONS',
-      `the protocol option chose "${chosen}", which the client did not offer (${offered.join(', ')}).`,
+      `the protocol option chose "${chosen}", which is not among the ${String(offered.length)} subprotocols the client offered.`,
     )
   }
   return chosen

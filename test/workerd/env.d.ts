@@ -36,6 +36,13 @@ declare global {
       CAPPED: Namespace<'CappedObject'>
       SIZED: Namespace<'SizedObject'>
       SIZED_DEFAULT: Namespace<'SizedByDefaultObject'>
+      AUTH_SECRET: string
+      GATE: Namespace<'GateObject'>
+      SHAPED: Namespace<'ShapedObject'>
+      SHAPED_STRICT: Namespace<'ShapedStrictObject'>
+      CARELESS: Namespace<'CarelessObject'>
+      AUTH: Namespace<'AuthObject'>
+      BROKEN: Namespace<'BrokenObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture
