@@ -18,6 +18,10 @@ export const MAX_CLOSE_REASON_BYTES = 123
 
 const utf8 = new TextEncoder()
 
+export function utf8Length(text: string): number {
+  return utf8.encode(text).byteLength
+}
+
 /**
  * Codes an endpoint may put in a close frame: 1000-1003 and 1007-1014 from
  * RFC 6455 and its registry, 3000-4999 for libraries and applications. 1004,
@@ -40,7 +44,7 @@ export function validateClose(code: number, reason: string): void {
   if (typeof reason !== 'string') {
     throw new DurableWebSocketError('ERR_DWS_INVALID_CLOSE', 'A close reason must be a string.')
   }
-  const bytes = utf8.encode(reason).byteLength
+  const bytes = utf8Length(reason)
   if (bytes > MAX_CLOSE_REASON_BYTES) {
     throw new DurableWebSocketError(
       'ERR_DWS_INVALID_CLOSE',

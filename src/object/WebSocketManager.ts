@@ -1,5 +1,5 @@
 import { readRecord } from '../core/attachment.js'
-import { CloseCode, isSendableCloseCode } from '../core/closeCodes.js'
+import { CloseCode, MAX_CLOSE_REASON_BYTES, isSendableCloseCode, utf8Length } from '../core/closeCodes.js'
 import { Connection, type ConnectionHost } from '../core/connection.js'
 import type { EventHandlers, EventName, HandlerRegistry, Incoming, Locals } from '../core/events.js'
 import type { Limits } from '../core/limits.js'
@@ -37,13 +37,6 @@ export interface ObjectBehaviour<Env, Data extends object, Message> {
 const RETRY_AFTER_SECONDS = 5
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
-
-/**
- * Close codes the runtime reports when no close frame arrived (1006: the peer
- * vanished; 1015: TLS failed), so there is nothing to answer. 1005 is not one
- * of them: it is a close frame with no code, which must be answered too.
- */
-const NO_CLOSE_FRAME_CODES = new Set([1006, 1015])
 
 /**
  * One per Durable Object instance: assigns ids, owns the sockets, and turns
@@ -224,9 +217,11 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    if (!NO_CLOSE_FRAME_CODES.has(code) && socket.readyState !== WebSocket.CLOSED) {
+    if (socket.readyState !== WebSocket.CLOSED) {
       // workerd does not answer a close frame on a hibernatable socket itself, not even at
-      // compatibility date 2026-10-23 (test/workerd/runtime.test.ts pins this).
+      // compatibility date 2026-10-23 (test/workerd/runtime.test.ts pins this). After a 1006 (no
+      // close frame, e.g. a peer that half-closed its TCP connection) closing our end still
+      // releases the connection at once instead of when the object next hibernates.
       this.#closeSocketQuietly(socket, code, reason)
     }
     if (conn === undefined || conn.closeHandled) return undefined
@@ -337,9 +332,11 @@ export class WebSocketManager<Env, Data extends object, Message>
   #closeSocketQuietly(socket: WebSocket, code: number, reason: string): void {
     try {
       // Echo the peer's code where it may be sent back; 1005 (no code) and codes reserved for
-      // reporting get an empty close frame, which is always valid.
-      if (isSendableCloseCode(code)) socket.close(code, reason)
-      else socket.close()
+      // reporting get an empty close frame, which is always valid. A peer's reason over the
+      // control-frame limit cannot be sent back, so the code goes alone.
+      if (!isSendableCloseCode(code)) socket.close()
+      else if (utf8Length(reason) > MAX_CLOSE_REASON_BYTES) socket.close(code)
+      else socket.close(code, reason)
     } catch {
       // Already closed by the runtime: nothing left to answer.
     }

@@ -205,6 +205,43 @@ describe('close and error reported for the same socket', () => {
   })
 })
 
+describe('a client that breaks off its side of the connection', () => {
+  /** Well inside the ~10 s after which an idle object hibernates and the runtime drops its sockets. */
+  const ANSWER_MS = 4_000
+
+  it('gets its close frame answered with its code even when its reason is over the 123-byte limit', async () => {
+    const raw = await openRaw(dev().origin, '/ws/broken-off?key=long-reason')
+    try {
+      await greetedId(raw)
+      const longReason = 'r'.repeat(130)
+      raw.socket.write(
+        frame(Opcode.CLOSE, Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from(longReason)])),
+      )
+      await within(raw.ended, 'the server to answer the close and end the connection', ANSWER_MS)
+      const answer = raw.frames().find((sent) => sent.opcode === Opcode.CLOSE)
+      expect(answer?.payload.readUInt16BE(0)).toBe(1000)
+      expect(answer?.payload.length).toBe(2)
+    } finally {
+      raw.socket.destroy()
+    }
+  })
+
+  it('has its half-closed TCP connection released by the server, not left open until the object sleeps', async () => {
+    const raw = await openRaw(dev().origin, '/ws/broken-off?key=half-closed')
+    try {
+      await greetedId(raw)
+      // Part of a frame that declares more than it carries, then the client's FIN.
+      raw.socket.write(
+        frame(Opcode.TEXT, JSON.stringify({ type: 'echo', seq: 1, pad: 'x'.repeat(80) })).subarray(0, 20),
+      )
+      raw.socket.end()
+      await within(raw.ended, 'the server to release the half-closed connection', ANSWER_MS)
+    } finally {
+      raw.socket.destroy()
+    }
+  })
+})
+
 describe('a text frame that is not valid UTF-8', () => {
   it('reaches the object with U+FFFD in place of the bad bytes: 1007 when that is no JSON, accepted when it is; others carry on', async () => {
     const room = 'utf8'
