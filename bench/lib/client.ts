@@ -1,0 +1,70 @@
+import WebSocket from 'ws'
+
+const OPEN_TIMEOUT_MS = 30_000
+const CLOSE_TIMEOUT_MS = 10_000
+
+/**
+ * One client socket. permessage-deflate is off: workerd would negotiate it,
+ * and compressing every frame would measure zlib rather than the servers.
+ */
+export function openSocket(url: string): Promise<WebSocket> {
+  return new Promise((resolveOpen, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS })
+    const onError = (error: Error): void => {
+      socket.off('open', onOpen)
+      reject(new Error(`${url}: ${error.message}`, { cause: error }))
+    }
+    const onOpen = (): void => {
+      socket.off('error', onError)
+      // A late error (a reset at shutdown) must not crash the runner.
+      socket.on('error', () => undefined)
+      resolveOpen(socket)
+    }
+    socket.once('open', onOpen)
+    socket.once('error', onError)
+  })
+}
+
+/** Opens `count` sockets, `concurrency` handshakes at a time. */
+export async function openMany(url: string, count: number, concurrency = 50): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = []
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++
+      sockets.push(await openSocket(url))
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+  } catch (error) {
+    for (const socket of sockets) socket.terminate()
+    throw error
+  }
+  return sockets
+}
+
+/** Resolves once the server's close frame came back (the servers all answer one). */
+export function closeSocket(socket: WebSocket): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return Promise.resolve()
+  return new Promise((resolveClose) => {
+    const timer = setTimeout(() => socket.terminate(), CLOSE_TIMEOUT_MS)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolveClose()
+    })
+    if (socket.readyState === WebSocket.OPEN) socket.close(1000)
+  })
+}
+
+export async function closeAll(sockets: readonly WebSocket[]): Promise<void> {
+  await Promise.all(sockets.map(closeSocket))
+}
+
+/** Sends `text` and resolves with the next message this socket receives. */
+export function request(socket: WebSocket, text: string): Promise<string> {
+  return new Promise((resolveReply) => {
+    socket.once('message', (data: WebSocket.RawData) => resolveReply(String(data)))
+    socket.send(text)
+  })
+}

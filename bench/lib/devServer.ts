@@ -1,0 +1,176 @@
+import { execFile } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { spawnGroup } from './group.ts'
+import { listeningPorts, processGroup, type ProcessInfo } from './proc.ts'
+
+export const REPO_ROOT = join(import.meta.dirname, '../..')
+export const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
+const READY = /Ready on http:\/\/127\.0\.0\.1:(\d+)/
+
+const run = promisify(execFile)
+
+/**
+ * The environment every wrangler we start gets. X_LOCAL_OBSERVABILITY=false
+ * turns off wrangler's local tracing of every invocation, which on its own
+ * triples the worker's CPU per message and would hide every difference.
+ */
+export function wranglerEnv(scratch: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: 'false',
+    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    X_LOCAL_OBSERVABILITY: 'false',
+    XDG_CONFIG_HOME: join(scratch, 'config'),
+    CI: 'true',
+  }
+}
+
+/**
+ * A copy of a server's committed wrangler.toml in `scratch`, with `main`
+ * made absolute (or replaced). wrangler writes its bundles to `.wrangler/`
+ * beside the config it is given, so they stay out of bench/ (and out of
+ * eslint's way).
+ */
+export async function scratchConfig(serverDir: string, scratch: string, main?: string): Promise<string> {
+  const committed = await readFile(join(serverDir, 'wrangler.toml'), 'utf8')
+  const entry = /^main = "(.+)"$/m.exec(committed)?.[1]
+  if (entry === undefined) throw new Error(`${serverDir}/wrangler.toml has no main = "…" line`)
+  await mkdir(scratch, { recursive: true })
+  const config = join(scratch, 'wrangler.toml')
+  await writeFile(
+    config,
+    committed.replace(/^main = ".+"$/m, `main = ${JSON.stringify(main ?? join(serverDir, entry))}`),
+  )
+  return config
+}
+
+/** Bundles a server the way `wrangler deploy` would and returns the path of its worker.js. */
+export async function buildWorker(serverDir: string, scratch: string, minify: boolean): Promise<string> {
+  const config = await scratchConfig(serverDir, scratch)
+  const outdir = join(scratch, 'out')
+  await run(
+    process.execPath,
+    [
+      WRANGLER,
+      'deploy',
+      '--dry-run',
+      ...(minify ? ['--minify'] : []),
+      '--outdir',
+      outdir,
+      '--config',
+      config,
+    ],
+    { cwd: scratch, env: wranglerEnv(scratch) },
+  )
+  return join(outdir, 'worker.js')
+}
+
+export interface DevServer {
+  /** `ws://127.0.0.1:<port>` of wrangler's public port (its proxy workerd), or of the runtime itself with `direct`. */
+  readonly wsOrigin: string
+  readonly origin: string
+  /** The workerd that runs the Worker and its Durable Objects. */
+  readonly runtimePid: number
+  /** The workerd that relays every frame between the public port and the runtime. */
+  readonly proxyPid: number
+  output(): string
+  stop(): Promise<void>
+}
+
+export interface StartOptions {
+  /** Connect straight to the runtime workerd's own port, bypassing wrangler's proxy. */
+  direct: boolean
+}
+
+/**
+ * `wrangler dev` for one bench server, in its own process group, with a free
+ * port, a scratch state directory and local tracing off. Resolves once it
+ * serves, with the pids of its two workerd processes.
+ */
+export async function startDevServer(
+  serverDir: string,
+  scratch: string,
+  options: StartOptions,
+): Promise<DevServer> {
+  // wrangler dev rebuilds and restarts the runtime whenever a source file changes, which would
+  // drop every socket mid-run if src/ is edited meanwhile. So it serves a bundle built up front,
+  // as `wrangler deploy` would build it, with --no-bundle: nothing it watches ever changes.
+  const bundle = await buildWorker(serverDir, join(scratch, 'build'), false)
+  const config = await scratchConfig(serverDir, join(scratch, 'run'), bundle)
+  const group = spawnGroup(
+    process.execPath,
+    [
+      WRANGLER,
+      'dev',
+      '--no-bundle',
+      '--config',
+      config,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--inspector-port',
+      '0',
+      '--persist-to',
+      join(scratch, 'state'),
+      '--show-interactive-dev-session=false',
+    ],
+    { cwd: join(scratch, 'run'), env: wranglerEnv(scratch) },
+  )
+  try {
+    const port = await group.waitFor(READY)
+    const { runtime, proxy } = await findWorkerd(group.pgid)
+    let origin = `http://127.0.0.1:${port}`
+    if (options.direct) origin = await directOrigin(runtime.pid)
+    return {
+      origin,
+      wsOrigin: origin.replace(/^http/, 'ws'),
+      runtimePid: runtime.pid,
+      proxyPid: proxy.pid,
+      output: group.output,
+      stop: group.stop,
+    }
+  } catch (error) {
+    await group.stop().catch(() => undefined)
+    throw error
+  }
+}
+
+/**
+ * wrangler starts two workerd: a proxy on the public port and the runtime
+ * that runs the Worker. Only the runtime is given the inspector address.
+ */
+async function findWorkerd(pgid: number): Promise<{ runtime: ProcessInfo; proxy: ProcessInfo }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const workerd = processGroup(pgid).filter((p) => p.args[0]?.endsWith('/workerd') === true)
+    const runtime = workerd.filter((p) => p.args.some((arg) => arg.startsWith('--inspector-addr')))
+    const proxy = workerd.filter((p) => !runtime.includes(p))
+    if (runtime.length === 1 && proxy.length === 1 && runtime[0] && proxy[0]) {
+      return { runtime: runtime[0], proxy: proxy[0] }
+    }
+    await sleep(100)
+  }
+  throw new Error(
+    `could not tell wrangler's two workerd processes apart in group ${String(pgid)}: ${JSON.stringify(processGroup(pgid))}`,
+  )
+}
+
+/** The runtime's own HTTP port: the one of its listening ports that answers the Worker's /health. */
+async function directOrigin(runtimePid: number): Promise<string> {
+  for (const port of listeningPorts(runtimePid)) {
+    const origin = `http://127.0.0.1:${String(port)}`
+    try {
+      const response = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2_000) })
+      const body = (await response.json()) as { constructed?: unknown }
+      if (typeof body.constructed === 'number') return origin
+    } catch {
+      // the inspector or wrangler's control port
+    }
+  }
+  throw new Error(
+    `none of the runtime workerd's ports (${listeningPorts(runtimePid).join(', ')}) serves the Worker`,
+  )
+}

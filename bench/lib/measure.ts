@@ -1,0 +1,101 @@
+import { readCpu, readMachineBusyMs, type CpuReading } from './proc.ts'
+
+/** The processes whose CPU a measured span reads. */
+export interface Target {
+  /** The process that runs the server's code: the runtime workerd (or the loopback Node server). */
+  readonly runtimePid: number
+  /** wrangler's proxy workerd; undefined for the loopback server. */
+  readonly proxyPid: number | undefined
+}
+
+/** One measured span of one scenario on one server. */
+export interface Sample {
+  ops: number
+  wallMs: number
+  /** Worker CPU from utime + stime (/proc/<pid>/stat). */
+  workerCpuMs: number
+  /** The same from the scheduler's ns counters, where the kernel has them. */
+  workerCpuPreciseMs: number | undefined
+  proxyCpuMs: number | undefined
+  clientCpuMs: number
+  /** Busy time of every CPU of the machine over the span. */
+  machineBusyMs: number
+  /** Per-operation latencies in ms. */
+  latencies: number[]
+}
+
+interface Mark {
+  at: number
+  worker: CpuReading
+  proxy: CpuReading | undefined
+  client: NodeJS.CpuUsage
+  machine: number
+}
+
+function mark(target: Target): Mark {
+  return {
+    at: performance.now(),
+    worker: readCpu(target.runtimePid),
+    proxy: target.proxyPid === undefined ? undefined : readCpu(target.proxyPid),
+    client: process.cpuUsage(),
+    machine: readMachineBusyMs(),
+  }
+}
+
+/**
+ * Brackets exactly the measured span: CPU and the clock are read when it
+ * starts and when it ends, and only operations completed in between count.
+ */
+export class Span {
+  readonly #target: Target
+  #start: Mark | undefined
+  #end: Mark | undefined
+  ops = 0
+  readonly latencies: number[] = []
+
+  constructor(target: Target) {
+    this.#target = target
+  }
+
+  get recording(): boolean {
+    return this.#start !== undefined && this.#end === undefined
+  }
+
+  start(): void {
+    this.#start = mark(this.#target)
+  }
+
+  stop(): void {
+    this.#end = mark(this.#target)
+  }
+
+  /** Counts operations finished now; `latencyMs` is recorded beside them when given. */
+  done(count: number, latencyMs?: number): void {
+    if (!this.recording) return
+    this.ops += count
+    if (latencyMs !== undefined) this.latencies.push(latencyMs)
+  }
+
+  sample(): Sample {
+    const start = this.#start
+    const end = this.#end
+    if (start === undefined || end === undefined) throw new Error('the span was never started and stopped')
+    const precise =
+      start.worker.schedMs === undefined || end.worker.schedMs === undefined
+        ? undefined
+        : end.worker.schedMs - start.worker.schedMs
+    return {
+      ops: this.ops,
+      wallMs: end.at - start.at,
+      workerCpuMs: end.worker.statMs - start.worker.statMs,
+      workerCpuPreciseMs: precise,
+      proxyCpuMs:
+        start.proxy === undefined || end.proxy === undefined
+          ? undefined
+          : end.proxy.statMs - start.proxy.statMs,
+      clientCpuMs: (end.client.user + end.client.system - start.client.user - start.client.system) / 1000,
+      machineBusyMs: end.machine - start.machine,
+      latencies: this.latencies,
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+
+/** USER_HZ: the unit of utime and stime in /proc/<pid>/stat (100 on every Linux we run on, but ask). */
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+export interface CpuReading {
+  /** utime + stime from /proc/<pid>/stat, in ms: the whole process, 1/USER_HZ resolution. */
+  statMs: number
+  /**
+   * The sum of `se.sum_exec_runtime` over /proc/<pid>/task/*\/sched, in ms with
+   * microsecond resolution; undefined where the kernel does not expose it.
+   * Used where a span is too short for USER_HZ ticks (the wake-up).
+   */
+  schedMs: number | undefined
+}
+
+/** The fields of /proc/<pid>/stat after the command name, which may itself hold spaces. */
+function statFields(pid: number): string[] {
+  const text = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')
+}
+
+export function readCpu(pid: number): CpuReading {
+  const fields = statFields(pid)
+  // Fields 14 and 15 of proc(5) are utime and stime; this array starts at field 3.
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return { statMs: (ticks * 1000) / TICKS_PER_SECOND, schedMs: readSchedMs(pid) }
+}
+
+const SUM_EXEC = /se\.sum_exec_runtime\s*:\s*([\d.]+)/
+
+function readSchedMs(pid: number): number | undefined {
+  let total = 0
+  try {
+    for (const task of readdirSync(`/proc/${String(pid)}/task`)) {
+      let text: string
+      try {
+        text = readFileSync(`/proc/${String(pid)}/task/${task}/sched`, 'utf8')
+      } catch {
+        continue // a thread that ended between the listing and the read
+      }
+      const ms = SUM_EXEC.exec(text)?.[1]
+      if (ms === undefined) return undefined
+      total += Number(ms)
+    }
+  } catch {
+    return undefined
+  }
+  return total
+}
+
+/** Resident set size in bytes (VmRSS). */
+export function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8')
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]
+  if (kb === undefined) throw new Error(`no VmRSS for process ${String(pid)}`)
+  return Number(kb) * 1024
+}
+
+/** Busy time of the whole machine (every CPU) from /proc/stat, in ms. */
+export function readMachineBusyMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+  // cpu user nice system idle iowait irq softirq steal ...
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number)
+  const ticks = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)
+  return (ticks * 1000) / TICKS_PER_SECOND
+}
+
+export interface ProcessInfo {
+  pid: number
+  args: string[]
+}
+
+/** Every live process whose process group is `pgid`, with its command line. */
+export function processGroup(pgid: number): ProcessInfo[] {
+  const members: ProcessInfo[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    try {
+      // Field 5 of proc(5) is the process group.
+      if (Number(statFields(pid)[2]) !== pgid) continue
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean)
+      members.push({ pid, args })
+    } catch {
+      // gone between the listing and the read
+    }
+  }
+  return members
+}
+
+/** The TCP ports `pid` listens on (IPv4 and IPv6), from its socket inodes and /proc/net/tcp*. */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>()
+  for (const fd of readdirSync(`/proc/${String(pid)}/fd`)) {
+    try {
+      const target = readlinkSync(`/proc/${String(pid)}/fd/${fd}`)
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+      if (inode !== undefined) inodes.add(inode)
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = []
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const row of text.split('\n').slice(1)) {
+      const cols = row.trim().split(/\s+/)
+      // local_address is col 1 (addr:port in hex), st is col 3 (0A = LISTEN), inode is col 9.
+      if (cols[3] !== '0A' || cols[9] === undefined || !inodes.has(cols[9])) continue
+      const port = cols[1]?.split(':')[1]
+      if (port !== undefined) ports.push(parseInt(port, 16))
+    }
+  }
+  return ports
+}

@@ -1,0 +1,356 @@
+/**
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --note "…"] [-- --out file]`
+ *
+ * Measures this package, a hand-written Hibernation-API object (the floor)
+ * and partyserver doing the same job under `wrangler dev`, interleaved, and
+ * writes the tables with the machine and the method to bench/RESULTS.md.
+ * It reports; it never fails on a number.
+ */
+import { rmSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import type WebSocket from 'ws'
+import { libraryBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
+import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
+import { REPO_ROOT, startDevServer, type DevServer } from './lib/devServer.ts'
+import { spawnGroup, type Group } from './lib/group.ts'
+import type { Sample } from './lib/measure.ts'
+import { readCpu, readRssBytes } from './lib/proc.ts'
+import { renderResults } from './lib/report.ts'
+import type { Machine, Results, RunSettings, ScenarioResult, WakeSample } from './lib/results.ts'
+import {
+  BROADCAST_TRIGGER,
+  ECHO_MESSAGE,
+  broadcast,
+  connectClose,
+  echo,
+  measure,
+  type Endpoint,
+  type Scenario,
+  type Timing,
+} from './lib/scenarios.ts'
+import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
+
+const { values: flags } = parseArgs({
+  allowNegative: true,
+  options: {
+    quick: { type: 'boolean', default: false },
+    direct: { type: 'boolean', default: false },
+    control: { type: 'boolean' },
+    note: { type: 'string' },
+    out: { type: 'string', default: join(REPO_ROOT, 'bench/RESULTS.md') },
+  },
+})
+
+/** wrangler dev evicts an object about 10 s after its last event. */
+const IDLE_MS = 11_000
+const WAKE_SOCKETS = 1_000
+
+const settings: RunSettings = {
+  mode: flags.quick ? 'quick' : 'full',
+  direct: flags.direct,
+  // The A/A control costs a third more time: on by default only in the full run.
+  control: flags.control ?? !flags.quick,
+  rounds: flags.quick ? 3 : 7,
+  warmupMs: flags.quick ? 250 : 1_000,
+  windowMs: flags.quick ? 1_000 : 3_000,
+  wakeRounds: flags.quick ? 1 : 5,
+  idleMs: IDLE_MS,
+  note: flags.note,
+  durationMs: 0,
+}
+const timing: Timing = { warmupMs: settings.warmupMs, windowMs: settings.windowMs }
+const specs = settings.control ? [...SERVERS, CONTROL] : [...SERVERS]
+
+const began = performance.now()
+function say(line: string): void {
+  console.log(`[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s] ${line}`)
+}
+
+// Ctrl-C: exit through 'exit', where every process group we started is killed.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
+
+function describeMachine(loadBefore: number[]): Machine {
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    wrangler: version('wrangler'),
+    workerd: version('workerd'),
+    ws: version('ws'),
+    date: new Date().toISOString(),
+    loadBefore,
+    loadAfter: os.loadavg(),
+  }
+}
+
+async function bundleSizes(scratch: string): Promise<BundleSize[]> {
+  const workers = []
+  for (const server of SERVERS) {
+    workers.push(
+      await workerBundle(`${server.label} worker`, server.dir, join(scratch, `bundle-${server.key}`)),
+    )
+  }
+  return [
+    ...workers,
+    await libraryBundle('durable-websocket alone (src/index.ts, itty-router left out)', 'src/index.ts', [
+      'itty-router',
+      'cloudflare:workers',
+    ]),
+    await libraryBundle('durable-websocket with itty-router (src/index.ts)', 'src/index.ts', [
+      'cloudflare:workers',
+    ]),
+    await libraryBundle(`partyserver ${version('partyserver')} alone (with nanoid)`, 'partyserver', [
+      'cloudflare:workers',
+    ]),
+  ]
+}
+
+async function health(origin: string): Promise<number> {
+  const response = await fetch(`${origin}/health`)
+  const body = (await response.json()) as { constructed: number }
+  return body.constructed
+}
+
+/** The three must answer alike before any number means anything. */
+async function sanityCheck(endpoint: Endpoint, origin: string): Promise<void> {
+  const socket = await openSocket(endpoint.url('sanity'))
+  try {
+    const reply = await request(socket, ECHO_MESSAGE)
+    const expected = JSON.stringify({ received: JSON.parse(ECHO_MESSAGE) as unknown })
+    if (reply !== expected) throw new Error(`${endpoint.key} answered ${reply}, not ${expected}`)
+    const copy = await request(socket, BROADCAST_TRIGGER)
+    if (copy !== '{"seq":0}') throw new Error(`${endpoint.key} broadcast ${copy}, not {"seq":0}`)
+    if (typeof (await health(origin)) !== 'number') throw new Error(`${endpoint.key}: /health is not a count`)
+  } finally {
+    await closeSocket(socket)
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1_048_576).toFixed(1)
+}
+
+function perOp(sample: Sample): string {
+  return `${((sample.workerCpuMs * 1000) / Math.max(sample.ops, 1)).toFixed(1)} µs/op, ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`
+}
+
+/** Sets a scenario up on every server, runs interleaved rounds, and tears it down. */
+async function runScenario<State>(
+  scenario: Scenario<State>,
+  endpoints: readonly Endpoint[],
+  loopback: Endpoint | undefined,
+  states = new Map<string, State>(),
+): Promise<{ result: ScenarioResult; states: Map<string, State> }> {
+  const result: ScenarioResult = {
+    scenario: {
+      id: scenario.id,
+      title: scenario.title,
+      unit: scenario.unit,
+      description: scenario.description,
+    },
+    samples: {},
+    loopback: [],
+  }
+  for (const endpoint of [...endpoints, ...(loopback === undefined ? [] : [loopback])]) {
+    if (!states.has(endpoint.key)) states.set(endpoint.key, await scenario.setup(endpoint))
+  }
+  const stateOf = (endpoint: Endpoint): State => {
+    const state = states.get(endpoint.key)
+    if (state === undefined) throw new Error(`no state for ${endpoint.key}`)
+    return state
+  }
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const endpoint of rotate(endpoints, round)) {
+      const sample = (await measure(scenario, stateOf(endpoint), endpoint, timing)).sample()
+      ;(result.samples[endpoint.key as ServerKey] ??= []).push(sample)
+      lastActivity.set(endpoint.key, Date.now())
+      say(`${scenario.id} round ${String(round + 1)} ${endpoint.key}: ${perOp(sample)}`)
+    }
+    // The client's ceiling needs one sample, not a median of many: it only has to be far above the rest.
+    if (loopback !== undefined && round === 0) {
+      const sample = (await measure(scenario, stateOf(loopback), loopback, timing)).sample()
+      result.loopback.push(sample)
+      say(`${scenario.id} loopback: ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`)
+    }
+  }
+  return { result, states }
+}
+
+const lastActivity = new Map<string, number>()
+
+async function main(): Promise<void> {
+  const loadBefore = os.loadavg()
+  say(
+    `${settings.mode} run: ${String(settings.rounds)} interleaved rounds of ${String(timing.windowMs)} ms after ${String(timing.warmupMs)} ms warm-up; load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')}`,
+  )
+  say(
+    'X_LOCAL_OBSERVABILITY=false: wrangler’s local tracing is off (it triples the worker’s CPU per message)',
+  )
+  const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-'))
+  // On Ctrl-C the servers are killed from group.ts's exit hook, which runs first; this one then
+  // removes their state.
+  process.once('exit', () => rmSync(scratch, { recursive: true, force: true }))
+  const servers = new Map<ServerKey, DevServer>()
+  let loopbackGroup: Group | undefined
+  let starting: Promise<void>[] = []
+  const results: Results = {
+    settings,
+    machine: describeMachine(loadBefore),
+    scenarios: [],
+    wake: {},
+    memory: {},
+    bundles: [],
+  }
+  try {
+    say(
+      `starting ${String(specs.length)} wrangler dev servers and the loopback server; building the bundles for their sizes`,
+    )
+    starting = specs.map(async (spec) => {
+      servers.set(spec.key, await startDevServer(spec.dir, join(scratch, `dev-${spec.key}`), settings))
+    })
+    // A failed start surfaces at the Promise.all below, not as an unhandled rejection meanwhile.
+    for (const start of starting) start.catch(() => undefined)
+    loopbackGroup = spawnGroup(process.execPath, [join(REPO_ROOT, 'bench/lib/loopbackServer.ts')], {
+      cwd: REPO_ROOT,
+      env: process.env,
+    })
+    const loopbackPort = await loopbackGroup.waitFor(/listening on (\d+)/)
+    results.bundles = await bundleSizes(scratch)
+    await Promise.all(starting)
+    for (const bundle of results.bundles) {
+      say(`bundle ${bundle.label}: ${String(bundle.gzipBytes)} B gzipped`)
+    }
+
+    const endpoints: Endpoint[] = specs.map((spec) => {
+      const server = servers.get(spec.key)
+      if (server === undefined) throw new Error(`${spec.key} did not start`)
+      return {
+        key: spec.key,
+        runtimePid: server.runtimePid,
+        proxyPid: server.proxyPid,
+        url: (room) => `${server.wsOrigin}${spec.path(room)}`,
+      }
+    })
+    const originOf = (key: string): string => {
+      const server = servers.get(key as ServerKey)
+      if (server === undefined) throw new Error(`no server ${key}`)
+      return server.origin
+    }
+    const loopback: Endpoint = {
+      key: 'loopback',
+      runtimePid: loopbackGroup.pid,
+      proxyPid: undefined,
+      url: (room) => `ws://127.0.0.1:${loopbackPort}/${room}`,
+    }
+    for (const endpoint of endpoints) {
+      await sanityCheck(endpoint, originOf(endpoint.key))
+      say(
+        `${endpoint.key}: runtime workerd ${String(endpoint.runtimePid)}, proxy workerd ${String(endpoint.proxyPid)}, answers alike`,
+      )
+    }
+
+    const scenarios = [echo(1), echo(10), echo(100), connectClose(10), broadcast(100)]
+    for (const scenario of scenarios) {
+      const { result, states } = await runScenario<unknown>(
+        scenario as Scenario<unknown>,
+        endpoints,
+        loopback,
+      )
+      results.scenarios.push(result)
+      for (const state of states.values()) await scenario.teardown(state as never)
+    }
+
+    // 1,000 sockets per server: their memory, broadcast to all of them, then the wake-up.
+    const fanout = broadcast(WAKE_SOCKETS)
+    const states = new Map<string, { sockets: WebSocket[] }>()
+    for (const endpoint of endpoints) {
+      const beforeBytes = readRssBytes(endpoint.runtimePid)
+      states.set(endpoint.key, await fanout.setup(endpoint))
+      await sleep(1_000)
+      const openBytes = readRssBytes(endpoint.runtimePid)
+      results.memory[endpoint.key as ServerKey] = {
+        sockets: WAKE_SOCKETS,
+        beforeBytes,
+        openBytes,
+        idleBytes: undefined,
+      }
+      lastActivity.set(endpoint.key, Date.now())
+      say(`${endpoint.key}: ${String(WAKE_SOCKETS)} sockets open, RSS +${mib(openBytes - beforeBytes)} MiB`)
+    }
+    states.set(loopback.key, await fanout.setup(loopback))
+    const { result } = await runScenario(fanout, endpoints, loopback, states)
+    results.scenarios.push(result)
+    // One loopback socket stays open: a round trip on it right before each wake-up warms the
+    // client's own path after the idle wait, so the first server measured does not pay for that.
+    const [warmer, ...otherLoopbackSockets] = states.get(loopback.key)?.sockets ?? []
+    await closeAll(otherLoopbackSockets)
+
+    for (let round = 0; round < settings.wakeRounds; round++) {
+      const quietSince = Math.max(...endpoints.map((endpoint) => lastActivity.get(endpoint.key) ?? 0))
+      const wait = quietSince + IDLE_MS - Date.now()
+      say(
+        `wake-up round ${String(round + 1)}: waiting ${(wait / 1000).toFixed(1)} s for every object to hibernate`,
+      )
+      if (wait > 0) await sleep(wait)
+      for (const endpoint of rotate(endpoints, round)) {
+        const memory = results.memory[endpoint.key as ServerKey]
+        if (round === 0 && memory !== undefined) memory.idleBytes = readRssBytes(endpoint.runtimePid)
+        if (warmer !== undefined) await request(warmer, ECHO_MESSAGE)
+        const sample = await wake(endpoint, originOf(endpoint.key), states.get(endpoint.key)?.sockets ?? [])
+        ;(results.wake[endpoint.key as ServerKey] ??= []).push(sample)
+        lastActivity.set(endpoint.key, Date.now())
+        say(
+          `wake ${endpoint.key}: ${sample.latencyMs.toFixed(1)} ms, ${sample.cpuMs.toFixed(1)} ms CPU, ${sample.hibernated ? 'was hibernated' : 'was NOT hibernated'}`,
+        )
+      }
+    }
+    for (const endpoint of endpoints) await closeAll(states.get(endpoint.key)?.sockets ?? [])
+    if (warmer !== undefined) await closeSocket(warmer)
+  } catch (error) {
+    for (const [key, server] of servers)
+      console.error(`--- ${key}: wrangler dev said\n${server.output().slice(-3_000)}`)
+    throw error
+  } finally {
+    say('stopping the servers')
+    await Promise.allSettled(starting)
+    const stopping = [...servers.values()].map((server) => server.stop())
+    if (loopbackGroup !== undefined) stopping.push(loopbackGroup.stop())
+    const stopped = await Promise.allSettled(stopping)
+    for (const outcome of stopped) {
+      if (outcome.status === 'rejected') console.error('a server would not stop:', outcome.reason)
+    }
+    await rm(scratch, { recursive: true, force: true })
+  }
+  results.machine.loadAfter = os.loadavg()
+  settings.durationMs = performance.now() - began
+  const markdown = renderResults(results)
+  await writeFile(flags.out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${flags.out}`)
+}
+
+/** The first message after the idle wait, timed from send to reply, with the runtime's CPU over that span. */
+async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSocket[]): Promise<WakeSample> {
+  const socket = sockets[sockets.length - 1]
+  if (socket === undefined) throw new Error(`no socket to wake ${endpoint.key} with`)
+  const constructedBefore = await health(origin)
+  const cpuBefore = readCpu(endpoint.runtimePid)
+  const startedAt = performance.now()
+  await request(socket, ECHO_MESSAGE)
+  const latencyMs = performance.now() - startedAt
+  const cpuAfter = readCpu(endpoint.runtimePid)
+  const constructedAfter = await health(origin)
+  const cpuMs =
+    cpuBefore.schedMs !== undefined && cpuAfter.schedMs !== undefined
+      ? cpuAfter.schedMs - cpuBefore.schedMs
+      : cpuAfter.statMs - cpuBefore.statMs
+  return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
+}
+
+await main()

@@ -1,0 +1,43 @@
+/**
+ * What all three bench servers do, in one place so they cannot drift apart:
+ * a text message is JSON; `{ "broadcast": n }` makes the object send
+ * `{ "seq": i }` for i = 0..n-1 to every socket (the sender included); any
+ * other message is answered with `{ "received": message }`.
+ */
+
+/** A bound on one trigger, so a typo in a client cannot make an object loop for minutes. */
+const MAX_BROADCASTS = 1_000
+
+export function broadcastCount(message: unknown): number | undefined {
+  if (typeof message !== 'object' || message === null) return undefined
+  const n = (message as { broadcast?: unknown }).broadcast
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 && n <= MAX_BROADCASTS ? n : undefined
+}
+
+export interface BroadcastMessage {
+  seq: number
+}
+
+export interface Echo {
+  received: unknown
+}
+
+/** The per-connection data every server keeps in the socket's attachment. */
+export interface ConnectionData {
+  joined: number
+}
+
+/**
+ * Bench instrumentation, the same in all three: the Durable Object
+ * constructors count themselves here. A module-scope value lives as long as
+ * the isolate, which outlives a hibernated object, so `GET /health` (answered
+ * by the Worker, without touching any object) tells the runner whether a
+ * wake really constructed the object again.
+ */
+export const instances = { constructed: 0 }
+
+export const HEALTH_PATH = '/health'
+
+export function health(): Response {
+  return Response.json(instances)
+}

@@ -1,0 +1,34 @@
+import { AutoRouter } from 'itty-router'
+import { WebSocketObject, websocket } from '../../../src/index.js'
+import { HEALTH_PATH, broadcastCount, health, instances, type ConnectionData } from '../behaviour.js'
+
+interface Env {
+  BENCH: DurableObjectNamespace<Bench>
+}
+
+const ws = websocket<Env, ConnectionData>({ binding: 'BENCH', serializer: 'json' })
+
+ws.add('open', (conn) => {
+  conn.data.joined = Date.now()
+})
+
+ws.add('message', (conn, message) => {
+  const n = broadcastCount(message)
+  if (n === undefined) {
+    conn.send({ received: message })
+    return
+  }
+  for (let seq = 0; seq < n; seq++) conn.manager.broadcast({ seq })
+})
+
+export class Bench extends WebSocketObject<Env, ConnectionData> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    instances.constructed++
+  }
+}
+
+const app = AutoRouter()
+app.get(HEALTH_PATH, health)
+
+export default ws.mount('/ws', app)
