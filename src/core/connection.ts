@@ -25,6 +25,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   readonly #host: ConnectionHost<Env, Data, Message>
   #data: Data
   #closeHandled: boolean
+  #dataExposed = false
   #seen: number
 
   constructor(socket: WebSocket, record: ConnectionRecord<Data>, host: ConnectionHost<Env, Data, Message>) {
@@ -58,6 +59,11 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     return this.#host.manager.ctx.getTags(this.socket)
   }
 
+  /** @internal True when `data` was handed out since it was last stored, so it may have changed. */
+  get mayHaveChanged(): boolean {
+    return this.#dataExposed
+  }
+
   /** @internal When the client last sent a message, in ms since the epoch. */
   get seen(): number {
     return this.#seen
@@ -69,6 +75,8 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   }
 
   get data(): Data {
+    // Whoever reads `data` may change it in place; only then must it be stored again.
+    this.#dataExposed = true
     return this.#data
   }
 
@@ -105,6 +113,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
    * to what the attachment last held, so the connection goes on as it was.
    */
   persist(): void {
+    this.#dataExposed = false
     try {
       writeRecord(this.socket, this.#record())
     } catch (error) {

@@ -295,8 +295,15 @@ export class WebSocketManager<Env, Data extends object, Message>
     return undefined
   }
 
+  /**
+   * Stores `data` after a handler, unless the handler never read it: an
+   * attachment write per message is the largest cost a plain echo pays
+   * (bench/RESULTS.md). With idle reaping on, the activity time is stored
+   * every time too, since a woken object only knows what the attachment says.
+   */
   #persistAfter(conn: Connection<Env, Data, Message>, event: EventName): void {
     if (conn.closed) return
+    if (!conn.mayHaveChanged && this.#behaviour.limits.idleTimeout === undefined) return
     try {
       conn.persist()
     } catch (error) {
