@@ -14,10 +14,6 @@ export class SerialQueue {
     return isThenable(result) ? this.#chain(Promise.resolve(result)) : undefined
   }
 
-  get idle(): boolean {
-    return this.#tail === undefined
-  }
-
   #chain(work: Promise<unknown>): Promise<void> {
     const settled: Promise<void> = work.then(
       () => this.#release(settled),

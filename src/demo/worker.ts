@@ -13,8 +13,7 @@ export class Hub extends WebSocketObject {
 
   /** An RPC method beside the sockets: what the object knows of its connections. */
   connectionStatus(): { ids: number[]; lastId: number } {
-    const ids = [...this.manager.connections().keys()].sort((a, b) => a - b)
-    return { ids, lastId: this.manager.lastId }
+    return { ids: this.manager.ids(), lastId: this.manager.lastId }
   }
 }
 
