@@ -26,14 +26,25 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   #data: Data
   #closeHandled: boolean
   #dataExposed = false
+  #stored: boolean
   #seen: number
 
-  constructor(socket: WebSocket, record: ConnectionRecord<Data>, host: ConnectionHost<Env, Data, Message>) {
+  /**
+   * `stored` is false for a connection just accepted: its record is written
+   * once, after `open`, rather than once before and again after.
+   */
+  constructor(
+    socket: WebSocket,
+    record: ConnectionRecord<Data>,
+    host: ConnectionHost<Env, Data, Message>,
+    stored = true,
+  ) {
     this.socket = socket
     this.id = record.id
     this.#data = record.data
     this.#closeHandled = record.closing === true
     this.#seen = record.seen
+    this.#stored = stored
     this.#host = host
   }
 
@@ -59,9 +70,9 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     return this.#host.manager.ctx.getTags(this.socket)
   }
 
-  /** @internal True when `data` was handed out since it was last stored, so it may have changed. */
+  /** @internal True when the record was never written, or `data` was handed out since, so it may have changed. */
   get mayHaveChanged(): boolean {
-    return this.#dataExposed
+    return this.#dataExposed || !this.#stored
   }
 
   /** @internal When the client last sent a message, in ms since the epoch. */
@@ -110,16 +121,29 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
 
   /**
    * @internal Writes `data` to the attachment. On failure the in-memory data is reset
-   * to what the attachment last held, so the connection goes on as it was.
+   * to what the attachment last held, so the connection goes on as it was; a
+   * connection whose first write fails goes on with empty data, stored at once,
+   * so that a woken object still knows it.
    */
   persist(): void {
     this.#dataExposed = false
     try {
       writeRecord(this.socket, this.#record())
+      this.#stored = true
     } catch (error) {
       const lastGood = readRecord<Data>(this.socket)
-      if (lastGood !== undefined) this.#data = lastGood.data
+      this.#data = lastGood?.data ?? ({} as Data)
+      if (lastGood === undefined) this.#storeQuietly()
       throw error
+    }
+  }
+
+  #storeQuietly(): void {
+    try {
+      writeRecord(this.socket, this.#record())
+      this.#stored = true
+    } catch {
+      // Empty data always fits; only a socket the runtime already closed refuses it.
     }
   }
 
@@ -163,12 +187,16 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   }
 
   /**
-   * @internal Records that `close` is queued. The flag goes into the attachment
-   * too, so a late close event delivered after a wake is recognised.
+   * @internal Records that `close` is queued. While the socket is still open
+   * (the server is the one closing) the flag goes into the attachment too, so
+   * the client's answering close event, if it comes after a wake, is
+   * recognised. A socket already closed delivers no more events, so there is
+   * nothing to write.
    */
   markCloseHandled(): void {
     if (this.#closeHandled) return
     this.#closeHandled = true
+    if (this.socket.readyState !== WebSocket.OPEN) return
     try {
       writeRecord(this.socket, this.#record())
     } catch {

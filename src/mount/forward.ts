@@ -41,14 +41,16 @@ export function createUpgradeHandler<Env>(
         return onError === undefined ? defaultUpgradeError(problem) : await onError(request, env)
       }
       const locals: Locals = {}
-      const stopped = await runMiddleware(chain, request, { env, ctx, locals })
-      if (stopped !== undefined) return stopped
+      if (chain.length > 0) {
+        const stopped = await runMiddleware(chain, request, { env, ctx, locals })
+        if (stopped !== undefined) return stopped
+      }
       // After the middleware, so a room function can use what it verified (e.g. the user's tenant).
       const pickRoom = target.roomFunction()
       const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env, locals)
       const badRoom = roomNameProblem(room)
       if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
-      return await forwardUpgrade(request, objectStub(env, target.binding, room), locals)
+      return await forwardUpgrade(request, namespaceOf(env, target.binding).getByName(room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -68,15 +70,22 @@ export function objectStub<Target extends Rpc.DurableObjectBranded | undefined =
       `${JSON.stringify(room)} is not a room name: ${badRoom}.`,
     )
   }
+  return namespaceOf<Target>(env, binding).getByName(room)
+}
+
+function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undefined>(
+  env: unknown,
+  binding: string,
+): DurableObjectNamespace<Target> {
   const namespace = (env as Record<string, unknown> | undefined)?.[binding] as
     DurableObjectNamespace<Target> | undefined
-  if (typeof namespace?.idFromName !== 'function') {
+  if (typeof namespace?.getByName !== 'function') {
     throw new DurableWebSocketError(
       'ERR_DWS_MISSING_BINDING',
       `env.${binding} is not a Durable Object namespace: bind your WebSocketObject subclass as "${binding}" under [[durable_objects.bindings]] in wrangler.toml.`,
     )
   }
-  return namespace.get(namespace.idFromName(room))
+  return namespace
 }
 
 /**

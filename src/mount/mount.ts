@@ -10,15 +10,16 @@ export interface App<Env> {
   ): Response | undefined | Promise<Response | undefined>
 }
 
-/**
- * `path` reaches the default room and `path/:room` the named one. A plain Router, not AutoRouter: AutoRouter's response helpers (format,
- * corsify) would rewrite the 101 that carries the socket.
- */
 /** What a mount returns: a Worker's default export, and an app another mount can take. */
 export interface MountedWorker<Env> {
   fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response>
 }
 
+/**
+ * `path` reaches the default room and `path/:room` the named one. A plain
+ * Router, not AutoRouter: AutoRouter's response helpers (format, corsify)
+ * would rewrite the 101 that carries the socket.
+ */
 export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<Env>): MountedWorker<Env> {
   if (typeof path !== 'string' || !path.startsWith('/')) {
     throw new TypeError(`mount() takes a path starting with "/", e.g. "/ws"; got ${JSON.stringify(path)}.`)

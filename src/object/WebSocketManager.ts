@@ -191,15 +191,21 @@ export class WebSocketManager<Env, Data extends object, Message>
     const client = pair[0]
     const server = pair[1]
     this.ctx.acceptWebSocket(server, tags)
-    const conn = new Connection<Env, Data, Message>(server, { id, data: {} as Data, seen: Date.now() }, this)
-    conn.persist()
+    // Not stored yet: the record is written once `open` is done (#persistAfter), the one write a
+    // hand-written object makes too. Until then the connection lives in memory, and the object
+    // cannot hibernate while `open` is still running.
+    const record = { id, data: {} as Data, seen: Date.now() }
+    const conn = new Connection<Env, Data, Message>(server, record, this, false)
     this.#track(conn)
     if (idleTimeout !== undefined) await this.#alarmNoLaterThan(Date.now() + idleTimeout)
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
-    const headers = new Headers()
-    if (protocol !== undefined) headers.set('Sec-WebSocket-Protocol', protocol)
-    return new Response(null, { status: 101, webSocket: client, headers })
+    if (protocol === undefined) return new Response(null, { status: 101, webSocket: client })
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { 'Sec-WebSocket-Protocol': protocol },
+    })
   }
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
@@ -212,7 +218,9 @@ export class WebSocketManager<Env, Data extends object, Message>
       return undefined
     }
     conn.touch(Date.now())
-    return conn.queue.run(() => (conn.closed ? undefined : this.#onMessage(conn, raw)))
+    // Deferred behind a slow handler, a message is dropped only once `close` is queued: one read
+    // of readyState per message is enough (the one above).
+    return conn.queue.run(() => (conn.closeHandled ? undefined : this.#onMessage(conn, raw)))
   }
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
@@ -302,8 +310,8 @@ export class WebSocketManager<Env, Data extends object, Message>
    * every time too, since a woken object only knows what the attachment says.
    */
   #persistAfter(conn: Connection<Env, Data, Message>, event: EventName): void {
-    if (conn.closed) return
     if (!conn.mayHaveChanged && this.#behaviour.limits.idleTimeout === undefined) return
+    if (conn.closed) return
     try {
       conn.persist()
     } catch (error) {
