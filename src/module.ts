@@ -7,7 +7,7 @@ import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import { createUpgradeHandler, objectStub, type FetchHandler, type RoomFunction } from './mount/forward.js'
 import { mountAt, type App, type MountedWorker } from './mount/mount.js'
 import { DEFAULT_ROOM } from './mount/roomName.js'
-import type { ObjectBehaviour, ProtocolFunction, TagsFunction, Validator } from './object/WebSocketManager.js'
+import type { ObjectBehaviour, ProtocolFunction, TagsFunction, Validator } from './object/behaviour.js'
 import type { WebSocketObject } from './object/WebSocketObject.js'
 import { register } from './object/registry.js'
 

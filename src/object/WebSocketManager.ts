@@ -1,42 +1,24 @@
 import { readRecord } from '../core/attachment.js'
-import { CloseCode, MAX_CLOSE_REASON_BYTES, isSendableCloseCode, utf8Length } from '../core/closeCodes.js'
+import { CloseCode } from '../core/closeCodes.js'
 import { Connection, type ConnectionHost } from '../core/connection.js'
-import type { EventHandlers, EventName, HandlerRegistry, Incoming, Locals } from '../core/events.js'
-import type { Limits } from '../core/limits.js'
+import type { EventHandlers, EventName, Incoming, Locals } from '../core/events.js'
 import { exceedsBytes } from '../core/messageSize.js'
-import type { BroadcastOptions, Manager, ObjectRouter, Outgoing, TaggedGroup } from '../core/manager.js'
-import { toFrame, type Frame } from '../core/outgoing.js'
+import type { BroadcastOptions, Manager, Outgoing, TaggedGroup } from '../core/manager.js'
+import { toFrame } from '../core/outgoing.js'
 import type { Serializer } from '../core/serializer.js'
+import type { ObjectBehaviour } from './behaviour.js'
 import { validateTags } from '../core/tags.js'
 import { chooseProtocol } from './protocol.js'
 import { checkShape, isInvalidMessage } from './validate.js'
 import { log } from '../core/log.js'
 import { reapIdle } from './idleReaper.js'
-
-/** Decides the hibernation tags of a connection before its socket is accepted. */
-export type TagsFunction = (request: Request, locals: Locals) => string[]
-
-/** Picks one of the subprotocols the client offered, or none. */
-export type ProtocolFunction = (offered: string[], request: Request, locals: Locals) => string | undefined
-
-/** Says whether a decoded message has the shape the handlers expect. */
-export type Validator = (message: unknown) => boolean
-
-/** The slice of a module that the object runs. */
-export interface ObjectBehaviour<Env, Data extends object, Message> {
-  readonly handlers: HandlerRegistry<Env, Data, Message>
-  readonly serializer: Serializer<Message> | undefined
-  readonly objectRouter: ObjectRouter<Env, Data, Message> | undefined
-  readonly limits: Limits
-  readonly tags: TagsFunction | undefined
-  readonly protocol: ProtocolFunction | undefined
-  readonly validate: Validator | undefined
-}
+import { alarmNoLaterThan } from './alarm.js'
+import { answerClose } from './answerClose.js'
+import { fanOut } from './fanOut.js'
+import { IdCounter } from './idCounter.js'
 
 /** How long a client refused for `maxConnections` should wait before trying again, in seconds. */
 const RETRY_AFTER_SECONDS = 5
-
-const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
 /**
  * One per Durable Object instance: assigns ids, owns the sockets, and turns
@@ -52,13 +34,14 @@ export class WebSocketManager<Env, Data extends object, Message>
   readonly #behaviour: ObjectBehaviour<Env, Data, Message>
   readonly #open = new Map<number, Connection<Env, Data, Message>>()
   readonly #bySocket = new WeakMap<WebSocket, Connection<Env, Data, Message>>()
+  readonly #ids: IdCounter
   #hydrated = false
-  #lastId: number | undefined
 
   constructor(ctx: DurableObjectState, env: Env, behaviour: ObjectBehaviour<Env, Data, Message>) {
     this.ctx = ctx
     this.env = env
     this.#behaviour = behaviour
+    this.#ids = new IdCounter(ctx.storage.kv)
   }
 
   get manager(): this {
@@ -78,8 +61,7 @@ export class WebSocketManager<Env, Data extends object, Message>
   }
 
   get lastId(): number {
-    this.#lastId ??= this.storage.kv.get<number>(LAST_ID_KEY) ?? 0
-    return this.#lastId
+    return this.#ids.last
   }
 
   connections(tag?: string): Map<number, Connection<Env, Data, Message>> {
@@ -109,13 +91,13 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   broadcast(message: Outgoing<Message>, options: BroadcastOptions = {}): number {
     this.#hydrate()
-    return this.#fanOut(this.#open.values(), toFrame(message, this.serializer), options)
+    return fanOut(this.#open.values(), toFrame(message, this.serializer), options, this.#sendFailed)
   }
 
   to(tag: string): TaggedGroup<Message> {
     return {
       send: (message, options = {}) =>
-        this.#fanOut(this.#tagged(tag), toFrame(message, this.serializer), options),
+        fanOut(this.#tagged(tag), toFrame(message, this.serializer), options, this.#sendFailed),
     }
   }
 
@@ -125,35 +107,14 @@ export class WebSocketManager<Env, Data extends object, Message>
     if (timeout === undefined) return
     this.#hydrate()
     const next = reapIdle(this.#open.values(), this.ctx, timeout, Date.now())
-    if (next !== undefined) await this.#alarmNoLaterThan(next)
+    if (next !== undefined) await alarmNoLaterThan(this.storage, next)
   }
 
-  /**
-   * Sends one encoded frame to many connections. A connection whose send
-   * throws is closed with 1011 and the loop goes on with the others.
-   */
-  #fanOut(
-    targets: Iterable<Connection<Env, Data, Message>>,
-    frame: Frame,
-    { except }: BroadcastOptions,
-  ): number {
-    let sent = 0
-    for (const conn of targets) {
-      if (
-        except !== undefined &&
-        (typeof except === 'number' ? except === conn.id : except.includes(conn.id))
-      ) {
-        continue
-      }
-      try {
-        if (conn.sendFrame(frame)) sent++
-      } catch (error) {
-        log.error(`sending to ${conn.label} failed, disconnecting it:`, error)
-        this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
-      }
-    }
-    return sent
-  }
+  /** A connection whose send throws in a fan-out is closed with 1011. */
+  readonly #sendFailed = (conn: Connection<Env, Data, Message>, error: unknown): void => {
+    log.error(`sending to ${conn.label} failed, disconnecting it:`, error)
+    this.#closeQuietly(conn, CloseCode.INTERNAL_ERROR, 'Internal Error')
+  };
 
   *#tagged(tag: string): Generator<Connection<Env, Data, Message>> {
     for (const socket of this.ctx.getWebSockets(tag)) {
@@ -186,7 +147,7 @@ export class WebSocketManager<Env, Data extends object, Message>
       log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
     }
-    const id = this.#nextId()
+    const id = this.#ids.next()
     const pair = new WebSocketPair()
     const client = pair[0]
     const server = pair[1]
@@ -197,7 +158,7 @@ export class WebSocketManager<Env, Data extends object, Message>
     const record = { id, data: {} as Data, seen: Date.now() }
     const conn = new Connection<Env, Data, Message>(server, record, this, false)
     this.#track(conn)
-    if (idleTimeout !== undefined) await this.#alarmNoLaterThan(Date.now() + idleTimeout)
+    if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
     if (protocol === undefined) return new Response(null, { status: 101, webSocket: client })
@@ -225,13 +186,7 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    if (socket.readyState !== WebSocket.CLOSED) {
-      // workerd does not answer a close frame on a hibernatable socket itself, not even at
-      // compatibility date 2026-10-23 (test/workerd/runtime.test.ts pins this). After a 1006 (no
-      // close frame, e.g. a peer that half-closed its TCP connection) closing our end still
-      // releases the connection at once instead of when the object next hibernates.
-      this.#closeSocketQuietly(socket, code, reason)
-    }
+    if (socket.readyState !== WebSocket.CLOSED) answerClose(socket, code, reason)
     if (conn === undefined || conn.closeHandled) return undefined
     return this.#finish(conn, code, reason)
   }
@@ -342,35 +297,6 @@ export class WebSocketManager<Env, Data extends object, Message>
       log.warn(`closing ${conn.label} failed:`, error)
       if (!conn.closeHandled) void this.#finish(conn, code, reason)
     }
-  }
-
-  #closeSocketQuietly(socket: WebSocket, code: number, reason: string): void {
-    try {
-      // Echo the peer's code where it may be sent back; 1005 (no code) and codes reserved for
-      // reporting get an empty close frame, which is always valid. A peer's reason over the
-      // control-frame limit cannot be sent back, so the code goes alone.
-      if (!isSendableCloseCode(code)) socket.close()
-      else if (utf8Length(reason) > MAX_CLOSE_REASON_BYTES) socket.close(code)
-      else socket.close(code, reason)
-    } catch {
-      // Already closed by the runtime: nothing left to answer.
-    }
-  }
-
-  /**
-   * An object has one alarm, which a subclass may use too: move it earlier
-   * when reaping needs that, never later, so neither use loses its turn.
-   */
-  async #alarmNoLaterThan(time: number): Promise<void> {
-    const current = await this.storage.getAlarm()
-    if (current === null || current > time) await this.storage.setAlarm(time)
-  }
-
-  #nextId(): number {
-    const id = this.lastId + 1
-    this.storage.kv.put(LAST_ID_KEY, id)
-    this.#lastId = id
-    return id
   }
 
   #track(conn: Connection<Env, Data, Message>): void {

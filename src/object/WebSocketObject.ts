@@ -2,7 +2,8 @@ import { DurableObject } from 'cloudflare:workers'
 import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/manager.js'
 import { readLocals } from '../core/locals.js'
 import { isWebSocketUpgrade } from '../mount/upgrade.js'
-import { WebSocketManager, type ObjectBehaviour } from './WebSocketManager.js'
+import type { ObjectBehaviour } from './behaviour.js'
+import { WebSocketManager } from './WebSocketManager.js'
 import { resolveModule, type ServedModule } from './registry.js'
 
 /**

@@ -1,6 +1,6 @@
 import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
-import type { ProtocolFunction } from './WebSocketManager.js'
+import type { ProtocolFunction } from './behaviour.js'
 
 function offeredProtocols(request: Request): string[] {
   const header = request.headers.get('Sec-WebSocket-Protocol')

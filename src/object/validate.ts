@@ -1,5 +1,5 @@
 import { DurableWebSocketError } from '../core/errors.js'
-import type { Validator } from './WebSocketManager.js'
+import type { Validator } from './behaviour.js'
 
 /**
  * Throws ERR_DWS_INVALID_MESSAGE when the validator refuses the message, or
