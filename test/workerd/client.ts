@@ -29,6 +29,21 @@ export async function connect(path: string, headers: Record<string, string> = {}
   return new Client(response.webSocket)
 }
 
+/** Connects to an endpoint that greets each connection with its id, as text, and reads that id. */
+export async function join(path: string): Promise<{ client: Client; id: number }> {
+  const client = await connect(path)
+  return { client, id: Number(await client.nextText()) }
+}
+
+/** Connects to an endpoint that greets each connection with a JSON object, and reads that object. */
+export async function joinJson<Greeting extends object>(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ client: Client } & Greeting> {
+  const client = await connect(path, headers)
+  return { client, ...(await client.nextJson<Greeting>()) }
+}
+
 /**
  * The client end of one socket: an inbox of frames, and the close event as a
  * promise. Every wait fails after PATIENCE_MS, so a broken behaviour fails the

@@ -2,10 +2,11 @@ import { env } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MAX_ATTACHMENT_BYTES, MAX_CLOSE_REASON_BYTES } from '../../src/index.js'
-import { connect, leave, stubOf, type Client } from './client.js'
+import { connect, joinJson, leave, stubOf, type Client } from './client.js'
 
 const dataObject = stubOf(env.DATA)
 
+/** What /data greets each connection with, and answers to {op: 'get'}. */
 interface Snapshot {
   id: number
   data: Record<string, unknown>
@@ -15,13 +16,6 @@ interface Failure {
   name: string
   message: string
   code: string | null
-}
-
-/** Connects to /data, which greets with the id and the data, and answers {op} commands. */
-async function join(): Promise<{ client: Client; id: number; data: Record<string, unknown> }> {
-  const client = await connect('/data')
-  const { id, data } = await client.nextJson<Snapshot>()
-  return { client, id, data }
 }
 
 async function dataOf(client: Client): Promise<Record<string, unknown>> {
@@ -38,13 +32,13 @@ afterEach(() => {
 
 describe('conn.data', () => {
   it('starts as an empty object', async () => {
-    const { client, data } = await join()
+    const { client, data } = await joinJson<Snapshot>('/data')
     expect(data).toEqual({})
     await leave(client)
   })
 
   it('keeps changes a handler made in place, across a forced hibernation', async () => {
-    const { client } = await join()
+    const { client } = await joinJson<Snapshot>('/data')
     expect(await client.askJson({ op: 'set', key: 'name', value: 'Ada' })).toEqual({ ok: true })
     expect(await client.askJson({ op: 'set', key: 'scores', value: { best: [3, 1, 4] } })).toEqual({
       ok: true,
@@ -55,7 +49,7 @@ describe('conn.data', () => {
   })
 
   it('keeps an object that replaced it, across a forced hibernation', async () => {
-    const { client } = await join()
+    const { client } = await joinJson<Snapshot>('/data')
     await client.askJson({ op: 'set', key: 'old', value: true })
     expect(await client.askJson({ op: 'replace', data: { fresh: 'start' } })).toEqual({ ok: true })
     await hibernate()
@@ -64,8 +58,8 @@ describe('conn.data', () => {
   })
 
   it('belongs to its own connection only', async () => {
-    const a = await join()
-    const b = await join()
+    const a = await joinJson<Snapshot>('/data')
+    const b = await joinJson<Snapshot>('/data')
     await a.client.askJson({ op: 'set', key: 'owner', value: 'a' })
     await hibernate()
     expect(await dataOf(a.client)).toEqual({ owner: 'a' })
@@ -74,7 +68,7 @@ describe('conn.data', () => {
   })
 
   it('takes a replacement just under the 16 KiB attachment limit', async () => {
-    const { client } = await join()
+    const { client } = await joinJson<Snapshot>('/data')
     const blob = 'x'.repeat(MAX_ATTACHMENT_BYTES - 512)
     expect(await client.askJson({ op: 'replace', data: { blob } })).toEqual({ ok: true })
     await hibernate()
@@ -83,7 +77,7 @@ describe('conn.data', () => {
   })
 
   it('refuses a replacement over 16 KiB with ERR_DWS_ATTACHMENT_TOO_LARGE, naming the limit and the connection', async () => {
-    const { client, id } = await join()
+    const { client, id } = await joinJson<Snapshot>('/data')
     await client.askJson({ op: 'set', key: 'keep', value: 'me' })
     const failure = await client.askJson<Failure>({
       op: 'replace',
@@ -102,7 +96,7 @@ describe('conn.data', () => {
 
   it('logs a change in place that grows past 16 KiB, and the connection goes on with its last good data', async () => {
     const logged = vi.spyOn(console, 'error')
-    const { client, id } = await join()
+    const { client, id } = await joinJson<Snapshot>('/data')
     await client.askJson({ op: 'set', key: 'keep', value: 'me' })
     expect(await client.askJson({ op: 'grow', key: 'blob', bytes: MAX_ATTACHMENT_BYTES + 1 })).toEqual({
       ok: true,
@@ -122,7 +116,7 @@ describe('conn.data', () => {
   })
 
   it('refuses a replacement that is not a plain object with ERR_DWS_DATA_NOT_STORABLE', async () => {
-    const { client } = await join()
+    const { client } = await joinJson<Snapshot>('/data')
     for (const data of [[1, 2], null, 'text', 7]) {
       const failure = await client.askJson<Failure>({ op: 'replace', data })
       expect(failure.code).toBe('ERR_DWS_DATA_NOT_STORABLE')
@@ -134,8 +128,8 @@ describe('conn.data', () => {
 
 describe('conn.manager', () => {
   it("gives a handler the object's open connections, its storage and its env", async () => {
-    const a = await join()
-    const b = await join()
+    const a = await joinJson<Snapshot>('/data')
+    const b = await joinJson<Snapshot>('/data')
     const first = await a.client.askJson<{ ids: number[]; self: boolean; visits: number; envVar: string }>({
       op: 'manager',
     })

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MAX_ATTACHMENT_BYTES, MAX_CLOSE_REASON_BYTES } from '../../src/index.js'
 import { careless, type CarelessObject } from './fixture/endpoints/careless.js'
 import type { Entry } from './fixture/record.js'
-import { connect, eventually, leave, sleep, type Client } from './client.js'
+import { eventually, joinJson, leave, sleep } from './client.js'
 
 /**
  * /careless lets whatever conn.close, conn.data and conn.send refuse escape
@@ -19,11 +19,6 @@ afterEach(() => {
 
 function roomOf(name: string): DurableObjectStub<CarelessObject> {
   return careless.room<CarelessObject>(env, name)
-}
-
-async function join(room: string): Promise<{ client: Client; id: number }> {
-  const client = await connect(`/careless/${room}`)
-  return { client, id: (await client.nextJson<{ id: number }>()).id }
 }
 
 async function entriesOf(room: string, id: number, event: string): Promise<Entry[]> {
@@ -51,7 +46,7 @@ describe('a handler that lets the error of conn.close(code, reason) escape', () 
     async (code) => {
       const logged = vi.spyOn(console, 'error')
       const room = `bad-code-${String(code)}`
-      const { client, id } = await join(room)
+      const { client, id } = await joinJson<{ id: number }>(`/careless/${room}`)
       client.sendJson({ op: 'close', code })
       expect(await client.whenClosed()).toEqual({ code: 1011, reason: 'Internal Error', wasClean: true })
       expect(await entriesOf(room, id, 'close')).toEqual([
@@ -66,7 +61,7 @@ describe('a handler that lets the error of conn.close(code, reason) escape', () 
 
   it(`for a reason over ${String(MAX_CLOSE_REASON_BYTES)} bytes: the same 1011, and the long reason is never sent`, async () => {
     const logged = vi.spyOn(console, 'error')
-    const { client, id } = await join('long-reason')
+    const { client, id } = await joinJson<{ id: number }>('/careless/long-reason')
     client.sendJson({ op: 'close', code: 4000, reason: 'r'.repeat(MAX_CLOSE_REASON_BYTES + 1) })
     expect(await client.whenClosed()).toEqual({ code: 1011, reason: 'Internal Error', wasClean: true })
     expect(loggedFor(logged, `connection ${String(id)} in room long-reason`)?.code).toBe(
@@ -78,7 +73,7 @@ describe('a handler that lets the error of conn.close(code, reason) escape', () 
 describe('a handler that lets the error of conn.data = value escape', () => {
   it(`over the ${String(MAX_ATTACHMENT_BYTES)}-byte attachment limit: 1011, and the log names ERR_DWS_ATTACHMENT_TOO_LARGE`, async () => {
     const logged = vi.spyOn(console, 'error')
-    const { client, id } = await join('big-data')
+    const { client, id } = await joinJson<{ id: number }>('/careless/big-data')
     expect(await client.askJson({ op: 'data', bytes: 1_000 })).toEqual({
       stored: 1_000,
       limit: MAX_ATTACHMENT_BYTES,
@@ -98,8 +93,8 @@ describe('conn.send(value) of what the serializer cannot encode', () => {
     async (value) => {
       const logged = vi.spyOn(console, 'error')
       const room = `unsendable-${value}`
-      const bystander = await join(room)
-      const { client, id } = await join(room)
+      const bystander = await joinJson<{ id: number }>(`/careless/${room}`)
+      const { client, id } = await joinJson<{ id: number }>(`/careless/${room}`)
       client.sendJson({ op: 'send', value })
       expect(await client.whenClosed()).toEqual({ code: 1011, reason: 'Internal Error', wasClean: true })
       expect(await entriesOf(room, id, 'sent')).toEqual([{ event: 'sent', id, sent: false, closed: true }])
@@ -116,7 +111,7 @@ describe('conn.send(value) of what the serializer cannot encode', () => {
 describe('conn.send(value) after the connection closed', () => {
   it('returns false, throws nothing and sends nothing, after conn.close and inside close', async () => {
     const logged = vi.spyOn(console, 'error')
-    const { client, id } = await join('after-close')
+    const { client, id } = await joinJson<{ id: number }>('/careless/after-close')
     client.sendJson({ op: 'close-then-send' })
     expect(await client.whenClosed()).toEqual({ code: 4000, reason: 'done', wasClean: true })
     await expect(client.next()).rejects.toThrow(/socket closed \(4000 done\) before a message came/)
@@ -130,7 +125,7 @@ describe('conn.send(value) after the connection closed', () => {
   })
 
   it('returns false inside close when the client closed first', async () => {
-    const { client, id } = await join('client-left')
+    const { client, id } = await joinJson<{ id: number }>('/careless/client-left')
     client.close(4001, 'bye')
     await client.whenClosed()
     expect(await entriesOf('client-left', id, 'close')).toEqual([

@@ -11,7 +11,7 @@ import {
   sizedByDefault,
 } from './fixture/endpoints/limits.js'
 import type { Entry, FixtureObject } from './fixture/record.js'
-import { connect, eventually, leave, sleep, upgrade, type Client } from './client.js'
+import { eventually, join, leave, sleep, upgrade } from './client.js'
 
 /** Long enough for a duplicate close, had there been one, to be recorded too. */
 const SETTLE_MS = 100
@@ -21,11 +21,6 @@ const utf8 = new TextEncoder()
 afterEach(() => {
   vi.restoreAllMocks()
 })
-
-async function join(path: string): Promise<{ client: Client; id: number }> {
-  const client = await connect(path)
-  return { client, id: Number(await client.nextText()) }
-}
 
 async function closesOf(stub: DurableObjectStub<FixtureObject>, id: number): Promise<Entry[]> {
   const closes = (): Promise<Entry[]> =>

@@ -11,18 +11,13 @@ import {
   type IdleObject,
 } from './fixture/endpoints/liveness.js'
 import type { Entry, FixtureObject } from './fixture/record.js'
-import { connect, eventually, leave, sleep, type Client } from './client.js'
+import { eventually, join, leave, sleep } from './client.js'
 
 /** Long enough for a duplicate close, had there been one, to be recorded too. */
 const SETTLE_MS = 100
 
 /** How often an active client speaks while the others go idle: far inside IDLE_TIMEOUT_MS. */
 const BEAT_MS = 50
-
-async function join(path: string): Promise<{ client: Client; id: number }> {
-  const client = await connect(path)
-  return { client, id: Number(await client.nextText()) }
-}
 
 async function messagesSeen(stub: DurableObjectStub<FixtureObject>): Promise<string[]> {
   return (await stub.log()).filter((entry) => entry.event === 'message').map((entry) => String(entry.message))

@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_ROOM } from '../../src/index.js'
 import { rooms, type RoomsObject } from './fixture/endpoints/rooms.js'
-import { connect, leave, request, upgrade } from './client.js'
+import { connect, joinJson, leave, request, upgrade } from './client.js'
 
 /**
  * Room names a client can put in the path, beyond the ones rooms.test.ts
@@ -76,10 +76,7 @@ describe('a flood of distinct room names from one client', () => {
     for (let start = 0; start < names.length; start += 20) {
       const batch = names.slice(start, start + 20)
       const joined = await Promise.all(
-        batch.map(async (name) => {
-          const client = await connect(`/rooms/${name}`)
-          return { client, ...(await client.nextJson<{ id: number; room: string }>()) }
-        }),
+        batch.map((name) => joinJson<{ id: number; room: string }>(`/rooms/${name}`)),
       )
       expect(joined.map(({ room, id }) => `${room} ${String(id)}`)).toEqual(batch.map((name) => `${name} 1`))
       await leave(...joined.map(({ client }) => client))

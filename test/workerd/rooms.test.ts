@@ -3,7 +3,7 @@ import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH } from '../../src/index.js'
 import { rooms, tenants, type RoomsObject, type TenantsObject } from './fixture/endpoints/rooms.js'
-import { connect, leave, sleep, upgrade, type Client } from './client.js'
+import { joinJson, leave, sleep, upgrade, type Client } from './client.js'
 
 interface Greeting {
   id: number
@@ -33,22 +33,14 @@ async function acceptedIn(
   return namespace.get(namespace.idFromName(name)).lastId()
 }
 
-async function join(
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ client: Client } & Greeting> {
-  const client = await connect(path, headers)
-  return { client, ...(await client.nextJson<Greeting>()) }
-}
-
 async function whoami(client: Client): Promise<Greeting & { ids: number[] }> {
   return client.askJson<Greeting & { ids: number[] }>({ op: 'whoami' })
 }
 
 describe('mount(path, app) with rooms', () => {
   it('sends the mount path to the room "default" and path/:room to the object of that name', async () => {
-    const lobby = await join('/rooms')
-    const kitchen = await join('/rooms/kitchen')
+    const lobby = await joinJson<Greeting>('/rooms')
+    const kitchen = await joinJson<Greeting>('/rooms/kitchen')
     expect(lobby).toMatchObject({ room: DEFAULT_ROOM, managerRoom: DEFAULT_ROOM })
     expect(kitchen).toMatchObject({ room: 'kitchen', managerRoom: 'kitchen' })
     expect(await rooms.room<RoomsObject>(env).connectionIds()).toEqual([lobby.id])
@@ -58,7 +50,7 @@ describe('mount(path, app) with rooms', () => {
 
   it(`takes names of letters, digits, "_", "-" and inner dots, up to ${String(MAX_ROOM_NAME_LENGTH)} characters`, async () => {
     for (const name of ['a', 'Room_1-b', 'v1.2.3', '-_-', 'x'.repeat(MAX_ROOM_NAME_LENGTH)]) {
-      const joined = await join(`/rooms/${name}`)
+      const joined = await joinJson<Greeting>(`/rooms/${name}`)
       expect(joined.room).toBe(name)
       await leave(joined.client)
     }
@@ -99,7 +91,7 @@ describe('mount(path, app) with rooms', () => {
 
 describe('the room option: (request, env, locals) => string', () => {
   it('picks the room from what the middleware put in locals, whatever the path says', async () => {
-    const acme = await join('/tenants/elsewhere', { 'x-tenant': 'acme' })
+    const acme = await joinJson<Greeting>('/tenants/elsewhere', { 'x-tenant': 'acme' })
     expect(acme).toMatchObject({ room: 'acme', managerRoom: 'acme' })
     expect(await tenants.room<TenantsObject>(env, 'acme').connectionIds()).toEqual([acme.id])
     expect(await acceptedIn(env.TENANTS, 'elsewhere')).toBe(0)
@@ -123,9 +115,9 @@ describe('the room option: (request, env, locals) => string', () => {
 
 describe('handler() and run() in your own router', () => {
   it('take the room from the :room param, and default to "default" without one', async () => {
-    const attic = await join('/routed-rooms/raw/attic')
-    const cellar = await join('/routed-rooms/run/cellar')
-    const lobby = await join('/routed-rooms/run')
+    const attic = await joinJson<Greeting>('/routed-rooms/raw/attic')
+    const cellar = await joinJson<Greeting>('/routed-rooms/run/cellar')
+    const lobby = await joinJson<Greeting>('/routed-rooms/run')
     expect([attic.room, cellar.room, lobby.room]).toEqual(['attic', 'cellar', DEFAULT_ROOM])
     expect(await roomOf('attic').connectionIds()).toEqual([attic.id])
     expect(await roomOf('cellar').connectionIds()).toEqual([cellar.id])
@@ -145,7 +137,7 @@ describe('ids in rooms', () => {
   it('are counted per room: each room numbers its connections from 1', async () => {
     const joined = []
     for (const name of ['north', 'south', 'north', 'south', 'north'])
-      joined.push(await join(`/rooms/${name}`))
+      joined.push(await joinJson<Greeting>(`/rooms/${name}`))
     expect(joined.map(({ room, id }) => `${String(room)} ${String(id)}`)).toEqual([
       'north 1',
       'south 1',
@@ -162,7 +154,7 @@ describe('room isolation', () => {
     const names = ['iso-1', 'iso-2', 'iso-3', 'iso-4', 'iso-5']
     const perRoom = 4
     const members = await Promise.all(
-      names.flatMap((name) => Array.from({ length: perRoom }, () => join(`/rooms/${name}`))),
+      names.flatMap((name) => Array.from({ length: perRoom }, () => joinJson<Greeting>(`/rooms/${name}`))),
     )
     for (const member of members)
       member.client.sendJson({ op: 'broadcast', text: `hello from ${String(member.id)}` })
@@ -187,9 +179,9 @@ describe('room isolation', () => {
 
 describe('after a forced hibernation of the object', () => {
   it('conn.room, manager.room, the ids and the connections are intact, and the next message is handled', async () => {
-    const first = await join('/rooms/loft')
-    const second = await join('/rooms/loft')
-    const other = await join('/rooms/porch')
+    const first = await joinJson<Greeting>('/rooms/loft')
+    const second = await joinJson<Greeting>('/rooms/loft')
+    const other = await joinJson<Greeting>('/rooms/porch')
     await evictDurableObject(roomOf('loft'), { webSockets: 'hibernate' })
     expect(await whoami(first.client)).toEqual({ id: 1, room: 'loft', managerRoom: 'loft', ids: [1, 2] })
     expect(await roomOf('loft').connectionIds()).toEqual([1, 2])
@@ -198,7 +190,7 @@ describe('after a forced hibernation of the object', () => {
     const expected = { room: 'loft', from: 2, text: 'after the nap' }
     expect(await first.client.nextJson()).toEqual(expected)
     expect(await second.client.nextJson()).toEqual(expected)
-    const third = await join('/rooms/loft')
+    const third = await joinJson<Greeting>('/rooms/loft')
     expect(third).toMatchObject({ id: 3, room: 'loft' })
     await sleep(SETTLE_MS)
     expect(await whoami(other.client)).toMatchObject({ room: 'porch', ids: [1] })

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { connect, leave, type Client } from './client.js'
+import { connect, join, leave } from './client.js'
 
 const encoder = new TextEncoder()
-
-async function joinRaw(): Promise<{ client: Client; id: number }> {
-  const client = await connect('/raw')
-  return { client, id: Number(await client.nextText()) }
-}
 
 describe("serializer: 'json'", () => {
   it('decodes each text frame before message sees it', async () => {
@@ -84,7 +79,7 @@ describe('malformed_message(conn, raw, error)', () => {
 
 describe('without a serializer', () => {
   it('hands text frames to message as strings', async () => {
-    const { client } = await joinRaw()
+    const { client } = await join('/raw')
     expect(await client.ask('{"not":"decoded"}')).toBe('string:{"not":"decoded"}')
     await leave(client)
   })
@@ -95,20 +90,20 @@ describe('without a serializer', () => {
     ['a boolean', 'boolean', 'false'],
     ['a bigint', 'bigint', '12345678901234567890'],
   ])('sends %s as a text frame', async (_label, name, text) => {
-    const { client } = await joinRaw()
+    const { client } = await join('/raw')
     expect(await client.ask(`send:${name}`)).toBe(text)
     await leave(client)
   })
 
   it('sends bytes as a binary frame', async () => {
-    const { client } = await joinRaw()
+    const { client } = await join('/raw')
     client.send('send:bytes')
     expect(await client.nextBytes()).toEqual([1, 2, 3])
     await leave(client)
   })
 
   it('hands a binary frame to message as an ArrayBuffer, untouched', async () => {
-    const { client } = await joinRaw()
+    const { client } = await join('/raw')
     client.send(new Uint8Array([5, 0, 250, 7]))
     expect(await client.nextText()).toBe('binary 4')
     expect(await client.nextBytes()).toEqual([5, 0, 250, 7])
@@ -118,18 +113,18 @@ describe('without a serializer', () => {
   it.each(['object', 'array', 'null', 'undefined'])(
     'closes the connection with 1011 when it is sent %s, and the object keeps serving',
     async (name) => {
-      const { client } = await joinRaw()
+      const { client } = await join('/raw')
       client.send(`send:${name}`)
       expect(await client.whenClosed()).toMatchObject({ code: 1011, reason: 'Internal Error' })
-      const next = await joinRaw()
+      const next = await join('/raw')
       expect(await next.client.ask('send:string')).toBe('some text')
       await leave(next.client)
     },
   )
 
   it("closes the connection that was sent an object, not the sender's", async () => {
-    const sender = await joinRaw()
-    const receiver = await joinRaw()
+    const sender = await join('/raw')
+    const receiver = await join('/raw')
     expect(await sender.client.ask(`poison:${String(receiver.id)}`)).toBe(
       `poisoned ${String(receiver.id)}: send returned false`,
     )
