@@ -5,6 +5,7 @@ import { Emitter } from './Emitter.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox, type Frame } from './Outbox.js'
+import { nextOffer } from './protocols.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -61,6 +62,8 @@ const EVENT_NAMES: readonly ClientEventName[] = [
 /** The part of a WebSocket the client uses; browsers, Node 22 and `ws` all have it. */
 interface Socket {
   readonly readyState: number
+  /** The subprotocol the server picked, '' for none; a minimal WebSocket class may lack it. */
+  readonly protocol?: string
   binaryType: string
   send(data: Frame): void
   close(code?: number, reason?: string): void
@@ -97,6 +100,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #step = 0
   #openedAt: number | undefined
   #everOpened = false
+  #protocol = ''
 
   /** Checks the options (throwing `ERR_DWS_INVALID_OPTIONS`) and starts connecting; the same as `connect()`. */
   constructor(target: string | URL | ConnectTarget, options?: ClientOptions<Incoming, Outgoing>) {
@@ -117,6 +121,15 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   get state(): ClientState {
     return this.#state
+  }
+
+  /**
+   * The subprotocol the server picked for the connection that opened last,
+   * as `WebSocket.protocol` has it: '' before the first open, and when the
+   * client offered none. Already set when the `open` listeners run.
+   */
+  get protocol(): string {
+    return this.#protocol
   }
 
   /** Messages waiting for a connection. */
@@ -177,15 +190,53 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   #open(): void {
     this.#state = 'connecting'
+    let offer: readonly string[] | Promise<string[]>
+    try {
+      offer = nextOffer(this.#options.protocols, this.url)
+    } catch (error) {
+      // Reported a tick later, as a rejection would be: on the first attempt no listener is there yet.
+      offer = Promise.reject(error as ClientError)
+    }
+    if (!(offer instanceof Promise)) {
+      this.#dial(offer)
+      return
+    }
+    // While the offer is made nothing else can start an attempt; only close() can end this one.
+    offer.then(
+      (protocols) => {
+        if (this.#state === 'connecting') this.#dial(protocols)
+      },
+      (error: unknown) => {
+        if (this.#state === 'connecting') this.#failed(error as ClientError)
+      },
+    )
+  }
+
+  /**
+   * An attempt that never got a socket. A bad offer from the protocols
+   * function would fail every retry alike, so it ends the client instead.
+   */
+  #failed(error: ClientError): void {
+    this.#events.emit('error', error)
+    // An error listener may have closed the client, and told its close listeners so.
+    if (this.#state === 'closed') return
+    if (error.code === 'ERR_DWS_INVALID_OPTIONS') this.#state = 'closed'
+    this.#closed({ code: 1006, reason: '', wasClean: false })
+  }
+
+  #dial(protocols: readonly string[]): void {
     let socket: Socket
     try {
-      socket = new this.#options.WebSocket(this.url) as Socket
+      // Without an offer the second argument is left out, as a bare `new WebSocket(url)` would.
+      socket = (
+        protocols.length === 0
+          ? new this.#options.WebSocket(this.url)
+          : new this.#options.WebSocket(this.url, [...protocols])
+      ) as Socket
     } catch (cause) {
-      this.#events.emit(
-        'error',
+      this.#failed(
         new ClientError('ERR_DWS_SOCKET_ERROR', `A WebSocket to ${this.url} could not be made.`, { cause }),
       )
-      this.#closed({ code: 1006, reason: '', wasClean: false })
       return
     }
     this.#socket = socket
@@ -223,6 +274,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#state = 'open'
     this.#attempts = 0
     this.#openedAt = Date.now()
+    this.#protocol = socket.protocol ?? ''
     this.#heartbeat?.start()
     const reconnected = this.#everOpened
     this.#everOpened = true

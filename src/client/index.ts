@@ -15,5 +15,6 @@ export type {
 export type { ClientErrorCode } from './ClientError.js'
 export type { CloseEventInfo } from './closeCodes.js'
 export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'
+export type { Protocols, ProtocolsOption } from './protocols.js'
 export type { Serializer, SerializerOption } from './serializer.js'
 export type { ConnectTarget } from './target.js'

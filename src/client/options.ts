@@ -1,9 +1,10 @@
 import { ClientError, describe } from './ClientError.js'
 import { isRetryableClose, type CloseEventInfo } from './closeCodes.js'
+import { resolveProtocols, type ProtocolsOption, type ResolvedProtocols } from './protocols.js'
 import { resolveSerializer, type Serializer, type SerializerOption } from './serializer.js'
 
 /** Any WHATWG-style WebSocket class: the browser's, Node 22's global one, or the `ws` package's. */
-export type WebSocketConstructor = new (url: string) => object
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => object
 
 export interface ReconnectOptions {
   /** The ceiling of the first retry's delay, in ms. Default: 500. */
@@ -36,6 +37,13 @@ export interface ClientOptions<Incoming = unknown, Outgoing = Incoming> {
   maxQueued?: number
   /** Keep-alive pings, as an interval in ms or options; `false` for none. Default: false. */
   heartbeat?: number | HeartbeatOptions | false
+  /**
+   * Subprotocols to offer in Sec-WebSocket-Protocol, the one header a browser
+   * lets a page set: a name, an array of names, or a function called before
+   * every attempt (it may be async), e.g. `() => ['dws.auth', token]`. The
+   * server's `protocol` option must pick one, or the handshake fails. Default: none.
+   */
+  protocols?: ProtocolsOption
   /** The WebSocket class to use. Default: `globalThis.WebSocket`. */
   WebSocket?: WebSocketConstructor
 }
@@ -57,6 +65,7 @@ export interface ResolvedOptions<Incoming, Outgoing> {
   readonly shouldReconnect: (close: CloseEventInfo) => boolean
   readonly maxQueued: number
   readonly heartbeat: ResolvedHeartbeat | undefined
+  readonly protocols: ResolvedProtocols
   readonly WebSocket: WebSocketConstructor
 }
 
@@ -146,7 +155,7 @@ export function resolveOptions<Incoming, Outgoing>(
   if (options !== undefined && (typeof options !== 'object' || (options as unknown) === null)) {
     throw invalid(`connect() takes an options object as its second argument, got ${describe(options)}.`)
   }
-  const { serializer, reconnect, shouldReconnect, maxQueued, heartbeat, WebSocket } = options ?? {}
+  const { serializer, reconnect, shouldReconnect, maxQueued, heartbeat, protocols, WebSocket } = options ?? {}
   if (shouldReconnect !== undefined && typeof shouldReconnect !== 'function') {
     throw invalid(
       `options.shouldReconnect must be a function (close) => boolean, got ${describe(shouldReconnect)}.`,
@@ -158,6 +167,7 @@ export function resolveOptions<Incoming, Outgoing>(
     shouldReconnect: shouldReconnect ?? isRetryableClose,
     maxQueued: wholeNumber('maxQueued', maxQueued, DEFAULT_MAX_QUEUED, 0, ''),
     heartbeat: resolveHeartbeat(heartbeat),
+    protocols: resolveProtocols(protocols),
     WebSocket: resolveWebSocket(WebSocket),
   }
 }
