@@ -1,12 +1,11 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { chromium, type Browser, type BrowserContext } from 'playwright-core'
+import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { ChatPage, type Member } from './chatPage.js'
+import { launchChromium } from './launchChromium.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 
-/** Debian's `chromium` package; .ci/run installs it. */
-const CHROMIUM = '/usr/bin/chromium'
 const SCREENSHOTS = resolve(import.meta.dirname, '../../test-results/browser')
 const ROOM = 'browser-test'
 
@@ -40,21 +39,7 @@ beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true })
   workspace = await createWorkspace()
   dev = await startDev(workspace)
-  // launch() gives Chromium a fresh temporary profile (user-data-dir) and removes it on close.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  browser = await launchChromium()
 })
 afterAll(async () => {
   for (const context of contexts) await context.close().catch(() => undefined)

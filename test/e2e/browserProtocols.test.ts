@@ -1,13 +1,12 @@
 import { resolve } from 'node:path'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type * as ClientModule from '../../src/client/index.js'
 import { TOKEN_PROTOCOL } from './fixtures/protocols/tokens.js'
 import type { Greeting, ToServer } from './fixtures/protocols/worker.js'
+import { launchChromium } from './launchChromium.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 
-/** Debian's `chromium` package; .ci/run installs it. */
-const CHROMIUM = '/usr/bin/chromium'
 const PROTOCOLS_CONFIG = resolve(import.meta.dirname, 'fixtures/protocols/wrangler.toml')
 
 const workspaces: Workspace[] = []
@@ -24,17 +23,7 @@ beforeAll(async () => {
   workspaces.push(forDemo, forFixture)
   demo = await startDev(forDemo)
   fixture = await startDev(forFixture, { config: PROTOCOLS_CONFIG })
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  })
+  browser = await launchChromium()
 })
 afterAll(async () => {
   await browser?.close()

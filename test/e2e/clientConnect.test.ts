@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import {
   ClientError,
@@ -14,7 +14,7 @@ import { roomNameProblem } from '../../src/mount/roomName.js'
 import { within } from './client.js'
 import { recordEvents } from './clientEvents.js'
 import { connectionStatus } from './connectionStatus.js'
-import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
+import { useDevServer } from './useDevServer.js'
 
 const clients: Client<unknown>[] = []
 
@@ -344,20 +344,7 @@ describe('a client against a server that misbehaves on cue', () => {
 })
 
 describe('a client against wrangler dev', () => {
-  let workspace: Workspace | undefined
-  let dev: DevServer | undefined
-  const server = (): DevServer => {
-    if (dev === undefined) throw new Error('wrangler dev is not running')
-    return dev
-  }
-  beforeAll(async () => {
-    workspace = await createWorkspace()
-    dev = await startDev(workspace)
-  })
-  afterAll(async () => {
-    await dev?.stop()
-    await workspace?.remove()
-  })
+  const server = useDevServer()
 
   it('round-trips JSON with the echo at /ws on Node 22, sending what was queued before the open in order', async () => {
     const { client, events } = open(`${server().wsOrigin}/ws`)
@@ -408,13 +395,11 @@ describe('a client against wrangler dev', () => {
       reconnect: { initialDelay: 100, maxDelay: 500 },
     })
     await events.next('open')
-    const port = Number(new URL(server().origin).port)
 
     await server().kill()
     expect(await events.next('close')).toMatchObject({ code: 1006, willReconnect: true })
     expect(client.send({ queued: 'while the server was down' })).toBe(true)
-    if (workspace === undefined) throw new Error('no workspace')
-    dev = await startDev(workspace, { port })
+    await server.startAgain()
 
     expect(await events.next('open', (info) => info.reconnected, 30_000)).toEqual({ reconnected: true })
     expect(await events.next('message')).toEqual({ received: { queued: 'while the server was down' } })

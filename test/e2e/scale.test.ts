@@ -1,9 +1,9 @@
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import type { ScaleMessage } from './fixtures/scale/worker.js'
-import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
+import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/scale/wrangler.toml')
 const ROOMS = 20
@@ -55,23 +55,19 @@ function via(room: Room, seq: number): 'client' | 'rpc' {
   return room.trigger
 }
 
-let workspace: Workspace | undefined
-let dev: DevServer | undefined
-const server = (): DevServer => {
-  if (dev === undefined) throw new Error('wrangler dev is not running')
-  return dev
-}
-
-beforeAll(async () => {
-  workspace = await createWorkspace()
-  dev = await startDev(workspace, { config: CONFIG })
+const server = useDevServer({
+  config: CONFIG,
+  // Thousands of request lines would bury a reload, an exception or a log from the object.
+  failureOutput: (output) => {
+    const lines = output.split('\n').filter((line) => !ANSWERED.test(line))
+    return `(less the requests answered)\n${lines.slice(-60).join('\n')}`
+  },
 })
 
-afterAll(async () => {
+// Runs before useDevServer's afterAll, which stops the server (vitest runs afterAll hooks last-registered first).
+afterAll(() => {
   // After a failure some sockets may still be open; drop them so nothing waits on them.
   for (const member of members()) member.socket.terminate()
-  await dev?.stop()
-  await workspace?.remove()
 })
 
 function join(room: Room): Promise<Member> {
@@ -219,12 +215,7 @@ async function countIn(room: Room): Promise<number> {
 describe(`${String(ROOMS * PER_ROOM)} sockets over ${String(ROOMS)} rooms on one wrangler dev`, () => {
   it(
     `every client gets an id from 1 to ${String(PER_ROOM)} in its room, then exactly its own room’s broadcasts, each once and in order, and every room is empty after all close`,
-    async ({ onTestFailed }) => {
-      onTestFailed(() => {
-        // Thousands of request lines would bury a reload, an exception or a log from the object.
-        const lines = (dev?.output() ?? '(not started)').split('\n').filter((line) => !ANSWERED.test(line))
-        console.log(`wrangler dev output, less the requests answered:\n${lines.slice(-60).join('\n')}`)
-      })
+    async () => {
       const started = Date.now()
 
       await openAll()

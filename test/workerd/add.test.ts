@@ -8,15 +8,7 @@ import {
 import { EVENT_NAMES } from '../../src/core/events.js'
 import { replaced } from './fixture/endpoints/replaced.js'
 import { connect } from './client.js'
-
-function thrownBy(action: () => unknown): unknown {
-  try {
-    action()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the call to throw')
-}
+import { thrownBy } from './thrownBy.js'
 
 describe('add(event, handler)', () => {
   it('accepts a function for each of open, message, malformed_message, close and error, and returns the module', () => {

@@ -1,11 +1,9 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { shapedStrict } from './fixture/endpoints/shaped.js'
-import type { Entry, FixtureObject } from './fixture/record.js'
-import { connect, eventually, leave, sleep, type Client } from './client.js'
-
-/** Long enough for a second close, had there been one, to be recorded too. */
-const SETTLE_MS = 100
+import type { FixtureObject } from './fixture/record.js'
+import { connect, leave, type Client } from './client.js'
+import { closesOf } from './closesOf.js'
 
 /** What /shaped's malformed_message handler answers. */
 interface Malformed {
@@ -18,14 +16,6 @@ interface Malformed {
 afterEach(() => {
   vi.restoreAllMocks()
 })
-
-async function closesOf(stub: DurableObjectStub<FixtureObject>, id: number): Promise<Entry[]> {
-  const closes = (): Promise<Entry[]> =>
-    stub.log().then((log) => log.filter((entry) => entry.event === 'close' && entry.id === id))
-  await eventually(closes, (found) => found.length > 0)
-  await sleep(SETTLE_MS)
-  return closes()
-}
 
 /** Joins a room of /shaped-strict; its ids are its own, so the first connection is 1. */
 async function joinStrict(room: string): Promise<Client> {

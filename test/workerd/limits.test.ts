@@ -10,34 +10,16 @@ import {
   sized,
   sizedByDefault,
 } from './fixture/endpoints/limits.js'
-import type { Entry, FixtureObject } from './fixture/record.js'
-import { eventually, join, leave, sleep, upgrade } from './client.js'
-
-/** Long enough for a duplicate close, had there been one, to be recorded too. */
-const SETTLE_MS = 100
+import type { FixtureObject } from './fixture/record.js'
+import { eventually, join, leave, upgrade } from './client.js'
+import { closesOf } from './closesOf.js'
+import { thrownBy } from './thrownBy.js'
 
 const utf8 = new TextEncoder()
 
 afterEach(() => {
   vi.restoreAllMocks()
 })
-
-async function closesOf(stub: DurableObjectStub<FixtureObject>, id: number): Promise<Entry[]> {
-  const closes = (): Promise<Entry[]> =>
-    stub.log().then((log) => log.filter((entry) => entry.event === 'close' && entry.id === id))
-  await eventually(closes, (found) => found.length > 0)
-  await sleep(SETTLE_MS)
-  return closes()
-}
-
-function thrownBy(action: () => unknown): unknown {
-  try {
-    action()
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the call to throw')
-}
 
 /** Text of exactly `bytes` bytes of UTF-8, made of `unit` (1 to 4 bytes) and ASCII padding. */
 function textOf(bytes: number, unit: string): string {

@@ -10,25 +10,15 @@ import {
   noHeartbeat,
   type IdleObject,
 } from './fixture/endpoints/liveness.js'
-import type { Entry, FixtureObject } from './fixture/record.js'
-import { eventually, join, leave, sleep } from './client.js'
-
-/** Long enough for a duplicate close, had there been one, to be recorded too. */
-const SETTLE_MS = 100
+import type { FixtureObject } from './fixture/record.js'
+import { join, leave, sleep } from './client.js'
+import { closesOf } from './closesOf.js'
 
 /** How often an active client speaks while the others go idle: far inside IDLE_TIMEOUT_MS. */
 const BEAT_MS = 50
 
 async function messagesSeen(stub: DurableObjectStub<FixtureObject>): Promise<string[]> {
   return (await stub.log()).filter((entry) => entry.event === 'message').map((entry) => String(entry.message))
-}
-
-async function closesOf(stub: DurableObjectStub<FixtureObject>, id: number): Promise<Entry[]> {
-  const closes = (): Promise<Entry[]> =>
-    stub.log().then((log) => log.filter((entry) => entry.event === 'close' && entry.id === id))
-  await eventually(closes, (found) => found.length > 0)
-  await sleep(SETTLE_MS)
-  return closes()
 }
 
 function alarmOf(stub: DurableObjectStub<FixtureObject>): Promise<number | null> {
