@@ -49,21 +49,35 @@ const { values: flags } = parseArgs({
 const IDLE_MS = 11_000
 const WAKE_SOCKETS = 1_000
 
+// The A/A control costs a third more time: on by default only in the full run.
+const control = flags.control ?? !flags.quick
+const specs = control ? [...SERVERS, CONTROL] : [...SERVERS]
+
+/**
+ * At least `count` rounds, rounded up to whole rotations: each server is
+ * then measured in each place of the order equally often.
+ */
+function wholeRotations(count: number): number {
+  return specs.length * Math.ceil(count / specs.length)
+}
+
+// Every ratio pairs a server with the floor measured seconds away in the same round. Many short
+// rounds rather than a few long ones keep each pair close in time, let a burst of load elsewhere
+// spoil one round rather than the run, and give enough ratios for a median and its spread.
 const settings: RunSettings = {
   mode: flags.quick ? 'quick' : 'full',
   direct: flags.direct,
-  // The A/A control costs a third more time: on by default only in the full run.
-  control: flags.control ?? !flags.quick,
-  rounds: flags.quick ? 3 : 7,
-  warmupMs: flags.quick ? 250 : 1_000,
-  windowMs: flags.quick ? 1_000 : 3_000,
-  wakeRounds: flags.quick ? 1 : 5,
+  control,
+  rounds: wholeRotations(flags.quick ? 6 : 16),
+  warmupMs: flags.quick ? 250 : 500,
+  windowMs: flags.quick ? 600 : 1_500,
+  // Each wake-up round waits out the idle eviction first (11 s).
+  wakeRounds: flags.quick ? 1 : wholeRotations(8),
   idleMs: IDLE_MS,
   note: flags.note,
   durationMs: 0,
 }
 const timing: Timing = { warmupMs: settings.warmupMs, windowMs: settings.windowMs }
-const specs = settings.control ? [...SERVERS, CONTROL] : [...SERVERS]
 
 const began = performance.now()
 function say(line: string): void {
@@ -140,13 +154,51 @@ function perOp(sample: Sample): string {
   return `${((sample.workerCpuMs * 1000) / Math.max(sample.ops, 1)).toFixed(1)} µs/op, ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`
 }
 
-/** Sets a scenario up on every server, runs interleaved rounds, and tears it down. */
+/**
+ * The same server, seen through rooms of its own for `round`: a room no
+ * earlier measurement used, so a new Durable Object. Under wrangler dev an
+ * object's CPU per message grows with every message it has handled since it
+ * was constructed (about doubling over 100,000 echoes) and falls back when it
+ * is evicted; a long-lived room would make each round's figure depend on how
+ * many messages that server had handled before, and on whether the object
+ * happened to be evicted in between.
+ */
+function freshRooms(endpoint: Endpoint, round: number): Endpoint {
+  return { ...endpoint, url: (room) => endpoint.url(`${room}-r${String(round + 1)}`) }
+}
+
+/** One measured span: on `kept` state when given, else on fresh rooms set up before and torn down after. */
+async function measureOnce<State>(
+  scenario: Scenario<State>,
+  endpoint: Endpoint,
+  round: number,
+  kept: Map<string, State> | undefined,
+): Promise<Sample> {
+  if (kept !== undefined) {
+    const state = kept.get(endpoint.key)
+    if (state === undefined) throw new Error(`no state for ${endpoint.key}`)
+    return (await measure(scenario, state, endpoint, timing)).sample()
+  }
+  const fresh = freshRooms(endpoint, round)
+  const state = await scenario.setup(fresh)
+  try {
+    return (await measure(scenario, state, fresh, timing)).sample()
+  } finally {
+    await scenario.teardown(state)
+  }
+}
+
+/**
+ * Runs interleaved rounds of a scenario on every server. Each measurement
+ * sets the scenario up on fresh rooms and tears it down after, unless `kept`
+ * holds a state per server to measure in every round instead.
+ */
 async function runScenario<State>(
   scenario: Scenario<State>,
   endpoints: readonly Endpoint[],
   loopback: Endpoint | undefined,
-  states = new Map<string, State>(),
-): Promise<{ result: ScenarioResult; states: Map<string, State> }> {
+  kept?: Map<string, State>,
+): Promise<ScenarioResult> {
   const result: ScenarioResult = {
     scenario: {
       id: scenario.id,
@@ -156,30 +208,23 @@ async function runScenario<State>(
     },
     samples: {},
     loopback: [],
-  }
-  for (const endpoint of [...endpoints, ...(loopback === undefined ? [] : [loopback])]) {
-    if (!states.has(endpoint.key)) states.set(endpoint.key, await scenario.setup(endpoint))
-  }
-  const stateOf = (endpoint: Endpoint): State => {
-    const state = states.get(endpoint.key)
-    if (state === undefined) throw new Error(`no state for ${endpoint.key}`)
-    return state
+    freshRooms: kept === undefined,
   }
   for (let round = 0; round < settings.rounds; round++) {
     for (const endpoint of rotate(endpoints, round)) {
-      const sample = (await measure(scenario, stateOf(endpoint), endpoint, timing)).sample()
+      const sample = await measureOnce(scenario, endpoint, round, kept)
       ;(result.samples[endpoint.key as ServerKey] ??= []).push(sample)
       lastActivity.set(endpoint.key, Date.now())
       say(`${scenario.id} round ${String(round + 1)} ${endpoint.key}: ${perOp(sample)}`)
     }
     // The client's ceiling needs one sample, not a median of many: it only has to be far above the rest.
     if (loopback !== undefined && round === 0) {
-      const sample = (await measure(scenario, stateOf(loopback), loopback, timing)).sample()
+      const sample = await measureOnce(scenario, loopback, round, kept)
       result.loopback.push(sample)
       say(`${scenario.id} loopback: ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`)
     }
   }
-  return { result, states }
+  return result
 }
 
 const lastActivity = new Map<string, number>()
@@ -257,13 +302,7 @@ async function main(): Promise<void> {
 
     const scenarios = [echo(1), echo(10), echo(100), connectClose(10), broadcast(100)]
     for (const scenario of scenarios) {
-      const { result, states } = await runScenario<unknown>(
-        scenario as Scenario<unknown>,
-        endpoints,
-        loopback,
-      )
-      results.scenarios.push(result)
-      for (const state of states.values()) await scenario.teardown(state as never)
+      results.scenarios.push(await runScenario(scenario as Scenario<unknown>, endpoints, loopback))
     }
 
     // 1,000 sockets per server: their memory, broadcast to all of them, then the wake-up.
@@ -284,8 +323,10 @@ async function main(): Promise<void> {
       say(`${endpoint.key}: ${String(WAKE_SOCKETS)} sockets open, RSS +${mib(openBytes - beforeBytes)} MiB`)
     }
     states.set(loopback.key, await fanout.setup(loopback))
-    const { result } = await runScenario(fanout, endpoints, loopback, states)
-    results.scenarios.push(result)
+    // These 1,000 sockets stay open through every round (opening them takes seconds), in the room
+    // whose memory was just read and whose wake-up comes next. Its object handles a few dozen
+    // incoming messages a second, too few for its CPU per message to creep up.
+    results.scenarios.push(await runScenario(fanout, endpoints, loopback, states))
     // One loopback socket stays open: a round trip on it right before each wake-up warms the
     // client's own path after the idle wait, so the first server measured does not pay for that.
     const [warmer, ...otherLoopbackSockets] = states.get(loopback.key)?.sockets ?? []

@@ -1,4 +1,4 @@
-import { readCpu, readMachineBusyMs, type CpuReading } from './proc.ts'
+import { cpuBetween, readCpu, readMachineBusyMs, type CpuClock, type CpuReading } from './proc.ts'
 
 /** The processes whose CPU a measured span reads. */
 export interface Target {
@@ -12,10 +12,12 @@ export interface Target {
 export interface Sample {
   ops: number
   wallMs: number
-  /** Worker CPU from utime + stime (/proc/<pid>/stat). */
+  /** Worker CPU over the span: the scheduler's ns counters where the kernel has them, else utime + stime. */
   workerCpuMs: number
-  /** The same from the scheduler's ns counters, where the kernel has them. */
-  workerCpuPreciseMs: number | undefined
+  /** Which counter `workerCpuMs` (and `proxyCpuMs`) came from. */
+  workerCpuClock: CpuClock
+  /** utime + stime (/proc/<pid>/stat) over the same span, always read: the cross-check of the ns counters. */
+  workerTicksMs: number
   proxyCpuMs: number | undefined
   clientCpuMs: number
   /** Busy time of every CPU of the machine over the span. */
@@ -76,23 +78,26 @@ export class Span {
     if (latencyMs !== undefined) this.latencies.push(latencyMs)
   }
 
+  /** Records a latency that ended now, for operations counted one by one as they finished. */
+  latency(ms: number): void {
+    if (this.recording) this.latencies.push(ms)
+  }
+
   sample(): Sample {
     const start = this.#start
     const end = this.#end
     if (start === undefined || end === undefined) throw new Error('the span was never started and stopped')
-    const precise =
-      start.worker.schedMs === undefined || end.worker.schedMs === undefined
-        ? undefined
-        : end.worker.schedMs - start.worker.schedMs
+    const worker = cpuBetween(start.worker, end.worker)
     return {
       ops: this.ops,
       wallMs: end.at - start.at,
-      workerCpuMs: end.worker.statMs - start.worker.statMs,
-      workerCpuPreciseMs: precise,
+      workerCpuMs: worker.ms,
+      workerCpuClock: worker.clock,
+      workerTicksMs: end.worker.statMs - start.worker.statMs,
       proxyCpuMs:
         start.proxy === undefined || end.proxy === undefined
           ? undefined
-          : end.proxy.statMs - start.proxy.statMs,
+          : cpuBetween(start.proxy, end.proxy).ms,
       clientCpuMs: (end.client.user + end.client.system - start.client.user - start.client.system) / 1000,
       machineBusyMs: end.machine - start.machine,
       latencies: this.latencies,

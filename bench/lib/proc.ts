@@ -9,10 +9,23 @@ export interface CpuReading {
   statMs: number
   /**
    * The sum of `se.sum_exec_runtime` over /proc/<pid>/task/*\/sched, in ms with
-   * microsecond resolution; undefined where the kernel does not expose it.
-   * Used where a span is too short for USER_HZ ticks (the wake-up).
+   * nanosecond resolution; undefined where the kernel does not expose it.
    */
   schedMs: number | undefined
+}
+
+/** Which counter a CPU figure came from: the scheduler's ns counters, or USER_HZ ticks. */
+export type CpuClock = 'sched' | 'ticks'
+
+/**
+ * The CPU used between two readings of one process: from the scheduler's ns
+ * counters where both readings have them, since a span of a second or two
+ * holds only a hundred or two USER_HZ ticks; from utime + stime otherwise.
+ */
+export function cpuBetween(start: CpuReading, end: CpuReading): { ms: number; clock: CpuClock } {
+  return start.schedMs === undefined || end.schedMs === undefined
+    ? { ms: end.statMs - start.statMs, clock: 'ticks' }
+    : { ms: end.schedMs - start.schedMs, clock: 'sched' }
 }
 
 /** The fields of /proc/<pid>/stat after the command name, which may itself hold spaces. */

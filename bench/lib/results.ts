@@ -11,9 +11,12 @@ export interface ScenarioInfo {
 
 export interface ScenarioResult {
   scenario: ScenarioInfo
+  /** One sample per round, in round order: index i of two servers pairs them within round i. */
   samples: Partial<Record<ServerKey, Sample[]>>
   /** The same load against the Node loopback server: what the client alone can drive. */
   loopback: Sample[]
+  /** Whether each measurement set the scenario up on rooms of its own (a new object), or all shared one. */
+  freshRooms: boolean
 }
 
 export interface WakeSample {
@@ -67,6 +70,7 @@ export interface Results {
   settings: RunSettings
   machine: Machine
   scenarios: ScenarioResult[]
+  /** One sample per wake-up round, in round order, paired by index like `ScenarioResult.samples`. */
   wake: Partial<Record<ServerKey, WakeSample[]>>
   memory: Partial<Record<ServerKey, MemorySample>>
   bundles: BundleSize[]

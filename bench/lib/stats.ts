@@ -13,3 +13,20 @@ export function quantile(values: readonly number[], q: number): number {
 export function median(values: readonly number[]): number {
   return quantile(values, 0.5)
 }
+
+/** A median with the interquartile range around it: where the middle half of the values lie. */
+export interface Spread {
+  median: number
+  q1: number
+  q3: number
+  count: number
+}
+
+export function spread(values: readonly number[]): Spread {
+  return {
+    median: median(values),
+    q1: quantile(values, 0.25),
+    q3: quantile(values, 0.75),
+    count: values.length,
+  }
+}
