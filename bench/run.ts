@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import type WebSocket from 'ws'
-import { libraryBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
+import { libraryBundle, logicOnlyBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
 import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
 import { REPO_ROOT, startDevServer, type DevServer } from './lib/devServer.ts'
 import { spawnGroup, type Group } from './lib/group.ts'
@@ -110,18 +110,34 @@ async function bundleSizes(scratch: string): Promise<BundleSize[]> {
       await workerBundle(`${server.label} worker`, server.dir, join(scratch, `bundle-${server.key}`)),
     )
   }
+  const server = ['cloudflare:workers']
+  const typicalImports = { imports: ['websocket', 'WebSocketObject'], from: './src/index.ts' }
   return [
     ...workers,
-    await libraryBundle('durable-websocket alone (src/index.ts, itty-router left out)', 'src/index.ts', [
+    await libraryBundle(
+      'durable-websocket alone (src/index.ts, itty-router left out)',
+      { file: 'src/index.ts' },
+      ['itty-router', ...server],
+    ),
+    await libraryBundle(
+      'durable-websocket with itty-router (src/index.ts)',
+      { file: 'src/index.ts' },
+      server,
+    ),
+    await libraryBundle(
+      'durable-websocket as a worker imports it (websocket, WebSocketObject; itty-router left out)',
+      typicalImports,
+      ['itty-router', ...server],
+    ),
+    await logicOnlyBundle('the same, its logic alone (diagnostic: message texts cut)', typicalImports, [
       'itty-router',
-      'cloudflare:workers',
+      ...server,
     ]),
-    await libraryBundle('durable-websocket with itty-router (src/index.ts)', 'src/index.ts', [
-      'cloudflare:workers',
-    ]),
-    await libraryBundle(`partyserver ${version('partyserver')} alone (with nanoid)`, 'partyserver', [
-      'cloudflare:workers',
-    ]),
+    await libraryBundle(
+      `partyserver ${version('partyserver')} alone (with nanoid)`,
+      { file: 'partyserver' },
+      server,
+    ),
   ]
 }
 
