@@ -4,6 +4,7 @@ import { DurableWebSocketError, describe } from './errors.js'
 import { log } from './log.js'
 import type { Manager, Outgoing } from './manager.js'
 import { toFrame } from './outgoing.js'
+import { OPEN } from './readyState.js'
 import { SerialQueue } from './serialQueue.js'
 
 /** What a connection needs from the object that owns it. */
@@ -111,7 +112,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
 
   /** True once either side has started closing; such a connection is out of `connections()`. */
   get closed(): boolean {
-    return this.#closeHandled || this.socket.readyState !== WebSocket.OPEN
+    return this.#closeHandled || this.socket.readyState !== OPEN
   }
 
   /** @internal True once `close` has been queued for this connection, so it never runs twice. */
@@ -154,7 +155,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
    * with 1011 and the reason is logged, so a broadcast loop never throws.
    */
   send(message: Outgoing<Message>): boolean {
-    if (this.closed) return false
+    if (this.#closeHandled) return false
     let frame
     try {
       frame = toFrame(message, this.manager.serializer)
@@ -163,14 +164,23 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
       this.close(CloseCode.INTERNAL_ERROR, 'Internal Error')
       return false
     }
-    this.socket.send(frame)
-    return true
+    return this.sendFrame(frame)
   }
 
-  /** @internal Sends an already encoded frame; broadcast uses it to encode once. */
+  /**
+   * @internal Sends an already encoded frame; broadcast uses it to encode once.
+   * The socket's state is read only when the send fails, not before every
+   * send: that read crosses into the runtime, and a profile of the echo path
+   * showed it.
+   */
   sendFrame(frame: string | ArrayBuffer | ArrayBufferView): boolean {
-    if (this.closed) return false
-    this.socket.send(frame)
+    if (this.#closeHandled) return false
+    try {
+      this.socket.send(frame)
+    } catch (error) {
+      if (this.socket.readyState !== OPEN) return false
+      throw error
+    }
     return true
   }
 
@@ -196,7 +206,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   markCloseHandled(): void {
     if (this.#closeHandled) return
     this.#closeHandled = true
-    if (this.socket.readyState !== WebSocket.OPEN) return
+    if (this.socket.readyState !== OPEN) return
     try {
       writeRecord(this.socket, this.#record())
     } catch {

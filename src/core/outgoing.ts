@@ -3,8 +3,12 @@ import type { Serializer } from './serializer.js'
 
 export type Frame = string | ArrayBuffer | ArrayBufferView
 
+// Looked up once: a global lookup per message goes through the runtime's global scope.
+const ArrayBufferClass = ArrayBuffer
+const isView = ArrayBuffer.isView
+
 export function isBinary(value: unknown): value is ArrayBuffer | ArrayBufferView {
-  return value instanceof ArrayBuffer || ArrayBuffer.isView(value)
+  return typeof value === 'object' && value !== null && (value instanceof ArrayBufferClass || isView(value))
 }
 
 /**

@@ -3,6 +3,7 @@ import { CloseCode } from '../core/closeCodes.js'
 import { Connection, type ConnectionHost } from '../core/connection.js'
 import type { EventHandlers, EventName, Incoming, Locals } from '../core/events.js'
 import { exceedsBytes } from '../core/messageSize.js'
+import { CLOSED } from '../core/readyState.js'
 import type { BroadcastOptions, Manager, Outgoing, TaggedGroup } from '../core/manager.js'
 import { toFrame } from '../core/outgoing.js'
 import type { Serializer } from '../core/serializer.js'
@@ -171,22 +172,24 @@ export class WebSocketManager<Env, Data extends object, Message>
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    if (conn === undefined || conn.closed) return undefined
+    // The flag, not the socket's state: the runtime delivers a message before the close that
+    // followed it, and a message the client sent before closing is still handled.
+    if (conn === undefined || conn.closeHandled) return undefined
     const limit = this.#behaviour.limits.maxMessageBytes
     if (exceedsBytes(raw, limit)) {
       log.warn(`${conn.label} sent a message over ${String(limit)} bytes, closing it with 1009`)
       this.#closeQuietly(conn, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
       return undefined
     }
-    conn.touch(Date.now())
-    // Deferred behind a slow handler, a message is dropped only once `close` is queued: one read
-    // of readyState per message is enough (the one above).
+    // Only idle reaping reads the activity time; without it, not even the clock is read.
+    if (this.#behaviour.limits.idleTimeout !== undefined) conn.touch(Date.now())
+    // Deferred behind a slow handler, a message is dropped once `close` is queued.
     return conn.queue.run(() => (conn.closeHandled ? undefined : this.#onMessage(conn, raw)))
   }
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
     const conn = this.#connectionFor(socket)
-    if (socket.readyState !== WebSocket.CLOSED) answerClose(socket, code, reason)
+    if (socket.readyState !== CLOSED) answerClose(socket, code, reason)
     if (conn === undefined || conn.closeHandled) return undefined
     return this.#finish(conn, code, reason)
   }

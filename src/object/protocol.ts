@@ -21,8 +21,9 @@ export function chooseProtocol(
   locals: Locals,
   pick: ProtocolFunction | undefined,
 ): string | undefined {
+  if (pick === undefined) return undefined
   const offered = offeredProtocols(request)
-  if (pick === undefined || offered.length === 0) return undefined
+  if (offered.length === 0) return undefined
   const chosen = pick(offered, request, locals)
   if (chosen !== undefined && !offered.includes(chosen)) {
     // The offer is left out of the message: a client may carry a token in it, and this gets logged.

@@ -124,6 +124,17 @@ describe('conn.send(value) after the connection closed', () => {
     expect(logged).not.toHaveBeenCalled()
   })
 
+  it('returns false, throws nothing and logs nothing, after the raw socket was closed around the package', async () => {
+    const logged = vi.spyOn(console, 'error')
+    const { client, id } = await joinJson<{ id: number }>('/careless/socket-closed')
+    client.sendJson({ op: 'socket-close-then-send' })
+    expect(await client.whenClosed()).toEqual({ code: 4001, reason: 'raw', wasClean: true })
+    expect(await entriesOf('socket-closed', id, 'sent')).toEqual([
+      { event: 'sent', id, sent: false, closed: true },
+    ])
+    expect(logged).not.toHaveBeenCalled()
+  })
+
   it('returns false inside close when the client closed first', async () => {
     const { client, id } = await joinJson<{ id: number }>('/careless/client-left')
     client.close(4001, 'bye')

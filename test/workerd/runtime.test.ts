@@ -55,6 +55,19 @@ describe('the workerd runtime', () => {
     expect(client.socket.readyState).toBe(WebSocket.CLOSING)
   })
 
+  it('lets the object send after the peer closed until it answers, and throws on send after that', async () => {
+    // Connection.sendFrame relies on this: it reads readyState only when send throws.
+    const client = await open()
+    client.close(4000, 'probe send')
+    const entry = await lastEntry('close')
+    expect(entry).toMatchObject({
+      reason: 'probe send',
+      sendBeforeAnswer: 'sent',
+      readyStateAfterAnswer: WebSocket.CLOSED,
+    })
+    expect(entry.sendAfterAnswer).toMatch(/^TypeError: /)
+  })
+
   it('reports a close frame without a code as 1005', async () => {
     const client = await open()
     client.close()
