@@ -85,6 +85,11 @@ export interface ProcessInfo {
   args: string[]
 }
 
+/** The process group `pid` belongs to (field 5 of proc(5)). */
+export function processGroupOf(pid: number): number {
+  return Number(statFields(pid)[2])
+}
+
 /** Every live process whose process group is `pgid`, with its command line. */
 export function processGroup(pgid: number): ProcessInfo[] {
   const members: ProcessInfo[] = []
