@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, and
@@ -39,6 +39,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     direct: { type: 'boolean', default: false },
+    heartbeat: { type: 'boolean', default: false },
     control: { type: 'boolean' },
     note: { type: 'string' },
     out: { type: 'string', default: join(REPO_ROOT, 'bench/RESULTS.md') },
@@ -67,6 +68,7 @@ function wholeRotations(count: number): number {
 const settings: RunSettings = {
   mode: flags.quick ? 'quick' : 'full',
   direct: flags.direct,
+  heartbeat: flags.heartbeat,
   control,
   rounds: wholeRotations(flags.quick ? 6 : 16),
   warmupMs: flags.quick ? 250 : 500,
@@ -273,7 +275,13 @@ async function main(): Promise<void> {
       `starting ${String(specs.length)} wrangler dev servers and the loopback server; building the bundles for their sizes`,
     )
     starting = specs.map(async (spec) => {
-      servers.set(spec.key, await startDevServer(spec.dir, join(scratch, `dev-${spec.key}`), settings))
+      servers.set(
+        spec.key,
+        await startDevServer(spec.dir, join(scratch, `dev-${spec.key}`), {
+          direct: settings.direct,
+          vars: settings.heartbeat ? { BENCH_HEARTBEAT: 'on' } : {},
+        }),
+      )
     })
     // A failed start surfaces at the Promise.all below, not as an unhandled rejection meanwhile.
     for (const start of starting) start.catch(() => undefined)

@@ -83,6 +83,8 @@ export interface DevServer {
 export interface StartOptions {
   /** Connect straight to the runtime workerd's own port, bypassing wrangler's proxy. */
   direct: boolean
+  /** `--var NAME:value` pairs for the worker's env. */
+  vars?: Readonly<Record<string, string>>
 }
 
 /**
@@ -117,6 +119,7 @@ export async function startDevServer(
       '--persist-to',
       join(scratch, 'state'),
       '--show-interactive-dev-session=false',
+      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
     ],
     { cwd: join(scratch, 'run'), env: wranglerEnv(scratch) },
   )

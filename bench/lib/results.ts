@@ -55,6 +55,8 @@ export interface Machine {
 export interface RunSettings {
   mode: 'quick' | 'full'
   direct: boolean
+  /** Whether the package server kept its default ping/pong auto-response. */
+  heartbeat: boolean
   /** Whether a second copy of the floor ran as an A/A control. */
   control: boolean
   rounds: number

@@ -55,6 +55,18 @@ describe('the workerd runtime', () => {
     expect(client.socket.readyState).toBe(WebSocket.CLOSING)
   })
 
+  it('hands every event of a socket the same WebSocket object while the object stays in memory', async () => {
+    // The manager keys its connections by that object (a WeakMap); a new one per event would mean
+    // reading the attachment on every message.
+    const client = await open()
+    client.send('first')
+    expect(await client.nextText()).toBe('recorded')
+    client.send('same socket?')
+    expect(await client.nextText()).toBe('recorded')
+    expect(await lastEntry('message')).toMatchObject({ sameSocket: true })
+    client.close(1000)
+  })
+
   it('lets the object send after the peer closed until it answers, and throws on send after that', async () => {
     // Connection.sendFrame relies on this: it reads readyState only when send throws.
     const client = await open()
