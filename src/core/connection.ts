@@ -129,8 +129,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
   persist(): void {
     this.#dataExposed = false
     try {
-      writeRecord(this.socket, this.#record())
-      this.#stored = true
+      this.#write()
     } catch (error) {
       const lastGood = readRecord<Data>(this.socket)
       this.#data = lastGood?.data ?? ({} as Data)
@@ -139,10 +138,14 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     }
   }
 
+  #write(): void {
+    writeRecord(this.socket, this.#record())
+    this.#stored = true
+  }
+
   #storeQuietly(): void {
     try {
-      writeRecord(this.socket, this.#record())
-      this.#stored = true
+      this.#write()
     } catch {
       // Empty data always fits; only a socket the runtime already closed refuses it.
     }
@@ -208,7 +211,7 @@ export class Connection<Env = unknown, Data extends object = Record<string, unkn
     this.#closeHandled = true
     if (this.socket.readyState !== OPEN) return
     try {
-      writeRecord(this.socket, this.#record())
+      this.#write()
     } catch {
       // A socket the runtime already closed may refuse writes; the in-memory flag still holds.
     }
