@@ -59,6 +59,9 @@ function echoLoop(sockets: readonly WebSocket[], running: () => boolean): Promis
   return Promise.all(loops).then(() => replies)
 }
 
+// Ctrl-C or a timeout: exit through 'exit', where the dev server's process group is killed.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
+
 const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-profile-'))
 const server = await startDevServer(spec.dir, scratch, { direct: false })
 try {
