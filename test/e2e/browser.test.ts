@@ -4,21 +4,16 @@ import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { ChatPage, type Member } from './chatPage.js'
 import { launchChromium } from './launchChromium.js'
-import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
+import { useDevServer } from './useDevServer.js'
 
 const SCREENSHOTS = resolve(import.meta.dirname, '../../test-results/browser')
 const ROOM = 'browser-test'
 
-let workspace: Workspace | undefined
-let dev: DevServer | undefined
+// First, so that its afterAll (hooks run last-registered first) stops wrangler dev after Chromium.
+const server = useDevServer()
 let browser: Browser | undefined
 const contexts: BrowserContext[] = []
 const consoleLines: string[] = []
-
-function server(): DevServer {
-  if (dev === undefined) throw new Error('wrangler dev is not running')
-  return dev
-}
 
 /** A page in its own context (its own storage, as a second person would have), logging to consoleLines. */
 async function chatPage(name: string, viewport: { width: number; height: number }): Promise<ChatPage> {
@@ -37,20 +32,15 @@ async function screenshot(chat: ChatPage, step: string): Promise<void> {
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true })
-  workspace = await createWorkspace()
-  dev = await startDev(workspace)
   browser = await launchChromium()
 })
 afterAll(async () => {
   for (const context of contexts) await context.close().catch(() => undefined)
   await browser?.close()
-  await dev?.stop()
-  await workspace?.remove()
 })
 beforeEach(({ onTestFailed }) => {
   onTestFailed(() => {
     console.log(`browser console:\n${consoleLines.join('\n')}`)
-    console.log(`wrangler dev output:\n${dev?.output() ?? '(not running)'}`)
   })
 })
 
@@ -99,12 +89,10 @@ describe('the chat at / in headless Chromium', () => {
   })
 
   it('both pages reconnect by themselves after wrangler dev restarts on the same state and port, and chat again', async () => {
-    const port = Number(new URL(server().origin).port)
     await server().stop()
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')])
     await screenshot(bob, '4-reconnecting')
-    if (workspace === undefined) throw new Error('no workspace')
-    dev = await startDev(workspace, { port })
+    await server.startAgain()
 
     const after = await alice.waitForMembers(['Alice', 'Bob'], 30_000)
     await bob.waitForMembers(['Alice', 'Bob'], 30_000)
