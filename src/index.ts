@@ -1,21 +1,25 @@
 export { websocket, WebSocketModule } from './module.js'
 export { WebSocketObject } from './object/WebSocketObject.js'
-export { Connection } from './core/connection.js'
-export { CloseCode, MAX_CLOSE_REASON_BYTES } from './core/closeCodes.js'
-export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES } from './core/limits.js'
-export { MAX_TAGS, MAX_TAG_LENGTH } from './core/tags.js'
-export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH } from './mount/roomName.js'
-export { MAX_ATTACHMENT_BYTES } from './core/attachment.js'
-export { json } from './core/serializer.js'
+export { Connection, MAX_ATTACHMENT_BYTES } from './object/connection.js'
+export { MAX_TAGS, MAX_TAG_LENGTH } from './object/manager.js'
+export { CloseCode, MAX_CLOSE_REASON_BYTES } from './shared/closeCodes.js'
+export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES } from './options.js'
+export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH } from './shared/roomName.js'
+export { json } from './shared/serializer.js'
 export { DurableWebSocketError, InvalidHandlerError, isDurableWebSocketError } from './core/errors.js'
 export { allowOrigins } from './mount/allowOrigins.js'
 
-export type { WebSocketOptions } from './module.js'
+export type {
+  WebSocketOptions,
+  Heartbeat,
+  Limits,
+  ProtocolFunction,
+  TagsFunction,
+  Validator,
+} from './options.js'
 export type { EventHandlers, EventName, Incoming, Locals } from './core/events.js'
-export type { Manager, BroadcastOptions, ObjectRouter, Outgoing, TaggedGroup } from './core/manager.js'
-export type { Heartbeat } from './core/limits.js'
-export type { ProtocolFunction, TagsFunction, Validator } from './object/behaviour.js'
-export type { Serializer, SerializerOption } from './core/serializer.js'
+export type { Manager, BroadcastOptions, ObjectRouter, Outgoing, TaggedGroup } from './core/types.js'
+export type { Serializer, SerializerOption } from './shared/serializer.js'
 export type { DurableWebSocketErrorCode } from './core/errors.js'
 export type { AllowOriginsOptions } from './mount/allowOrigins.js'
 export type {

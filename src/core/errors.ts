@@ -1,8 +1,10 @@
+import { describe } from '../shared/describe.js'
+
 /**
  * Every error this package throws or logs carries a stable `code`, so callers
  * can branch on it without matching message text. The one exception to the
  * single base class is {@link InvalidHandlerError}, which must stay a
- * `TypeError` (the seed's contract for a handler that is not a function); it
+ * `TypeError` (what callers of `add` have long been able to catch for a handler that is not a function); it
  * carries a code too, and {@link isDurableWebSocketError} recognises both.
  */
 export type DurableWebSocketErrorCode =
@@ -47,12 +49,4 @@ export function isDurableWebSocketError(
   if (typeof error !== 'object' || error === null) return false
   const code = (error as { code?: unknown }).code
   return typeof code === 'string' && code.startsWith(CODE_PREFIX)
-}
-
-export function describe(value: unknown): string {
-  if (value === null || value === undefined) return String(value)
-  if (Array.isArray(value)) return 'an array'
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
-  return `a ${typeof value}`
 }

@@ -1,21 +1,21 @@
-import type { Connection } from './connection.js'
+import type { Connection } from '../object/connection.js'
 import { DurableWebSocketError, InvalidHandlerError } from './errors.js'
 
 /** Values a middleware attached in the Worker; they reach `open` in the object. */
 export type Locals = Record<string, unknown>
 
 /** What a text message becomes once decoded; binary frames stay bytes. */
-export type Incoming<Message> = Message | ArrayBuffer
+export type Incoming<In> = In | ArrayBuffer
 
-export interface EventHandlers<Env, Data extends object, Message> {
+export interface EventHandlers<Env, Data extends object, In, Out = In, L extends object = Locals> {
   /** A connection was accepted; `request` is the upgrade request. */
-  open: (conn: Connection<Env, Data, Message>, request: Request, locals: Locals) => unknown
+  open: (conn: Connection<Env, Data, In, Out>, request: Request, locals: L) => unknown
   /** One decoded text message (a string without a serializer) or one binary frame as an ArrayBuffer. */
-  message: (conn: Connection<Env, Data, Message>, message: Incoming<Message>) => unknown
+  message: (conn: Connection<Env, Data, In, Out>, message: Incoming<In>) => unknown
   /** A text frame the serializer could not decode. Without this handler the connection closes with 1007. */
-  malformed_message: (conn: Connection<Env, Data, Message>, raw: string, error: unknown) => unknown
+  malformed_message: (conn: Connection<Env, Data, In, Out>, raw: string, error: unknown) => unknown
   /** Runs once per connection, however it ended. */
-  close: (conn: Connection<Env, Data, Message>, code: number, reason: string) => unknown
+  close: (conn: Connection<Env, Data, In, Out>, code: number, reason: string) => unknown
   /** Answers a request to the mount path that is not a valid WebSocket upgrade. Runs in the Worker. */
   error: (request: Request, env: Env) => Response | Promise<Response>
 }
@@ -28,11 +28,11 @@ function isEventName(value: unknown): value is EventName {
   return (EVENT_NAMES as readonly unknown[]).includes(value)
 }
 
-/** One handler per event, as in the seed: adding again replaces the old one. */
-export class HandlerRegistry<Env, Data extends object, Message> {
-  readonly #handlers: Partial<EventHandlers<Env, Data, Message>> = {}
+/** One handler per event: adding again replaces the old one. */
+export class HandlerRegistry<Env, Data extends object, In, Out, L extends object> {
+  readonly #handlers: Partial<EventHandlers<Env, Data, In, Out, L>> = {}
 
-  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, Message>[E]): void {
+  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, In, Out, L>[E]): void {
     if (!isEventName(event)) {
       throw new DurableWebSocketError(
         'ERR_DWS_UNKNOWN_EVENT',
@@ -43,7 +43,7 @@ export class HandlerRegistry<Env, Data extends object, Message> {
     this.#handlers[event] = handler
   }
 
-  get<E extends EventName>(event: E): EventHandlers<Env, Data, Message>[E] | undefined {
+  get<E extends EventName>(event: E): EventHandlers<Env, Data, In, Out, L>[E] | undefined {
     return this.#handlers[event]
   }
 }

@@ -12,7 +12,7 @@ export function readLocals(request: Request): Locals {
   return header === null ? {} : (JSON.parse(header) as Locals)
 }
 
-export function hasLocals(locals: Locals): boolean {
+export function hasLocals(locals: object): boolean {
   for (const _key in locals) return true
   return false
 }

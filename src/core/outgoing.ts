@@ -1,5 +1,6 @@
-import { DurableWebSocketError, describe } from './errors.js'
-import type { Serializer } from './serializer.js'
+import { describe } from '../shared/describe.js'
+import type { Serializer } from '../shared/serializer.js'
+import { DurableWebSocketError } from './errors.js'
 
 export type Frame = string | ArrayBuffer | ArrayBufferView
 
@@ -14,14 +15,13 @@ export function isBinary(value: unknown): value is ArrayBuffer | ArrayBufferView
 /**
  * Decides what goes on the wire for `send(value)`. Bytes always go out as a
  * binary frame untouched. With a serializer everything else is encoded;
- * without one only primitives have an obvious text form (the seed refuses
- * anything else), so objects, arrays, null and undefined are refused.
+ * without one only primitives have an obvious text form, so objects, arrays, null and undefined are refused.
  */
-export function toFrame<Message>(value: unknown, serializer: Serializer<Message> | undefined): Frame {
+export function toFrame<Out>(value: unknown, serializer: Serializer<unknown, Out> | undefined): Frame {
   if (isBinary(value)) return value
   if (serializer !== undefined) {
     try {
-      return serializer.encode(value as Message)
+      return serializer.encode(value as Out)
     } catch (cause) {
       throw new DurableWebSocketError(
         'ERR_DWS_UNSENDABLE_MESSAGE',

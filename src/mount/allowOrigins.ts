@@ -1,4 +1,5 @@
-import { DurableWebSocketError, describe } from '../core/errors.js'
+import { DurableWebSocketError } from '../core/errors.js'
+import { describe } from '../shared/describe.js'
 import type { MiddlewareHandler } from './middleware.js'
 
 export interface AllowOriginsOptions {

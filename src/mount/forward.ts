@@ -2,21 +2,19 @@ import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals } from '../core/locals.js'
 import { log } from '../core/log.js'
-import { runMiddleware, type MiddlewareHandler } from './middleware.js'
-import { DEFAULT_ROOM, roomNameProblem } from './roomName.js'
+import type { WorkerSide } from '../options.js'
+import { DEFAULT_ROOM, roomNameProblem } from '../shared/roomName.js'
+import { runMiddleware } from './middleware.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
 export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
 
 /** Picks the room for an upgrade request; see the `room` option. */
-export type RoomFunction<Env> = (request: Request, env: Env, locals: Locals) => string | Promise<string>
-
-/** What the Worker side needs to know of a module. */
-export interface UpgradeTarget<Env> {
-  readonly binding: string
-  errorHandler(): ((request: Request, env: Env) => Response | Promise<Response>) | undefined
-  roomFunction(): RoomFunction<Env> | undefined
-}
+export type RoomFunction<Env, L = Locals> = (
+  request: Request,
+  env: Env,
+  locals: L,
+) => string | Promise<string>
 
 /** itty-router puts path parameters on the request; a `:room` segment names the room. */
 function roomFromPath(request: Request): string {
@@ -29,28 +27,30 @@ function roomFromPath(request: Request): string {
  * object. Anything that throws here is logged and answered with a bare 500:
  * no stack trace or internal message ever reaches the client.
  */
-export function createUpgradeHandler<Env>(
-  target: UpgradeTarget<Env>,
-  chain: readonly MiddlewareHandler<Env>[],
+export function createUpgradeHandler<Env, L extends object>(
+  worker: WorkerSide<Env, L>,
+  withMiddleware: boolean,
 ): FetchHandler<Env> {
+  const chain = withMiddleware ? worker.chain : []
   return async (request, env, ctx) => {
     try {
       const problem = findUpgradeProblem(request)
       if (problem !== undefined) {
-        const onError = target.errorHandler()
+        const onError = worker.handlers.get('error')
         return onError === undefined ? defaultUpgradeError(problem) : await onError(request, env)
       }
-      const locals: Locals = {}
+      // The middleware fills these in; until then they are empty, whatever `L` says.
+      const locals = {} as L
       if (chain.length > 0) {
         const stopped = await runMiddleware(chain, request, { env, ctx, locals })
         if (stopped !== undefined) return stopped
       }
       // After the middleware, so a room function can use what it verified (e.g. the user's tenant).
-      const pickRoom = target.roomFunction()
+      const pickRoom = worker.room
       const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env, locals)
       const badRoom = roomNameProblem(room)
       if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
-      return await forwardUpgrade(request, namespaceOf(env, target.binding).getByName(room), locals)
+      return await forwardUpgrade(request, namespaceOf(env, worker.binding).getByName(room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -92,7 +92,7 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
  * A fresh Request, not the one the router saw: `stub.fetch` rejects requests
  * that itty-router has wrapped, and a copy lets us drop a forged locals header.
  */
-function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: Locals): Promise<Response> {
+function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: object): Promise<Response> {
   const headers = new Headers(request.headers)
   headers.delete(LOCALS_HEADER)
   if (hasLocals(locals)) headers.set(LOCALS_HEADER, JSON.stringify(locals))

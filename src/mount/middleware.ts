@@ -1,36 +1,38 @@
 import type { Locals } from '../core/events.js'
 
-export interface MiddlewareContext<Env> {
+export interface MiddlewareContext<Env, L = Locals> {
   readonly env: Env
   readonly ctx: ExecutionContext
   /** Put JSON-serializable values here (e.g. a verified user); `open` receives them. */
-  readonly locals: Locals
+  readonly locals: L
 }
 
 /** Return a Response to stop the request (e.g. 401 or 403); return nothing to let it through. */
-export type MiddlewareHandler<Env = Cloudflare.Env> = (
+export type MiddlewareHandler<Env = Cloudflare.Env, L = Locals> = (
   request: Request,
-  context: MiddlewareContext<Env>,
+  context: MiddlewareContext<Env, L>,
 ) => Response | undefined | void | Promise<Response | undefined | void>
 
 /**
- * The seed's `[middleware_class, [config]]` pair becomes `[factory, options]`.
- * The factory runs once, when `websocket()` is called, so bad options fail
- * at start-up rather than on the first request.
+ * Makes a middleware handler from its options. It runs once, when
+ * `websocket()` is called, so bad options fail at start-up rather than on
+ * the first request.
  */
-export type MiddlewareFactory<Options, Env = Cloudflare.Env> = (options: Options) => MiddlewareHandler<Env>
+export type MiddlewareFactory<Options, Env = Cloudflare.Env, L = Locals> = (
+  options: Options,
+) => MiddlewareHandler<Env, L>
 
 // `never` accepts a factory of any options type; each factory checks its own options at run time.
-export type MiddlewareEntry<Env = Cloudflare.Env> = readonly [
-  factory: MiddlewareFactory<never, Env>,
+export type MiddlewareEntry<Env = Cloudflare.Env, L = Locals> = readonly [
+  factory: MiddlewareFactory<never, Env, L>,
   options?: unknown,
 ]
 
 /** Runs the chain in order; the first Response ends it. */
-export async function runMiddleware<Env>(
-  chain: readonly MiddlewareHandler<Env>[],
+export async function runMiddleware<Env, L>(
+  chain: readonly MiddlewareHandler<Env, L>[],
   request: Request,
-  context: MiddlewareContext<Env>,
+  context: MiddlewareContext<Env, L>,
 ): Promise<Response | undefined> {
   for (const handler of chain) {
     const result = await handler(request, context)

@@ -1,9 +1,10 @@
 import { DurableObject } from 'cloudflare:workers'
-import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/manager.js'
+import type { Locals } from '../core/events.js'
 import { readLocals } from '../core/locals.js'
+import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/types.js'
 import { isWebSocketUpgrade } from '../mount/upgrade.js'
-import type { ObjectBehaviour } from './behaviour.js'
-import { WebSocketManager } from './WebSocketManager.js'
+import type { ObjectSide } from '../options.js'
+import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
 
 /**
@@ -15,21 +16,22 @@ import { resolveModule, type ServedModule } from './registry.js'
 export class WebSocketObject<
   Env = Cloudflare.Env,
   Data extends object = Record<string, unknown>,
-  Message = unknown,
+  In = unknown,
+  Out = In,
 > extends DurableObject<Env> {
   /** The module this class serves, when the script makes more than one. */
   static websocket: ServedModule | undefined
 
-  readonly #manager: WebSocketManager<Env, Data, Message>
-  readonly #objectRouter: ObjectRouter<Env, Data, Message> | undefined
+  readonly #manager: WebSocketManager<Env, Data, In, Out, Locals>
+  readonly #objectRouter: ObjectRouter<Env, Data, In, Out> | undefined
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     // The registry cannot know this subclass's type parameters; the user's declaration states them.
-    const behaviour = resolveModule(new.target).behaviour as unknown as ObjectBehaviour<Env, Data, Message>
-    this.#manager = new WebSocketManager(ctx, env, behaviour)
-    this.#objectRouter = behaviour.objectRouter
-    const heartbeat = behaviour.limits.heartbeat
+    const options = resolveModule(new.target).objectSide as ObjectSide<Env, Data, In, Out, Locals>
+    this.#manager = new WebSocketManager(ctx, env, options)
+    this.#objectRouter = options.objectRouter
+    const heartbeat = options.heartbeat
     // The runtime answers these pings itself, so a client can keep its connection alive without waking us.
     if (heartbeat !== undefined) {
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(heartbeat.request, heartbeat.response))
@@ -37,17 +39,17 @@ export class WebSocketObject<
   }
 
   /** This object's connections, broadcast, storage and env: the same object handlers see as `conn.manager`. */
-  protected get manager(): Manager<Env, Data, Message> {
+  protected get manager(): Manager<Env, Data, In, Out> {
     return this.#manager
   }
 
   /** RPC: sends to every open connection but `options.except`; returns how many were sent to. */
-  broadcast(message: Outgoing<Message>, options?: BroadcastOptions): number {
+  broadcast(message: Outgoing<Out>, options?: BroadcastOptions): number {
     return this.#manager.broadcast(message, options)
   }
 
   /** RPC: sends to one connection; false when it is not open. */
-  send(id: number, message: Outgoing<Message>): boolean {
+  send(id: number, message: Outgoing<Out>): boolean {
     return this.#manager.connection(id)?.send(message) ?? false
   }
 

@@ -1,20 +1,20 @@
 import { DurableWebSocketError } from '../core/errors.js'
 
-/** The part of a module that the object class needs to find and run it. */
+/** What `static websocket` holds: a module made by `websocket()`. */
 export interface ServedModule {
   readonly binding: string
-  // Typed per subclass by the user's own declaration; the registry only carries it.
-  readonly behaviour: object
 }
 
 /**
- * The modules this script made. This is per script, not per object: it only
- * lets an object class find its handlers, and holds no connection state.
+ * The modules this script made, each with what its object runs. This is per
+ * script, not per object: it only lets an object class find its handlers,
+ * and holds no connection state. Kept here rather than on the module, so
+ * the module's public surface is only what the docs list.
  */
-const modules = new Set<ServedModule>()
+const modules = new Map<ServedModule, object>()
 
-export function register(module: ServedModule): void {
-  modules.add(module)
+export function register(module: ServedModule, objectSide: object): void {
+  modules.set(module, objectSide)
 }
 
 /**
@@ -22,14 +22,22 @@ export function register(module: ServedModule): void {
  * script's only module is used, which keeps the one-endpoint case free of
  * ceremony.
  */
-export function resolveModule(objectClass: {
-  name: string
-  websocket?: ServedModule | undefined
-}): ServedModule {
-  if (objectClass.websocket !== undefined) return objectClass.websocket
+export function resolveModule(objectClass: { name: string; websocket?: ServedModule | undefined }): {
+  module: ServedModule
+  objectSide: object
+} {
+  const named = objectClass.websocket
+  if (named !== undefined) {
+    const objectSide = modules.get(named)
+    if (objectSide !== undefined) return { module: named, objectSide }
+    throw new DurableWebSocketError(
+      'ERR_DWS_NO_MODULE',
+      `${objectClass.name}.websocket is not a module made by websocket(): set it to the value websocket() returned.`,
+    )
+  }
   if (modules.size === 1) {
     const [only] = modules
-    if (only !== undefined) return only
+    if (only !== undefined) return { module: only[0], objectSide: only[1] }
   }
   throw new DurableWebSocketError(
     'ERR_DWS_NO_MODULE',

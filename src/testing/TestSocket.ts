@@ -1,6 +1,6 @@
-import type { Outgoing } from '../core/manager.js'
+import type { Outgoing } from '../core/types.js'
 import { toFrame } from '../core/outgoing.js'
-import type { Serializer } from '../core/serializer.js'
+import type { Serializer } from '../shared/serializer.js'
 
 /** What the client saw when its socket closed. */
 export interface SocketClose {

@@ -1,4 +1,11 @@
-import { resolveSerializer, type SerializerOption } from '../core/serializer.js'
+import { DurableWebSocketError } from '../core/errors.js'
+import { describe } from '../shared/describe.js'
+import {
+  SERIALIZER_EXPECTED,
+  serializerFrom,
+  type Serializer,
+  type SerializerOption,
+} from '../shared/serializer.js'
 import { HandshakeError } from './HandshakeError.js'
 import { TestSocket } from './TestSocket.js'
 
@@ -55,7 +62,7 @@ export async function openSocket<Message>(
       `openSocket(): options.timeout must be a positive number of ms, got ${String(timeout)}.`,
     )
   }
-  const resolved = serializer === false ? undefined : resolveSerializer(serializer)
+  const resolved = serializer === false ? undefined : testSerializer<Message>(serializer)
   const url = new URL(path, base).href
   const headers = new Headers(extra)
   if (!headers.has('Upgrade')) headers.set('Upgrade', 'websocket')
@@ -64,4 +71,13 @@ export async function openSocket<Message>(
     throw new HandshakeError(url, response, await response.text())
   }
   return new TestSocket<Message>(response.webSocket, resolved, timeout)
+}
+
+function testSerializer<Message>(option: unknown): Serializer<Message> {
+  const serializer = serializerFrom<Message, Message>(option)
+  if (serializer !== undefined) return serializer
+  throw new DurableWebSocketError(
+    'ERR_DWS_INVALID_OPTIONS',
+    `openSocket(): options.serializer must be false, ${SERIALIZER_EXPECTED}, got ${describe(option)}.`,
+  )
 }

@@ -10,7 +10,7 @@ import {
   type ClientOptions,
 } from '../../src/client/index.js'
 import { backoffDelay } from '../../src/client/backoff.js'
-import { roomNameProblem } from '../../src/mount/roomName.js'
+import { roomNameProblem } from '../../src/shared/roomName.js'
 import { within } from './client.js'
 import { recordEvents } from './clientEvents.js'
 import { connectionStatus } from './connectionStatus.js'

@@ -1,5 +1,5 @@
 import { exports } from 'cloudflare:workers'
-import { DEFAULT_ROOM } from '../../src/mount/roomName.js'
+import { DEFAULT_ROOM } from '../../src/shared/roomName.js'
 
 /** How long a test waits for something the fixture should do at once. */
 const PATIENCE_MS = 2_000

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
-import { ATTACHMENT_KEY } from '../../src/core/attachment.js'
+import { ATTACHMENT_KEY } from '../../src/object/connection.js'
 import { DEFAULT_ROOM, MAX_TAG_LENGTH, MAX_TAGS } from '../../src/index.js'
 import { fanout, type FanoutObject } from './fixture/endpoints/fanout.js'
 import { connect, eventually, leave, request, sleep, upgrade, type Client } from './client.js'

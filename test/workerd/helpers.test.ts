@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { isSendableCloseCode, validateClose } from '../../src/core/closeCodes.js'
 import { toFrame } from '../../src/core/outgoing.js'
-import { json, resolveSerializer, type Serializer } from '../../src/core/serializer.js'
+import { validateClose } from '../../src/object/connection.js'
+import { resolveSerializer } from '../../src/options.js'
+import { isSendableCloseCode } from '../../src/shared/closeCodes.js'
+import { json, type Serializer } from '../../src/shared/serializer.js'
 import { defaultUpgradeError, findUpgradeProblem } from '../../src/mount/upgrade.js'
 import { resolveModule } from '../../src/object/registry.js'
 import { DurableWebSocketError, isDurableWebSocketError } from '../../src/index.js'
@@ -107,7 +109,7 @@ describe('resolveSerializer(option)', () => {
     ['an object whose encode is no function', { encode: 'x', decode: String }],
     ['null', null],
   ])('refuses %s with ERR_DWS_INVALID_OPTIONS', (_label, option) => {
-    expect(thrownBy(() => resolveSerializer(option as 'json')).code).toBe('ERR_DWS_INVALID_OPTIONS')
+    expect(thrownBy(() => resolveSerializer(option)).code).toBe('ERR_DWS_INVALID_OPTIONS')
   })
 })
 
@@ -165,7 +167,7 @@ describe('defaultUpgradeError(problem)', () => {
 
 describe('resolveModule(objectClass)', () => {
   it('returns the module a class names with static websocket', () => {
-    expect(resolveModule({ name: 'Named', websocket: lifecycle })).toBe(lifecycle)
+    expect(resolveModule({ name: 'Named', websocket: lifecycle }).module).toBe(lifecycle)
   })
 
   it('throws ERR_DWS_NO_MODULE, naming the class, when the script made several modules and the class names none', () => {

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { ATTACHMENT_KEY } from '../../src/core/attachment.js'
+import { ATTACHMENT_KEY } from '../../src/object/connection.js'
 import type { Entry } from './fixture/record.js'
 import { connect, eventually, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
 

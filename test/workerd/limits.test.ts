@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_MAX_MESSAGE_BYTES, DurableWebSocketError, websocket } from '../../src/index.js'
-import { RUNTIME_MAX_MESSAGE_BYTES } from '../../src/core/limits.js'
+import { RUNTIME_MAX_MESSAGE_BYTES } from '../../src/options.js'
 import {
   MAX_CONNECTIONS,
   SMALL_MESSAGE_LIMIT,

@@ -1,12 +1,12 @@
-import type { Connection } from './connection.js'
-import type { Serializer } from './serializer.js'
+import type { Connection } from '../object/connection.js'
+import type { Serializer } from '../shared/serializer.js'
 
 /** What `send` and `broadcast` accept: a value for the serializer, or bytes sent as they are. */
-export type Outgoing<Message> = Message | ArrayBuffer | ArrayBufferView
+export type Outgoing<Out> = Out | ArrayBuffer | ArrayBufferView
 
-export interface TaggedGroup<Message> {
+export interface TaggedGroup<Out> {
   /** Encodes once and sends to each open connection with the tag; returns how many were sent to. */
-  send(message: Outgoing<Message>, options?: BroadcastOptions): number
+  send(message: Outgoing<Out>, options?: BroadcastOptions): number
 }
 
 export interface BroadcastOptions {
@@ -18,15 +18,15 @@ export interface BroadcastOptions {
  * What a handler reaches through `conn.manager`: one per Durable Object
  * instance (one per room), never shared between objects.
  */
-export interface Manager<Env, Data extends object, Message> {
+export interface Manager<Env, Data extends object, In, Out = In> {
   /** The open connections of this object, keyed by id; with a tag, only those carrying it. */
-  connections(tag?: string): Map<number, Connection<Env, Data, Message>>
+  connections(tag?: string): Map<number, Connection<Env, Data, In, Out>>
   /** Encodes once and sends to every open connection; returns how many were sent to. */
-  broadcast(message: Outgoing<Message>, options?: BroadcastOptions): number
+  broadcast(message: Outgoing<Out>, options?: BroadcastOptions): number
   /** The connections carrying `tag`, found by the runtime's tag index rather than a scan. */
-  to(tag: string): TaggedGroup<Message>
+  to(tag: string): TaggedGroup<Out>
   /** The open connection with this id, if any. */
-  connection(id: number): Connection<Env, Data, Message> | undefined
+  connection(id: number): Connection<Env, Data, In, Out> | undefined
   /** How many connections are open. */
   count(): number
   /** The ids of the open connections, ascending. */
@@ -40,13 +40,13 @@ export interface Manager<Env, Data extends object, Message> {
   readonly lastId: number
   /** The room: the name the object was reached by (`idFromName`), if any. */
   readonly room: string | undefined
-  readonly serializer: Serializer<Message> | undefined
+  readonly serializer: Serializer<In, Out> | undefined
 }
 
 /** Handles requests that reach the object but are not upgrades; an itty-router router fits. */
-export interface ObjectRouter<Env, Data extends object, Message> {
+export interface ObjectRouter<Env, Data extends object, In, Out = In> {
   fetch(
     request: Request,
-    manager: Manager<Env, Data, Message>,
+    manager: Manager<Env, Data, In, Out>,
   ): Response | undefined | Promise<Response | undefined>
 }

@@ -1,6 +1,4 @@
-import { DurableWebSocketError } from './errors.js'
-
-/** The close codes this package sends on its own; see the README's table. */
+/** The close codes this package sends on its own; docs/api.md has the table. */
 export const CloseCode = {
   NORMAL: 1000,
   /** The connection was silent for longer than `idleTimeout`. */
@@ -34,21 +32,13 @@ export function isSendableCloseCode(code: number): boolean {
   return code >= 1007 && code <= 1014
 }
 
-export function validateClose(code: number, reason: string): void {
-  if (!isSendableCloseCode(code)) {
-    throw new DurableWebSocketError(
-      'ERR_DWS_INVALID_CLOSE',
-      `Close code ${String(code)} cannot be sent: use 1000, 1001-1003, 1007-1014 or an application code from 3000 to 4999.`,
-    )
-  }
-  if (typeof reason !== 'string') {
-    throw new DurableWebSocketError('ERR_DWS_INVALID_CLOSE', 'A close reason must be a string.')
-  }
+/**
+ * What is wrong with a close's reason, if anything; the code is each side's
+ * own check, since browsers let a page send fewer codes than a server may.
+ */
+export function closeReasonProblem(reason: unknown): string | undefined {
+  if (typeof reason !== 'string') return 'A close reason must be a string.'
   const bytes = utf8Length(reason)
-  if (bytes > MAX_CLOSE_REASON_BYTES) {
-    throw new DurableWebSocketError(
-      'ERR_DWS_INVALID_CLOSE',
-      `A close reason may be at most ${String(MAX_CLOSE_REASON_BYTES)} bytes of UTF-8; this one is ${String(bytes)}. Shorten it.`,
-    )
-  }
+  if (bytes <= MAX_CLOSE_REASON_BYTES) return undefined
+  return `A close reason may be at most ${String(MAX_CLOSE_REASON_BYTES)} bytes of UTF-8; this one is ${String(bytes)}. Shorten it.`
 }

@@ -1,0 +1,43 @@
+/**
+ * Where a connection is in its life. One value, moved only by {@link move},
+ * so every event path asks the same question the same way.
+ *
+ * - `opening`: accepted; `open` is queued or running, and nothing is stored
+ *   yet (the record is written once, when `open` returns).
+ * - `open`: stored; messages are handled.
+ * - `closedByServer`: the server sent its close frame (`conn.close()`, a
+ *   failed handler, a limit); `close` is queued. Messages still queued are
+ *   dropped, and the client's answering close, even after a wake, is only
+ *   answered. Stored, so a rebuilt object knows it too.
+ * - `closedByPeer`: the client's close frame, or the connection's loss,
+ *   arrived; `close` is queued behind the messages that came before it,
+ *   which are still handled.
+ */
+export type ConnectionState = 'opening' | 'open' | 'closedByServer' | 'closedByPeer'
+
+export type LifecycleEvent = 'stored' | 'serverClose' | 'peerClose'
+
+const MOVES: Readonly<Record<ConnectionState, Partial<Record<LifecycleEvent, ConnectionState>>>> = {
+  opening: { stored: 'open', serverClose: 'closedByServer', peerClose: 'closedByPeer' },
+  open: { serverClose: 'closedByServer', peerClose: 'closedByPeer' },
+  closedByServer: {},
+  closedByPeer: {},
+}
+
+/** The state after `event`, or undefined when the event means nothing in `state` (e.g. a second close). */
+export function move(state: ConnectionState, event: LifecycleEvent): ConnectionState | undefined {
+  return MOVES[state][event]
+}
+
+/** True until either side has closed: the connection is in `connections()` and takes new messages. */
+export function isLive(state: ConnectionState): boolean {
+  return state === 'opening' || state === 'open'
+}
+
+/**
+ * Whether a message that was queued while the connection was live is still
+ * handled now: yes unless the server closed it in the meantime.
+ */
+export function handlesQueued(state: ConnectionState): boolean {
+  return state !== 'closedByServer'
+}

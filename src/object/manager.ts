@@ -1,0 +1,514 @@
+import { DurableWebSocketError } from '../core/errors.js'
+import type { EventHandlers, EventName, Incoming } from '../core/events.js'
+import { handlesQueued, isLive } from '../core/lifecycle.js'
+import { log } from '../core/log.js'
+import { toFrame, type Frame } from '../core/outgoing.js'
+import type { BroadcastOptions, Manager, Outgoing, TaggedGroup } from '../core/types.js'
+import type { ObjectSide } from '../options.js'
+import { CloseCode, MAX_CLOSE_REASON_BYTES, isSendableCloseCode, utf8Length } from '../shared/closeCodes.js'
+import { describe } from '../shared/describe.js'
+import type { Serializer } from '../shared/serializer.js'
+import { CLOSED, OPEN, ConnectionEntry, type Connection, type ConnectionHost } from './connection.js'
+
+/** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */
+export const MAX_TAGS = 10
+export const MAX_TAG_LENGTH = 256
+
+/** How long a client refused for `maxConnections` should wait before trying again, in seconds. */
+const RETRY_AFTER_SECONDS = 5
+
+const LAST_ID_KEY = 'durable-websocket:last-connection-id'
+
+type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
+
+/**
+ * One per Durable Object instance: hands out ids, owns the sockets, and turns
+ * the runtime's hibernation callbacks into handler calls. All of its state can
+ * be rebuilt from durable storage and the sockets' attachments, which is what
+ * happens after the object wakes from hibernation.
+ *
+ * The path of one message reads top to bottom: {@link webSocketMessage}
+ * finds the entry, checks the size and queues {@link #onMessage}, which
+ * decodes, validates and calls the handler through {@link #invoke}, which
+ * stores `data` afterwards.
+ */
+export class WebSocketManager<Env, Data extends object, In, Out, L extends object> implements Manager<
+  Env,
+  Data,
+  In,
+  Out
+> {
+  readonly ctx: DurableObjectState
+  readonly env: Env
+  readonly #options: ObjectSide<Env, Data, In, Out, L>
+  readonly #open = new Map<number, Entry<Env, Data, In, Out>>()
+  readonly #bySocket = new WeakMap<WebSocket, Entry<Env, Data, In, Out>>()
+  readonly #host: ConnectionHost<Env, Data, In, Out>
+  #lastId: number | undefined
+  #hydrated = false
+
+  constructor(ctx: DurableObjectState, env: Env, options: ObjectSide<Env, Data, In, Out, L>) {
+    this.ctx = ctx
+    this.env = env
+    this.#options = options
+    // What connections call back into; private, so nothing of it is reachable from a Connection.
+    this.#host = {
+      manager: this,
+      encode: (message) => toFrame(message, options.serializer),
+      close: (entry, code, reason) => {
+        this.#closeByServer(entry, code, reason)
+      },
+      unsendable: (entry, error) => {
+        log.error(`invalid data sent to ${this.#label(entry)}, disconnecting:`, error)
+        this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
+      },
+    }
+  }
+
+  get storage(): DurableObjectStorage {
+    return this.ctx.storage
+  }
+
+  get room(): string | undefined {
+    return this.ctx.id.name
+  }
+
+  get serializer(): Serializer<In, Out> | undefined {
+    return this.#options.serializer
+  }
+
+  /** The counter lives in durable storage: read once per instance, written once per connection. */
+  get lastId(): number {
+    this.#lastId ??= this.ctx.storage.kv.get<number>(LAST_ID_KEY) ?? 0
+    return this.#lastId
+  }
+
+  connections(tag?: string): Map<number, Connection<Env, Data, In, Out>> {
+    const found = new Map<number, Connection<Env, Data, In, Out>>()
+    for (const entry of tag === undefined ? this.#live() : this.#tagged(tag)) found.set(entry.id, entry.view)
+    return found
+  }
+
+  connection(id: number): Connection<Env, Data, In, Out> | undefined {
+    this.#hydrate()
+    return this.#open.get(id)?.view
+  }
+
+  count(): number {
+    this.#hydrate()
+    return this.#open.size
+  }
+
+  ids(): number[] {
+    this.#hydrate()
+    return [...this.#open.keys()].sort((a, b) => a - b)
+  }
+
+  broadcast(message: Outgoing<Out>, options: BroadcastOptions = {}): number {
+    return this.#fanOut(this.#live(), toFrame(message, this.serializer), options)
+  }
+
+  to(tag: string): TaggedGroup<Out> {
+    return {
+      send: (message, options = {}) =>
+        this.#fanOut(this.#tagged(tag), toFrame(message, this.serializer), options),
+    }
+  }
+
+  /**
+   * Accepts an upgrade that the Worker already checked, and answers 101, or
+   * 503 when the object is full: refused before acceptance, never accepted
+   * and then dropped.
+   */
+  async accept(request: Request, locals: L): Promise<Response> {
+    const { maxConnections, idleTimeout } = this.#options
+    if (maxConnections !== undefined && this.count() >= maxConnections) {
+      return new Response('Service Unavailable: this room is full, try again shortly.\n', {
+        status: 503,
+        headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      })
+    }
+    // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
+    let tags: string[] = []
+    let protocol: string | undefined
+    try {
+      const pickTags = this.#options.tags
+      if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1)
+      protocol = chooseProtocol(request, locals, this.#options.protocol)
+    } catch (error) {
+      log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
+      return new Response('Internal Server Error\n', { status: 500 })
+    }
+    const id = this.lastId + 1
+    this.ctx.storage.kv.put(LAST_ID_KEY, id)
+    this.#lastId = id
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    this.ctx.acceptWebSocket(server, tags)
+    // Not stored yet: the record is written once `open` is done, the one write a hand-written
+    // object makes too. Until then the connection lives in memory, and the object cannot
+    // hibernate while `open` is still running.
+    const entry = new ConnectionEntry<Env, Data, In, Out>(
+      server,
+      id,
+      {} as Data,
+      Date.now(),
+      'opening',
+      this.#host,
+    )
+    this.#track(entry)
+    if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
+    const opening = entry.queue.run(() =>
+      this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
+    )
+    if (opening !== undefined) this.ctx.waitUntil(opening)
+    if (protocol === undefined) return new Response(null, { status: 101, webSocket: client })
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { 'Sec-WebSocket-Protocol': protocol },
+    })
+  }
+
+  webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
+    const entry = this.#entryFor(socket)
+    // The state, not the socket's: the runtime delivers a message before the close that followed
+    // it, and a message the client sent before closing is still handled.
+    if (entry === undefined || !isLive(entry.state)) return undefined
+    const limit = this.#options.maxMessageBytes
+    if (exceedsBytes(raw, limit)) {
+      log.warn(`${this.#label(entry)} sent a message over ${String(limit)} bytes, closing it with 1009`)
+      this.#closeByServer(entry, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
+      return undefined
+    }
+    // Only idle reaping reads the activity time; without it, not even the clock is read.
+    if (this.#options.idleTimeout !== undefined) entry.seen = Date.now()
+    return entry.queue.run(() => (handlesQueued(entry.state) ? this.#onMessage(entry, raw) : undefined))
+  }
+
+  webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
+    const entry = this.#entryFor(socket)
+    // A socket the runtime already closed has nothing left to answer.
+    if (socket.readyState !== CLOSED) answerClose(socket, code, reason)
+    if (entry === undefined) return undefined
+    return this.#closeByPeer(entry, code, reason)
+  }
+
+  webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {
+    const entry = this.#entryFor(socket)
+    log.warn(`socket error on ${entry === undefined ? 'an unknown connection' : this.#label(entry)}:`, error)
+    if (entry === undefined) return undefined
+    return this.#closeByPeer(entry, 1006, '')
+  }
+
+  /** Closes connections silent for longer than `idleTimeout`; called from the object's alarm. */
+  async reapIdleConnections(): Promise<void> {
+    const timeout = this.#options.idleTimeout
+    if (timeout === undefined) return
+    const now = Date.now()
+    let next: number | undefined
+    for (const entry of [...this.#live()]) {
+      // The runtime answers heartbeat pings without waking us and only keeps their time.
+      const pinged = this.ctx.getWebSocketAutoResponseTimestamp(entry.socket)?.getTime() ?? 0
+      const idleAt = Math.max(entry.seen, pinged) + timeout
+      if (idleAt <= now) {
+        log.warn(`${this.#label(entry)} was idle for ${String(timeout)} ms, closing it with 1001`)
+        this.#closeByServer(entry, CloseCode.GOING_AWAY, 'Idle timeout')
+      } else if (next === undefined || idleAt < next) {
+        next = idleAt
+      }
+    }
+    if (next !== undefined) await alarmNoLaterThan(this.storage, next)
+  }
+
+  #onMessage(entry: Entry<Env, Data, In, Out>, raw: string | ArrayBuffer): unknown {
+    const serializer = this.serializer
+    if (typeof raw !== 'string' || serializer === undefined) {
+      return this.#invoke(entry, 'message', (message) => message(entry.view, raw as Incoming<In>))
+    }
+    let decoded: In
+    try {
+      decoded = serializer.decode(raw)
+      checkShape(this.#options.validate, decoded)
+    } catch (error) {
+      if (this.#options.handlers.get('malformed_message') === undefined) {
+        // Neither the error nor the text goes into the log: both hold what the client sent.
+        const what = isInvalidMessage(error) ? 'that failed validate' : 'the serializer cannot decode'
+        log.warn(`${this.#label(entry)} sent a message ${what}, closing it with 1007`)
+        this.#closeByServer(entry, CloseCode.INVALID_PAYLOAD, 'Malformed message')
+        return undefined
+      }
+      return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error))
+    }
+    return this.#invoke(entry, 'message', (message) => message(entry.view, decoded))
+  }
+
+  /**
+   * Runs one handler. Whatever it throws or rejects with is logged here and
+   * costs only its own connection (closed with 1011); afterwards `data` is
+   * stored so changes made in the handler survive hibernation.
+   */
+  #invoke<E extends Exclude<EventName, 'error'>>(
+    entry: Entry<Env, Data, In, Out>,
+    event: E,
+    call: (handler: EventHandlers<Env, Data, In, Out, L>[E]) => unknown,
+  ): unknown {
+    const handler = this.#options.handlers.get(event)
+    if (handler === undefined) {
+      // Nothing changed `data`, but a new record or the activity time still has to be stored.
+      this.#storeAfter(entry, event)
+      return undefined
+    }
+    let result: unknown
+    try {
+      result = call(handler)
+    } catch (error) {
+      this.#handlerFailed(entry, event, error)
+      return undefined
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        () => {
+          this.#storeAfter(entry, event)
+        },
+        (error: unknown) => {
+          this.#handlerFailed(entry, event, error)
+        },
+      )
+    }
+    this.#storeAfter(entry, event)
+    return undefined
+  }
+
+  /**
+   * Stores `data` after a handler, unless nothing can have changed: an
+   * attachment write per message is the largest cost a plain echo pays
+   * (bench/RESULTS.md). With idle reaping on, the activity time is stored
+   * every time too, since a woken object only knows what the attachment says.
+   */
+  #storeAfter(entry: Entry<Env, Data, In, Out>, event: EventName): void {
+    if (!entry.needsStore && this.#options.idleTimeout === undefined) return
+    if (!isLive(entry.state) || entry.socket.readyState !== OPEN) return
+    try {
+      entry.store()
+    } catch (error) {
+      log.error(`after the ${event} handler, ${this.#label(entry)}:`, error)
+    }
+  }
+
+  #handlerFailed(entry: Entry<Env, Data, In, Out>, event: EventName, error: unknown): void {
+    if (!isLive(entry.state)) {
+      log.error(`the ${event} handler failed for ${this.#label(entry)}:`, error)
+      return
+    }
+    log.error(`the ${event} handler failed for ${this.#label(entry)}, closing it with 1011:`, error)
+    this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
+  }
+
+  /** The server closes: its frame goes out, and `close` is queued behind the pending handlers. */
+  #closeByServer(entry: Entry<Env, Data, In, Out>, code: number, reason: string): void {
+    if (!entry.move('serverClose')) return
+    this.#open.delete(entry.id)
+    try {
+      entry.socket.close(code, reason)
+    } catch (error) {
+      // The runtime closed the socket first; `close` still runs, once.
+      log.warn(`closing ${this.#label(entry)} failed:`, error)
+    }
+    const closing = this.#queueClose(entry, code, reason)
+    if (closing !== undefined) this.ctx.waitUntil(closing)
+  }
+
+  /** The client closed, or the connection was lost; a close we started only needed answering. */
+  #closeByPeer(entry: Entry<Env, Data, In, Out>, code: number, reason: string): Promise<void> | undefined {
+    if (!entry.move('peerClose')) return undefined
+    this.#open.delete(entry.id)
+    return this.#queueClose(entry, code, reason)
+  }
+
+  #queueClose(entry: Entry<Env, Data, In, Out>, code: number, reason: string): Promise<void> | undefined {
+    return entry.queue.run(() => this.#invoke(entry, 'close', (close) => close(entry.view, code, reason)))
+  }
+
+  /** Sends one encoded frame to many; a send that throws costs only its own connection (1011). */
+  #fanOut(targets: Iterable<Entry<Env, Data, In, Out>>, frame: Frame, { except }: BroadcastOptions): number {
+    let sent = 0
+    for (const entry of targets) {
+      if (
+        except !== undefined &&
+        (typeof except === 'number' ? except === entry.id : except.includes(entry.id))
+      ) {
+        continue
+      }
+      try {
+        if (entry.sendFrame(frame)) sent++
+      } catch (error) {
+        log.error(`sending to ${this.#label(entry)} failed, disconnecting it:`, error)
+        this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
+      }
+    }
+    return sent
+  }
+
+  #label(entry: Entry<Env, Data, In, Out>): string {
+    return entry.label(this.room)
+  }
+
+  #live(): IterableIterator<Entry<Env, Data, In, Out>> {
+    this.#hydrate()
+    return this.#open.values()
+  }
+
+  *#tagged(tag: string): Generator<Entry<Env, Data, In, Out>> {
+    for (const socket of this.ctx.getWebSockets(tag)) {
+      const entry = this.#entryFor(socket)
+      if (entry !== undefined && isLive(entry.state) && socket.readyState === OPEN) yield entry
+    }
+  }
+
+  #track(entry: Entry<Env, Data, In, Out>): void {
+    this.#bySocket.set(entry.socket, entry)
+    if (isLive(entry.state) && entry.socket.readyState === OPEN) this.#open.set(entry.id, entry)
+  }
+
+  /**
+   * After a wake the in-memory maps are empty; the attachments still know
+   * every connection. Every event of a socket carries the same WebSocket
+   * object (test/workerd/runtime.test.ts), which the WeakMap relies on.
+   */
+  #entryFor(socket: WebSocket): Entry<Env, Data, In, Out> | undefined {
+    const known = this.#bySocket.get(socket)
+    if (known !== undefined) return known
+    const entry = ConnectionEntry.fromAttachment(socket, this.#host)
+    if (entry !== undefined) this.#track(entry)
+    return entry
+  }
+
+  #hydrate(): void {
+    if (this.#hydrated) return
+    for (const socket of this.ctx.getWebSockets()) this.#entryFor(socket)
+    this.#hydrated = true
+  }
+}
+
+/**
+ * Sends our close frame back after the peer's. workerd does not do this for
+ * hibernatable sockets, not even at compatibility date 2026-10-23
+ * (test/workerd/runtime.test.ts pins it), and after a 1006 (no close frame,
+ * e.g. a peer that half-closed its TCP connection) closing our end still
+ * releases the connection now rather than when the object next hibernates.
+ */
+function answerClose(socket: WebSocket, code: number, reason: string): void {
+  try {
+    // Echo the peer's code where it may be sent back; 1005 (no code) and codes reserved for
+    // reporting get an empty close frame, which is always valid. A peer's reason over the
+    // control-frame limit cannot be sent back, so the code goes alone.
+    if (!isSendableCloseCode(code)) socket.close()
+    else if (utf8Length(reason) > MAX_CLOSE_REASON_BYTES) socket.close(code)
+    else socket.close(code, reason)
+  } catch {
+    // Already closed by the runtime: nothing left to answer.
+  }
+}
+
+const utf8 = new TextEncoder()
+
+/**
+ * Whether a received message is over `limit` bytes. A UTF-8 character takes
+ * one to three bytes per UTF-16 unit, so most strings are decided from their
+ * length alone and only the ambiguous ones are encoded.
+ */
+function exceedsBytes(message: string | ArrayBuffer, limit: number): boolean {
+  if (typeof message !== 'string') return message.byteLength > limit
+  if (message.length > limit) return true
+  if (message.length * 3 <= limit) return false
+  return utf8.encode(message).byteLength > limit
+}
+
+/**
+ * Throws ERR_DWS_INVALID_MESSAGE when the validator refuses the message, or
+ * throws on it (a validator that reads `message.type` throws on `null`): a
+ * handler can then tell a message of the wrong shape from one that did not decode.
+ */
+function checkShape(validate: ((message: unknown) => boolean) | undefined, message: unknown): void {
+  if (validate === undefined) return
+  let valid: boolean
+  try {
+    valid = validate(message)
+  } catch (cause) {
+    throw new DurableWebSocketError('ERR_DWS_INVALID_MESSAGE', 'The validator threw on the message.', {
+      cause,
+    })
+  }
+  if (!valid)
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_MESSAGE',
+      'The message does not have the expected shape.',
+    )
+}
+
+function isInvalidMessage(error: unknown): boolean {
+  return error instanceof DurableWebSocketError && error.code === 'ERR_DWS_INVALID_MESSAGE'
+}
+
+/**
+ * The subprotocol the 101 names, if any. A browser that offered some and
+ * gets none back fails the handshake, and RFC 6455 §4.2.2 allows only an
+ * offered one, so a pick outside the list is a bug in the option.
+ */
+function chooseProtocol<L>(
+  request: Request,
+  locals: L,
+  pick: ((offered: string[], request: Request, locals: L) => string | undefined) | undefined,
+): string | undefined {
+  if (pick === undefined) return undefined
+  const header = request.headers.get('Sec-WebSocket-Protocol')
+  if (header === null) return undefined
+  const offered = header
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token !== '')
+  if (offered.length === 0) return undefined
+  const chosen = pick(offered, request, locals)
+  if (chosen !== undefined && !offered.includes(chosen)) {
+    // The offer is left out of the message: a client may carry a token in it, and this gets logged.
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_OPTIONS',
+      `the protocol option chose "${chosen}", which is not among the ${String(offered.length)} subprotocols the client offered.`,
+    )
+  }
+  return chosen
+}
+
+function validateTags(tags: unknown, connectionId: number): string[] {
+  const label = `the tags of connection ${String(connectionId)}`
+  if (!Array.isArray(tags)) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_TAGS',
+      `${label} must be an array of strings, got ${describe(tags)}.`,
+    )
+  }
+  if (tags.length > MAX_TAGS) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_TAGS',
+      `${label}: ${String(tags.length)} tags, but a socket may carry at most ${String(MAX_TAGS)}.`,
+    )
+  }
+  for (const tag of tags as unknown[]) {
+    if (typeof tag !== 'string' || tag.length === 0 || tag.length > MAX_TAG_LENGTH) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_INVALID_TAGS',
+        `${label}: each tag must be a string of 1 to ${String(MAX_TAG_LENGTH)} characters, got ${typeof tag === 'string' ? `${String(tag.length)} characters` : describe(tag)}.`,
+      )
+    }
+  }
+  return tags as string[]
+}
+
+/**
+ * An object has one alarm, which a subclass may use too: move it earlier
+ * when `time` needs that, never later, so neither use loses its turn.
+ */
+async function alarmNoLaterThan(storage: DurableObjectStorage, time: number): Promise<void> {
+  const current = await storage.getAlarm()
+  if (current === null || current > time) await storage.setAlarm(time)
+}

@@ -1,0 +1,231 @@
+import { HandlerRegistry, type Locals } from './core/events.js'
+import { DurableWebSocketError } from './core/errors.js'
+import type { ObjectRouter } from './core/types.js'
+import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
+import type { RoomFunction } from './mount/forward.js'
+import { describe } from './shared/describe.js'
+import {
+  SERIALIZER_EXPECTED,
+  serializerFrom,
+  type Serializer,
+  type SerializerOption,
+} from './shared/serializer.js'
+
+/** Decides a connection's hibernation tags before its socket is accepted. */
+export type TagsFunction<L = Locals> = (request: Request, locals: L) => string[]
+
+/** Picks one of the subprotocols the client offered, or none. */
+export type ProtocolFunction<L = Locals> = (
+  offered: string[],
+  request: Request,
+  locals: L,
+) => string | undefined
+
+/**
+ * Says whether a decoded message has the shape the handlers expect. Write it
+ * as a type guard (`(m): m is ChatMessage => …`) to check what `In` claims.
+ */
+export type Validator = (message: unknown) => boolean
+
+export interface Heartbeat {
+  /** The exact text a client sends. */
+  request: string
+  /** The text the runtime answers with, without waking the object. */
+  response: string
+}
+
+export const DEFAULT_HEARTBEAT: Heartbeat = { request: 'ping', response: 'pong' }
+
+/** The default for `maxMessageBytes`: far below workerd's own 32 MiB, which few apps want to buffer. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+/** workerd closes a socket whose incoming message is larger than this with 1009 itself. */
+export const RUNTIME_MAX_MESSAGE_BYTES = 33_554_432
+
+/**
+ * `In` is what clients send (after decoding), `Out` what the server sends;
+ * `L` is what the middleware puts in `locals`.
+ */
+export interface WebSocketOptions<Env, Data extends object, In, Out = In, L extends object = Locals> {
+  /** The name of the Durable Object namespace binding in wrangler.toml (e.g. "WEBSOCKET"). */
+  binding: string
+  /** `'json'` or your own `{ encode, decode }`. Default: none (strings and bytes only). */
+  serializer?: SerializerOption<In, Out>
+  /** `[factory, options]` pairs run in order in the Worker before a request reaches the object. */
+  middleware?: readonly MiddlewareEntry<Env, L>[]
+  /** Receives requests that reach the object and are not upgrades. Default: 404. */
+  objectRouter?: ObjectRouter<Env, Data, In, Out>
+  /**
+   * Picks the room (the Durable Object's name) for an upgrade, after the
+   * middleware ran, e.g. a tenant id a middleware verified and put in
+   * `locals`. Default: the `:room` path segment, else "default".
+   */
+  room?: RoomFunction<Env, L>
+  /** Picks the subprotocol to answer with from those the client offered. Default: none is named. */
+  protocol?: ProtocolFunction<L>
+  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). */
+  validate?: Validator
+  /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
+  tags?: TagsFunction<L>
+  /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */
+  maxConnections?: number
+  /** A larger incoming message closes its connection with 1009. Default: 1 MiB. */
+  maxMessageBytes?: number
+  /** Close connections silent (no message, no heartbeat) for this many ms, with 1001. Default: never. */
+  idleTimeout?: number
+  /** Text the runtime answers without waking the object. Default: `{ request: 'ping', response: 'pong' }`. */
+  heartbeat?: Heartbeat | false
+}
+
+/** The limits a module was made with, defaults filled in. */
+export interface Limits {
+  readonly maxConnections: number | undefined
+  readonly maxMessageBytes: number
+  readonly idleTimeout: number | undefined
+  readonly heartbeat: Heartbeat | undefined
+}
+
+/** What the Durable Object runs. */
+export interface ObjectSide<Env, Data extends object, In, Out, L extends object> extends Limits {
+  readonly handlers: HandlerRegistry<Env, Data, In, Out, L>
+  readonly serializer: Serializer<In, Out> | undefined
+  readonly objectRouter: ObjectRouter<Env, Data, In, Out> | undefined
+  readonly tags: TagsFunction<L> | undefined
+  readonly protocol: ProtocolFunction<L> | undefined
+  readonly validate: Validator | undefined
+}
+
+/** What the Worker runs before a request reaches the object. */
+export interface WorkerSide<Env, L extends object> {
+  readonly binding: string
+  readonly middleware: readonly MiddlewareEntry<Env, L>[]
+  readonly chain: readonly MiddlewareHandler<Env, L>[]
+  readonly room: RoomFunction<Env, L> | undefined
+  /** Read at request time, since `add('error', …)` may come after `websocket()`. */
+  readonly handlers: HandlerRegistry<Env, object, unknown, unknown, L>
+}
+
+export interface ResolvedOptions<Env, Data extends object, In, Out, L extends object> {
+  readonly worker: WorkerSide<Env, L>
+  readonly object: ObjectSide<Env, Data, In, Out, L>
+}
+
+/**
+ * Checks every option once, when the module is made, so a mistake fails at
+ * start-up with a message that says what to pass, never on the first request.
+ */
+export function resolveOptions<Env, Data extends object, In, Out, L extends object>(
+  options: WebSocketOptions<Env, Data, In, Out, L>,
+): ResolvedOptions<Env, Data, In, Out, L> {
+  if (typeof options !== 'object' || (options as unknown) === null) {
+    throw invalid(`websocket() takes an options object, got ${describe(options)}.`)
+  }
+  const { binding, middleware = [], objectRouter, room, tags, protocol, validate } = options
+  if (typeof binding !== 'string' || binding === '') {
+    throw invalid(
+      'options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".',
+    )
+  }
+  if (!Array.isArray(middleware))
+    throw invalid('options.middleware must be an array of [factory, options] pairs.')
+  if (objectRouter !== undefined && typeof objectRouter.fetch !== 'function') {
+    throw invalid('options.objectRouter must have a fetch(request, manager) method.')
+  }
+  optionalFunction('room', room, '(request, env, locals) => room name')
+  optionalFunction('tags', tags, '(request, locals) => string[]')
+  optionalFunction('protocol', protocol, '(offered, request, locals) => string | undefined')
+  optionalFunction('validate', validate, '(message) => boolean')
+  const serializer = resolveSerializer<In, Out>(options.serializer)
+  if (validate !== undefined && serializer === undefined) {
+    throw invalid('options.validate checks decoded messages, so it needs a serializer too.')
+  }
+  const handlers = new HandlerRegistry<Env, Data, In, Out, L>()
+  const frozenMiddleware = [...middleware]
+  return {
+    worker: {
+      binding,
+      middleware: frozenMiddleware,
+      chain: frozenMiddleware.map(createMiddleware),
+      room,
+      handlers: handlers as unknown as HandlerRegistry<Env, object, unknown, unknown, L>,
+    },
+    object: {
+      handlers,
+      serializer,
+      objectRouter,
+      tags,
+      protocol,
+      validate,
+      maxConnections: positiveInteger('maxConnections', options.maxConnections),
+      maxMessageBytes:
+        positiveInteger('maxMessageBytes', options.maxMessageBytes, RUNTIME_MAX_MESSAGE_BYTES) ??
+        DEFAULT_MAX_MESSAGE_BYTES,
+      idleTimeout: positiveInteger('idleTimeout', options.idleTimeout),
+      heartbeat: resolveHeartbeat(options.heartbeat),
+    },
+  }
+}
+
+function invalid(message: string): DurableWebSocketError {
+  return new DurableWebSocketError('ERR_DWS_INVALID_OPTIONS', message)
+}
+
+function optionalFunction(name: string, value: unknown, shape: string): void {
+  if (value !== undefined && typeof value !== 'function') {
+    throw invalid(`options.${name} must be a function ${shape}, got ${describe(value)}.`)
+  }
+}
+
+export function resolveSerializer<In, Out>(option: unknown): Serializer<In, Out> | undefined {
+  if (option === undefined) return undefined
+  const serializer = serializerFrom<In, Out>(option)
+  if (serializer === undefined) {
+    throw invalid(`The serializer option must be ${SERIALIZER_EXPECTED}, got ${describe(option)}.`)
+  }
+  return serializer
+}
+
+function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw invalid(`options.${name} must be a whole number from 1 to ${String(max)}, got ${describe(value)}.`)
+  }
+  return value
+}
+
+function resolveHeartbeat(value: unknown): Heartbeat | undefined {
+  if (value === false) return undefined
+  if (value === undefined) return DEFAULT_HEARTBEAT
+  const pair = value as Partial<Heartbeat> | null
+  if (
+    typeof pair !== 'object' ||
+    pair === null ||
+    typeof pair.request !== 'string' ||
+    typeof pair.response !== 'string' ||
+    pair.request === ''
+  ) {
+    throw invalid(
+      `options.heartbeat must be false or { request, response } with a non-empty request text, got ${describe(value)}.`,
+    )
+  }
+  return { request: pair.request, response: pair.response }
+}
+
+function createMiddleware<Env, L extends object>(
+  entry: MiddlewareEntry<Env, L>,
+  index: number,
+): MiddlewareHandler<Env, L> {
+  if (!Array.isArray(entry) || typeof entry[0] !== 'function') {
+    throw invalid(
+      `options.middleware[${String(index)}] must be a [factory, options] pair, got ${describe(entry)}.`,
+    )
+  }
+  const [factory, factoryOptions] = entry
+  const handler = factory(factoryOptions as never)
+  if (typeof handler !== 'function') {
+    throw invalid(
+      `options.middleware[${String(index)}]: the factory must return a function (request, context).`,
+    )
+  }
+  return handler
+}

@@ -1,0 +1,39 @@
+import { describe } from './describe.js'
+
+/**
+ * Turns values into frames and text frames into values, the same on both
+ * ends: `decode` makes what arrives (`In`), `encode` takes what goes out
+ * (`Out`) and may return a string (a text frame) or bytes (a binary frame).
+ */
+export interface Serializer<In = unknown, Out = In> {
+  encode(value: Out): string | ArrayBuffer | ArrayBufferView
+  decode(text: string): In
+}
+
+export type SerializerOption<In = unknown, Out = In> = 'json' | Serializer<In, Out>
+
+export const json: Serializer = {
+  encode: (value) => {
+    const text = JSON.stringify(value)
+    // JSON.stringify(undefined) and of a function give undefined, which is no frame at all.
+    if (text === undefined) throw new TypeError(`JSON cannot encode ${describe(value)}.`)
+    return text
+  },
+  decode: (text) => JSON.parse(text) as unknown,
+}
+
+/** The serializer an option names, or undefined when the option is neither 'json' nor a serializer. */
+export function serializerFrom<In, Out>(option: unknown): Serializer<In, Out> | undefined {
+  if (option === 'json') return json as Serializer<In, Out>
+  if (
+    typeof option === 'object' &&
+    option !== null &&
+    typeof (option as Partial<Serializer>).encode === 'function' &&
+    typeof (option as Partial<Serializer>).decode === 'function'
+  ) {
+    return option as Serializer<In, Out>
+  }
+  return undefined
+}
+
+export const SERIALIZER_EXPECTED = "'json' or an object with encode() and decode() functions"
