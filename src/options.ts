@@ -36,6 +36,15 @@ export interface Heartbeat {
 
 export const DEFAULT_HEARTBEAT: Heartbeat = { request: 'ping', response: 'pong' }
 
+export interface ResumeOptions {
+  /** How long a dropped session waits for its client, in ms. Default: 120000. */
+  window?: number
+  /** How many outgoing messages the log keeps for resumes. Default: 5000. */
+  maxMessages?: number
+}
+
+export const DEFAULT_RESUME: Required<ResumeOptions> = { window: 120_000, maxMessages: 5_000 }
+
 /** The default for `maxMessageBytes`: far below workerd's own 32 MiB, which few apps want to buffer. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
@@ -75,6 +84,12 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   idleTimeout?: number
   /** Text the runtime answers without waking the object. Default: `{ request: 'ping', response: 'pong' }`. */
   heartbeat?: Heartbeat | false
+  /**
+   * Durable sessions for clients that speak them (docs/protocol.md): a
+   * dropped session waits `window` ms for its client, with what it missed.
+   * `false` still speaks the protocol, but a drop ends the session. Default: on.
+   */
+  resume?: ResumeOptions | false
 }
 
 /** The limits a module was made with, defaults filled in. */
@@ -93,6 +108,7 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly tags: TagsFunction<L> | undefined
   readonly protocol: ProtocolFunction<L> | undefined
   readonly validate: Validator | undefined
+  readonly resume: Required<ResumeOptions> | undefined
 }
 
 /** What the Worker runs before a request reaches the object. */
@@ -162,6 +178,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
         DEFAULT_MAX_MESSAGE_BYTES,
       idleTimeout: positiveInteger('idleTimeout', options.idleTimeout),
       heartbeat: resolveHeartbeat(options.heartbeat),
+      resume: resolveResume(options.resume),
     },
   }
 }
@@ -191,6 +208,19 @@ function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INT
     throw invalid(`options.${name} must be a whole number from 1 to ${String(max)}, got ${describe(value)}.`)
   }
   return value
+}
+
+function resolveResume(value: unknown): Required<ResumeOptions> | undefined {
+  if (value === false) return undefined
+  if (value === undefined) return DEFAULT_RESUME
+  if (typeof value !== 'object' || value === null) {
+    throw invalid(`options.resume must be false or { window, maxMessages }, got ${describe(value)}.`)
+  }
+  const { window, maxMessages } = value as ResumeOptions
+  return {
+    window: positiveInteger('resume.window', window) ?? DEFAULT_RESUME.window,
+    maxMessages: positiveInteger('resume.maxMessages', maxMessages) ?? DEFAULT_RESUME.maxMessages,
+  }
 }
 
 function resolveHeartbeat(value: unknown): Heartbeat | undefined {

@@ -12,16 +12,34 @@
  * - `closedByPeer`: the client's close frame, or the connection's loss,
  *   arrived; `close` is queued behind the messages that came before it,
  *   which are still handled.
+ * - `suspended`: a session's socket was lost without a final close; the
+ *   session waits in storage for a resume, and `close` does not run. Messages
+ *   that came before the loss are still handled; what they send is logged
+ *   for the resume. When the window ends, it moves to `closedByPeer` and
+ *   `close` runs.
+ * - `replaced`: the session went on on another socket (a resume, or a
+ *   takeover of a socket that still looked open). Nothing more runs here:
+ *   what was still queued, the client sends again on the new socket.
  */
-export type ConnectionState = 'opening' | 'open' | 'closedByServer' | 'closedByPeer'
+export type ConnectionState =
+  'opening' | 'open' | 'closedByServer' | 'closedByPeer' | 'suspended' | 'replaced'
 
-export type LifecycleEvent = 'stored' | 'serverClose' | 'peerClose'
+export type LifecycleEvent = 'stored' | 'serverClose' | 'peerClose' | 'suspend' | 'replace'
+
+const ENDINGS = {
+  serverClose: 'closedByServer',
+  peerClose: 'closedByPeer',
+  suspend: 'suspended',
+  replace: 'replaced',
+} as const
 
 const MOVES: Readonly<Record<ConnectionState, Partial<Record<LifecycleEvent, ConnectionState>>>> = {
-  opening: { stored: 'open', serverClose: 'closedByServer', peerClose: 'closedByPeer' },
-  open: { serverClose: 'closedByServer', peerClose: 'closedByPeer' },
+  opening: { stored: 'open', ...ENDINGS },
+  open: ENDINGS,
+  suspended: { replace: 'replaced', peerClose: 'closedByPeer' },
   closedByServer: {},
   closedByPeer: {},
+  replaced: {},
 }
 
 /** The state after `event`, or undefined when the event means nothing in `state` (e.g. a second close). */
@@ -36,8 +54,8 @@ export function isLive(state: ConnectionState): boolean {
 
 /**
  * Whether a message that was queued while the connection was live is still
- * handled now: yes unless the server closed it in the meantime.
+ * handled now: yes unless the server closed it, or its session went on elsewhere.
  */
 export function handlesQueued(state: ConnectionState): boolean {
-  return state !== 'closedByServer'
+  return state !== 'closedByServer' && state !== 'replaced'
 }

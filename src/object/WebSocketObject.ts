@@ -72,12 +72,14 @@ export class WebSocketObject<
   }
 
   /**
-   * Reaps idle connections when `idleTimeout` is set. A subclass with its
-   * own alarm must call `super.alarm()`, and keep in mind that an object has
-   * a single alarm: setting another time replaces the reaper's.
+   * Reaps idle connections when `idleTimeout` is set, and ends sessions
+   * whose window passed. A subclass with its own alarm must call
+   * `super.alarm()`, and keep in mind that an object has a single alarm: the
+   * package only ever moves it earlier, but a later time set by a subclass
+   * replaces the package's.
    */
   override async alarm(): Promise<void> {
-    await this.#manager.reapIdleConnections()
+    await this.#manager.alarm()
   }
 
   override async fetch(request: Request): Promise<Response> {

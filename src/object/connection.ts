@@ -27,6 +27,22 @@ interface StoredRecord<Data> {
   seen: number
   /** Present once the server closed: a late close event after a wake is then only answered. */
   state?: 'closedByServer'
+  /** Present on a session's socket; the rest of the session lives in SQLite (sessions.ts). */
+  session?: { resumed: boolean }
+}
+
+/** A session's per-socket counters; the durable half is in SQLite (sessions.ts). */
+export interface SessionState {
+  /** Whether this socket resumed an earlier session. */
+  readonly resumed: boolean
+  /** The client's sequence number of the last message handed to a handler. */
+  handled: number
+  /** The last one taken into the queue; later copies of it are resends and are dropped. */
+  received: number
+  /** The last `handled` acknowledged to the client. */
+  acked: number
+  /** Set once the client used this socket after its welcome: its previous token then retires. */
+  confirmed: boolean
 }
 
 /** What a connection needs from the manager that owns it; never reachable from the public view. */
@@ -35,6 +51,12 @@ export interface ConnectionHost<Env, Data extends object, In, Out> {
   encode(message: Outgoing<Out>): Frame
   /** The server starts the close: the frame is sent, and `close` is queued. */
   close(entry: ConnectionEntry<Env, Data, In, Out>, code: number, reason: string): void
+  /** A session's send: numbered and logged, so a resume can replay it. */
+  sendToSession(entry: ConnectionEntry<Env, Data, In, Out>, frame: Frame): boolean
+  /** The record was written; a session keeps `data` in SQLite too. */
+  stored(entry: ConnectionEntry<Env, Data, In, Out>): void
+  /** A session socket found again after a wake: its counters, from SQLite. */
+  sessionOf(id: number, resumed: boolean): SessionState
   /** `send` was given a value that cannot go on the wire. */
   unsendable(entry: ConnectionEntry<Env, Data, In, Out>, error: unknown): void
 }
@@ -46,15 +68,23 @@ export interface ConnectionHost<Env, Data extends object, In, Out> {
 export class ConnectionEntry<Env, Data extends object, In, Out> {
   readonly id: number
   readonly socket: WebSocket
-  /** Messages and lifecycle events of this connection run through here, one at a time. */
-  readonly queue = new SerialQueue()
+  /**
+   * Messages and lifecycle events of this connection run through here, one
+   * at a time. A resumed session takes over its previous socket's queue, so
+   * its order holds across the two.
+   */
+  readonly queue: SerialQueue
   readonly view: Connection<Env, Data, In, Out>
+  readonly session: SessionState | undefined
+  readonly #host: ConnectionHost<Env, Data, In, Out>
   state: ConnectionState
   data: Data
   /** When the client last sent a message, in ms since the epoch. */
   seen: number
   /** Set when a handler read `data`: it may have changed in place and must be stored again. */
   dataRead = false
+  /** The tags of a session whose window ended: it has no socket to ask the runtime. */
+  detachedTags: string[] | undefined
 
   constructor(
     socket: WebSocket,
@@ -63,12 +93,17 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     seen: number,
     state: ConnectionState,
     host: ConnectionHost<Env, Data, In, Out>,
+    session?: SessionState,
+    queue = new SerialQueue(),
   ) {
     this.socket = socket
     this.id = id
     this.data = data
     this.seen = seen
     this.state = state
+    this.session = session
+    this.queue = queue
+    this.#host = host
     this.view = new Connection(this, host)
   }
 
@@ -79,7 +114,17 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   ): ConnectionEntry<Env, Data, In, Out> | undefined {
     const record = readRecord<Data>(socket)
     if (record === undefined) return undefined
-    return new ConnectionEntry(socket, record.id, record.data, record.seen, record.state ?? 'open', host)
+    const session =
+      record.session === undefined ? undefined : host.sessionOf(record.id, record.session.resumed)
+    return new ConnectionEntry(
+      socket,
+      record.id,
+      record.data,
+      record.seen,
+      record.state ?? 'open',
+      host,
+      session,
+    )
   }
 
   /** How logs name this connection: its id and room, never anything the client sent. */
@@ -143,7 +188,9 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   #write(): void {
     const record: StoredRecord<Data> = { id: this.id, data: this.data, seen: this.seen }
     if (this.state === 'closedByServer') record.state = 'closedByServer'
+    if (this.session !== undefined) record.session = { resumed: this.session.resumed }
     writeRecord(this.socket, record)
+    this.#host.stored(this)
   }
 
   #writeQuietly(): void {
@@ -196,7 +243,7 @@ export class Connection<
 
   /** The hibernation tags the socket was accepted with. */
   get tags(): string[] {
-    return this.#host.manager.ctx.getTags(this.#entry.socket)
+    return this.#entry.detachedTags ?? this.#host.manager.ctx.getTags(this.#entry.socket)
   }
 
   /** True once either side has started closing; such a connection is out of `connections()`. */
@@ -238,7 +285,7 @@ export class Connection<
    */
   send(message: Outgoing<Out>): boolean {
     const entry = this.#entry
-    if (!isLive(entry.state)) return false
+    if (entry.session === undefined && !isLive(entry.state)) return false
     let frame: Frame
     try {
       frame = this.#host.encode(message)
@@ -246,7 +293,12 @@ export class Connection<
       this.#host.unsendable(entry, error)
       return false
     }
-    return entry.sendFrame(frame)
+    return entry.session === undefined ? entry.sendFrame(frame) : this.#host.sendToSession(entry, frame)
+  }
+
+  /** True when this connection resumed an earlier session (same id, data and tags); false for a new one. */
+  get resumed(): boolean {
+    return this.#entry.session?.resumed ?? false
   }
 
   /**

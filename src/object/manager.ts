@@ -8,7 +8,28 @@ import type { ObjectSide } from '../options.js'
 import { CloseCode, MAX_CLOSE_REASON_BYTES, isSendableCloseCode, utf8Length } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Serializer } from '../shared/serializer.js'
-import { CLOSED, OPEN, ConnectionEntry, type Connection, type ConnectionHost } from './connection.js'
+import {
+  CLOSED,
+  OPEN,
+  ConnectionEntry,
+  type Connection,
+  type ConnectionHost,
+  type SessionState,
+} from './connection.js'
+import {
+  SESSION_PROTOCOL,
+  SessionCloseCode,
+  SessionStore,
+  endsSession,
+  hashToken,
+  isAck,
+  newToken,
+  numbered,
+  readSessionOffer,
+  splitNumbered,
+  type SessionOffer,
+  type SessionRecord,
+} from './sessions.js'
 
 /** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */
 export const MAX_TAGS = 10
@@ -18,6 +39,15 @@ export const MAX_TAG_LENGTH = 256
 const RETRY_AFTER_SECONDS = 5
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
+
+/** Every session socket carries this hibernation tag, so a woken object finds them without a scan. */
+const SESSION_TAG = 'dws.session'
+
+/** The server acknowledges a session client's messages at least this often. */
+const ACK_EVERY = 32
+
+/** `{`: a session control frame is a JSON object; a data frame starts with a digit. */
+const OPEN_BRACE = 0x7b
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
 
@@ -44,8 +74,16 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #open = new Map<number, Entry<Env, Data, In, Out>>()
   readonly #bySocket = new WeakMap<WebSocket, Entry<Env, Data, In, Out>>()
   readonly #host: ConnectionHost<Env, Data, In, Out>
+  /** Sessions kept in SQLite for resumes; undefined with `resume: false`. */
+  readonly #store: SessionStore | undefined
+  /** Suspended sessions still in memory: a resume takes over their queue, so order holds. */
+  readonly #suspended = new Map<number, Entry<Env, Data, In, Out>>()
   #lastId: number | undefined
   #hydrated = false
+  /** Whether any session exists, so fan-out logs; undefined until first asked. */
+  #anySessions: boolean | undefined
+  /** Sequence numbers for session clients when nothing is logged (`resume: false`). */
+  #unloggedSeq = 0
 
   constructor(ctx: DurableObjectState, env: Env, options: ObjectSide<Env, Data, In, Out, L>) {
     this.ctx = ctx
@@ -62,7 +100,19 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         log.error(`invalid data sent to ${this.#label(entry)}, disconnecting:`, error)
         this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
       },
+      sendToSession: (entry, frame) => this.#sendToSession(entry, frame),
+      stored: (entry) => {
+        if (entry.session !== undefined) this.#store?.saveData(entry.id, entry.data)
+      },
+      sessionOf: (id, resumed) => {
+        const handled = this.#store?.handled(id) ?? 0
+        return { resumed, handled, received: handled, acked: handled, confirmed: false }
+      },
     }
+    const resume = options.resume
+    this.#store =
+      resume === undefined ? undefined : new SessionStore(ctx.storage.sql, resume.window, resume.maxMessages)
+    this.#reconcileSessions()
   }
 
   get storage(): DurableObjectStorage {
@@ -105,13 +155,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   broadcast(message: Outgoing<Out>, options: BroadcastOptions = {}): number {
-    return this.#fanOut(this.#live(), toFrame(message, this.serializer), options)
+    return this.#fanOut(this.#live(), toFrame(message, this.serializer), options, null)
   }
 
   to(tag: string): TaggedGroup<Out> {
     return {
       send: (message, options = {}) =>
-        this.#fanOut(this.#tagged(tag), toFrame(message, this.serializer), options),
+        this.#fanOut(this.#tagged(tag), toFrame(message, this.serializer), options, tag),
     }
   }
 
@@ -128,25 +178,53 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       })
     }
+    const offer = readSessionOffer(offeredProtocols(request))
     // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
     let tags: string[] = []
     let protocol: string | undefined
     try {
       const pickTags = this.#options.tags
-      if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1)
-      protocol = chooseProtocol(request, locals, this.#options.protocol)
+      // A session socket carries one tag of the package's own.
+      const maxTags = offer.wanted ? MAX_TAGS - 1 : MAX_TAGS
+      if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1, maxTags)
+      protocol = chooseProtocol(offer.rest, request, locals, this.#options.protocol)
     } catch (error) {
       log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
     }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    const entry = offer.wanted
+      ? await this.#acceptSession(server, offer, tags)
+      : this.#acceptPlain(server, tags)
+    if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
+    const opening = entry.queue.run(() =>
+      this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
+    )
+    if (opening !== undefined) this.ctx.waitUntil(opening)
+    const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
+    if (chosen === undefined) return new Response(null, { status: 101, webSocket: client })
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { 'Sec-WebSocket-Protocol': chosen },
+    })
+  }
+
+  #nextId(): number {
     const id = this.lastId + 1
     this.ctx.storage.kv.put(LAST_ID_KEY, id)
     this.#lastId = id
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    return id
+  }
+
+  /**
+   * Not stored yet: the record is written once `open` is done, the one write
+   * a hand-written object makes too. Until then the connection lives in
+   * memory, and the object cannot hibernate while `open` is still running.
+   */
+  #acceptPlain(server: WebSocket, tags: string[]): Entry<Env, Data, In, Out> {
+    const id = this.#nextId()
     this.ctx.acceptWebSocket(server, tags)
-    // Not stored yet: the record is written once `open` is done, the one write a hand-written
-    // object makes too. Until then the connection lives in memory, and the object cannot
-    // hibernate while `open` is still running.
     const entry = new ConnectionEntry<Env, Data, In, Out>(
       server,
       id,
@@ -156,17 +234,120 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#host,
     )
     this.#track(entry)
-    if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
-    const opening = entry.queue.run(() =>
-      this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
+    return entry
+  }
+
+  /**
+   * A session socket: a resume when the offer names a session that is still
+   * in its window and whose missed messages are all still logged, else a new
+   * session. Either way the welcome is the first frame, and a resume's missed
+   * messages follow it before anything newer.
+   */
+  async #acceptSession(
+    server: WebSocket,
+    offer: SessionOffer,
+    tags: string[],
+  ): Promise<Entry<Env, Data, In, Out>> {
+    const store = this.#store
+    const resume = offer.resume
+    let found: SessionRecord | undefined
+    let usedHash = ''
+    if (store !== undefined && resume !== undefined) {
+      usedHash = await hashToken(resume.token)
+      found = store.find(usedHash)
+      if (found !== undefined) {
+        const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
+        if (expired || resume.last < store.trimmedThrough()) {
+          this.#endSession(found.id, found.data, found.tags)
+          found = undefined
+        }
+      }
+    }
+    const token = newToken()
+    const tokenHash = store === undefined ? '' : await hashToken(token)
+    let entry: Entry<Env, Data, In, Out>
+    let last: number
+    if (found !== undefined && store !== undefined && resume !== undefined) {
+      const previous = this.#previousEntry(found.id)
+      store.rotate(found.id, tokenHash, usedHash)
+      const sessionTags = JSON.parse(found.tags) as string[]
+      this.ctx.acceptWebSocket(server, [...sessionTags, SESSION_TAG])
+      const session: SessionState = {
+        resumed: true,
+        handled: found.handled,
+        received: found.handled,
+        acked: found.handled,
+        confirmed: false,
+      }
+      const data = JSON.parse(found.data) as Data
+      entry = new ConnectionEntry(
+        server,
+        found.id,
+        data,
+        Date.now(),
+        'opening',
+        this.#host,
+        session,
+        previous?.queue,
+      )
+      last = resume.last
+      this.#track(entry)
+      this.#welcome(entry, token, last)
+      for (const missed of store.missed(found.id, sessionTags, last))
+        server.send(numbered(missed.seq, missed.frame))
+    } else {
+      const id = this.#nextId()
+      store?.create(id, tokenHash, {}, tags)
+      this.#anySessions = true
+      this.ctx.acceptWebSocket(server, [...tags, SESSION_TAG])
+      const session: SessionState = { resumed: false, handled: 0, received: 0, acked: 0, confirmed: true }
+      entry = new ConnectionEntry(server, id, {} as Data, Date.now(), 'opening', this.#host, session)
+      last = store?.head() ?? this.#unloggedSeq
+      this.#track(entry)
+      this.#welcome(entry, token, last)
+    }
+    return entry
+  }
+
+  #welcome(entry: Entry<Env, Data, In, Out>, token: string, last: number): void {
+    const session = entry.session
+    if (session === undefined) return
+    entry.socket.send(
+      JSON.stringify({
+        t: 'welcome',
+        v: 1,
+        id: entry.id,
+        token,
+        resumed: session.resumed,
+        handled: session.handled,
+        last,
+        window: this.#store?.window ?? 0,
+      }),
     )
-    if (opening !== undefined) this.ctx.waitUntil(opening)
-    if (protocol === undefined) return new Response(null, { status: 101, webSocket: client })
-    return new Response(null, {
-      status: 101,
-      webSocket: client,
-      headers: { 'Sec-WebSocket-Protocol': protocol },
-    })
+  }
+
+  /**
+   * The session's earlier socket, if this instance still holds it: one that
+   * still looks open is closed as taken over (a half-dead TCP connection),
+   * a suspended one is let go. Either way nothing more runs there, and the
+   * new socket takes its queue, so messages stay in order across the two.
+   */
+  #previousEntry(id: number): Entry<Env, Data, In, Out> | undefined {
+    this.#hydrate()
+    const live = this.#open.get(id)
+    if (live !== undefined && live.move('replace')) {
+      this.#open.delete(id)
+      try {
+        live.socket.close(SessionCloseCode.TAKEN_OVER, 'Session taken over')
+      } catch {
+        // Already closed by the runtime: nothing to tell it.
+      }
+      return live
+    }
+    const suspended = this.#suspended.get(id)
+    this.#suspended.delete(id)
+    suspended?.move('replace')
+    return suspended
   }
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
@@ -174,15 +355,84 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // The state, not the socket's: the runtime delivers a message before the close that followed
     // it, and a message the client sent before closing is still handled.
     if (entry === undefined || !isLive(entry.state)) return undefined
+    if (entry.session !== undefined) return this.#onSessionFrame(entry, entry.session, raw)
+    if (!this.#withinLimit(entry, raw)) return undefined
+    return entry.queue.run(() => (handlesQueued(entry.state) ? this.#onMessage(entry, raw) : undefined))
+  }
+
+  /** Closes a connection whose message is over `maxMessageBytes`; records activity for idle reaping. */
+  #withinLimit(entry: Entry<Env, Data, In, Out>, raw: string | ArrayBuffer): boolean {
     const limit = this.#options.maxMessageBytes
     if (exceedsBytes(raw, limit)) {
       log.warn(`${this.#label(entry)} sent a message over ${String(limit)} bytes, closing it with 1009`)
       this.#closeByServer(entry, CloseCode.MESSAGE_TOO_BIG, 'Message too big')
-      return undefined
+      return false
     }
     // Only idle reaping reads the activity time; without it, not even the clock is read.
     if (this.#options.idleTimeout !== undefined) entry.seen = Date.now()
-    return entry.queue.run(() => (handlesQueued(entry.state) ? this.#onMessage(entry, raw) : undefined))
+    return true
+  }
+
+  /**
+   * A frame from a session client (docs/protocol.md): an acknowledgement, or
+   * a numbered message. A number already taken is a resend after a resume
+   * and is dropped, so each message reaches `message` once per session; the
+   * number is stored as the message is handed over, in the same turn, so a
+   * crash before storage commits loses both or neither.
+   */
+  #onSessionFrame(
+    entry: Entry<Env, Data, In, Out>,
+    session: SessionState,
+    raw: string | ArrayBuffer,
+  ): Promise<void> | undefined {
+    if (!session.confirmed) {
+      session.confirmed = true
+      this.#store?.confirm(entry.id)
+    }
+    if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
+      if (!isAck(raw)) return this.#protocolError(entry, 'a control frame that is not an ack')
+      if (session.handled > session.acked) this.#ack(entry, session)
+      return undefined
+    }
+    const parsed = splitNumbered(raw)
+    if (parsed === undefined) return this.#protocolError(entry, 'a data frame without its sequence number')
+    const { seq, payload } = parsed
+    if (seq <= session.received) {
+      if (session.handled > session.acked) this.#ack(entry, session)
+      return undefined
+    }
+    // Without a log nothing is ever resent, and a woken object does not know the count: take it as it comes.
+    if (this.#store !== undefined && seq !== session.received + 1) {
+      return this.#protocolError(
+        entry,
+        `message ${String(seq)} where ${String(session.received + 1)} was due`,
+      )
+    }
+    session.received = seq
+    if (!this.#withinLimit(entry, payload)) return undefined
+    return entry.queue.run(() => {
+      if (!handlesQueued(entry.state)) return undefined
+      session.handled = seq
+      this.#store?.saveHandled(entry.id, seq)
+      const result = this.#onMessage(entry, payload)
+      if (seq - session.acked >= ACK_EVERY) this.#ack(entry, session)
+      return result
+    })
+  }
+
+  #ack(entry: Entry<Env, Data, In, Out>, session: SessionState): void {
+    session.acked = session.handled
+    try {
+      entry.socket.send(`{"t":"ack","handled":${String(session.handled)}}`)
+    } catch {
+      // The socket is gone; the next welcome carries the count instead.
+    }
+  }
+
+  #protocolError(entry: Entry<Env, Data, In, Out>, what: string): undefined {
+    log.warn(`${this.#label(entry)} broke the session protocol (${what}), closing it with 1002`)
+    this.#closeByServer(entry, SessionCloseCode.PROTOCOL_ERROR, 'Protocol error')
+    return undefined
   }
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
@@ -200,11 +450,27 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.#closeByPeer(entry, 1006, '')
   }
 
-  /** Closes connections silent for longer than `idleTimeout`; called from the object's alarm. */
-  async reapIdleConnections(): Promise<void> {
-    const timeout = this.#options.idleTimeout
-    if (timeout === undefined) return
+  /**
+   * The object's alarm: closes connections silent for longer than
+   * `idleTimeout`, ends sessions whose window passed, trims the log, and sets
+   * the alarm again for whichever comes next.
+   */
+  async alarm(): Promise<void> {
     const now = Date.now()
+    let next = this.#reapIdle(now)
+    const store = this.#store
+    if (store !== undefined && store.exists()) {
+      for (const expired of store.expired(now)) this.#endSession(expired.id, expired.data, expired.tags)
+      store.trim(now)
+      const expiry = store.nextExpiry()
+      if (expiry !== undefined && (next === undefined || expiry < next)) next = expiry
+    }
+    if (next !== undefined) await alarmNoLaterThan(this.storage, next)
+  }
+
+  #reapIdle(now: number): number | undefined {
+    const timeout = this.#options.idleTimeout
+    if (timeout === undefined) return undefined
     let next: number | undefined
     for (const entry of [...this.#live()]) {
       // The runtime answers heartbeat pings without waking us and only keeps their time.
@@ -217,7 +483,33 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         next = idleAt
       }
     }
-    if (next !== undefined) await alarmNoLaterThan(this.storage, next)
+    return next
+  }
+
+  /**
+   * A session that can no longer be resumed: its window passed, or the log
+   * lost what it missed. `close` runs for it once, with 3902, behind whatever
+   * its last socket still had queued.
+   */
+  #endSession(id: number, data: string, tags: string): void {
+    this.#store?.remove(id)
+    let entry = this.#suspended.get(id)
+    this.#suspended.delete(id)
+    if (entry === undefined || !entry.move('peerClose')) {
+      // No socket is left to ask the runtime for anything; this one is never accepted.
+      const [detached] = Object.values(new WebSocketPair()) as [WebSocket]
+      entry = new ConnectionEntry(
+        detached,
+        id,
+        JSON.parse(data) as Data,
+        Date.now(),
+        'closedByPeer',
+        this.#host,
+      )
+      entry.detachedTags = JSON.parse(tags) as string[]
+    }
+    const ending = this.#queueClose(entry, SessionCloseCode.EXPIRED, 'Session expired')
+    if (ending !== undefined) this.ctx.waitUntil(ending)
   }
 
   #onMessage(entry: Entry<Env, Data, In, Out>, raw: string | ArrayBuffer): unknown {
@@ -287,6 +579,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    */
   #storeAfter(entry: Entry<Env, Data, In, Out>, event: EventName): void {
     if (!entry.needsStore && this.#options.idleTimeout === undefined) return
+    if (entry.state === 'suspended') {
+      // The socket is gone, but the session lives on: its data goes where a resume reads it.
+      entry.dataRead = false
+      this.#store?.saveData(entry.id, entry.data)
+      return
+    }
     if (!isLive(entry.state) || entry.socket.readyState !== OPEN) return
     try {
       entry.store()
@@ -308,6 +606,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #closeByServer(entry: Entry<Env, Data, In, Out>, code: number, reason: string): void {
     if (!entry.move('serverClose')) return
     this.#open.delete(entry.id)
+    if (entry.session !== undefined) this.#store?.remove(entry.id)
     try {
       entry.socket.close(code, reason)
     } catch (error) {
@@ -318,10 +617,24 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (closing !== undefined) this.ctx.waitUntil(closing)
   }
 
-  /** The client closed, or the connection was lost; a close we started only needed answering. */
+  /**
+   * The client closed, or the connection was lost; a close we started only
+   * needed answering. A session's socket lost without a final close is
+   * suspended instead: `close` waits for the window to pass without a resume.
+   */
   #closeByPeer(entry: Entry<Env, Data, In, Out>, code: number, reason: string): Promise<void> | undefined {
+    const store = this.#store
+    if (entry.session !== undefined && store !== undefined && !endsSession(code)) {
+      if (!entry.move('suspend')) return undefined
+      this.#open.delete(entry.id)
+      this.#suspended.set(entry.id, entry)
+      const now = Date.now()
+      store.suspend(entry.id, now)
+      return alarmNoLaterThan(this.storage, now + store.window)
+    }
     if (!entry.move('peerClose')) return undefined
     this.#open.delete(entry.id)
+    if (entry.session !== undefined) store?.remove(entry.id)
     return this.#queueClose(entry, code, reason)
   }
 
@@ -329,8 +642,22 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return entry.queue.run(() => this.#invoke(entry, 'close', (close) => close(entry.view, code, reason)))
   }
 
-  /** Sends one encoded frame to many; a send that throws costs only its own connection (1011). */
-  #fanOut(targets: Iterable<Entry<Env, Data, In, Out>>, frame: Frame, { except }: BroadcastOptions): number {
+  /**
+   * Sends one encoded frame to many; a send that throws costs only its own
+   * connection (1011). While any session exists the message is logged once,
+   * with who it was for, so suspended sessions get it when they resume.
+   */
+  #fanOut(
+    targets: Iterable<Entry<Env, Data, In, Out>>,
+    frame: Frame,
+    { except }: BroadcastOptions,
+    tag: string | null,
+  ): number {
+    let forSessions: Frame | undefined
+    if (this.#hasLoggedSessions()) {
+      const excluded = except === undefined ? null : typeof except === 'number' ? [except] : except
+      forSessions = numbered(this.#log(null, tag, excluded, frame), frame)
+    }
     let sent = 0
     for (const entry of targets) {
       if (
@@ -340,13 +667,74 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         continue
       }
       try {
-        if (entry.sendFrame(frame)) sent++
+        if (entry.session !== undefined) forSessions ??= numbered(++this.#unloggedSeq, frame)
+        if (entry.sendFrame(entry.session === undefined ? frame : (forSessions ?? frame))) sent++
       } catch (error) {
         log.error(`sending to ${this.#label(entry)} failed, disconnecting it:`, error)
         this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
       }
     }
     return sent
+  }
+
+  /**
+   * A send to one session: numbered, and logged so a resume replays it. It
+   * goes to the session's current socket, which after a resume may be newer
+   * than the one the sender's `conn` came from; while the session is
+   * suspended it waits in the log.
+   */
+  #sendToSession(entry: Entry<Env, Data, In, Out>, frame: Frame): boolean {
+    if (entry.state === 'closedByServer' || entry.state === 'closedByPeer') return false
+    const store = this.#store
+    const seq = store === undefined ? ++this.#unloggedSeq : this.#log(entry.id, null, null, frame)
+    const current = this.#open.get(entry.id)
+    if (current === undefined) return store !== undefined
+    try {
+      return current.sendFrame(numbered(seq, frame))
+    } catch (error) {
+      log.error(`sending to ${this.#label(current)} failed, disconnecting it:`, error)
+      this.#closeByServer(current, CloseCode.INTERNAL_ERROR, 'Internal Error')
+      return false
+    }
+  }
+
+  #log(target: number | null, tag: string | null, except: readonly number[] | null, frame: Frame): number {
+    return this.#store?.append(target, tag, except, frame, Date.now()) ?? ++this.#unloggedSeq
+  }
+
+  /** Whether fan-out must log: some session exists, attached or suspended. */
+  #hasLoggedSessions(): boolean {
+    if (this.#store === undefined) return false
+    this.#anySessions ??= this.#store.exists() && this.#store.count() > 0
+    return this.#anySessions
+  }
+
+  /**
+   * After a restart the sockets are gone, but their sessions are still marked
+   * attached: suspend those, so their window runs from now and the alarm ends
+   * them if nobody comes back. A hibernation wake keeps every socket, which
+   * the counts show without reading any attachment.
+   */
+  #reconcileSessions(): void {
+    const store = this.#store
+    if (store === undefined || !store.exists()) return
+    const attached = store.attachedIds()
+    const sockets = this.ctx.getWebSockets(SESSION_TAG)
+    if (attached.length === 0 || attached.length <= sockets.length) return
+    const live = new Set<number>()
+    for (const socket of sockets) {
+      const entry = this.#entryFor(socket)
+      if (entry !== undefined) live.add(entry.id)
+    }
+    const now = Date.now()
+    let lost = 0
+    for (const id of attached) {
+      if (live.has(id)) continue
+      store.suspend(id, now)
+      lost++
+    }
+    if (lost > 0)
+      void this.ctx.blockConcurrencyWhile(() => alarmNoLaterThan(this.storage, now + store.window))
   }
 
   #label(entry: Entry<Env, Data, In, Out>): string {
@@ -455,19 +843,22 @@ function isInvalidMessage(error: unknown): boolean {
  * gets none back fails the handshake, and RFC 6455 §4.2.2 allows only an
  * offered one, so a pick outside the list is a bug in the option.
  */
+function offeredProtocols(request: Request): string[] {
+  const header = request.headers.get('Sec-WebSocket-Protocol')
+  if (header === null) return []
+  return header
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token !== '')
+}
+
 function chooseProtocol<L>(
+  offered: string[],
   request: Request,
   locals: L,
   pick: ((offered: string[], request: Request, locals: L) => string | undefined) | undefined,
 ): string | undefined {
-  if (pick === undefined) return undefined
-  const header = request.headers.get('Sec-WebSocket-Protocol')
-  if (header === null) return undefined
-  const offered = header
-    .split(',')
-    .map((token) => token.trim())
-    .filter((token) => token !== '')
-  if (offered.length === 0) return undefined
+  if (pick === undefined || offered.length === 0) return undefined
   const chosen = pick(offered, request, locals)
   if (chosen !== undefined && !offered.includes(chosen)) {
     // The offer is left out of the message: a client may carry a token in it, and this gets logged.
@@ -479,7 +870,7 @@ function chooseProtocol<L>(
   return chosen
 }
 
-function validateTags(tags: unknown, connectionId: number): string[] {
+function validateTags(tags: unknown, connectionId: number, maxTags: number): string[] {
   const label = `the tags of connection ${String(connectionId)}`
   if (!Array.isArray(tags)) {
     throw new DurableWebSocketError(
@@ -487,10 +878,10 @@ function validateTags(tags: unknown, connectionId: number): string[] {
       `${label} must be an array of strings, got ${describe(tags)}.`,
     )
   }
-  if (tags.length > MAX_TAGS) {
+  if (tags.length > maxTags) {
     throw new DurableWebSocketError(
       'ERR_DWS_INVALID_TAGS',
-      `${label}: ${String(tags.length)} tags, but a socket may carry at most ${String(MAX_TAGS)}.`,
+      `${label}: ${String(tags.length)} tags, but ${maxTags < MAX_TAGS ? 'a session socket' : 'a socket'} may carry at most ${String(maxTags)}.`,
     )
   }
   for (const tag of tags as unknown[]) {

@@ -1,0 +1,426 @@
+import type { Frame } from '../core/outgoing.js'
+
+/** The subprotocol a session client offers first; the 101 names it when the object speaks sessions. */
+export const SESSION_PROTOCOL = 'dws.session.v1'
+
+/** An offered entry `dws.resume.<last>.<token>` asks to resume a session. */
+const RESUME_PREFIX = 'dws.resume.'
+
+/** What a client's offer says about sessions, and the offer without the package's own entries. */
+export interface SessionOffer {
+  readonly wanted: boolean
+  readonly resume: { readonly last: number; readonly token: string } | undefined
+  /** What the app's `protocol` option sees: the offer minus every `dws.session.*`/`dws.resume.*` entry. */
+  readonly rest: string[]
+}
+
+export function readSessionOffer(offered: readonly string[]): SessionOffer {
+  let wanted = false
+  let resume: SessionOffer['resume']
+  const rest: string[] = []
+  for (const entry of offered) {
+    if (entry === SESSION_PROTOCOL) wanted = true
+    else if (entry.startsWith(RESUME_PREFIX)) resume ??= parseResume(entry.slice(RESUME_PREFIX.length))
+    else if (!entry.startsWith('dws.session.')) rest.push(entry)
+  }
+  return { wanted, resume: wanted ? resume : undefined, rest }
+}
+
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+
+function parseResume(value: string): SessionOffer['resume'] {
+  const dot = value.indexOf('.')
+  if (dot < 1) return undefined
+  const last = Number(value.slice(0, dot))
+  const token = value.slice(dot + 1)
+  if (!Number.isSafeInteger(last) || last < 0 || !TOKEN_PATTERN.test(token)) return undefined
+  return { last, token }
+}
+
+/** 32 random bytes, base64url: 256 bits, far past the 128 a guess would need to beat. */
+export function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32))
+  let binary = ''
+  for (const byte of bytes) binary += String.fromCharCode(byte)
+  return btoa(binary).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')
+}
+
+/** Only a hash is stored, so a copy of the database does not hand out live sessions. */
+export async function hashToken(token: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token))
+  let hex = ''
+  for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0')
+  return hex
+}
+
+export interface SessionRecord {
+  readonly id: number
+  readonly data: string
+  readonly tags: string
+  readonly handled: number
+  /** Null while a socket is attached; otherwise when the session lost it, in ms since the epoch. */
+  readonly suspendedAt: number | null
+  /** True when the token that matched is the previous one, which the client never confirmed replacing. */
+  readonly matchedPrevious: boolean
+}
+
+/** One logged outgoing message, as a resume replays it. */
+export interface LoggedFrame {
+  readonly seq: number
+  readonly frame: Frame
+}
+
+/**
+ * A room's sessions and the log of what it sent to them, in the object's
+ * SQLite storage. A message goes into the log once, however many sessions
+ * it reached: a broadcast is one row, `to(tag)` one row naming the tag, and
+ * a send one row naming its connection. Replays filter by those columns.
+ */
+export class SessionStore {
+  readonly #sql: SqlStorage
+  readonly #window: number
+  readonly #maxMessages: number
+  #ready = false
+  #head: number | undefined
+  #oldest: number | undefined
+
+  constructor(sql: SqlStorage, window: number, maxMessages: number) {
+    this.#sql = sql
+    this.#window = window
+    this.#maxMessages = maxMessages
+  }
+
+  get window(): number {
+    return this.#window
+  }
+
+  /** The schema is made on first use, so an object with only plain clients never gets the tables. */
+  #ensure(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_sessions (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL,
+        previous TEXT,
+        data TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        handled INTEGER NOT NULL DEFAULT 0,
+        suspended_at INTEGER
+      )`)
+      this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
+      this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_previous ON dws_sessions (previous)')
+      this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        target INTEGER,
+        tag TEXT,
+        except TEXT,
+        frame BLOB NOT NULL
+      )`)
+      this.#ready = true
+    }
+    return this.#sql
+  }
+
+  /** Whether the tables exist: an object that never had a session has nothing to reconcile. */
+  exists(): boolean {
+    if (this.#ready) return true
+    const found = this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
+    return found.toArray().length > 0
+  }
+
+  create(id: number, tokenHash: string, data: unknown, tags: readonly string[]): void {
+    this.#ensure().exec(
+      'INSERT INTO dws_sessions (id, token, data, tags) VALUES (?, ?, ?, ?)',
+      id,
+      tokenHash,
+      JSON.stringify(data),
+      JSON.stringify(tags),
+    )
+  }
+
+  find(tokenHash: string): SessionRecord | undefined {
+    const row = this.#ensure()
+      .exec<{
+        id: number
+        data: string
+        tags: string
+        handled: number
+        suspended_at: number | null
+        previous: string | null
+      }>(
+        'SELECT id, data, tags, handled, suspended_at, previous FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        tokenHash,
+      )
+      .toArray()[0]
+    if (row === undefined) return undefined
+    return {
+      id: row.id,
+      data: row.data,
+      tags: row.tags,
+      handled: row.handled,
+      suspendedAt: row.suspended_at,
+      matchedPrevious: row.previous === tokenHash,
+    }
+  }
+
+  /**
+   * A resume hands out a new token and keeps the one just used as the
+   * previous, until the client shows it has the new one ({@link confirm}):
+   * a cut right after the resume then leaves it a token that still works.
+   * Resuming with the previous token retires the unconfirmed current one.
+   */
+  rotate(id: number, newHash: string, usedHash: string): void {
+    this.#ensure().exec(
+      'UPDATE dws_sessions SET previous = ?2, token = ?3, suspended_at = NULL WHERE id = ?1',
+      id,
+      usedHash,
+      newHash,
+    )
+  }
+
+  /** The client used its new token's connection: the previous token stops working. */
+  confirm(id: number): void {
+    this.#ensure().exec('UPDATE dws_sessions SET previous = NULL WHERE id = ? AND previous IS NOT NULL', id)
+  }
+
+  saveData(id: number, data: unknown): void {
+    this.#ensure().exec('UPDATE dws_sessions SET data = ? WHERE id = ?', JSON.stringify(data), id)
+  }
+
+  saveHandled(id: number, handled: number): void {
+    this.#ensure().exec('UPDATE dws_sessions SET handled = ? WHERE id = ?', handled, id)
+  }
+
+  handled(id: number): number {
+    const row = this.#ensure()
+      .exec<{ handled: number }>('SELECT handled FROM dws_sessions WHERE id = ?', id)
+      .toArray()[0]
+    return row?.handled ?? 0
+  }
+
+  suspend(id: number, now: number): void {
+    this.#ensure().exec(
+      'UPDATE dws_sessions SET suspended_at = ? WHERE id = ? AND suspended_at IS NULL',
+      now,
+      id,
+    )
+  }
+
+  remove(id: number): void {
+    this.#ensure().exec('DELETE FROM dws_sessions WHERE id = ?', id)
+  }
+
+  count(): number {
+    return this.#ensure().exec<{ n: number }>('SELECT count(*) AS n FROM dws_sessions').one().n
+  }
+
+  /** Ids of sessions that believe a socket is attached. */
+  attachedIds(): number[] {
+    return this.#ensure()
+      .exec<{ id: number }>('SELECT id FROM dws_sessions WHERE suspended_at IS NULL')
+      .toArray()
+      .map((row) => row.id)
+  }
+
+  /** Sessions whose window ended by `now`, with what their `close` handler needs. */
+  expired(now: number): { id: number; data: string; tags: string }[] {
+    return this.#ensure()
+      .exec<{ id: number; data: string; tags: string }>(
+        'SELECT id, data, tags FROM dws_sessions WHERE suspended_at IS NOT NULL AND suspended_at <= ? ORDER BY id',
+        now - this.#window,
+      )
+      .toArray()
+  }
+
+  /** When the next suspended session's window ends, if any is suspended. */
+  nextExpiry(): number | undefined {
+    const row = this.#ensure()
+      .exec<{ first: number | null }>(
+        'SELECT min(suspended_at) AS first FROM dws_sessions WHERE suspended_at IS NOT NULL',
+      )
+      .toArray()[0]
+    return row?.first === null || row?.first === undefined ? undefined : row.first + this.#window
+  }
+
+  /** The last sequence number handed out; 0 before the first. */
+  head(): number {
+    if (this.#head === undefined) {
+      const row = this.#ensure()
+        .exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'dws_log'")
+        .toArray()[0]
+      this.#head = row?.seq ?? 0
+    }
+    return this.#head
+  }
+
+  /**
+   * Appends one outgoing message and returns its sequence number. Trimming
+   * deletes a range of the primary key at most once per 1/16 of
+   * `maxMessages`, never a scan per message.
+   */
+  append(
+    target: number | null,
+    tag: string | null,
+    except: readonly number[] | null,
+    frame: Frame,
+    now: number,
+  ): number {
+    const sql = this.#ensure()
+    const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
+    const seq = sql
+      .exec<{ seq: number }>(
+        'INSERT INTO dws_log (at, target, tag, except, frame) VALUES (?, ?, ?, ?, ?) RETURNING seq',
+        now,
+        target,
+        tag,
+        except === null || except.length === 0 ? null : JSON.stringify(except),
+        stored,
+      )
+      .one().seq
+    this.#head = seq
+    this.#oldest ??= this.#firstSeq() ?? seq
+    if (seq - this.#oldest >= this.#maxMessages + Math.max(1, this.#maxMessages >> 4))
+      this.#trimTo(seq - this.#maxMessages)
+    return seq
+  }
+
+  /** Drops log rows no session can still need: older than the window, or past `maxMessages`. */
+  trim(now: number): void {
+    if (!this.exists()) return
+    const sql = this.#ensure()
+    const row = sql
+      .exec<{ seq: number | null }>('SELECT max(seq) AS seq FROM dws_log WHERE at < ?', now - this.#window)
+      .toArray()[0]
+    if (row?.seq !== null && row?.seq !== undefined) this.#trimTo(row.seq)
+  }
+
+  /** Everything up to here was deleted (or never written): a client behind it may have missed something. */
+  trimmedThrough(): number {
+    const first = this.#firstSeq()
+    return first === undefined ? this.head() : first - 1
+  }
+
+  /** What a session missed after `after`: messages addressed to everyone, to its id, or to one of its tags. */
+  missed(id: number, tags: readonly string[], after: number): LoggedFrame[] {
+    const rows = this.#ensure()
+      .exec<{
+        seq: number
+        target: number | null
+        tag: string | null
+        except: string | null
+        frame: string | ArrayBuffer
+      }>(
+        'SELECT seq, target, tag, except, frame FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq',
+        after,
+        id,
+      )
+      .toArray()
+    const missed: LoggedFrame[] = []
+    for (const row of rows) {
+      if (row.tag !== null && !tags.includes(row.tag)) continue
+      if (row.except !== null && (JSON.parse(row.except) as number[]).includes(id)) continue
+      missed.push({ seq: row.seq, frame: row.frame })
+    }
+    return missed
+  }
+
+  #firstSeq(): number | undefined {
+    const row = this.#ensure()
+      .exec<{ seq: number | null }>('SELECT min(seq) AS seq FROM dws_log')
+      .toArray()[0]
+    return row?.seq ?? undefined
+  }
+
+  #trimTo(seq: number): void {
+    this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', seq)
+    this.#oldest = seq + 1
+  }
+}
+
+function copyBytes(view: ArrayBufferView): ArrayBuffer {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
+}
+
+/** Close codes of the session protocol (docs/protocol.md). */
+export const SessionCloseCode = {
+  /** The server refuses a frame that breaks the protocol. */
+  PROTOCOL_ERROR: 1002,
+  /** Sent to a socket whose session a resume took over on another socket; the client must not reconnect. */
+  TAKEN_OVER: 3901,
+  /** What `close` gets when a session's window ended without a resume; never on the wire. */
+  EXPIRED: 3902,
+} as const
+
+/**
+ * Whether a client's close code ends its session rather than suspending it:
+ * 1000, no code at all (1005), or an application code are a client that
+ * meant to leave; 1001 (a page unloading), 1006 (a cut) and the rest are
+ * drops a resume can follow.
+ */
+export function endsSession(code: number): boolean {
+  return code === 1000 || code === 1005 || (code >= 3000 && code <= 4999)
+}
+
+const SPACE = 0x20
+const ZERO = 0x30
+const NINE = 0x39
+/** Enough digits for any safe integer. */
+const MAX_DIGITS = 16
+
+/** A data frame's sequence number and payload, or undefined when the frame has no valid prefix. */
+export function splitNumbered(
+  raw: string | ArrayBuffer,
+): { seq: number; payload: string | ArrayBuffer } | undefined {
+  if (typeof raw === 'string') {
+    const space = raw.indexOf(' ')
+    if (space < 1 || space > MAX_DIGITS) return undefined
+    const seq = digitsValue(raw, space)
+    return seq === undefined ? undefined : { seq, payload: raw.slice(space + 1) }
+  }
+  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_DIGITS + 1))
+  const space = bytes.indexOf(SPACE)
+  if (space < 1) return undefined
+  let seq = 0
+  for (let i = 0; i < space; i++) {
+    const byte = bytes[i] ?? 0
+    if (byte < ZERO || byte > NINE) return undefined
+    seq = seq * 10 + (byte - ZERO)
+  }
+  return seq === 0 ? undefined : { seq, payload: raw.slice(space + 1) }
+}
+
+function digitsValue(text: string, end: number): number | undefined {
+  let seq = 0
+  for (let i = 0; i < end; i++) {
+    const code = text.charCodeAt(i)
+    if (code < ZERO || code > NINE) return undefined
+    seq = seq * 10 + (code - ZERO)
+  }
+  return seq === 0 ? undefined : seq
+}
+
+const ascii = new TextEncoder()
+
+/** A data frame as it goes to a session client: its sequence number, a space, the payload. */
+export function numbered(seq: number, frame: Frame): Frame {
+  if (typeof frame === 'string') return `${String(seq)} ${frame}`
+  const prefix = ascii.encode(`${String(seq)} `)
+  const body =
+    frame instanceof ArrayBuffer
+      ? new Uint8Array(frame)
+      : new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength)
+  const out = new Uint8Array(prefix.byteLength + body.byteLength)
+  out.set(prefix, 0)
+  out.set(body, prefix.byteLength)
+  return out.buffer
+}
+
+/** Whether a control frame is an acknowledgement, the one kind a client sends. */
+export function isAck(raw: string): boolean {
+  try {
+    const frame = JSON.parse(raw) as { t?: unknown; last?: unknown } | null
+    return frame?.t === 'ack' && (frame.last === undefined || typeof frame.last === 'number')
+  } catch {
+    return false
+  }
+}
