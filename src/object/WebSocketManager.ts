@@ -35,6 +35,8 @@ export class WebSocketManager<Env, Data extends object, Message>
   readonly #behaviour: ObjectBehaviour<Env, Data, Message>
   readonly #open = new Map<number, Connection<Env, Data, Message>>()
   readonly #bySocket = new WeakMap<WebSocket, Connection<Env, Data, Message>>()
+  /** Connections the server closed: a message still queued for one of them is dropped. */
+  readonly #closedByServer = new WeakSet<Connection<Env, Data, Message>>()
   readonly #ids: IdCounter
   #hydrated = false
 
@@ -183,8 +185,9 @@ export class WebSocketManager<Env, Data extends object, Message>
     }
     // Only idle reaping reads the activity time; without it, not even the clock is read.
     if (this.#behaviour.limits.idleTimeout !== undefined) conn.touch(Date.now())
-    // Deferred behind a slow handler, a message is dropped once `close` is queued.
-    return conn.queue.run(() => (conn.closeHandled ? undefined : this.#onMessage(conn, raw)))
+    // Deferred behind a slow handler, a message the client sent before its own close frame is still
+    // handled (before `close`, which queues behind it); once the server has closed, it is dropped.
+    return conn.queue.run(() => (this.#closedByServer.has(conn) ? undefined : this.#onMessage(conn, raw)))
   }
 
   webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
@@ -202,6 +205,7 @@ export class WebSocketManager<Env, Data extends object, Message>
   }
 
   closedByServer(conn: Connection<Env, Data, Message>, code: number, reason: string): void {
+    this.#closedByServer.add(conn)
     const closing = this.#finish(conn, code, reason)
     if (closing !== undefined) this.ctx.waitUntil(closing)
   }
@@ -298,6 +302,7 @@ export class WebSocketManager<Env, Data extends object, Message>
       conn.close(code, reason)
     } catch (error) {
       log.warn(`closing ${conn.label} failed:`, error)
+      this.#closedByServer.add(conn)
       if (!conn.closeHandled) void this.#finish(conn, code, reason)
     }
   }

@@ -2,8 +2,9 @@ import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { ATTACHMENT_KEY } from '../../src/core/attachment.js'
+import { pending, type PendingObject } from './fixture/endpoints/pending.js'
 import type { Entry } from './fixture/record.js'
-import { connect, eventually, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
+import { connect, eventually, join, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
 
 const lifecycle = stubOf(env.LIFECYCLE)
 
@@ -141,6 +142,102 @@ describe('close(conn, code, reason)', () => {
     await client.whenClosed()
     await sleep(SETTLE_MS)
     expect(await entriesFor(id, 'close')).toHaveLength(1)
+  })
+})
+
+describe('close(conn, code, reason) after pending handlers', () => {
+  /** What the /pending room recorded for connection `id`, without the runtime's own events. */
+  async function eventsOf(room: DurableObjectStub<PendingObject>, id: number): Promise<string[]> {
+    const log = await room.log()
+    return log
+      .filter((entry) => entry.id === id)
+      .map((entry) =>
+        entry.event === 'close'
+          ? `close ${String(entry.code)}`
+          : `${String(entry.event)} ${String(entry.message)}`,
+      )
+  }
+
+  it('runs only after the async message handler that was running when the client closed has finished', async () => {
+    const room = pending.room<PendingObject>(env, 'close-waits')
+    const { client, id } = await join('/pending/close-waits')
+    expect(await client.ask('hold:slow')).toBe('started slow')
+    client.close(1000, 'leaving mid-handler')
+    // The server answers the close at once; `close` itself has to wait for the handler.
+    expect(await client.whenClosed()).toMatchObject({ code: 1000 })
+    expect(await eventsOf(room, id)).toEqual(['start hold:slow'])
+    await room.release('slow')
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.length === 3,
+      ),
+    ).toEqual(['start hold:slow', 'end hold:slow', 'close 1000'])
+  })
+
+  it('runs after every message the client sent before its close frame has been handled', async () => {
+    const room = pending.room<PendingObject>(env, 'close-drains')
+    const { client, id } = await join('/pending/close-drains')
+    client.send('hold:first')
+    for (const text of ['two', 'three', 'four', 'five']) client.send(text)
+    client.close(1000, 'sent five')
+    expect(await client.whenClosed()).toMatchObject({ code: 1000 })
+    await room.release('first')
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.includes('close 1000'),
+      ),
+    ).toEqual([
+      'start hold:first',
+      'end hold:first',
+      'message two',
+      'message three',
+      'message four',
+      'message five',
+      'close 1000',
+    ])
+  })
+
+  it('handles no message that was still queued when the server closed the connection', async () => {
+    const room = pending.room<PendingObject>(env, 'server-closes')
+    const { client, id } = await join('/pending/server-closes')
+    expect(await client.ask('hold:first')).toBe('started first')
+    client.send('close-me')
+    client.send('after the close')
+    await sleep(20)
+    await room.release('first')
+    expect(await client.whenClosed()).toMatchObject({ code: 4001, reason: 'server closes' })
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.includes('close 4001'),
+      ),
+    ).toEqual(['start hold:first', 'end hold:first', 'close 4001'])
+  })
+
+  it('runs once when the server closed and the client answers only after the object was rebuilt', async () => {
+    const room = pending.room<PendingObject>(env, 'answer-after-rebuild')
+    // This client leaves the server's close frame unanswered until the test answers it.
+    const client = await connect('/pending/answer-after-rebuild', {}, { allowHalfOpen: true })
+    const id = Number(await client.nextText())
+    client.send('close-me')
+    expect(await client.whenClosed()).toMatchObject({ code: 4001, reason: 'server closes' })
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    client.close(4001, 'answering')
+    const log = await eventually(
+      () => room.log(),
+      (entries) => entries.some((entry) => entry.event === 'webSocketClose'),
+    )
+    expect(await eventsOf(room, id)).toEqual(['close 4001'])
+    // The runtime handed the answer to a rebuilt instance, not to the one that closed.
+    expect(log.filter((entry) => entry.event !== 'close').map((entry) => entry.event)).toEqual([
+      'constructed',
+      'constructed',
+      'webSocketClose',
+    ])
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    expect(await eventsOf(room, id)).toEqual(['close 4001'])
   })
 })
 
