@@ -1,15 +1,13 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { ATTACHMENT_KEY } from '../../src/core/attachment.js'
 import { pending, type PendingObject } from './fixture/endpoints/pending.js'
 import type { Entry } from './fixture/record.js'
+import { closesDelivered, closesOf as closesOfIn } from './closesOf.js'
+import { lifecycle as lifecycleModule, type LifecycleObject } from './fixture/endpoints/lifecycle.js'
 import { connect, eventually, join, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
 
 const lifecycle = stubOf(env.LIFECYCLE)
-
-/** Long enough for a duplicate close event, had there been one, to be recorded too. */
-const SETTLE_MS = 100
 
 async function opened(client: Client): Promise<{ id: number } & Record<string, unknown>> {
   return client.nextJson<{ id: number } & Record<string, unknown>>()
@@ -20,14 +18,9 @@ async function entriesFor(id: number, event: string): Promise<Entry[]> {
   return log.filter((entry) => entry.id === id && entry.event === event)
 }
 
-/** Waits for the close handler of `id`, lets any duplicate arrive, and returns every close it recorded. */
-async function closesOf(id: number): Promise<Entry[]> {
-  await eventually(
-    () => entriesFor(id, 'close'),
-    (closes) => closes.length > 0,
-  )
-  await sleep(SETTLE_MS)
-  return entriesFor(id, 'close')
+/** Waits for the close handler of `id` and every later event of the object, and returns every close it recorded. */
+function closesOf(id: number): Promise<Entry[]> {
+  return closesOfIn(lifecycle, id)
 }
 
 describe('open(conn, request, locals)', () => {
@@ -125,23 +118,25 @@ describe('close(conn, code, reason)', () => {
   it('runs once, with 1006, when the runtime reports a socket error, even if a close event follows', async () => {
     // workerd cannot cut an in-process peer, so the test makes the runtime's two
     // callbacks itself, on the object's real socket, in the order a dropped peer produces them.
-    const client = await connect('/lifecycle')
+    // A room of its own, so the one socket there is this client's.
+    const room = lifecycleModule.room<LifecycleObject>(env, 'socket-error')
+    const client = await connect('/lifecycle/socket-error')
     const { id } = await opened(client)
-    await runInDurableObject(lifecycle, async (instance, state) => {
-      const socket = state.getWebSockets().find((candidate) => {
-        const stored = candidate.deserializeAttachment() as Record<string, { id?: number } | undefined> | null
-        return stored?.[ATTACHMENT_KEY]?.id === id
-      })
-      if (socket === undefined) throw new Error(`no socket for connection ${String(id)}`)
+    await runInDurableObject(room, async (instance, state) => {
+      const sockets = state.getWebSockets()
+      expect(sockets).toHaveLength(1)
+      const socket = sockets[0] as WebSocket
       await instance.webSocketError(socket, new Error('peer vanished'))
       await instance.webSocketClose(socket, 1006, 'peer vanished')
       expect(await instance.connectionIds()).not.toContain(id)
     })
-    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1006, reason: '' }])
+    const closes = async (): Promise<Entry[]> =>
+      (await room.log()).filter((entry) => entry.id === id && entry.event === 'close')
+    expect(await closesOfIn(room, id)).toEqual([{ event: 'close', id, code: 1006, reason: '' }])
     client.close()
     await client.whenClosed()
-    await sleep(SETTLE_MS)
-    expect(await entriesFor(id, 'close')).toHaveLength(1)
+    await closesDelivered(room)
+    expect(await closes()).toHaveLength(1)
   })
 })
 
