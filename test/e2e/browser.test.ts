@@ -44,18 +44,28 @@ beforeEach(({ onTestFailed }) => {
   })
 })
 
-describe('the chat at / in headless Chromium', () => {
-  let alice: ChatPage
-  let bob: ChatPage
-  let before: Member[] = []
+/** Alice and Bob, each in a page of their own, joined to `room` and seeing each other there. */
+async function joinedPair(room: string): Promise<{ alice: ChatPage; bob: ChatPage; members: Member[] }> {
+  const alice = await chatPage('Alice', { width: 1100, height: 720 })
+  const bob = await chatPage('Bob', { width: 390, height: 844 })
+  await alice.open(server().origin, room)
+  await alice.join()
+  await bob.open(server().origin, room)
+  await bob.join()
+  const members = await alice.waitForMembers(['Alice', 'Bob'])
+  await bob.waitForMembers(['Alice', 'Bob'])
+  return { alice, bob, members }
+}
 
+// Each test opens its own pages in a room of its own, so any one of them can run alone.
+describe('the chat at / in headless Chromium', () => {
   it('two pages that join one room under different names see each other, with their connection ids', async () => {
-    alice = await chatPage('Alice', { width: 1100, height: 720 })
-    bob = await chatPage('Bob', { width: 390, height: 844 })
-    await alice.open(server().origin, ROOM)
+    const alice = await chatPage('Alice', { width: 1100, height: 720 })
+    const bob = await chatPage('Bob', { width: 390, height: 844 })
+    await alice.open(server().origin, `${ROOM}-join`)
     await screenshot(alice, '1-join-form')
     await alice.join()
-    await bob.open(server().origin, ROOM)
+    await bob.open(server().origin, `${ROOM}-join`)
     await screenshot(bob, '1-join-form')
     await bob.join()
 
@@ -64,10 +74,12 @@ describe('the chat at / in headless Chromium', () => {
 
     expect(seenByBob).toEqual(seenByAlice)
     expect(seenByAlice.every((member) => Number.isInteger(member.id) && member.id > 0)).toBe(true)
+    expect(new Set(seenByAlice.map((member) => member.id)).size).toBe(2)
     await alice.waitForNote(/^Bob \(#\d+\) joined$/)
   })
 
   it('a message sent in one page shows up in the other', async () => {
+    const { alice, bob } = await joinedPair(`${ROOM}-say`)
     await alice.say('Hello Bob, can you read me?')
     await bob.waitForMessage('Alice', 'Hello Bob, can you read me?')
     await bob.say('Loud and clear, Alice.')
@@ -78,17 +90,23 @@ describe('the chat at / in headless Chromium', () => {
   })
 
   it('the member list drops a page that leaves, and takes it back when it joins again', async () => {
+    const { alice, bob, members } = await joinedPair(`${ROOM}-leave`)
     await bob.leave()
     await alice.waitForMembers(['Alice'])
     await alice.waitForNote(/^Bob \(#\d+\) left$/)
     await screenshot(alice, '3-bob-left')
 
     await bob.join()
-    before = await alice.waitForMembers(['Alice', 'Bob'])
+    const again = await alice.waitForMembers(['Alice', 'Bob'])
     await bob.waitForMembers(['Alice', 'Bob'])
+    // Joining again is a new connection: Bob comes back with a new id.
+    const bobBefore = members.find((member) => member.name === 'Bob')
+    const bobAgain = again.find((member) => member.name === 'Bob')
+    expect(bobAgain?.id).toBeGreaterThan(bobBefore?.id ?? Number.POSITIVE_INFINITY)
   })
 
   it('both pages reconnect by themselves after wrangler dev restarts on the same state and port, and chat again', async () => {
+    const { alice, bob, members: before } = await joinedPair(`${ROOM}-restart`)
     await server().stop()
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')])
     await screenshot(bob, '4-reconnecting')

@@ -20,13 +20,21 @@ export function upgrade(path: string, headers: Record<string, string> = {}): Pro
   return request(path, { headers: { Upgrade: 'websocket', ...headers } })
 }
 
-/** Opens a WebSocket to the fixture, failing with the response body if it is not a 101. */
-export async function connect(path: string, headers: Record<string, string> = {}): Promise<Client> {
+/**
+ * Opens a WebSocket to the fixture, failing with the response body if it is not a 101.
+ * With `allowHalfOpen`, the client does not answer the server's close frame by itself:
+ * the test answers it with close(), whenever it chooses.
+ */
+export async function connect(
+  path: string,
+  headers: Record<string, string> = {},
+  options: WebSocketAcceptOptions = {},
+): Promise<Client> {
   const response = await upgrade(path, headers)
   if (response.status !== 101 || response.webSocket === null) {
     throw new Error(`expected 101 from ${path}, got ${String(response.status)}: ${await response.text()}`)
   }
-  return new Client(response.webSocket)
+  return new Client(response.webSocket, options)
 }
 
 /** Connects to an endpoint that greets each connection with its id, as text, and reads that id. */
@@ -56,7 +64,7 @@ export class Client {
   readonly #inbox: (string | ArrayBuffer)[] = []
   #wake: (() => void) | undefined
 
-  constructor(socket: WebSocket) {
+  constructor(socket: WebSocket, options: WebSocketAcceptOptions = {}) {
     this.socket = socket
     socket.binaryType = 'arraybuffer'
     this.closed = new Promise((resolve) => {
@@ -72,7 +80,7 @@ export class Client {
     })
     // The runtime reports "Network connection lost" after some closes; the close event says what happened.
     socket.addEventListener('error', () => undefined)
-    socket.accept()
+    socket.accept(options)
   }
 
   get isOpen(): boolean {

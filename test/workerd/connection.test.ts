@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MAX_ATTACHMENT_BYTES, MAX_CLOSE_REASON_BYTES } from '../../src/index.js'
-import { connect, joinJson, leave, stubOf, type Client } from './client.js'
+import { pending, type PendingObject } from './fixture/endpoints/pending.js'
+import { connect, join, joinJson, leave, stubOf, type Client } from './client.js'
 
 const dataObject = stubOf(env.DATA)
 
@@ -45,6 +46,17 @@ describe('conn.data', () => {
     })
     await hibernate()
     expect(await dataOf(client)).toEqual({ name: 'Ada', scores: { best: [3, 1, 4] } })
+    await leave(client)
+  })
+
+  it('keeps a change an async message handler made after an await, across the rebuild of the object', async () => {
+    const room = pending.room<PendingObject>(env, 'async-data')
+    const { client } = await join('/pending/async-data')
+    expect(await client.ask('set:after an await')).toBe('set')
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    expect(JSON.parse(await client.ask('get'))).toEqual({ value: 'after an await' })
+    // The answer came from a new instance, built from the socket's attachment.
+    expect((await room.log()).filter((entry) => entry.event === 'constructed')).toHaveLength(2)
     await leave(client)
   })
 

@@ -43,6 +43,7 @@ declare global {
       CARELESS: Namespace<'CarelessObject'>
       AUTH: Namespace<'AuthObject'>
       BROKEN: Namespace<'BrokenObject'>
+      PENDING: Namespace<'PendingObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

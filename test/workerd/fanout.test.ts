@@ -1,9 +1,9 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
-import { ATTACHMENT_KEY } from '../../src/object/connection.js'
 import { DEFAULT_ROOM, MAX_TAG_LENGTH, MAX_TAGS } from '../../src/index.js'
 import { fanout, type FanoutObject } from './fixture/endpoints/fanout.js'
+import { closesDelivered } from './closesOf.js'
 import { connect, eventually, leave, request, sleep, upgrade, type Client } from './client.js'
 
 /** What the fixture's serializer puts on the wire: the value, stamped with the encode() call that made it. */
@@ -88,14 +88,12 @@ describe('manager.broadcast(message, { except })', () => {
   it('closes a connection whose send throws with 1011, logs why, and goes on with the others', async () => {
     // An open socket whose send() throws cannot be provoked from an in-process client, so
     // the test breaks send() on one real socket inside the object; the rest is the real path.
-    const [a, broken, c] = [await join('b-fail'), await join('b-fail'), await join('b-fail')]
+    // The socket to break is found by a tag of its own.
+    const [a, broken, c] = [await join('b-fail'), await join('b-fail', '?tag=broken'), await join('b-fail')]
     const logged = vi.spyOn(console, 'error')
     const sent = await runInDurableObject(roomOf('b-fail'), (instance, state) => {
-      const socket = state.getWebSockets().find((candidate) => {
-        const stored = candidate.deserializeAttachment() as Record<string, { id?: number } | undefined> | null
-        return stored?.[ATTACHMENT_KEY]?.id === broken.id
-      })
-      if (socket === undefined) throw new Error(`no socket for connection ${String(broken.id)}`)
+      const [socket, ...others] = state.getWebSockets('broken')
+      if (socket === undefined || others.length > 0) throw new Error('expected one socket tagged broken')
       Object.defineProperty(socket, 'send', {
         value: () => {
           throw new TypeError('the socket refused the frame')
@@ -114,7 +112,7 @@ describe('manager.broadcast(message, { except })', () => {
       () => roomOf('b-fail').log(),
       (log) => log.length > 0,
     )
-    await sleep(SETTLE_MS)
+    await closesDelivered(roomOf('b-fail'))
     expect(await roomOf('b-fail').log()).toEqual(closes)
     expect(closes).toEqual([{ event: 'close', id: broken.id, code: 1011, reason: 'Internal Error' }])
     expect(await roomOf('b-fail').ids()).toEqual([a.id, c.id])
@@ -264,7 +262,7 @@ describe('ws.room(env, name) over RPC', () => {
     expect(refused).toMatchObject({ code: 'ERR_DWS_INVALID_CLOSE' })
     expect(c.client.isOpen).toBe(true)
 
-    await sleep(SETTLE_MS)
+    await closesDelivered(room)
     expect(await room.log()).toEqual([
       { event: 'close', id: a.id, code: 1000, reason: '' },
       { event: 'close', id: b.id, code: 4000, reason: 'moderated' },

@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Entry } from './fixture/record.js'
-import { connect, eventually, leave, sleep, stubOf, type Client, type Closed } from './client.js'
+import { closesOf as closesOfIn } from './closesOf.js'
+import { connect, eventually, leave, stubOf, type Client, type Closed } from './client.js'
 
 const faulty = stubOf(env.FAULTY)
 
@@ -13,12 +14,8 @@ function expectBareInternalError(closed: Closed): void {
   expect(closed.reason).not.toMatch(/\bat\b|\.ts:\d/)
 }
 
-async function closesOf(id: number): Promise<Entry[]> {
-  const read = async (): Promise<Entry[]> =>
-    (await faulty.log()).filter((entry) => entry.id === id && entry.event === 'close')
-  await eventually(read, (closes) => closes.length > 0)
-  await sleep(100)
-  return read()
+function closesOf(id: number): Promise<Entry[]> {
+  return closesOfIn(faulty, id)
 }
 
 /** Connects to /faulty, which greets a connection whose open succeeded with its id. */

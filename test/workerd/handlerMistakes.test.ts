@@ -3,15 +3,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MAX_ATTACHMENT_BYTES, MAX_CLOSE_REASON_BYTES } from '../../src/index.js'
 import { careless, type CarelessObject } from './fixture/endpoints/careless.js'
 import type { Entry } from './fixture/record.js'
-import { eventually, joinJson, leave, sleep } from './client.js'
+import { closesDelivered } from './closesOf.js'
+import { eventually, joinJson, leave } from './client.js'
 
 /**
  * /careless lets whatever conn.close, conn.data and conn.send refuse escape
  * its message handler; connection.test.ts shows the same refusals caught.
  */
-
-/** Long enough for a second close or a stray frame, had there been one, to arrive. */
-const SETTLE_MS = 100
 
 afterEach(() => {
   vi.restoreAllMocks()
@@ -25,7 +23,7 @@ async function entriesOf(room: string, id: number, event: string): Promise<Entry
   const read = async (): Promise<Entry[]> =>
     (await roomOf(room).log()).filter((entry) => entry.id === id && entry.event === event)
   await eventually(read, (found) => found.length > 0)
-  await sleep(SETTLE_MS)
+  await closesDelivered(roomOf(room))
   return read()
 }
 

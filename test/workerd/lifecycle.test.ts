@@ -1,14 +1,13 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { ATTACHMENT_KEY } from '../../src/object/connection.js'
+import { pending, type PendingObject } from './fixture/endpoints/pending.js'
 import type { Entry } from './fixture/record.js'
-import { connect, eventually, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
+import { closesDelivered, closesOf as closesOfIn } from './closesOf.js'
+import { lifecycle as lifecycleModule, type LifecycleObject } from './fixture/endpoints/lifecycle.js'
+import { connect, eventually, join, leave, request, sleep, stubOf, upgrade, type Client } from './client.js'
 
 const lifecycle = stubOf(env.LIFECYCLE)
-
-/** Long enough for a duplicate close event, had there been one, to be recorded too. */
-const SETTLE_MS = 100
 
 async function opened(client: Client): Promise<{ id: number } & Record<string, unknown>> {
   return client.nextJson<{ id: number } & Record<string, unknown>>()
@@ -19,14 +18,9 @@ async function entriesFor(id: number, event: string): Promise<Entry[]> {
   return log.filter((entry) => entry.id === id && entry.event === event)
 }
 
-/** Waits for the close handler of `id`, lets any duplicate arrive, and returns every close it recorded. */
-async function closesOf(id: number): Promise<Entry[]> {
-  await eventually(
-    () => entriesFor(id, 'close'),
-    (closes) => closes.length > 0,
-  )
-  await sleep(SETTLE_MS)
-  return entriesFor(id, 'close')
+/** Waits for the close handler of `id` and every later event of the object, and returns every close it recorded. */
+function closesOf(id: number): Promise<Entry[]> {
+  return closesOfIn(lifecycle, id)
 }
 
 describe('open(conn, request, locals)', () => {
@@ -124,23 +118,121 @@ describe('close(conn, code, reason)', () => {
   it('runs once, with 1006, when the runtime reports a socket error, even if a close event follows', async () => {
     // workerd cannot cut an in-process peer, so the test makes the runtime's two
     // callbacks itself, on the object's real socket, in the order a dropped peer produces them.
-    const client = await connect('/lifecycle')
+    // A room of its own, so the one socket there is this client's.
+    const room = lifecycleModule.room<LifecycleObject>(env, 'socket-error')
+    const client = await connect('/lifecycle/socket-error')
     const { id } = await opened(client)
-    await runInDurableObject(lifecycle, async (instance, state) => {
-      const socket = state.getWebSockets().find((candidate) => {
-        const stored = candidate.deserializeAttachment() as Record<string, { id?: number } | undefined> | null
-        return stored?.[ATTACHMENT_KEY]?.id === id
-      })
-      if (socket === undefined) throw new Error(`no socket for connection ${String(id)}`)
+    await runInDurableObject(room, async (instance, state) => {
+      const sockets = state.getWebSockets()
+      expect(sockets).toHaveLength(1)
+      const socket = sockets[0] as WebSocket
       await instance.webSocketError(socket, new Error('peer vanished'))
       await instance.webSocketClose(socket, 1006, 'peer vanished')
       expect(await instance.connectionIds()).not.toContain(id)
     })
-    expect(await closesOf(id)).toEqual([{ event: 'close', id, code: 1006, reason: '' }])
+    const closes = async (): Promise<Entry[]> =>
+      (await room.log()).filter((entry) => entry.id === id && entry.event === 'close')
+    expect(await closesOfIn(room, id)).toEqual([{ event: 'close', id, code: 1006, reason: '' }])
     client.close()
     await client.whenClosed()
-    await sleep(SETTLE_MS)
-    expect(await entriesFor(id, 'close')).toHaveLength(1)
+    await closesDelivered(room)
+    expect(await closes()).toHaveLength(1)
+  })
+})
+
+describe('close(conn, code, reason) after pending handlers', () => {
+  /** What the /pending room recorded for connection `id`, without the runtime's own events. */
+  async function eventsOf(room: DurableObjectStub<PendingObject>, id: number): Promise<string[]> {
+    const log = await room.log()
+    return log
+      .filter((entry) => entry.id === id)
+      .map((entry) =>
+        entry.event === 'close'
+          ? `close ${String(entry.code)}`
+          : `${String(entry.event)} ${String(entry.message)}`,
+      )
+  }
+
+  it('runs only after the async message handler that was running when the client closed has finished', async () => {
+    const room = pending.room<PendingObject>(env, 'close-waits')
+    const { client, id } = await join('/pending/close-waits')
+    expect(await client.ask('hold:slow')).toBe('started slow')
+    client.close(1000, 'leaving mid-handler')
+    // The server answers the close at once; `close` itself has to wait for the handler.
+    expect(await client.whenClosed()).toMatchObject({ code: 1000 })
+    expect(await eventsOf(room, id)).toEqual(['start hold:slow'])
+    await room.release('slow')
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.length === 3,
+      ),
+    ).toEqual(['start hold:slow', 'end hold:slow', 'close 1000'])
+  })
+
+  it('runs after every message the client sent before its close frame has been handled', async () => {
+    const room = pending.room<PendingObject>(env, 'close-drains')
+    const { client, id } = await join('/pending/close-drains')
+    client.send('hold:first')
+    for (const text of ['two', 'three', 'four', 'five']) client.send(text)
+    client.close(1000, 'sent five')
+    expect(await client.whenClosed()).toMatchObject({ code: 1000 })
+    await room.release('first')
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.includes('close 1000'),
+      ),
+    ).toEqual([
+      'start hold:first',
+      'end hold:first',
+      'message two',
+      'message three',
+      'message four',
+      'message five',
+      'close 1000',
+    ])
+  })
+
+  it('handles no message that was still queued when the server closed the connection', async () => {
+    const room = pending.room<PendingObject>(env, 'server-closes')
+    const { client, id } = await join('/pending/server-closes')
+    expect(await client.ask('hold:first')).toBe('started first')
+    client.send('close-me')
+    client.send('after the close')
+    await sleep(20)
+    await room.release('first')
+    expect(await client.whenClosed()).toMatchObject({ code: 4001, reason: 'server closes' })
+    expect(
+      await eventually(
+        () => eventsOf(room, id),
+        (events) => events.includes('close 4001'),
+      ),
+    ).toEqual(['start hold:first', 'end hold:first', 'close 4001'])
+  })
+
+  it('runs once when the server closed and the client answers only after the object was rebuilt', async () => {
+    const room = pending.room<PendingObject>(env, 'answer-after-rebuild')
+    // This client leaves the server's close frame unanswered until the test answers it.
+    const client = await connect('/pending/answer-after-rebuild', {}, { allowHalfOpen: true })
+    const id = Number(await client.nextText())
+    client.send('close-me')
+    expect(await client.whenClosed()).toMatchObject({ code: 4001, reason: 'server closes' })
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    client.close(4001, 'answering')
+    const log = await eventually(
+      () => room.log(),
+      (entries) => entries.some((entry) => entry.event === 'webSocketClose'),
+    )
+    expect(await eventsOf(room, id)).toEqual(['close 4001'])
+    // The runtime handed the answer to a rebuilt instance, not to the one that closed.
+    expect(log.filter((entry) => entry.event !== 'close').map((entry) => entry.event)).toEqual([
+      'constructed',
+      'constructed',
+      'webSocketClose',
+    ])
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    expect(await eventsOf(room, id)).toEqual(['close 4001'])
   })
 })
 

@@ -52,6 +52,17 @@ describe('middleware: [factory, options] pairs', () => {
     const opened = await joinGuarded({ ...AUTHORIZED, 'x-durable-websocket-locals': forged })
     expect(opened.locals).toEqual(EXPECTED_LOCALS)
   })
+
+  it('leave a forged locals header out even when they put nothing in locals themselves', async () => {
+    // /fanout's middleware sets locals.role only from an x-role header, and its tags come from
+    // locals.role: a forged role would show up as a tag.
+    const forged = JSON.stringify({ role: 'admin' })
+    const client = await connect('/fanout', { 'x-durable-websocket-locals': forged })
+    // /fanout's serializer wraps every message as { encoding, value }.
+    const { value } = await client.nextJson<{ value: { tags: string[] } }>()
+    expect(value.tags).toEqual([])
+    await leave(client)
+  })
 })
 
 describe('middleware()', () => {
