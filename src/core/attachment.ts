@@ -32,7 +32,8 @@ export function writeRecord<Data>(socket: WebSocket, record: ConnectionRecord<Da
   try {
     socket.serializeAttachment(stored)
   } catch (cause) {
-    const tooLarge = /size|large|exceed|limit/i.test(String(cause))
+    // The runtime's message for either failure is not a contract; a clone that succeeds means size was the problem.
+    const tooLarge = isCloneable(stored)
     throw new DurableWebSocketError(
       tooLarge ? 'ERR_DWS_ATTACHMENT_TOO_LARGE' : 'ERR_DWS_DATA_NOT_STORABLE',
       tooLarge
@@ -40,5 +41,14 @@ export function writeRecord<Data>(socket: WebSocket, record: ConnectionRecord<Da
         : `conn.data of connection ${String(record.id)} cannot be stored (it must be structured-cloneable: no functions, no class instances with private state); the connection keeps its last stored data.`,
       { cause },
     )
+  }
+}
+
+function isCloneable(value: unknown): boolean {
+  try {
+    structuredClone(value)
+    return true
+  } catch {
+    return false
   }
 }

@@ -162,12 +162,13 @@ export class WebSocketManager<Env, Data extends object, Message>
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     const opening = conn.queue.run(() => this.#invoke(conn, 'open', (open) => open(conn, request, locals)))
     if (opening !== undefined) this.ctx.waitUntil(opening)
-    if (protocol === undefined) return new Response(null, { status: 101, webSocket: client })
-    return new Response(null, {
-      status: 101,
-      webSocket: client,
-      headers: { 'Sec-WebSocket-Protocol': protocol },
-    })
+    // Refuses permessage-deflate: the runtime inflates a frame before any size check of ours, so a
+    // small compressed frame could cost 32 MiB. An empty value counts as absent and the runtime
+    // would fill in the client's offer; one that names no extension it knows leaves compression
+    // off on every hop to the client. test/e2e/deflate.test.ts pins it.
+    const headers: Record<string, string> = { 'Sec-WebSocket-Extensions': 'no-compression' }
+    if (protocol !== undefined) headers['Sec-WebSocket-Protocol'] = protocol
+    return new Response(null, { status: 101, webSocket: client, headers })
   }
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {

@@ -2,13 +2,17 @@ import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
 import type { ProtocolFunction } from './behaviour.js'
 
+/** RFC 7230 §3.2.6 token, which RFC 6455 §4.1 requires of every subprotocol. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** What the client offered, less anything that is not a token: the 101 must never echo one. */
 function offeredProtocols(request: Request): string[] {
   const header = request.headers.get('Sec-WebSocket-Protocol')
   if (header === null) return []
   return header
     .split(',')
     .map((token) => token.trim())
-    .filter((token) => token !== '')
+    .filter((token) => TOKEN.test(token))
 }
 
 /**
