@@ -1,5 +1,5 @@
 import { AutoRouter, text } from 'itty-router'
-import { WebSocketObject, websocket } from '../index.js'
+import { WebSocketObject, isDurableWebSocketError, websocket } from '../index.js'
 import { chatPage, clientModule } from './chat/assets.js'
 import { ChatRoom, chat } from './chat/chat.js'
 
@@ -24,7 +24,17 @@ app.get('/', chatPage)
 app.get('/chat/client/:file', ({ params }) => clientModule(params.file ?? ''))
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
-app.get('/connections/:room', ({ params }, env: Env) => ws.room<Hub>(env, params.room).connectionStatus())
+app.get('/connections/:room', ({ params }, env: Env) => {
+  let hub: DurableObjectStub<Hub>
+  try {
+    hub = ws.room<Hub>(env, params.room)
+  } catch (error) {
+    // Thrown on, the router would answer with the error's name, code and message.
+    if (isDurableWebSocketError(error)) return text('Bad Request: not a room name.\n', { status: 400 })
+    throw error
+  }
+  return hub.connectionStatus()
+})
 
 interface Env {
   WEBSOCKET: DurableObjectNamespace<Hub>

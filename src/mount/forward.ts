@@ -1,6 +1,6 @@
 import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
-import { LOCALS_HEADER, hasLocals } from '../core/locals.js'
+import { LOCALS_HEADER, hasLocals, type LocalsDesk } from '../core/locals.js'
 import { log } from '../core/log.js'
 import type { WorkerSide } from '../options.js'
 import { DEFAULT_ROOM, roomNameProblem } from '../shared/roomName.js'
@@ -90,11 +90,15 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
 
 /**
  * A fresh Request, not the one the router saw: `stub.fetch` rejects requests
- * that itty-router has wrapped, and a copy lets us drop a forged locals header.
+ * that itty-router has wrapped, and a copy lets us drop a header the client
+ * sent. Locals go over RPC first (one more call to the same object, only
+ * when there are any), and the upgrade carries the ticket for them.
  */
-function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: object): Promise<Response> {
+async function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: object): Promise<Response> {
   const headers = new Headers(request.headers)
   headers.delete(LOCALS_HEADER)
-  if (hasLocals(locals)) headers.set(LOCALS_HEADER, JSON.stringify(locals))
+  if (hasLocals(locals)) {
+    headers.set(LOCALS_HEADER, await (stub as unknown as LocalsDesk).issueLocalsTicket(locals))
+  }
   return stub.fetch(new Request(request.url, { method: 'GET', headers }))
 }

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Locals } from '../core/events.js'
-import { readLocals } from '../core/locals.js'
+import { LocalsTickets } from '../core/locals.js'
 import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/types.js'
 import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
@@ -24,6 +24,7 @@ export class WebSocketObject<
 
   readonly #manager: WebSocketManager<Env, Data, In, Out, Locals>
   readonly #objectRouter: ObjectRouter<Env, Data, In, Out> | undefined
+  readonly #locals = new LocalsTickets()
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -82,8 +83,23 @@ export class WebSocketObject<
     await this.#manager.alarm()
   }
 
+  /**
+   * RPC, for the Worker side of this package: keeps the locals its
+   * middleware made for the upgrade that follows, and answers the ticket
+   * that upgrade carries.
+   */
+  issueLocalsTicket(locals: Locals): string {
+    return this.#locals.issue(locals)
+  }
+
   override async fetch(request: Request): Promise<Response> {
-    if (isWebSocketUpgrade(request)) return this.#manager.accept(request, readLocals(request))
+    if (isWebSocketUpgrade(request)) {
+      const locals = this.#locals.redeem(request)
+      // Only a client forwarded by hand can bring a header that names no ticket.
+      if (locals === undefined)
+        return new Response('Bad Request: unexpected locals header.\n', { status: 400 })
+      return this.#manager.accept(request, locals)
+    }
     const answer = await this.#objectRouter?.fetch(request, this.#manager)
     return answer ?? new Response('Not Found\n', { status: 404 })
   }

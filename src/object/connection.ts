@@ -333,7 +333,8 @@ function writeRecord<Data>(socket: WebSocket, record: StoredRecord<Data>): void 
   try {
     socket.serializeAttachment({ [ATTACHMENT_KEY]: record })
   } catch (cause) {
-    const tooLarge = /size|large|exceed|limit/i.test(String(cause))
+    // The runtime's message for either failure is not a contract; a clone that succeeds means size was the problem.
+    const tooLarge = isCloneable(record)
     throw new DurableWebSocketError(
       tooLarge ? 'ERR_DWS_ATTACHMENT_TOO_LARGE' : 'ERR_DWS_DATA_NOT_STORABLE',
       tooLarge
@@ -341,5 +342,14 @@ function writeRecord<Data>(socket: WebSocket, record: StoredRecord<Data>): void 
         : `conn.data of connection ${String(record.id)} cannot be stored (it must be structured-cloneable: no functions, no class instances with private state); the connection keeps its last stored data.`,
       { cause },
     )
+  }
+}
+
+function isCloneable(value: unknown): boolean {
+  try {
+    structuredClone(value)
+    return true
+  } catch {
+    return false
   }
 }

@@ -843,13 +843,17 @@ function isInvalidMessage(error: unknown): boolean {
  * gets none back fails the handshake, and RFC 6455 §4.2.2 allows only an
  * offered one, so a pick outside the list is a bug in the option.
  */
+/** RFC 7230 §3.2.6 token, which RFC 6455 §4.1 requires of every subprotocol. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** What the client offered, less anything that is not a token: the 101 must never echo one. */
 function offeredProtocols(request: Request): string[] {
   const header = request.headers.get('Sec-WebSocket-Protocol')
   if (header === null) return []
   return header
     .split(',')
     .map((token) => token.trim())
-    .filter((token) => token !== '')
+    .filter((token) => TOKEN.test(token))
 }
 
 function chooseProtocol<L>(

@@ -6,7 +6,7 @@ const WAIT_MS = 10_000
 const HEADERS_END = '\r\n\r\n'
 
 /** RFC 6455 §5.2 opcodes used here. */
-export const Opcode = { TEXT: 0x1, CLOSE: 0x8 } as const
+export const Opcode = { TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8 } as const
 
 export interface FrameOptions {
   /** Sets RSV1, which no extension was negotiated for: a protocol error for the receiver. */
@@ -43,14 +43,19 @@ export interface ServerFrame {
  */
 export interface RawSocket {
   readonly socket: Socket
+  /** The status line and headers of the 101, as the server wrote them. */
+  readonly head: string
   /** The server's frames so far (it never masks them). */
   frames(): ServerFrame[]
   /** Resolves when the TCP connection has closed. */
   readonly ended: Promise<void>
 }
 
-/** Opens `path` on `origin` (`http://host:port`) and resolves once the server has answered 101. */
-export async function openRaw(origin: string, path: string): Promise<RawSocket> {
+/**
+ * Opens `path` on `origin` (`http://host:port`) and resolves once the server
+ * has answered 101. `headers` ("Name: value" lines) go into the upgrade request.
+ */
+export async function openRaw(origin: string, path: string, headers: string[] = []): Promise<RawSocket> {
   const { hostname, port } = new URL(origin)
   const socket = connect(Number(port), hostname)
   let buffer = Buffer.alloc(0)
@@ -71,6 +76,7 @@ export async function openRaw(origin: string, path: string): Promise<RawSocket> 
       'Connection: Upgrade',
       `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
       'Sec-WebSocket-Version: 13',
+      ...headers,
       '',
       '',
     ].join('\r\n'),
@@ -92,6 +98,7 @@ export async function openRaw(origin: string, path: string): Promise<RawSocket> 
   )
   return {
     socket,
+    head: buffer.toString('latin1', 0, buffer.indexOf(HEADERS_END)),
     ended,
     frames: () => parseFrames(buffer.subarray(buffer.indexOf(HEADERS_END) + HEADERS_END.length)),
   }

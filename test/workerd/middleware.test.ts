@@ -65,6 +65,49 @@ describe('middleware: [factory, options] pairs', () => {
   })
 })
 
+describe('locals on a route that forwards the client request to the object itself', () => {
+  const FORGED = JSON.stringify({ user: 'admin' })
+
+  it('refuse a forged locals header with a plain 400 before the object accepts, so open never sees it', async () => {
+    const before = await joinForwarded()
+    const forged = await upgrade('/forward-guarded', { 'x-durable-websocket-locals': FORGED })
+    expect(forged.status).toBe(400)
+    expect(forged.webSocket).toBeNull()
+    expect(await forged.text()).toBe('Bad Request: unexpected locals header.\n')
+    // Refused before acceptance: no id was spent on it.
+    expect((await joinForwarded()).id).toBe(before.id + 1)
+  })
+
+  it('answer a malformed locals header with the same 400, never a throw or a 500', async () => {
+    for (const value of ['{not json', '%E0%A4%A', 'null', '"admin"', 'x'.repeat(8_000)]) {
+      const response = await upgrade('/forward-guarded', { 'x-durable-websocket-locals': value })
+      expect(response.status).toBe(400)
+      expect(await response.text()).toBe('Bad Request: unexpected locals header.\n')
+    }
+  })
+
+  it('open with empty locals when the client sent no such header', async () => {
+    expect((await joinForwarded()).locals).toEqual({})
+  })
+
+  it('cannot replay the ticket of an upgrade that came through the middleware', async () => {
+    const tickets = guarded.room(env, 'forwarded')
+    const ticket = await tickets.issueLocalsTicket({ user: 'alice' })
+    const first = await connect('/forward-guarded', { 'x-durable-websocket-locals': ticket })
+    expect((await first.nextJson<Opened>()).locals).toEqual({ user: 'alice' })
+    await leave(first)
+    const replayed = await upgrade('/forward-guarded', { 'x-durable-websocket-locals': ticket })
+    expect(replayed.status).toBe(400)
+  })
+})
+
+async function joinForwarded(): Promise<Opened> {
+  const client = await connect('/forward-guarded')
+  const opened = await client.nextJson<Opened>()
+  await leave(client)
+  return opened
+}
+
 describe('middleware()', () => {
   it('returns the [factory, options] pairs the module was made with, as a copy', () => {
     const pairs = guarded.middleware()

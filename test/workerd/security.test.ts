@@ -143,6 +143,17 @@ describe('the protocol option: (offered, request, locals) => string | undefined'
     }
   })
 
+  it('never sees an offered name that is not an RFC 7230 token, so the 101 cannot echo one', async () => {
+    const offer = 'a b, "quoted", chat/v1, x;y, second.v1'
+    const picked = await upgrade('/broken', { 'Sec-WebSocket-Protocol': offer })
+    expect(picked.status).toBe(101)
+    expect(picked.headers.get('Sec-WebSocket-Protocol')).toBe('second.v1')
+    const onlyInvalid = await upgrade('/broken', { 'Sec-WebSocket-Protocol': 'a b, "quoted"' })
+    expect(onlyInvalid.status).toBe(101)
+    expect(onlyInvalid.headers.get('Sec-WebSocket-Protocol')).toBeNull()
+    for (const response of [picked, onlyInvalid]) await leave(new Client(response.webSocket!))
+  })
+
   it('fails the upgrade with a bare 500 when it picks one the client did not offer, logs the pick and the room but not the offer, and spends no id', async () => {
     const logs = spyOnLogs()
     const lastId = await room.lastId()
