@@ -98,7 +98,7 @@ async function forwardUpgrade(request: Request, stub: DurableObjectStub, locals:
   const headers = new Headers(request.headers)
   headers.delete(LOCALS_HEADER)
   if (hasLocals(locals)) {
-    headers.set(LOCALS_HEADER, await (stub as unknown as LocalsDesk).issueLocalsTicket(locals))
+    headers.set(LOCALS_HEADER, await (stub as unknown as LocalsDesk).issueLocalsTicket(locals as Locals))
   }
   return stub.fetch(new Request(request.url, { method: 'GET', headers }))
 }
