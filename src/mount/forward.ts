@@ -3,10 +3,21 @@ import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals } from '../core/locals.js'
 import { log } from '../core/log.js'
 import { runMiddleware, type MiddlewareHandler } from './middleware.js'
-import { DEFAULT_ROOM, roomNameProblem } from './roomName.js'
+import { DEFAULT_ROOM, isRoomName, roomNameProblem } from './roomName.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
-export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
+/**
+ * What `handler()` and `run()` return. `room` names the room where the router
+ * keeps path parameters elsewhere than itty-router's `request.params`, e.g.
+ * Hono's `c.req.param('room')`. `ctx` is typed as Hono types
+ * `c.executionCtx`, which is the runtime's own ExecutionContext at run time.
+ */
+export type FetchHandler<Env> = (
+  request: Request,
+  env: Env,
+  ctx: Pick<ExecutionContext, 'waitUntil' | 'passThroughOnException'>,
+  room?: string,
+) => Promise<Response>
 
 /** Picks the room for an upgrade request; see the `room` option. */
 export type RoomFunction<Env> = (request: Request, env: Env, locals: Locals) => string | Promise<string>
@@ -19,7 +30,8 @@ export interface UpgradeTarget<Env> {
 }
 
 /** itty-router puts path parameters on the request; a `:room` segment names the room. */
-function roomFromPath(request: Request): string {
+function roomFromPath(request: Request, given: unknown): unknown {
+  if (given !== undefined) return given
   const params = (request as Request & { params?: Record<string, string | undefined> }).params
   return params?.room ?? DEFAULT_ROOM
 }
@@ -33,7 +45,7 @@ export function createUpgradeHandler<Env>(
   target: UpgradeTarget<Env>,
   chain: readonly MiddlewareHandler<Env>[],
 ): FetchHandler<Env> {
-  return async (request, env, ctx) => {
+  return async (request, env, ctx, given) => {
     try {
       const problem = findUpgradeProblem(request)
       if (problem !== undefined) {
@@ -42,14 +54,16 @@ export function createUpgradeHandler<Env>(
       }
       const locals: Locals = {}
       if (chain.length > 0) {
-        const stopped = await runMiddleware(chain, request, { env, ctx, locals })
+        const stopped = await runMiddleware(chain, request, { env, ctx: ctx as ExecutionContext, locals })
         if (stopped !== undefined) return stopped
       }
       // After the middleware, so a room function can use what it verified (e.g. the user's tenant).
       const pickRoom = target.roomFunction()
-      const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env, locals)
-      const badRoom = roomNameProblem(room)
-      if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
+      const room =
+        pickRoom === undefined ? roomFromPath(request, given) : await pickRoom(request, env, locals)
+      if (!isRoomName(room)) {
+        return new Response(`Bad Request: ${String(roomNameProblem(room))}.\n`, { status: 400 })
+      }
       return await forwardUpgrade(request, namespaceOf(env, target.binding).getByName(room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
