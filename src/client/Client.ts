@@ -338,7 +338,12 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   #closed(close: CloseEventInfo): void {
     this.#heartbeat?.stop()
-    if (isIdleTimeout(close) && this.#heartbeat === undefined && !this.#warnedIdle) {
+    if (
+      isIdleTimeout(close) &&
+      this.#heartbeat === undefined &&
+      this.#state !== 'closed' &&
+      !this.#warnedIdle
+    ) {
       // Without pings a quiet client is reaped, reconnects with a new id, and is reaped again.
       this.#warnedIdle = true
       console.warn(IDLE_WITHOUT_HEARTBEAT)
