@@ -1,6 +1,6 @@
 import { ClientError, describe } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
-import { validateClose, type CloseEventInfo } from './closeCodes.js'
+import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
@@ -91,6 +91,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   readonly #events = new Emitter<ClientEvents<Incoming>>(EVENT_NAMES)
   readonly #outbox: Outbox
   readonly #heartbeat: Heartbeat | undefined
+  #warnedIdle = false
   #state: ClientState = 'connecting'
   #socket: Socket | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
@@ -337,6 +338,16 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   #closed(close: CloseEventInfo): void {
     this.#heartbeat?.stop()
+    if (
+      isIdleTimeout(close) &&
+      this.#heartbeat === undefined &&
+      this.#state !== 'closed' &&
+      !this.#warnedIdle
+    ) {
+      // Without pings a quiet client is reaped, reconnects with a new id, and is reaped again.
+      this.#warnedIdle = true
+      console.warn(IDLE_WITHOUT_HEARTBEAT)
+    }
     const lasted = this.#openedAt !== undefined && Date.now() - this.#openedAt >= STABLE_MS
     this.#openedAt = undefined
     if (lasted) this.#step = 0

@@ -20,6 +20,14 @@ export function isRetryableClose(close: CloseEventInfo): boolean {
   return RETRYABLE_CLOSE_CODES.has(close.code)
 }
 
+/** How the server's `idleTimeout` reaper closes a connection that sent neither a message nor a ping. */
+export function isIdleTimeout(close: CloseEventInfo): boolean {
+  return close.code === 1001 && close.reason === 'Idle timeout'
+}
+
+export const IDLE_WITHOUT_HEARTBEAT =
+  'durable-websocket/client: the server closed this connection as idle (1001 "Idle timeout"), and this client sends no heartbeat, so it will be closed again every idleTimeout and get a new id each time. Pass connect(target, { heartbeat: N }) with N well below the server\'s idleTimeout, e.g. half of it.'
+
 /** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
 const MAX_CLOSE_REASON_BYTES = 123
 

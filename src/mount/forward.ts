@@ -3,11 +3,22 @@ import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals, type LocalsDesk } from '../core/locals.js'
 import { log } from '../core/log.js'
 import type { WorkerSide } from '../options.js'
-import { DEFAULT_ROOM, roomNameProblem } from '../shared/roomName.js'
+import { DEFAULT_ROOM, isRoomName, roomNameProblem } from '../shared/roomName.js'
 import { runMiddleware } from './middleware.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
-export type FetchHandler<Env> = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>
+/**
+ * What `handler()` and `run()` return. `room` names the room where the router
+ * keeps path parameters elsewhere than itty-router's `request.params`, e.g.
+ * Hono's `c.req.param('room')`. `ctx` is typed as Hono types
+ * `c.executionCtx`, which is the runtime's own ExecutionContext at run time.
+ */
+export type FetchHandler<Env> = (
+  request: Request,
+  env: Env,
+  ctx: Pick<ExecutionContext, 'waitUntil' | 'passThroughOnException'>,
+  room?: string,
+) => Promise<Response>
 
 /** Picks the room for an upgrade request; see the `room` option. */
 export type RoomFunction<Env, L = Locals> = (
@@ -17,7 +28,8 @@ export type RoomFunction<Env, L = Locals> = (
 ) => string | Promise<string>
 
 /** itty-router puts path parameters on the request; a `:room` segment names the room. */
-function roomFromPath(request: Request): string {
+function roomFromPath(request: Request, given: unknown): unknown {
+  if (given !== undefined) return given
   const params = (request as Request & { params?: Record<string, string | undefined> }).params
   return params?.room ?? DEFAULT_ROOM
 }
@@ -32,7 +44,7 @@ export function createUpgradeHandler<Env, L extends object>(
   withMiddleware: boolean,
 ): FetchHandler<Env> {
   const chain = withMiddleware ? worker.chain : []
-  return async (request, env, ctx) => {
+  return async (request, env, ctx, given) => {
     try {
       const problem = findUpgradeProblem(request)
       if (problem !== undefined) {
@@ -42,14 +54,16 @@ export function createUpgradeHandler<Env, L extends object>(
       // The middleware fills these in; until then they are empty, whatever `L` says.
       const locals = {} as L
       if (chain.length > 0) {
-        const stopped = await runMiddleware(chain, request, { env, ctx, locals })
+        const stopped = await runMiddleware(chain, request, { env, ctx: ctx as ExecutionContext, locals })
         if (stopped !== undefined) return stopped
       }
       // After the middleware, so a room function can use what it verified (e.g. the user's tenant).
       const pickRoom = worker.room
-      const room = pickRoom === undefined ? roomFromPath(request) : await pickRoom(request, env, locals)
-      const badRoom = roomNameProblem(room)
-      if (badRoom !== undefined) return new Response(`Bad Request: ${badRoom}.\n`, { status: 400 })
+      const room =
+        pickRoom === undefined ? roomFromPath(request, given) : await pickRoom(request, env, locals)
+      if (!isRoomName(room)) {
+        return new Response(`Bad Request: ${String(roomNameProblem(room))}.\n`, { status: 400 })
+      }
       return await forwardUpgrade(request, namespaceOf(env, worker.binding).getByName(room), locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)

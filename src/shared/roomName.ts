@@ -23,3 +23,9 @@ export function roomNameProblem(name: unknown): string | undefined {
   }
   return undefined
 }
+
+/** Whether `name` is a room name, e.g. to answer 400 on your own route before `ws.room(env, name)` throws. */
+export function isRoomName(name: unknown): name is string {
+  return roomNameProblem(name) === undefined
+}
+

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { join, resolve } from 'node:path'
+import { join, posix, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { connect } from './client.js'
@@ -26,22 +26,54 @@ function freePort(): Promise<number> {
 }
 
 describe('the published package', () => {
-  it('npm pack lists only dist, the README, the licence and package.json, and leaves the demo out', async () => {
+  it('npm pack lists dist, the docs, the examples, the bench results, the README, CONTRIBUTING, the licence and package.json, and leaves the demo out', async () => {
     // npm test has built dist/ already; --ignore-scripts keeps prepack from building it again.
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: REPO_ROOT,
     })
     const [report] = JSON.parse(stdout) as [{ files: { path: string }[] }]
     const paths = report.files.map((file) => file.path)
-    expect(paths).toContain('dist/index.js')
-    expect(paths).toContain('dist/index.d.ts')
-    expect(paths).toContain('README.md')
-    expect(paths).toContain('LICENSE')
-    const unexpected = paths.filter(
-      (path) => !path.startsWith('dist/') && !['README.md', 'LICENSE', 'package.json'].includes(path),
-    )
-    expect(unexpected).toEqual([])
+    for (const path of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'README.md',
+      'CONTRIBUTING.md',
+      'LICENSE',
+      'docs/api.md',
+      'docs/guide.md',
+      'examples/echo/src/worker.ts',
+      'examples/chat/public/index.html',
+      'bench/RESULTS.md',
+    ]) {
+      expect(paths).toContain(path)
+    }
+    const shipped =
+      /^(dist|docs|examples)\/|^bench\/RESULTS[\w-]*\.md$|^(README|CONTRIBUTING)\.md$|^LICENSE$|^package\.json$/
+    expect(paths.filter((path) => !shipped.test(path))).toEqual([])
     expect(paths.filter((path) => path.startsWith('dist/demo'))).toEqual([])
+    // What a run of an example leaves behind is not the example.
+    expect(
+      paths.filter((path) => /node_modules|\.wrangler|worker-configuration|chat\.js$/.test(path)),
+    ).toEqual([])
+  })
+
+  it("resolves every relative link of the README and docs/api.md inside the package, as a user's node_modules has it", async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: REPO_ROOT,
+    })
+    const [report] = JSON.parse(stdout) as [{ files: { path: string }[] }]
+    const paths = new Set(report.files.map((file) => file.path))
+    const broken: string[] = []
+    for (const page of ['README.md', 'docs/api.md']) {
+      const text = await readFile(join(REPO_ROOT, page), 'utf8')
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        if (target === undefined || /^[a-z]+:/.test(target)) continue
+        const resolved = posix.normalize(posix.join(posix.dirname(page), target)).replace(/\/$/, '')
+        const found = paths.has(resolved) || [...paths].some((path) => path.startsWith(`${resolved}/`))
+        if (!found) broken.push(`${page} -> ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
   })
 })
 

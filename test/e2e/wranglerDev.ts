@@ -49,6 +49,8 @@ export interface StartOptions {
   port?: number
   /** A wrangler.toml other than the repo's (a test fixture), passed as `--config`. */
   config?: string
+  /** A project of its own (an example installed elsewhere): run there, with its own wrangler. */
+  project?: string
 }
 
 /**
@@ -64,15 +66,18 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
     '--show-interactive-dev-session=false',
     ...(options.config === undefined ? [] : ['--config', options.config]),
   ]
+  const cwd = options.project ?? REPO_ROOT
+  const wrangler =
+    options.project === undefined ? WRANGLER : join(cwd, 'node_modules/wrangler/bin/wrangler.js')
   const [command, args] =
     options.npmStartPort === undefined
       ? [
           process.execPath,
-          [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(options.port ?? 0), ...devFlags],
+          [wrangler, 'dev', '--ip', '127.0.0.1', '--port', String(options.port ?? 0), ...devFlags],
         ]
       : ['npm', ['start', '--', '--port', String(options.npmStartPort), ...devFlags]]
   const group = spawnProcessGroup(command, args, {
-    cwd: REPO_ROOT,
+    cwd,
     env: {
       ...process.env,
       WRANGLER_SEND_METRICS: 'false',
