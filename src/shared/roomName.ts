@@ -28,4 +28,3 @@ export function roomNameProblem(name: unknown): string | undefined {
 export function isRoomName(name: unknown): name is string {
   return roomNameProblem(name) === undefined
 }
-
