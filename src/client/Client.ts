@@ -301,15 +301,22 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   }
 
   #dial(protocols: readonly string[], offerSession = this.#offerSession): void {
-    if (offerSession && protocols.includes(SESSION_PROTOCOL)) {
-      const why = `options.protocols() named ${SESSION_PROTOCOL}, which the client offers itself; leave it out.`
+    if (
+      offerSession &&
+      protocols.some((name) => name.startsWith('dws.session.') || name.startsWith('dws.resume.'))
+    ) {
+      const why =
+        'options.protocols() named a dws.session.* or dws.resume.* subprotocol, which the client offers itself; leave it out.'
       this.#failed(new ClientError('ERR_DWS_INVALID_OPTIONS', why))
       return
     }
     this.#offer = protocols
     this.#offered = offerSession
     this.#socketOpened = false
-    const offer = offerSession ? [SESSION_PROTOCOL, ...protocols] : protocols
+    const resume = offerSession ? this.#session?.resumeOffer() : undefined
+    const offer = offerSession
+      ? [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resume]), ...protocols]
+      : protocols
     let socket: Socket
     try {
       // Without an offer the second argument is left out, as a bare `new WebSocket(url)` would.
@@ -386,11 +393,9 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       this.#offerSession = false
       this.#forgetSession(true)
     }
-    const session = this.#session
-    if (this.#offered && this.#protocol === SESSION_PROTOCOL && session !== undefined) {
-      // No data frame may go before the welcome, so the client stays `connecting` until it comes.
+    if (this.#offered && this.#protocol === SESSION_PROTOCOL && this.#session !== undefined) {
+      // The server speaks first; no data frame may go before its welcome, so the client stays `connecting`.
       this.#mode = 'welcome'
-      socket.send(session.hello())
       return
     }
     this.#ready(socket, false)
@@ -454,7 +459,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     }
   }
 
-  /** The welcome for this socket's hello: the session is (re)established, or a new one replaces it. */
+  /** The server's first frame on a session socket: the session is (re)established, or a new one replaces it. */
   #welcomed(welcome: Welcome): void {
     const session = this.#session
     const socket = this.#socket

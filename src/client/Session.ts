@@ -3,6 +3,16 @@ import type { Frame } from './Outbox.js'
 /** The subprotocol a session client offers first; a 101 that names it switches the socket to sessions. */
 export const SESSION_PROTOCOL = 'dws.session.v1'
 
+/** Offered after SESSION_PROTOCOL by a client that holds a session: `dws.resume.<last>.<token>`. */
+export const RESUME_PREFIX = 'dws.resume.'
+
+/** base64url without padding: it must fit in a subprotocol name, and a dot would end it. */
+const TOKEN = /^[A-Za-z0-9_-]+$/
+
+export function isToken(value: unknown): value is string {
+  return typeof value === 'string' && TOKEN.test(value)
+}
+
 /** Data frames in a row the client takes before it acknowledges them without waiting for the timer. */
 export const ACK_EVERY = 32
 
@@ -31,6 +41,8 @@ export interface Welcome {
   token: string
   resumed: boolean
   handled: number
+  /** The position the client holds from now on: its own on a resume, the log's head for a new session. */
+  last: number
 }
 
 /** What a frame from the server turned out to be. */
@@ -72,9 +84,14 @@ export class Session {
     return { token: this.token, last: this.last, next: this.next, unacknowledged: this.unacknowledged }
   }
 
-  /** The first frame on every session socket. */
-  hello(): string {
-    return JSON.stringify({ t: 'hello', v: 1, token: this.token, last: this.last })
+  /**
+   * What asks the server to resume this session, offered as a subprotocol
+   * beside SESSION_PROTOCOL: the server must know it when it accepts the
+   * socket, before any frame. Undefined while the client holds no session.
+   */
+  resumeOffer(): string | undefined {
+    if (this.token === null) return undefined
+    return `${RESUME_PREFIX}${String(this.last)}.${this.token}`
   }
 
   ack(): string {
@@ -104,7 +121,7 @@ export class Session {
   }
 
   /**
-   * Takes a welcome for the hello this session sent. On a resume it returns
+   * Takes the welcome, the first frame on a session socket. On a resume it returns
    * the frames to write again, in order; when the server started a new
    * session although the client asked for an old one, it returns the frames
    * that old session never confirmed, as `reset`, and starts over.
@@ -120,10 +137,10 @@ export class Session {
     this.token = welcome.token
     this.id = welcome.id
     this.receivedSinceAck = 0
+    this.last = welcome.last
     if (!welcome.resumed) {
       const lost = this.unacknowledged.map((entry) => entry.frame)
       this.unacknowledged = []
-      this.last = 0
       this.next = 1
       return { resend: [], reset: askedToResume ? lost : undefined }
     }
@@ -198,20 +215,20 @@ function control(text: string): Incoming {
   const fields = frame as Record<string, unknown>
   switch (fields.t) {
     case 'welcome': {
-      const { v, id, token, resumed, handled } = fields
+      const { v, id, token, resumed, handled, last } = fields
       if (
         v !== 1 ||
         !isCount(id) ||
-        typeof token !== 'string' ||
-        token === '' ||
+        !isToken(token) ||
         typeof resumed !== 'boolean' ||
-        !isCount(handled)
+        !isCount(handled) ||
+        !isCount(last)
       ) {
         throw new ProtocolViolation(
-          'a welcome lacked v: 1, id, token, resumed or handled, or had one of the wrong type.',
+          'a welcome lacked v: 1, id, a base64url token, resumed, handled or last, or had one of the wrong type.',
         )
       }
-      return { kind: 'welcome', welcome: { id, token, resumed, handled } }
+      return { kind: 'welcome', welcome: { id, token, resumed, handled, last } }
     }
     case 'ack':
       if (!isCount(fields.handled))

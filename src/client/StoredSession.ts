@@ -1,5 +1,5 @@
 import type { Frame } from './Outbox.js'
-import type { Numbered, SessionState } from './Session.js'
+import { isToken, type Numbered, type SessionState } from './Session.js'
 
 /**
  * Where a session outlives its page: `sessionStorage` and `localStorage` fit
@@ -97,9 +97,7 @@ function isCount(value: unknown): value is number {
 function isPosition(value: unknown): value is StoredPosition {
   if (typeof value !== 'object' || value === null) return false
   const { v, token, last, next } = value as Record<string, unknown>
-  return (
-    v === 1 && (token === null || typeof token === 'string') && isCount(last) && isCount(next) && next >= 1
-  )
+  return v === 1 && (token === null || isToken(token)) && isCount(last) && isCount(next) && next >= 1
 }
 
 function isStoredFrame(value: unknown): value is StoredFrame {

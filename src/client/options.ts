@@ -2,7 +2,7 @@ import { ClientError, describe } from './ClientError.js'
 import { isRetryableClose, type CloseEventInfo } from './closeCodes.js'
 import { resolveProtocols, type ProtocolsOption, type ResolvedProtocols } from './protocols.js'
 import { resolveSerializer, type Serializer, type SerializerOption } from './serializer.js'
-import { SESSION_PROTOCOL } from './Session.js'
+import { RESUME_PREFIX, SESSION_PROTOCOL } from './Session.js'
 import type { SessionStore } from './StoredSession.js'
 
 /** Any WHATWG-style WebSocket class: the browser's, Node 22's global one, or the `ws` package's. */
@@ -221,9 +221,13 @@ export function resolveOptions<Incoming, Outgoing>(
     )
   }
   const offer = resolveProtocols(protocols)
-  if (session && typeof offer !== 'function' && offer.includes(SESSION_PROTOCOL)) {
+  if (
+    session &&
+    typeof offer !== 'function' &&
+    offer.some((name) => name.startsWith('dws.session.') || name.startsWith(RESUME_PREFIX))
+  ) {
     throw invalid(
-      `options.protocols names ${SESSION_PROTOCOL}, which the client offers itself; leave it out.`,
+      `options.protocols names a dws.session.* or ${RESUME_PREFIX}* subprotocol, which the client offers itself (${SESSION_PROTOCOL}); leave it out.`,
     )
   }
   return {

@@ -154,11 +154,7 @@ describe('connect(target, { session, store, storeKey }) checks the session optio
       /cannot go with session: false/,
     ],
     ['an empty storeKey', { storeKey: '' }, /options\.storeKey/],
-    [
-      'the session subprotocol among the app’s',
-      { protocols: ['dws.session.v1'] },
-      /offers itself; leave it out/,
-    ],
+    ['the session subprotocol among the app’s', { protocols: ['dws.session.v1'] }, /offers itself/],
   ])('refuses %s with ERR_DWS_INVALID_OPTIONS', (_what, options, message) => {
     const attempt = (): unknown => connect('ws://127.0.0.1:1/ws', options)
     expect(attempt).toThrow(message)

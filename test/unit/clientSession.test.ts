@@ -50,14 +50,10 @@ function welcome(fields: Record<string, unknown> = {}): string {
     token: 'token-1',
     resumed: false,
     handled: 0,
+    last: 0,
     window: 120_000,
     ...fields,
   })
-}
-
-function parsed(frame: string | undefined): unknown {
-  if (frame === undefined) throw new Error('no such frame')
-  return JSON.parse(frame)
 }
 
 /** Opens the socket as a session and welcomes it; returns the socket. */
@@ -91,12 +87,13 @@ describe('connect(url) negotiates a session', () => {
     expect(fake.last().offered).toEqual([SESSION, 'dws.auth', 'secret'])
   })
 
-  it('sends a hello with no token as its first frame, and nothing else until the welcome', () => {
+  it('offers no resume while it holds no session, and sends nothing until the welcome', () => {
     const started = start()
     started.client.send({ early: 1 })
     const socket = started.fake.last()
+    expect(socket.offered).toEqual([SESSION])
     socket.accept(SESSION)
-    expect(socket.texts()).toEqual(['{"t":"hello","v":1,"token":null,"last":0}'])
+    expect(socket.texts()).toEqual([])
     expect(started.client.state).toBe('connecting')
     expect(started.of('open')).toEqual([])
   })
@@ -109,7 +106,7 @@ describe('connect(url) negotiates a session', () => {
     expect(started.of('open')).toEqual([{ reconnected: false, resumed: false }])
     expect(started.client.id).toBe(42)
     expect(started.client.protocol).toBe(SESSION)
-    expect(socket.texts().slice(1)).toEqual(['1 {"early":1}', '2 "two"'])
+    expect(socket.texts()).toEqual(['1 {"early":1}', '2 "two"'])
     started.client.send([3])
     expect(socket.texts().at(-1)).toBe('3 [3]')
   })
@@ -188,7 +185,7 @@ describe('acknowledgements', () => {
     ])
     socket.receive('{"t":"ack","handled":1}')
     expect(started.client.send(4)).toBe(true)
-    expect(socket.texts().slice(1)).toEqual(['1 1', '2 2', '3 4'])
+    expect(socket.texts()).toEqual(['1 1', '2 2', '3 4'])
   })
 })
 
@@ -202,17 +199,16 @@ describe('a resume after a cut', () => {
     expect(started.of('close')).toEqual([{ code: 1006, reason: '', wasClean: false, willReconnect: true }])
     started.client.send('while away')
     const second = await nextAttempt(started)
+    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1'])
     second.accept(SESSION)
-    expect(parsed(second.texts()[0])).toEqual({ t: 'hello', v: 1, token: 'token-1', last: 4 })
-    second.receive(welcome({ id: 9, token: 'token-2', resumed: true, handled: 1 }))
-    expect(second.texts().slice(1)).toEqual(['2 2', '3 3', '4 "while away"'])
+    second.receive(welcome({ id: 9, token: 'token-2', resumed: true, handled: 1, last: 4 }))
+    expect(second.texts()).toEqual(['2 2', '3 3', '4 "while away"'])
     expect(started.of('open').at(-1)).toEqual({ reconnected: true, resumed: true })
     expect(started.of('reset')).toEqual([])
     expect(started.client.id).toBe(9)
     second.drop(1006)
     const third = await nextAttempt(started)
-    third.accept(SESSION)
-    expect(parsed(third.texts()[0])).toEqual({ t: 'hello', v: 1, token: 'token-2', last: 4 })
+    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2'])
   })
 
   it('sends what an open listener sends after the resent messages and before what waited', async () => {
@@ -225,7 +221,7 @@ describe('a resume after a cut', () => {
     const second = await nextAttempt(started)
     second.accept(SESSION)
     second.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
-    expect(second.texts().slice(1)).toEqual(['1 "unacked"', '2 "from open"', '3 "waited"'])
+    expect(second.texts()).toEqual(['1 "unacked"', '2 "from open"', '3 "waited"'])
   })
 
   it('refuses a data frame whose position is not above the last one, as a protocol error', () => {
@@ -253,7 +249,8 @@ describe('a reset', () => {
     started.client.send(new Uint8Array([1, 2]))
     const second = await nextAttempt(started)
     second.accept(SESSION)
-    second.receive(welcome({ id: 11, token: 'token-new', resumed: false }))
+    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1'])
+    second.receive(welcome({ id: 11, token: 'token-new', resumed: false, last: 900 }))
     const resets = started.of('reset') as { unacknowledged: (string | ArrayBuffer)[] }[]
     expect(resets).toHaveLength(1)
     const [text, bytes] = resets[0]?.unacknowledged ?? []
@@ -266,8 +263,10 @@ describe('a reset', () => {
     expect(started.client.queued).toBe(0)
     started.client.send('fresh')
     expect(second.texts().at(-1)).toBe('1 "fresh"')
-    second.receive('1 "new log"')
+    second.receive('901 "new log"')
     expect(started.of('message').at(-1)).toBe('new log')
+    second.drop(1006)
+    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.901.token-new'])
   })
 
   it('does not reset a client that asked for no session', () => {
@@ -291,10 +290,10 @@ describe('start(options) with a store', () => {
     // The page goes away without a word; a new one starts from the store.
     const reloaded = start({ store })
     const next = reloaded.fake.last()
+    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1'])
     next.accept(SESSION)
-    expect(parsed(next.texts()[0])).toEqual({ t: 'hello', v: 1, token: 'token-1', last: 12 })
-    next.receive(welcome({ id: 5, token: 'token-2', resumed: true, handled: 0 }))
-    expect(next.texts().slice(1)).toEqual([
+    next.receive(welcome({ id: 5, token: 'token-2', resumed: true, handled: 0, last: 12 }))
+    expect(next.texts()).toEqual([
       '1 "one"',
       '<bytes:2 \u00ff\u0000\u0007>'.replace('\u00ff', '\ufffd'),
       '3 "queued"',
@@ -313,7 +312,7 @@ describe('start(options) with a store', () => {
     const next = reloaded.fake.last()
     next.accept(SESSION)
     next.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
-    const resent = next.sent[1] as Uint8Array
+    const resent = next.sent[0] as Uint8Array
     expect([...resent]).toEqual([0x31, 0x20, 255, 0, 7])
   })
 
@@ -342,16 +341,14 @@ describe('start(options) with a store', () => {
     await vi.advanceTimersByTimeAsync(0)
     expect(page.client.state).toBe('closed')
     const later = start({ store })
-    later.fake.last().accept(SESSION)
-    expect(parsed(later.fake.last().texts()[0])).toMatchObject({ token: 'kept' })
+    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept'])
   })
 
   it('starts a fresh session from a store whose entry it cannot read', () => {
     const store = memoryStore()
     store.setItem(`durable-websocket:${URL}`, '{not json')
     const page = start({ store })
-    page.fake.last().accept(SESSION)
-    expect(parsed(page.fake.last().texts()[0])).toMatchObject({ token: null, last: 0 })
+    expect(page.fake.last().offered).toEqual([SESSION])
   })
 
   it('reports a store that throws on write as ERR_DWS_STORE_FAILED and goes on', async () => {
@@ -478,6 +475,11 @@ describe('a server that breaks the protocol', () => {
       },
     ],
     ['a welcome without a token', (socket: FakeSocket) => socket.receive(welcome({ token: undefined }))],
+    [
+      'a welcome whose token cannot go in a subprotocol name',
+      (socket: FakeSocket) => socket.receive(welcome({ token: 'a.b' })),
+    ],
+    ['a welcome without last', (socket: FakeSocket) => socket.receive(welcome({ last: undefined }))],
     [
       'a second welcome',
       (socket: FakeSocket) => {
