@@ -1,11 +1,28 @@
 import { ClientError, describe } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
-import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
+import {
+  IDLE_WITHOUT_HEARTBEAT,
+  PROTOCOL_ERROR,
+  SESSION_TAKEN_OVER,
+  SLOW_CONSUMER,
+  isIdleTimeout,
+  validateClose,
+  type CloseEventInfo,
+} from './closeCodes.js'
 import { Emitter } from './Emitter.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox, type Frame } from './Outbox.js'
 import { nextOffer } from './protocols.js'
+import {
+  ACK_AFTER_MS,
+  ACK_EVERY,
+  ProtocolViolation,
+  Session,
+  SESSION_PROTOCOL,
+  type Welcome,
+} from './Session.js'
+import { StoredSession } from './StoredSession.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -19,6 +36,22 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 export interface OpenInfo {
   /** True for every connection after the first. */
   reconnected: boolean
+  /**
+   * True when the server took this connection back into the session it had
+   * before: same `client.id`, and every message it missed follows. False for
+   * a new session, and always in plain mode.
+   */
+  resumed: boolean
+}
+
+export interface ResetInfo {
+  /**
+   * What the client had sent or queued that the old session never
+   * confirmed, oldest first, as the serializer encoded it (text) or as
+   * bytes. The server may or may not have handled the ones it had sent; the
+   * client sends none of them again.
+   */
+  unacknowledged: (string | ArrayBuffer)[]
 }
 
 export interface CloseInfo extends CloseEventInfo {
@@ -36,6 +69,12 @@ export interface ReconnectInfo {
 export interface ClientEvents<Incoming> {
   /** A connection opened. Messages queued meanwhile go out right after these listeners return. */
   open: (info: OpenInfo) => void
+  /**
+   * The server could not resume the session (too late, or it lost track)
+   * and started a new one: state the app built from earlier messages may
+   * have gaps, so refetch it. Comes right before `open` with `resumed: false`.
+   */
+  reset: (info: ResetInfo) => void
   /** One text frame, decoded by the serializer. */
   message: (message: Incoming) => void
   /** One binary frame, as it came. */
@@ -52,6 +91,7 @@ export type ClientEventName = keyof ClientEvents<unknown>
 
 const EVENT_NAMES: readonly ClientEventName[] = [
   'open',
+  'reset',
   'message',
   'binary',
   'close',
@@ -102,12 +142,29 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #openedAt: number | undefined
   #everOpened = false
   #protocol = ''
+  /** The session, unless `session: false`; it lives as long as the client, across sockets. */
+  #session: Session | undefined
+  #stored: StoredSession | undefined
+  /** False after `session: false`, or once a server showed that it does not speak sessions. */
+  #offerSession: boolean
+  /** A welcome came on some socket of this client: the server speaks sessions. */
+  #sessionSeen = false
+  /** Whether the current socket speaks the session protocol, and whether it still waits for its welcome. */
+  #mode: 'plain' | 'session' | 'welcome' = 'plain'
+  /** The current socket's attempt: what the app offered, whether the session was offered too, whether it opened. */
+  #offer: readonly string[] = []
+  #offered = false
+  #socketOpened = false
+  #ackTimer: ReturnType<typeof setTimeout> | undefined
+  #unsaved: { position: boolean; messages: boolean } | undefined
 
   /** Checks the options (throwing `ERR_DWS_INVALID_OPTIONS`) and starts connecting; the same as `connect()`. */
   constructor(target: string | URL | ConnectTarget, options?: ClientOptions<Incoming, Outgoing>) {
     this.url = resolveUrl(target)
     this.#options = resolveOptions(options)
     this.#outbox = new Outbox(this.#options.maxQueued)
+    this.#offerSession = this.#options.session
+    if (this.#options.session) this.#session = this.#loadSession()
     const heartbeat = this.#options.heartbeat
     this.#heartbeat =
       heartbeat === undefined
@@ -133,9 +190,18 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     return this.#protocol
   }
 
-  /** Messages waiting for a connection. */
+  /** Messages the client holds: waiting for a connection, or sent in a session and not yet acknowledged. */
   get queued(): number {
-    return this.#outbox.size
+    return this.#outbox.size + this.#held()
+  }
+
+  /**
+   * The server's id for this client's session (`conn.id` there), from the
+   * latest welcome: it stays the same across resumed connections and
+   * changes on a reset. Undefined before the first welcome, in plain mode, and once the session ended.
+   */
+  get id(): number | undefined {
+    return this.#session?.id
   }
 
   /** Adds a listener; returns the function that removes it. */
@@ -154,11 +220,21 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#state === 'closed') return false
     const frame = this.#encode(message)
     const socket = this.#socket
+    const session = this.#session
     if (this.#state === 'open' && socket?.readyState === OPEN) {
-      socket.send(frame)
+      if (this.#mode !== 'session' || session === undefined) {
+        socket.send(frame)
+        return true
+      }
+      if (session.unacknowledged.length >= this.#options.maxQueued) return false
+      socket.send(session.number(frame))
+      this.#changed('messages')
+      this.#armAck()
       return true
     }
-    return this.#outbox.push(frame)
+    if (!this.#outbox.push(frame, this.#held())) return false
+    this.#changed('messages')
+    return true
   }
 
   /**
@@ -172,6 +248,8 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
     this.#heartbeat?.stop()
     this.#outbox.clear()
+    // The close frame ends the session on the server; a reload must not try to resume it.
+    this.#forgetSession(true)
     const socket = this.#socket
     // Between attempts there is no socket to wait for: the client is closed now.
     if (socket === undefined)
@@ -225,14 +303,30 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#closed({ code: 1006, reason: '', wasClean: false })
   }
 
-  #dial(protocols: readonly string[]): void {
+  #dial(protocols: readonly string[], offerSession = this.#offerSession): void {
+    if (
+      offerSession &&
+      protocols.some((name) => name.startsWith('dws.session.') || name.startsWith('dws.resume.'))
+    ) {
+      const why =
+        'options.protocols() named a dws.session.* or dws.resume.* subprotocol, which the client offers itself; leave it out.'
+      this.#failed(new ClientError('ERR_DWS_INVALID_OPTIONS', why))
+      return
+    }
+    this.#offer = protocols
+    this.#offered = offerSession
+    this.#socketOpened = false
+    const resume = offerSession ? this.#session?.resumeOffer() : undefined
+    const offer = offerSession
+      ? [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resume]), ...protocols]
+      : protocols
     let socket: Socket
     try {
       // Without an offer the second argument is left out, as a bare `new WebSocket(url)` would.
       socket = (
-        protocols.length === 0
+        offer.length === 0
           ? new this.#options.WebSocket(this.url)
-          : new this.#options.WebSocket(this.url, [...protocols])
+          : new this.#options.WebSocket(this.url, [...offer])
       ) as Socket
     } catch (cause) {
       this.#failed(
@@ -251,10 +345,13 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     socket.onerror = () => {
       if (socket !== this.#socket) return
       // Browsers say nothing more, on purpose; the close event that follows has the code.
-      this.#events.emit(
-        'error',
-        new ClientError('ERR_DWS_SOCKET_ERROR', `The WebSocket to ${this.url} failed.`),
-      )
+      // A handshake that failed only for the session offer is tried again without it, quietly.
+      if (!this.#fallsBack()) {
+        this.#events.emit(
+          'error',
+          new ClientError('ERR_DWS_SOCKET_ERROR', `The WebSocket to ${this.url} failed.`),
+        )
+      }
       // Node 22's WebSocket (undici) reports a failed handshake with this error alone and stays
       // CONNECTING for good (nodejs/undici#3546); by the spec it is CLOSED by now, with a close to follow.
       setTimeout(() => {
@@ -265,33 +362,141 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     }
     socket.onclose = ({ code, reason, wasClean }) => {
       if (socket !== this.#socket) return
-      this.#socket = undefined
-      this.#closed({ code, reason, wasClean })
+      this.#lost({ code, reason, wasClean })
     }
+  }
+
+  /**
+   * Browsers, Node 22 and `ws` all fail a handshake whose 101 names no
+   * subprotocol when one was offered, and a server that predates sessions
+   * names none. So while no server has welcomed this client, an attempt that
+   * offered the session and never opened is made again at once without it.
+   */
+  #fallsBack(): boolean {
+    return this.#offered && !this.#socketOpened && !this.#sessionSeen && this.#state === 'connecting'
+  }
+
+  /** The current socket is gone, by its close event or because the client gave up on it. */
+  #lost(close: CloseEventInfo): void {
+    this.#socket = undefined
+    this.#stopAck()
+    const fallBack = this.#fallsBack()
+    this.#mode = 'plain'
+    if (fallBack) this.#dial(this.#offer, false)
+    else this.#closed(close)
   }
 
   #opened(socket: Socket): void {
     if (this.#state === 'closed') return
+    this.#socketOpened = true
+    this.#protocol = socket.protocol ?? ''
+    this.#heartbeat?.start()
+    if (!this.#offered && this.#offerSession) {
+      // This was the attempt without the session offer, and it opened: the server does not speak it.
+      this.#offerSession = false
+      this.#forgetSession(true)
+    }
+    if (this.#offered && this.#protocol === SESSION_PROTOCOL && this.#session !== undefined) {
+      // The server speaks first; no data frame may go before its welcome, so the client stays `connecting`.
+      this.#mode = 'welcome'
+      return
+    }
+    this.#ready(socket, false)
+  }
+
+  #ready(socket: Socket, resumed: boolean): void {
     this.#state = 'open'
     this.#attempts = 0
     this.#openedAt = Date.now()
-    this.#protocol = socket.protocol ?? ''
-    this.#heartbeat?.start()
     const reconnected = this.#everOpened
     this.#everOpened = true
-    this.#events.emit('open', { reconnected })
+    this.#events.emit('open', { reconnected, resumed })
     // Listeners may have sent (e.g. to join a room again) or closed; the backlog follows what they sent.
+    const session = this.#mode === 'session' ? this.#session : undefined
+    let sent = false
     while (this.#state === 'open' && socket === this.#socket && socket.readyState === OPEN) {
       const frame = this.#outbox.shift()
       if (frame === undefined) break
-      socket.send(frame)
+      socket.send(session === undefined ? frame : session.number(frame))
+      sent = true
+    }
+    if (sent && session !== undefined) {
+      this.#changed('messages')
+      this.#armAck()
     }
   }
 
   #received(data: unknown): void {
     this.#heartbeat?.received()
+    if (data === this.#options.heartbeat?.response) return
+    const bytes = ArrayBuffer.isView(data)
+      ? (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer)
+      : data
+    const session = this.#session
+    if (this.#mode === 'plain' || session === undefined) {
+      this.#deliver(bytes)
+      return
+    }
+    if (typeof bytes !== 'string' && !(bytes instanceof ArrayBuffer)) return
+    try {
+      const incoming = session.receive(bytes)
+      if (incoming.kind === 'welcome') {
+        if (this.#mode !== 'welcome') throw new ProtocolViolation('a second welcome came on one socket.')
+        this.#welcomed(incoming.welcome)
+      } else if (this.#mode === 'welcome' && incoming.kind !== 'other') {
+        throw new ProtocolViolation(
+          `${incoming.kind === 'ack' ? 'an ack' : 'a data frame'} came before the welcome.`,
+        )
+      } else if (incoming.kind === 'ack') {
+        session.acknowledge(incoming.handled)
+        this.#changed('messages')
+      } else if (incoming.kind === 'data') {
+        this.#changed('position')
+        if (session.receivedSinceAck >= ACK_EVERY) this.#socket?.send(session.ack())
+        this.#armAck()
+        this.#deliver(incoming.payload)
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolViolation)) throw error
+      this.#violated(error.message)
+    }
+  }
+
+  /** The server's first frame on a session socket: the session is (re)established, or a new one replaces it. */
+  #welcomed(welcome: Welcome): void {
+    const session = this.#session
+    const socket = this.#socket
+    if (session === undefined || socket === undefined) return
+    const { resend, reset } = session.welcome(welcome)
+    this.#mode = 'session'
+    this.#sessionSeen = true
+    this.#changed('position')
+    this.#changed('messages')
+    if (reset !== undefined) {
+      const unacknowledged = [...reset, ...this.#outbox.clear()].map((frame) =>
+        typeof frame === 'string' || frame instanceof ArrayBuffer
+          ? frame
+          : (frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength) as ArrayBuffer),
+      )
+      this.#events.emit('reset', { unacknowledged })
+      // A reset listener may have closed the client.
+      if (this.#state !== 'connecting' || socket !== this.#socket) return
+    }
+    // Resent first, with their old numbers: anything new must come after them.
+    for (const frame of resend) socket.send(frame)
+    if (resend.length > 0) this.#armAck()
+    this.#ready(socket, welcome.resumed)
+  }
+
+  /** The server broke the session protocol: a bug, so the client stops instead of guessing. */
+  #violated(why: string): void {
+    const message = `The server broke the session protocol: ${why} If it is not a durable-websocket server, connect with session: false.`
+    this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', message))
+    if (this.#state !== 'closed') this.close(1000, 'Protocol error')
+  }
+
+  #deliver(data: unknown): void {
     if (typeof data === 'string') {
-      if (data === this.#options.heartbeat?.response) return
       let message: Incoming
       try {
         message = this.#options.serializer.decode(data)
@@ -303,11 +508,6 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       this.#events.emit('message', message)
     } else if (data instanceof ArrayBuffer) {
       this.#events.emit('binary', data)
-    } else if (ArrayBuffer.isView(data)) {
-      this.#events.emit(
-        'binary',
-        data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
-      )
     }
   }
 
@@ -321,7 +521,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     } catch {
       // Already closing: nothing to add.
     }
-    this.#closed(close)
+    this.#lost(close)
   }
 
   /** A `shouldReconnect` that throws counts as a no; its error still surfaces, as a listener's would. */
@@ -351,13 +551,22 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const lasted = this.#openedAt !== undefined && Date.now() - this.#openedAt >= STABLE_MS
     this.#openedAt = undefined
     if (lasted) this.#step = 0
+    const inSession = this.#sessionSeen && this.#offerSession
+    if (inSession && close.code === PROTOCOL_ERROR && this.#state !== 'closed') {
+      const why =
+        'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
+      this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
+    }
     const reconnect = this.#options.reconnect
     const retry =
       this.#state !== 'closed' &&
       reconnect !== undefined &&
       this.#attempts < reconnect.maxAttempts &&
+      // Another socket holds the session now; coming back would only take it away again.
+      !(inSession && close.code === SESSION_TAKEN_OVER) &&
       this.#wantsRetry(close)
     if (!retry || reconnect === undefined) {
+      if (this.#state !== 'closed') this.#forgetSession(endsSession(close.code))
       this.#state = 'closed'
       this.#outbox.clear()
       this.#events.emit('close', { ...close, willReconnect: false })
@@ -374,4 +583,108 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#state !== 'reconnecting') return
     this.#retryTimer = setTimeout(() => this.#open(), delay)
   }
+
+  /** Frames sent in the session that the server has not acknowledged yet. */
+  #held(): number {
+    return this.#mode === 'plain' ? 0 : (this.#session?.unacknowledged.length ?? 0)
+  }
+
+  #loadSession(): Session {
+    const { store, storeKey } = this.#options
+    if (store === undefined) return new Session()
+    const stored = new StoredSession(store, storeKey ?? `durable-websocket:${this.url}`)
+    this.#stored = stored
+    try {
+      const saved = stored.load()
+      if (saved === undefined) return new Session()
+      this.#outbox.restore(saved.waiting)
+      return new Session(saved)
+    } catch (cause) {
+      // Reported a tick later: the app adds its listeners after connect() returns.
+      queueMicrotask(() => this.#storeFailed(cause))
+      return new Session()
+    }
+  }
+
+  /** Marks what the store must write; one write per kind at the end of the current task, however many changes. */
+  #changed(what: 'position' | 'messages'): void {
+    if (this.#stored === undefined) return
+    if (this.#unsaved === undefined) {
+      this.#unsaved = { position: false, messages: false }
+      queueMicrotask(() => this.#save())
+    }
+    this.#unsaved[what] = true
+  }
+
+  #save(): void {
+    const unsaved = this.#unsaved
+    const stored = this.#stored
+    const session = this.#session
+    this.#unsaved = undefined
+    if (unsaved === undefined || stored === undefined || session === undefined) return
+    try {
+      if (unsaved.position) stored.savePosition(session.state())
+      if (unsaved.messages) stored.saveMessages(session.unacknowledged, this.#outbox.frames())
+    } catch (cause) {
+      this.#storeFailed(cause)
+    }
+  }
+
+  #storeFailed(cause: unknown): void {
+    const why = 'The session store failed (full, or not allowed here); a reload may not resume the session.'
+    this.#events.emit('error', new ClientError('ERR_DWS_STORE_FAILED', why, { cause }))
+  }
+
+  /**
+   * The client is done with its session. When the session ended (a close
+   * frame from either side) it is forgotten; otherwise the store keeps it as
+   * it was, so a reload can still resume it within the server's window.
+   */
+  #forgetSession(ended: boolean): void {
+    this.#stopAck()
+    if (ended) {
+      this.#unsaved = undefined
+      try {
+        this.#stored?.remove()
+      } catch {
+        // Nothing to keep consistent: the next load finds a token the server refuses, and resets.
+      }
+    } else {
+      this.#save()
+    }
+    this.#stored = undefined
+    this.#session = this.#options.session ? new Session() : undefined
+  }
+
+  #armAck(): void {
+    this.#stopAck()
+    this.#ackTimer = setTimeout(() => this.#ackDue(), ACK_AFTER_MS)
+  }
+
+  #stopAck(): void {
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+  }
+
+  /**
+   * A quiet second: acknowledge what arrived, and ask for the server's own
+   * ack while anything sent is unconfirmed (the server has no timers and
+   * answers a client's ack). Repeats while something stays unconfirmed.
+   */
+  #ackDue(): void {
+    this.#ackTimer = undefined
+    const session = this.#session
+    const socket = this.#socket
+    if (this.#mode !== 'session' || session === undefined || socket?.readyState !== OPEN) return
+    if (session.receivedSinceAck === 0 && session.unacknowledged.length === 0) return
+    socket.send(session.ack())
+    if (session.unacknowledged.length > 0) this.#armAck()
+  }
+}
+
+/** A close frame with these codes ends a session; other codes leave it to resume (3901: another socket has it). */
+function endsSession(code: number): boolean {
+  return (
+    code === 1000 || (code >= 3000 && code <= 4999 && code !== SESSION_TAKEN_OVER && code !== SLOW_CONSUMER)
+  )
 }

@@ -11,6 +11,8 @@ export type ClientErrorCode =
   | 'ERR_DWS_INVALID_CLOSE'
   | 'ERR_DWS_MALFORMED_MESSAGE'
   | 'ERR_DWS_SOCKET_ERROR'
+  | 'ERR_DWS_PROTOCOL_ERROR'
+  | 'ERR_DWS_STORE_FAILED'
 
 /** Every error the client throws or reports on its `error` event. */
 export class ClientError extends Error {

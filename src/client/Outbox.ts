@@ -3,7 +3,8 @@ export type Frame = string | ArrayBuffer | ArrayBufferView
 /**
  * Encoded frames waiting for a socket, oldest first. Bounded, so a client
  * that stays offline cannot grow without limit: past `limit`, `push`
- * refuses the new frame and keeps the ones already waiting.
+ * refuses the new frame and keeps the ones already waiting. `held` counts
+ * frames kept elsewhere against the same limit (a session's unacknowledged ones).
  */
 export class Outbox {
   readonly limit: number
@@ -17,8 +18,8 @@ export class Outbox {
     return this.#frames.length
   }
 
-  push(frame: Frame): boolean {
-    if (this.#frames.length >= this.limit) return false
+  push(frame: Frame, held = 0): boolean {
+    if (this.#frames.length + held >= this.limit) return false
     this.#frames.push(frame)
     return true
   }
@@ -27,7 +28,19 @@ export class Outbox {
     return this.#frames.shift()
   }
 
-  clear(): void {
+  frames(): readonly Frame[] {
+    return this.#frames
+  }
+
+  /** Empties the box and returns what it held. */
+  clear(): Frame[] {
+    const frames = this.#frames
     this.#frames = []
+    return frames
+  }
+
+  /** Frames loaded from a store, before anything else is queued; kept whole, since each was accepted once. */
+  restore(frames: Frame[]): void {
+    this.#frames = frames
   }
 }

@@ -8,13 +8,29 @@ export interface CloseEventInfo {
   wasClean: boolean
 }
 
+/** The server broke the session protocol, or says the client did: a bug on one side, never retried. */
+export const PROTOCOL_ERROR = 1002
+/** Another socket resumed this session; this one must not come back and take it again. */
+export const SESSION_TAKEN_OVER = 3901
+/** The client fell behind the server's log; a reconnect gets a fresh session (issue 12). */
+export const SLOW_CONSUMER = 3903
+
 /**
  * Drops worth retrying: the server went away or restarted (1001, 1012), the
  * connection vanished (1006), the server failed or is overloaded (1011, 1013,
- * 1014). Anything else is a deliberate answer (1000 from the server, 1007,
- * 1008, 1009, an application's 4xxx), and retrying would only repeat it.
+ * 1014), the client fell behind (3903). Anything else is a deliberate answer
+ * (1000 from the server, 1002, 1007, 1008, 1009, 3901, an application's
+ * 4xxx), and retrying would only repeat it.
  */
-const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013, 1014])
+const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([
+  1001,
+  1006,
+  1011,
+  1012,
+  1013,
+  1014,
+  SLOW_CONSUMER,
+])
 
 export function isRetryableClose(close: CloseEventInfo): boolean {
   return RETRYABLE_CLOSE_CODES.has(close.code)

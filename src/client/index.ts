@@ -11,10 +11,12 @@ export type {
   CloseInfo,
   OpenInfo,
   ReconnectInfo,
+  ResetInfo,
 } from './Client.js'
 export type { ClientErrorCode } from './ClientError.js'
 export type { CloseEventInfo } from './closeCodes.js'
 export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'
 export type { Protocols, ProtocolsOption } from './protocols.js'
 export type { Serializer, SerializerOption } from './serializer.js'
+export type { SessionStore } from './StoredSession.js'
 export type { ConnectTarget } from './target.js'

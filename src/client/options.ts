@@ -2,6 +2,8 @@ import { ClientError, describe } from './ClientError.js'
 import { isRetryableClose, type CloseEventInfo } from './closeCodes.js'
 import { resolveProtocols, type ProtocolsOption, type ResolvedProtocols } from './protocols.js'
 import { resolveSerializer, type Serializer, type SerializerOption } from './serializer.js'
+import { RESUME_PREFIX, SESSION_PROTOCOL } from './Session.js'
+import type { SessionStore } from './StoredSession.js'
 
 /** Any WHATWG-style WebSocket class: the browser's, Node 22's global one, or the `ws` package's. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => object
@@ -33,7 +35,11 @@ export interface ClientOptions<Incoming = unknown, Outgoing = Incoming> {
   reconnect?: ReconnectOptions | false
   /** Which closes to retry. Default: codes 1001, 1006, 1011, 1012, 1013 and 1014. */
   shouldReconnect?: (close: CloseEventInfo) => boolean
-  /** Messages kept while disconnected; past it `send` returns false. 0 turns queueing off. Default: 100. */
+  /**
+   * Messages the client holds: those waiting for a connection and, with a
+   * session, those sent but not yet acknowledged. Past it `send` returns
+   * false. 0 turns queueing off (plain mode only). Default: 100.
+   */
   maxQueued?: number
   /** Keep-alive pings, as an interval in ms or options; `false` for none. Default: false. */
   heartbeat?: number | HeartbeatOptions | false
@@ -46,6 +52,16 @@ export interface ClientOptions<Incoming = unknown, Outgoing = Incoming> {
   protocols?: ProtocolsOption
   /** The WebSocket class to use. Default: `globalThis.WebSocket`. */
   WebSocket?: WebSocketConstructor
+  /**
+   * Offer a durable session (subprotocol `dws.session.v1`): a reconnect
+   * resumes it, nothing sent is lost or doubled. `false` speaks plain
+   * WebSocket only. Default: true.
+   */
+  session?: boolean
+  /** Where the session is kept, e.g. `sessionStorage`, so a page reload resumes it too. Default: memory only. */
+  store?: SessionStore
+  /** The key under which `store` keeps the session. Default: `'durable-websocket:' + url`. */
+  storeKey?: string
 }
 
 export const DEFAULT_MAX_QUEUED = 100
@@ -67,6 +83,9 @@ export interface ResolvedOptions<Incoming, Outgoing> {
   readonly heartbeat: ResolvedHeartbeat | undefined
   readonly protocols: ResolvedProtocols
   readonly WebSocket: WebSocketConstructor
+  readonly session: boolean
+  readonly store: SessionStore | undefined
+  readonly storeKey: string | undefined
 }
 
 function invalid(message: string): ClientError {
@@ -148,6 +167,24 @@ function resolveWebSocket(value: unknown): WebSocketConstructor {
   return constructor as WebSocketConstructor
 }
 
+function resolveStore(value: unknown, session: boolean): SessionStore | undefined {
+  if (value === undefined) return undefined
+  const store = value as Partial<Record<keyof SessionStore, unknown>> | null
+  if (
+    typeof store !== 'object' ||
+    store === null ||
+    typeof store.getItem !== 'function' ||
+    typeof store.setItem !== 'function' ||
+    typeof store.removeItem !== 'function'
+  ) {
+    throw invalid(
+      `options.store must be sessionStorage, localStorage or an object with getItem, setItem and removeItem, got ${describe(value)}.`,
+    )
+  }
+  if (!session) throw invalid('options.store keeps a session, so it cannot go with session: false.')
+  return value as SessionStore
+}
+
 /** Checks every option once, when the client is made, and fills in the defaults. */
 export function resolveOptions<Incoming, Outgoing>(
   options: ClientOptions<Incoming, Outgoing> | undefined,
@@ -155,19 +192,54 @@ export function resolveOptions<Incoming, Outgoing>(
   if (options !== undefined && (typeof options !== 'object' || (options as unknown) === null)) {
     throw invalid(`connect() takes an options object as its second argument, got ${describe(options)}.`)
   }
-  const { serializer, reconnect, shouldReconnect, maxQueued, heartbeat, protocols, WebSocket } = options ?? {}
+  const {
+    serializer,
+    reconnect,
+    shouldReconnect,
+    maxQueued,
+    heartbeat,
+    protocols,
+    WebSocket,
+    session = true,
+    store,
+    storeKey,
+  } = options ?? {}
   if (shouldReconnect !== undefined && typeof shouldReconnect !== 'function') {
     throw invalid(
       `options.shouldReconnect must be a function (close) => boolean, got ${describe(shouldReconnect)}.`,
+    )
+  }
+  if (typeof session !== 'boolean')
+    throw invalid(`options.session must be true or false, got ${describe(session)}.`)
+  if (storeKey !== undefined && (typeof storeKey !== 'string' || storeKey === '')) {
+    throw invalid(`options.storeKey must be a non-empty string, got ${describe(storeKey)}.`)
+  }
+  const queue = wholeNumber('maxQueued', maxQueued, DEFAULT_MAX_QUEUED, 0, '')
+  if (session && queue === 0) {
+    throw invalid(
+      'options.maxQueued is 0, but a session keeps every message until the server acknowledges it: give at least 1, or pass session: false.',
+    )
+  }
+  const offer = resolveProtocols(protocols)
+  if (
+    session &&
+    typeof offer !== 'function' &&
+    offer.some((name) => name.startsWith('dws.session.') || name.startsWith(RESUME_PREFIX))
+  ) {
+    throw invalid(
+      `options.protocols names a dws.session.* or ${RESUME_PREFIX}* subprotocol, which the client offers itself (${SESSION_PROTOCOL}); leave it out.`,
     )
   }
   return {
     serializer: resolveSerializer(serializer),
     reconnect: resolveReconnect(reconnect),
     shouldReconnect: shouldReconnect ?? isRetryableClose,
-    maxQueued: wholeNumber('maxQueued', maxQueued, DEFAULT_MAX_QUEUED, 0, ''),
+    maxQueued: queue,
     heartbeat: resolveHeartbeat(heartbeat),
-    protocols: resolveProtocols(protocols),
+    protocols: offer,
     WebSocket: resolveWebSocket(WebSocket),
+    session,
+    store: resolveStore(store, session),
+    storeKey,
   }
 }

@@ -87,9 +87,10 @@ describe('connect(url, { protocols }) in headless Chromium, where a page can set
     )
 
     expect(seen).toEqual({
+      // The client offers its session first; this fixture's mount names the token marker, so it speaks plain.
       offers: [
-        [TOKEN_PROTOCOL, 'browser-token-1'],
-        [TOKEN_PROTOCOL, 'browser-token-2'],
+        ['dws.session.v1', TOKEN_PROTOCOL, 'browser-token-1'],
+        ['dws.session.v1', TOKEN_PROTOCOL, 'browser-token-2'],
       ],
       protocols: [TOKEN_PROTOCOL, TOKEN_PROTOCOL],
       calls: 2,

@@ -2,15 +2,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws'
-import {
-  ClientError,
-  connect,
-  isClientError,
-  type Client,
-  type ClientOptions,
-} from '../../src/client/index.js'
-import { backoffDelay } from '../../src/client/backoff.js'
-import { roomNameProblem } from '../../src/shared/roomName.js'
+import { connect, type Client, type ClientOptions } from '../../src/client/index.js'
 import { within } from './client.js'
 import { recordEvents } from './clientEvents.js'
 import { connectionStatus } from './connectionStatus.js'
@@ -65,86 +57,9 @@ async function localServer(onConnection: (socket: ServerSocket, count: number) =
   }
 }
 
-const fastRetry: ClientOptions = { reconnect: { initialDelay: 20, maxDelay: 50 } }
-
-describe('connect(target, options?) checks its options before connecting', () => {
-  it.each<[string, Parameters<typeof connect>[1], RegExp]>([
-    ['a negative initialDelay', { reconnect: { initialDelay: -1 } }, /reconnect\.initialDelay/],
-    ['a maxDelay below initialDelay', { reconnect: { initialDelay: 500, maxDelay: 100 } }, /maxDelay/],
-    ['a fractional maxAttempts', { reconnect: { maxAttempts: 1.5 } }, /maxAttempts/],
-    ['a negative maxQueued', { maxQueued: -1 }, /maxQueued/],
-    ['a heartbeat of 0 ms', { heartbeat: 0 }, /heartbeat\.interval/],
-    ['a heartbeat without an interval', { heartbeat: {} as { interval: number } }, /heartbeat\.interval/],
-    ['an unknown serializer', { serializer: 'xml' as 'json' }, /serializer/],
-    ['a shouldReconnect that is no function', { shouldReconnect: true as never }, /shouldReconnect/],
-    ['a WebSocket that is no class', { WebSocket: 'ws' as never }, /options\.WebSocket/],
-  ])('refuses %s with ERR_DWS_INVALID_OPTIONS naming the option', (_what, options, message) => {
-    const attempt = (): unknown => connect('ws://127.0.0.1:1/ws', options)
-    expect(attempt).toThrow(ClientError)
-    expect(attempt).toThrow(message)
-    try {
-      attempt()
-    } catch (error) {
-      expect(isClientError(error) && error.code).toBe('ERR_DWS_INVALID_OPTIONS')
-    }
-  })
-
-  it.each([
-    ['an ftp: URL', 'ftp://127.0.0.1/ws', /ws:, wss:, http: or https:/],
-    ['a relative URL outside a browser', '/ws', /outside a browser give a full one/],
-    ['no URL at all', 42 as unknown as string, /takes a URL or \{ url, room \}/],
-  ])('refuses %s', (_what, url, message) => {
-    expect(() => connect(url)).toThrow(message)
-  })
-
-  it('accepts exactly the room names the mount accepts', () => {
-    const names = [
-      'lobby',
-      'a',
-      'a.b',
-      'a_b-c',
-      'x'.repeat(64),
-      'x'.repeat(65),
-      '',
-      '.a',
-      'a.',
-      'a..b',
-      'a/b',
-    ]
-    names.push('a b', 'é', '%2F', '-', '_')
-    for (const room of names) {
-      const server = roomNameProblem(room) === undefined
-      let client = true
-      try {
-        connect({ url: 'ws://127.0.0.1:1/ws', room }, { reconnect: false }).close()
-      } catch (error) {
-        expect(isClientError(error) && error.code).toBe('ERR_DWS_INVALID_OPTIONS')
-        client = false
-      }
-      expect({ room, accepted: client }).toEqual({ room, accepted: server })
-    }
-  })
-
-  it('turns http: into ws:, appends the room to the path and keeps the query', () => {
-    const client = connect(
-      { url: 'http://127.0.0.1:1/chat/ws/?token=t#top', room: 'lobby' },
-      { reconnect: false },
-    )
-    client.close()
-    expect(client.url).toBe('ws://127.0.0.1:1/chat/ws/lobby?token=t')
-  })
-})
-
-describe('backoffDelay(step, initialDelay, maxDelay, random)', () => {
-  it('draws from zero up to initialDelay doubled per step, capped at maxDelay (full jitter)', () => {
-    expect([0, 1, 2, 3, 10].map((step) => backoffDelay(step, 100, 1_000, () => 1))).toEqual([
-      100, 200, 400, 800, 1_000,
-    ])
-    expect(backoffDelay(5, 100, 1_000, () => 0)).toBe(0)
-    expect(backoffDelay(1, 100, 1_000, () => 0.5)).toBe(100)
-    expect(backoffDelay(2_000, 100, 1_000, () => 1)).toBe(1_000)
-  })
-})
+// A bare `ws` server names the first subprotocol offered, so it would seem to speak sessions: these
+// tests of reconnecting speak plain WebSocket to it (test/unit/clientSession.test.ts covers sessions).
+const fastRetry: ClientOptions = { reconnect: { initialDelay: 20, maxDelay: 50 }, session: false }
 
 describe('a client against a server that misbehaves on cue', () => {
   it('queues while it cannot connect, returns false from send past maxQueued, and gives up after maxAttempts', async () => {
@@ -181,9 +96,9 @@ describe('a client against a server that misbehaves on cue', () => {
       client.send({ after: 'two drops' })
       expect(await events.next('message')).toEqual({ after: 'two drops' })
       expect(events.of('open')).toEqual([
-        { reconnected: false },
-        { reconnected: true },
-        { reconnected: true },
+        { reconnected: false, resumed: false },
+        { reconnected: true, resumed: false },
+        { reconnected: true, resumed: false },
       ])
       expect(server.connections()).toBe(3)
     } finally {
@@ -401,7 +316,7 @@ describe('a client against wrangler dev', () => {
     expect(client.send({ queued: 'while the server was down' })).toBe(true)
     await server.startAgain()
 
-    expect(await events.next('open', (info) => info.reconnected, 30_000)).toEqual({ reconnected: true })
+    expect(await events.next('open', (info) => info.reconnected, 30_000)).toMatchObject({ reconnected: true })
     expect(await events.next('message')).toEqual({ received: { queued: 'while the server was down' } })
     expect((await within(connectionStatus(server().origin), 'GET /connections')).ids).toHaveLength(1)
   }, 90_000)

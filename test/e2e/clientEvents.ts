@@ -25,7 +25,15 @@ export interface ClientEventLog<Message> {
   ): Promise<Payload<Message, E>>
 }
 
-const NAMES: readonly ClientEventName[] = ['open', 'message', 'binary', 'close', 'reconnecting', 'error']
+const NAMES: readonly ClientEventName[] = [
+  'open',
+  'reset',
+  'message',
+  'binary',
+  'close',
+  'reconnecting',
+  'error',
+]
 
 export function recordEvents<Message>(client: Client<Message, never>): ClientEventLog<Message> {
   const all: RecordedEvent[] = []

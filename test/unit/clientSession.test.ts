@@ -1,0 +1,505 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { connect, type Client, type ClientEventName, type ClientOptions } from '../../src/client/index.js'
+import { fakeWebSockets, memoryStore, type FakeSocket, type FakeWebSockets } from './fakeWebSocket.js'
+
+const SESSION = 'dws.session.v1'
+const URL = 'ws://example.test/ws'
+const EVENTS: readonly ClientEventName[] = [
+  'open',
+  'reset',
+  'message',
+  'binary',
+  'close',
+  'reconnecting',
+  'error',
+]
+
+interface Started {
+  fake: FakeWebSockets
+  client: Client<unknown>
+  /** Every event the client emitted, in order, as [name, value]. */
+  events: [ClientEventName, unknown][]
+  of: (name: ClientEventName) => unknown[]
+}
+
+const clients: Client<unknown>[] = []
+
+function start(options: ClientOptions<unknown> = {}): Started {
+  const fake = fakeWebSockets()
+  const client = connect<unknown>(URL, {
+    WebSocket: fake.WebSocket,
+    reconnect: { initialDelay: 10, maxDelay: 10 },
+    ...options,
+  })
+  clients.push(client)
+  const events: [ClientEventName, unknown][] = []
+  for (const name of EVENTS) client.on(name, (value: unknown) => events.push([name, value]))
+  return {
+    fake,
+    client,
+    events,
+    of: (name) => events.filter(([event]) => event === name).map(([, value]) => value),
+  }
+}
+
+function welcome(fields: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    t: 'welcome',
+    v: 1,
+    id: 7,
+    token: 'token-1',
+    resumed: false,
+    handled: 0,
+    last: 0,
+    window: 120_000,
+    ...fields,
+  })
+}
+
+/** Opens the socket as a session and welcomes it; returns the socket. */
+function establish(started: Started, fields: Record<string, unknown> = {}): FakeSocket {
+  const socket = started.fake.last()
+  socket.accept(SESSION)
+  socket.receive(welcome(fields))
+  return socket
+}
+
+/** The next attempt, after the backoff delay. */
+async function nextAttempt(started: Started): Promise<FakeSocket> {
+  const before = started.fake.made.length
+  await vi.advanceTimersByTimeAsync(20)
+  expect(started.fake.made.length).toBe(before + 1)
+  return started.fake.last()
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close()
+  vi.useRealTimers()
+})
+
+describe('connect(url) negotiates a session', () => {
+  it('offers dws.session.v1 first, before the app’s protocols', () => {
+    const { fake } = start({ protocols: ['dws.auth', 'secret'] })
+    expect(fake.last().offered).toEqual([SESSION, 'dws.auth', 'secret'])
+  })
+
+  it('offers no resume while it holds no session, and sends nothing until the welcome', () => {
+    const started = start()
+    started.client.send({ early: 1 })
+    const socket = started.fake.last()
+    expect(socket.offered).toEqual([SESSION])
+    socket.accept(SESSION)
+    expect(socket.texts()).toEqual([])
+    expect(started.client.state).toBe('connecting')
+    expect(started.of('open')).toEqual([])
+  })
+
+  it('opens on the welcome with resumed: false, takes its id, and sends what was queued numbered from 1', () => {
+    const started = start()
+    started.client.send({ early: 1 })
+    started.client.send('two')
+    const socket = establish(started, { id: 42 })
+    expect(started.of('open')).toEqual([{ reconnected: false, resumed: false }])
+    expect(started.client.id).toBe(42)
+    expect(started.client.protocol).toBe(SESSION)
+    expect(socket.texts()).toEqual(['1 {"early":1}', '2 "two"'])
+    started.client.send([3])
+    expect(socket.texts().at(-1)).toBe('3 [3]')
+  })
+
+  it('numbers binary frames with an ASCII prefix, and strips it from those it receives', () => {
+    const started = start()
+    const socket = establish(started)
+    started.client.send(new Uint8Array([104, 105]))
+    expect(socket.texts().at(-1)).toBe('<bytes:1 hi>')
+    socket.receive(new TextEncoder().encode('5 yo').buffer)
+    expect(started.of('binary').map((data) => new TextDecoder().decode(data as ArrayBuffer))).toEqual(['yo'])
+  })
+
+  it('hands the payload of each data frame to message listeners, decoded', () => {
+    const started = start()
+    const socket = establish(started)
+    socket.receive('3 {"a":1}')
+    socket.receive('10 "b"')
+    expect(started.of('message')).toEqual([{ a: 1 }, 'b'])
+  })
+
+  it('skips a control frame of a type it does not know', () => {
+    const started = start()
+    const socket = establish(started)
+    socket.receive('{"t":"later-feature","x":1}')
+    socket.receive('1 "still here"')
+    expect(started.of('error')).toEqual([])
+    expect(started.of('message')).toEqual(['still here'])
+  })
+})
+
+describe('acknowledgements', () => {
+  it('acknowledges after 32 data frames, not before', () => {
+    const started = start()
+    const socket = establish(started)
+    for (let g = 1; g <= 31; g += 1) socket.receive(`${String(g * 2)} ${String(g)}`)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([])
+    socket.receive('64 32')
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual(['{"t":"ack","last":64}'])
+  })
+
+  it('acknowledges what arrived after a quiet second, once', async () => {
+    const started = start()
+    const socket = establish(started)
+    socket.receive('5 "x"')
+    await vi.advanceTimersByTimeAsync(999)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([])
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual(['{"t":"ack","last":5}'])
+  })
+
+  it('asks for the server’s ack every quiet second while something sent is unacknowledged, and stops once it came', async () => {
+    const started = start()
+    const socket = establish(started)
+    started.client.send('a')
+    started.client.send('b')
+    expect(started.client.queued).toBe(2)
+    await vi.advanceTimersByTimeAsync(2_000)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([
+      '{"t":"ack","last":0}',
+      '{"t":"ack","last":0}',
+    ])
+    socket.receive('{"t":"ack","handled":2}')
+    expect(started.client.queued).toBe(0)
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toHaveLength(2)
+  })
+
+  it('counts unacknowledged messages against maxQueued, and frees room when an ack covers them', () => {
+    const started = start({ maxQueued: 2 })
+    const socket = establish(started)
+    expect([started.client.send(1), started.client.send(2), started.client.send(3)]).toEqual([
+      true,
+      true,
+      false,
+    ])
+    socket.receive('{"t":"ack","handled":1}')
+    expect(started.client.send(4)).toBe(true)
+    expect(socket.texts()).toEqual(['1 1', '2 2', '3 4'])
+  })
+})
+
+describe('a resume after a cut', () => {
+  it('hellos with the rotated token and its position, resends what the server had not handled with the same numbers, then what waited', async () => {
+    const started = start()
+    const first = establish(started, { id: 9, token: 'token-1' })
+    for (const n of [1, 2, 3]) started.client.send(n)
+    first.receive('4 "seen"')
+    first.drop(1006)
+    expect(started.of('close')).toEqual([{ code: 1006, reason: '', wasClean: false, willReconnect: true }])
+    started.client.send('while away')
+    const second = await nextAttempt(started)
+    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1'])
+    second.accept(SESSION)
+    second.receive(welcome({ id: 9, token: 'token-2', resumed: true, handled: 1, last: 4 }))
+    expect(second.texts()).toEqual(['2 2', '3 3', '4 "while away"'])
+    expect(started.of('open').at(-1)).toEqual({ reconnected: true, resumed: true })
+    expect(started.of('reset')).toEqual([])
+    expect(started.client.id).toBe(9)
+    second.drop(1006)
+    const third = await nextAttempt(started)
+    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2'])
+  })
+
+  it('sends what an open listener sends after the resent messages and before what waited', async () => {
+    const started = start()
+    const first = establish(started)
+    started.client.send('unacked')
+    first.drop(1006)
+    started.client.send('waited')
+    started.client.on('open', () => started.client.send('from open'))
+    const second = await nextAttempt(started)
+    second.accept(SESSION)
+    second.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
+    expect(second.texts()).toEqual(['1 "unacked"', '2 "from open"', '3 "waited"'])
+  })
+
+  it('refuses a data frame whose position is not above the last one, as a protocol error', () => {
+    const started = start()
+    const socket = establish(started)
+    socket.receive('5 "a"')
+    socket.receive('5 "a"')
+    expect(started.of('message')).toEqual(['a'])
+    expect(started.of('error').map((error) => (error as { code: string }).code)).toEqual([
+      'ERR_DWS_PROTOCOL_ERROR',
+    ])
+    expect(socket.closedWith).toEqual({ code: 1000, reason: 'Protocol error' })
+    expect(started.client.state).toBe('closed')
+  })
+})
+
+describe('a reset', () => {
+  it('hands every unacknowledged message to reset before open, and starts numbering and position over', async () => {
+    const started = start()
+    const first = establish(started, { id: 3 })
+    started.client.send('sent, never acked')
+    first.receive('{"t":"ack","handled":0}')
+    first.receive('40 "old"')
+    first.drop(1006)
+    started.client.send(new Uint8Array([1, 2]))
+    const second = await nextAttempt(started)
+    second.accept(SESSION)
+    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1'])
+    second.receive(welcome({ id: 11, token: 'token-new', resumed: false, last: 900 }))
+    const resets = started.of('reset') as { unacknowledged: (string | ArrayBuffer)[] }[]
+    expect(resets).toHaveLength(1)
+    const [text, bytes] = resets[0]?.unacknowledged ?? []
+    expect(text).toBe('"sent, never acked"')
+    expect([...new Uint8Array(bytes as ArrayBuffer)]).toEqual([1, 2])
+    const names = started.events.map(([name]) => name)
+    expect(names.lastIndexOf('reset')).toBeLessThan(names.lastIndexOf('open'))
+    expect(started.of('open').at(-1)).toEqual({ reconnected: true, resumed: false })
+    expect(started.client.id).toBe(11)
+    expect(started.client.queued).toBe(0)
+    started.client.send('fresh')
+    expect(second.texts().at(-1)).toBe('1 "fresh"')
+    second.receive('901 "new log"')
+    expect(started.of('message').at(-1)).toBe('new log')
+    second.drop(1006)
+    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.901.token-new'])
+  })
+
+  it('does not reset a client that asked for no session', () => {
+    const started = start()
+    establish(started)
+    expect(started.of('reset')).toEqual([])
+  })
+})
+
+describe('start(options) with a store', () => {
+  it('keeps the token, the position and the unacknowledged and waiting messages, so a reload resumes', async () => {
+    const store = memoryStore()
+    const page = start({ store })
+    const socket = establish(page, { id: 5, token: 'token-1' })
+    page.client.send('one')
+    page.client.send(new Uint8Array([255, 0, 7]))
+    socket.receive('12 "hi"')
+    socket.drop(1006)
+    page.client.send('queued')
+    await vi.advanceTimersByTimeAsync(0)
+    // The page goes away without a word; a new one starts from the store.
+    const reloaded = start({ store })
+    const next = reloaded.fake.last()
+    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1'])
+    next.accept(SESSION)
+    next.receive(welcome({ id: 5, token: 'token-2', resumed: true, handled: 0, last: 12 }))
+    expect(next.texts()).toEqual([
+      '1 "one"',
+      '<bytes:2 \u00ff\u0000\u0007>'.replace('\u00ff', '\ufffd'),
+      '3 "queued"',
+    ])
+    expect(reloaded.client.id).toBe(5)
+    expect(reloaded.of('open')).toEqual([{ reconnected: false, resumed: true }])
+  })
+
+  it('writes the binary frames it keeps byte for byte', async () => {
+    const store = memoryStore()
+    const page = start({ store })
+    establish(page)
+    page.client.send(new Uint8Array([255, 0, 7]))
+    await vi.advanceTimersByTimeAsync(0)
+    const reloaded = start({ store })
+    const next = reloaded.fake.last()
+    next.accept(SESSION)
+    next.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
+    const resent = next.sent[0] as Uint8Array
+    expect([...resent]).toEqual([0x31, 0x20, 255, 0, 7])
+  })
+
+  it('forgets the session on close(), and when the server ends it with 1000', async () => {
+    const store = memoryStore()
+    const page = start({ store })
+    establish(page)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(store.size).toBeGreaterThan(0)
+    page.client.close()
+    expect(store.size).toBe(0)
+    const other = start({ store })
+    const socket = establish(other)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(store.size).toBeGreaterThan(0)
+    socket.drop(1000, 'bye')
+    expect(store.size).toBe(0)
+  })
+
+  it('keeps the session when the client gives up on a cut, for a later page', async () => {
+    const store = memoryStore()
+    const page = start({ store, reconnect: false })
+    const socket = establish(page, { token: 'kept' })
+    page.client.send('unacked')
+    socket.drop(1006)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(page.client.state).toBe('closed')
+    const later = start({ store })
+    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept'])
+  })
+
+  it('starts a fresh session from a store whose entry it cannot read', () => {
+    const store = memoryStore()
+    store.setItem(`durable-websocket:${URL}`, '{not json')
+    const page = start({ store })
+    expect(page.fake.last().offered).toEqual([SESSION])
+  })
+
+  it('reports a store that throws on write as ERR_DWS_STORE_FAILED and goes on', async () => {
+    const store = memoryStore()
+    store.setItem = () => {
+      throw new Error('quota')
+    }
+    const page = start({ store })
+    const socket = establish(page)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(page.of('error').map((error) => (error as { code: string }).code)).toContain(
+      'ERR_DWS_STORE_FAILED',
+    )
+    page.client.send('still works')
+    expect(socket.texts().at(-1)).toBe('1 "still works"')
+  })
+})
+
+describe('falling back to plain WebSocket', () => {
+  it('speaks plain frames when the 101 names another subprotocol', () => {
+    const started = start({ protocols: ['dws.auth', 'secret'] })
+    started.client.send({ a: 1 })
+    const socket = started.fake.last()
+    socket.accept('dws.auth')
+    expect(socket.texts()).toEqual(['{"a":1}'])
+    expect(started.of('open')).toEqual([{ reconnected: false, resumed: false }])
+    expect(started.client.id).toBeUndefined()
+    socket.receive('{"b":2}')
+    expect(started.of('message')).toEqual([{ b: 2 }])
+  })
+
+  it('tries again at once without the offer when a handshake offering it fails, quietly, and stays plain', async () => {
+    const started = start()
+    started.fake.last().refuse()
+    expect(started.fake.made).toHaveLength(2)
+    const plain = started.fake.last()
+    expect(plain.offered).toEqual([])
+    plain.accept()
+    expect(started.events.map(([name]) => name)).toEqual(['open'])
+    started.client.send('x')
+    expect(plain.texts()).toEqual(['"x"'])
+    plain.drop(1006)
+    const again = await nextAttempt(started)
+    expect(again.offered).toEqual([])
+  })
+
+  it('reports the failure as usual when the plain attempt fails too, and offers the session again next time', async () => {
+    const started = start({ protocols: ['chat.v2'] })
+    started.fake.last().refuse()
+    expect(started.fake.last().offered).toEqual(['chat.v2'])
+    started.fake.last().refuse()
+    expect(started.events.map(([name]) => name)).toEqual(['error', 'close', 'reconnecting'])
+    const next = await nextAttempt(started)
+    expect(next.offered).toEqual([SESSION, 'chat.v2'])
+  })
+
+  it('does not fall back once a server has welcomed it', async () => {
+    const started = start()
+    establish(started).drop(1006)
+    const next = await nextAttempt(started)
+    next.refuse()
+    expect(started.fake.made).toHaveLength(2)
+    expect(started.of('error')).toHaveLength(1)
+  })
+
+  it('with session: false, offers only the app’s protocols and writes frames as they are', () => {
+    const started = start({ session: false, protocols: 'chat.v2' })
+    const socket = started.fake.last()
+    expect(socket.offered).toEqual(['chat.v2'])
+    socket.accept('chat.v2')
+    started.client.send('x')
+    expect(socket.texts()).toEqual(['"x"'])
+    socket.receive('{"t":"welcome"}')
+    expect(started.of('message')).toEqual([{ t: 'welcome' }])
+  })
+
+  it('with session: false and no protocols, gives the WebSocket constructor no second argument', () => {
+    const started = start({ session: false })
+    expect(started.fake.last().offered).toEqual([])
+  })
+})
+
+describe('close codes of a session', () => {
+  it('does not reconnect after 3901 Session taken over, even when shouldReconnect says yes', () => {
+    const started = start({ shouldReconnect: () => true })
+    establish(started).drop(3901, 'Session taken over')
+    expect(started.of('close')).toEqual([
+      { code: 3901, reason: 'Session taken over', wasClean: true, willReconnect: false },
+    ])
+    expect(started.client.state).toBe('closed')
+  })
+
+  it('reports 1002 from the server as ERR_DWS_PROTOCOL_ERROR and does not reconnect', () => {
+    const started = start()
+    establish(started).drop(1002, 'Protocol error')
+    expect(started.of('error').map((error) => (error as { code: string }).code)).toEqual([
+      'ERR_DWS_PROTOCOL_ERROR',
+    ])
+    expect(started.of('close')).toMatchObject([{ code: 1002, willReconnect: false }])
+  })
+
+  it('reconnects after 3903 Slow consumer', () => {
+    const started = start()
+    establish(started).drop(3903, 'Slow consumer')
+    expect(started.of('close')).toMatchObject([{ code: 3903, willReconnect: true }])
+  })
+})
+
+describe('a server that breaks the protocol', () => {
+  it.each([
+    ['a data frame before the welcome', (socket: FakeSocket) => socket.receive('1 "early"')],
+    [
+      'a frame that is neither numbered nor a control frame',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive('hello')
+      },
+    ],
+    [
+      'an ack for a message never sent',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive('{"t":"ack","handled":3}')
+      },
+    ],
+    ['a welcome without a token', (socket: FakeSocket) => socket.receive(welcome({ token: undefined }))],
+    [
+      'a welcome whose token cannot go in a subprotocol name',
+      (socket: FakeSocket) => socket.receive(welcome({ token: 'a.b' })),
+    ],
+    ['a welcome without last', (socket: FakeSocket) => socket.receive(welcome({ last: undefined }))],
+    [
+      'a second welcome',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive(welcome())
+      },
+    ],
+    [
+      'a resume the client did not ask for',
+      (socket: FakeSocket) => socket.receive(welcome({ resumed: true })),
+    ],
+  ])('is stopped with ERR_DWS_PROTOCOL_ERROR after %s', (_what, misbehave) => {
+    const started = start()
+    const socket = started.fake.last()
+    socket.accept(SESSION)
+    misbehave(socket)
+    expect(started.of('error').map((error) => (error as { code: string }).code)).toEqual([
+      'ERR_DWS_PROTOCOL_ERROR',
+    ])
+    expect(socket.closedWith).toEqual({ code: 1000, reason: 'Protocol error' })
+    expect(started.client.state).toBe('closed')
+  })
+})
