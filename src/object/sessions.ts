@@ -113,7 +113,7 @@ export class SessionStore {
         at INTEGER NOT NULL,
         target INTEGER,
         tag TEXT,
-        except TEXT,
+        excluded TEXT,
         frame BLOB NOT NULL
       )`)
       this.#ready = true
@@ -269,7 +269,7 @@ export class SessionStore {
     const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
     const seq = sql
       .exec<{ seq: number }>(
-        'INSERT INTO dws_log (at, target, tag, except, frame) VALUES (?, ?, ?, ?, ?) RETURNING seq',
+        'INSERT INTO dws_log (at, target, tag, excluded, frame) VALUES (?, ?, ?, ?, ?) RETURNING seq',
         now,
         target,
         tag,
@@ -307,10 +307,10 @@ export class SessionStore {
         seq: number
         target: number | null
         tag: string | null
-        except: string | null
+        excluded: string | null
         frame: string | ArrayBuffer
       }>(
-        'SELECT seq, target, tag, except, frame FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq',
+        'SELECT seq, target, tag, excluded, frame FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq',
         after,
         id,
       )
@@ -318,7 +318,7 @@ export class SessionStore {
     const missed: LoggedFrame[] = []
     for (const row of rows) {
       if (row.tag !== null && !tags.includes(row.tag)) continue
-      if (row.except !== null && (JSON.parse(row.except) as number[]).includes(id)) continue
+      if (row.excluded !== null && (JSON.parse(row.excluded) as number[]).includes(id)) continue
       missed.push({ seq: row.seq, frame: row.frame })
     }
     return missed
