@@ -1,10 +1,13 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
- * and partyserver doing the same job under `wrangler dev`, interleaved, and
- * writes the tables with the machine and the method to bench/RESULTS.md.
- * It reports; it never fails on a number.
+ * and partyserver doing the same job under `wrangler dev`, interleaved, then
+ * what abuse costs (bench/lib/abuse.ts: a stalled reader, a deflate bomb, a
+ * flooding client), and writes the tables with the machine and the method to
+ * bench/RESULTS.md. `--abuse` runs only the abuse section and writes
+ * bench/RESULTS-abuse.md; `--no-abuse` leaves it out. It reports; it never
+ * fails on a number.
  */
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -13,6 +16,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import type WebSocket from 'ws'
+import { runAbuse } from './lib/abuse.ts'
+import { renderAbuse } from './lib/abuseReport.ts'
 import { libraryBundle, logicOnlyBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
 import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
 import { REPO_ROOT, startDevServer, type DevServer } from './lib/devServer.ts'
@@ -41,10 +46,12 @@ const { values: flags } = parseArgs({
     direct: { type: 'boolean', default: false },
     heartbeat: { type: 'boolean', default: false },
     control: { type: 'boolean' },
+    abuse: { type: 'boolean' },
     note: { type: 'string' },
-    out: { type: 'string', default: join(REPO_ROOT, 'bench/RESULTS.md') },
+    out: { type: 'string' },
   },
 })
+const out = flags.out ?? join(REPO_ROOT, flags.abuse === true ? 'bench/RESULTS-abuse.md' : 'bench/RESULTS.md')
 
 /** wrangler dev evicts an object about 10 s after its last event. */
 const IDLE_MS = 11_000
@@ -392,12 +399,22 @@ async function main(): Promise<void> {
     }
     await rm(scratch, { recursive: true, force: true })
   }
+  const abuse = flags.abuse === false ? undefined : await runAbuse({ direct: settings.direct, say })
   results.machine.loadAfter = os.loadavg()
   settings.durationMs = performance.now() - began
-  const markdown = renderResults(results)
-  await writeFile(flags.out, markdown)
+  const markdown = renderResults(results) + (abuse === undefined ? '' : `\n${renderAbuse(abuse, false)}`)
+  await writeFile(out, markdown)
   console.log(`\n${markdown}`)
-  say(`wrote ${flags.out}`)
+  say(`wrote ${out}`)
+}
+
+/** `--abuse`: the abuse section alone, in a document of its own. */
+async function abuseOnly(): Promise<void> {
+  say('abuse section only: a stalled reader, a deflate bomb and a flooder, each on a wrangler dev of its own')
+  const markdown = renderAbuse(await runAbuse({ direct: settings.direct, say }), true)
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
 }
 
 /** The first message after the idle wait, timed from send to reply, with the runtime's CPU over that span. */
@@ -418,4 +435,4 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await main()
+await (flags.abuse === true ? abuseOnly() : main())

@@ -1,19 +1,35 @@
 import { env } from 'cloudflare:workers'
 import { AutoRouter } from 'itty-router'
 import { WebSocketObject, websocket } from '../../../src/index.js'
-import { HEALTH_PATH, broadcastCount, health, instances, type ConnectionData } from '../behaviour.js'
+import {
+  HEALTH_PATH,
+  broadcastCopy,
+  broadcastCount,
+  broadcastPadding,
+  health,
+  instances,
+  type ConnectionData,
+} from '../behaviour.js'
+import { RATE_LIMIT_VAR, formatRateLimit, parseRateLimit, type RateLimit } from '../rateLimit.js'
 
 interface Env {
   BENCH: DurableObjectNamespace<Bench>
   /** `on` (from `npm run bench -- --heartbeat`) keeps the package's default ping/pong auto-response. */
   BENCH_HEARTBEAT?: string
+  /** `<messages>/<seconds>` (from the abuse section): the per-connection rate limit to apply. */
+  [RATE_LIMIT_VAR]?: string
 }
 
 // The floor and partyserver answer no pings, so by default the package does not either: the same
 // job. Its default heartbeat has the runtime match every incoming message against `ping`, which
 // `--heartbeat` measures.
 const heartbeat = (env as Env).BENCH_HEARTBEAT === 'on' ? { request: 'ping', response: 'pong' } : false
-const ws = websocket<Env, ConnectionData>({ binding: 'BENCH', serializer: 'json', heartbeat })
+const requested = parseRateLimit((env as Env)[RATE_LIMIT_VAR])
+// websocket() takes no rate limit yet (issue 12, point 6), so none is applied and /health says so,
+// which the runner reports as "not available". Once it takes one, this line becomes
+// `const applied = requested === undefined ? {} : { rateLimit: requested }` (in its shape).
+const applied: { rateLimit?: RateLimit } = {}
+const ws = websocket<Env, ConnectionData>({ binding: 'BENCH', serializer: 'json', heartbeat, ...applied })
 
 ws.add('open', (conn) => {
   conn.data.joined = Date.now()
@@ -25,7 +41,8 @@ ws.add('message', (conn, message) => {
     conn.send({ received: message })
     return
   }
-  for (let seq = 0; seq < n; seq++) conn.manager.broadcast({ seq })
+  const pad = broadcastPadding(message)
+  for (let seq = 0; seq < n; seq++) conn.manager.broadcast(broadcastCopy(seq, pad))
 })
 
 export class Bench extends WebSocketObject<Env, ConnectionData> {
@@ -36,6 +53,12 @@ export class Bench extends WebSocketObject<Env, ConnectionData> {
 }
 
 const app = AutoRouter()
-app.get(HEALTH_PATH, health)
+// The rate limit asked for and the one applied, so the runner never reports a limit that is not there.
+app.get(HEALTH_PATH, () =>
+  health({
+    rateLimitRequested: requested === undefined ? null : formatRateLimit(requested),
+    rateLimitApplied: applied.rateLimit === undefined ? null : formatRateLimit(applied.rateLimit),
+  }),
+)
 
 export default ws.mount('/ws', app)

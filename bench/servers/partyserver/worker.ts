@@ -1,5 +1,13 @@
 import { Server, routePartykitRequest, type Connection, type WSMessage } from 'partyserver'
-import { HEALTH_PATH, broadcastCount, health, instances, type ConnectionData } from '../behaviour.js'
+import {
+  HEALTH_PATH,
+  broadcastCopy,
+  broadcastCount,
+  broadcastPadding,
+  health,
+  instances,
+  type ConnectionData,
+} from '../behaviour.js'
 
 interface Env {
   BENCH: DurableObjectNamespace<Bench>
@@ -48,7 +56,8 @@ export class Bench extends Server<Env> {
       connection.send(JSON.stringify({ received: message }))
       return
     }
-    for (let seq = 0; seq < n; seq++) this.broadcast(JSON.stringify({ seq }))
+    const pad = broadcastPadding(message)
+    for (let seq = 0; seq < n; seq++) this.broadcast(JSON.stringify(broadcastCopy(seq, pad)))
   }
 }
 

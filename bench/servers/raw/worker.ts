@@ -1,5 +1,13 @@
 import { DurableObject } from 'cloudflare:workers'
-import { HEALTH_PATH, broadcastCount, health, instances, type ConnectionData } from '../behaviour.js'
+import {
+  HEALTH_PATH,
+  broadcastCopy,
+  broadcastCount,
+  broadcastPadding,
+  health,
+  instances,
+  type ConnectionData,
+} from '../behaviour.js'
 
 interface Env {
   BENCH: DurableObjectNamespace<Bench>
@@ -52,8 +60,9 @@ export class Bench extends DurableObject<Env> {
       socket.send(JSON.stringify({ received: message }))
       return
     }
+    const pad = broadcastPadding(message)
     for (let seq = 0; seq < n; seq++) {
-      const frame = JSON.stringify({ seq })
+      const frame = JSON.stringify(broadcastCopy(seq, pad))
       for (const peer of this.ctx.getWebSockets()) {
         try {
           peer.send(frame)

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto'
+import { connect, type Socket } from 'node:net'
+
+const HEADERS_END = '\r\n\r\n'
+
+/** RFC 6455 §5.2 opcodes used here. */
+export const Opcode = { TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8 } as const
+
+/**
+ * One masked client frame of any length, written by hand so the bench can
+ * send what no client library would: RSV1 (a compressed frame) whether or
+ * not the server agreed to compress.
+ */
+export function clientFrame(opcode: number, payload: Uint8Array, options: { rsv1?: boolean } = {}): Buffer {
+  const first = 0x80 | (options.rsv1 === true ? 0x40 : 0) | opcode
+  let header: Buffer
+  if (payload.length < 126) {
+    header = Buffer.from([first, 0x80 | payload.length])
+  } else if (payload.length <= 0xffff) {
+    header = Buffer.from([first, 0x80 | 126, 0, 0])
+    header.writeUInt16BE(payload.length, 2)
+  } else {
+    header = Buffer.from([first, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0])
+    header.writeBigUInt64BE(BigInt(payload.length), 2)
+  }
+  const mask = randomBytes(4)
+  const masked = Buffer.from(payload)
+  for (let i = 0; i < masked.length; i++) masked[i] = (masked[i] ?? 0) ^ (mask[i % 4] ?? 0)
+  return Buffer.concat([header, mask, masked])
+}
+
+/**
+ * Counts the server's (unmasked) frames as they stream in, keeping only the
+ * bytes of a frame still arriving: a stalled reader may be sent hundreds of
+ * MiB, which must not be held here.
+ */
+export class FrameCounter {
+  #pending: Buffer = Buffer.alloc(0)
+  /** Data frames (text, binary, continuation) received in full. */
+  dataFrames = 0
+  /** The status code of the server's close frame: null for one without a code, undefined before any. */
+  closeCode: number | null | undefined = undefined
+
+  push(chunk: Buffer): void {
+    let bytes = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
+    let at = 0
+    while (at + 2 <= bytes.length) {
+      const opcode = (bytes[at] ?? 0) & 0x0f
+      let length = (bytes[at + 1] ?? 0) & 0x7f
+      let start = at + 2
+      if (length === 126) {
+        if (start + 2 > bytes.length) break
+        length = bytes.readUInt16BE(start)
+        start += 2
+      } else if (length === 127) {
+        if (start + 8 > bytes.length) break
+        length = Number(bytes.readBigUInt64BE(start))
+        start += 8
+      }
+      if (start + length > bytes.length) break
+      if (opcode === Opcode.CLOSE) {
+        this.closeCode ??= length >= 2 ? bytes.readUInt16BE(start) : null
+      } else if (opcode < 0x8) {
+        this.dataFrames++
+      }
+      at = start + length
+    }
+    bytes = bytes.subarray(at)
+    // A copy, so the chunk the remainder was cut from can be collected.
+    this.#pending = Buffer.from(bytes)
+  }
+}
+
+export interface RawSocket {
+  readonly socket: Socket
+  /** The status line and headers of the 101, as the server wrote them. */
+  readonly head: string
+  /** Sec-WebSocket-Extensions of the 101, if it had one. */
+  readonly extensions: string | undefined
+  /** The server's frames after the 101, counted as they are read. */
+  readonly frames: FrameCounter
+  /** Resolves when the TCP connection has closed, with whether it ended in an error (a reset). */
+  readonly ended: Promise<{ error: boolean }>
+}
+
+export interface OpenRawOptions {
+  /** "Name: value" lines added to the upgrade request. */
+  headers?: readonly string[]
+  /** Stop reading the moment the 101 is in: `socket.resume()` reads on. */
+  pauseAfterUpgrade?: boolean
+  timeoutMs: number
+}
+
+/**
+ * A WebSocket client on a bare TCP socket: resolves once the server has
+ * answered 101. From there on the caller writes frames itself, and the
+ * server's frames are counted (read only while the socket is not paused).
+ */
+export function openRaw(url: string, options: OpenRawOptions): Promise<RawSocket> {
+  const { hostname, port, pathname } = new URL(url)
+  const socket = connect(Number(port), hostname)
+  const frames = new FrameCounter()
+  let failed = false
+  socket.on('error', () => (failed = true))
+  const ended = new Promise<{ error: boolean }>((resolveEnded) =>
+    socket.once('close', () => resolveEnded({ error: failed })),
+  )
+  socket.write(
+    [
+      `GET ${pathname} HTTP/1.1`,
+      `Host: ${hostname}:${port}`,
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      'Sec-WebSocket-Version: 13',
+      ...(options.headers ?? []),
+      '',
+      '',
+    ].join('\r\n'),
+  )
+  return new Promise((resolveOpen, reject) => {
+    let received = Buffer.alloc(0)
+    const fail = (why: string): void => {
+      clearTimeout(timer)
+      socket.off('data', onHandshake)
+      socket.destroy()
+      reject(new Error(`${url}: ${why}`))
+    }
+    const timer = setTimeout(() => fail(`no 101 within ${String(options.timeoutMs)} ms`), options.timeoutMs)
+    const onHandshake = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk])
+      const headEnd = received.indexOf(HEADERS_END)
+      if (headEnd === -1) return
+      if (options.pauseAfterUpgrade === true) socket.pause()
+      clearTimeout(timer)
+      socket.off('data', onHandshake)
+      socket.off('close', onClose)
+      const head = received.toString('latin1', 0, headEnd)
+      if (!/^HTTP\/1\.1 101 /.test(head)) {
+        socket.destroy()
+        reject(new Error(`${url}: the upgrade was answered ${head.split('\r\n', 1)[0] ?? ''}`))
+        return
+      }
+      frames.push(received.subarray(headEnd + HEADERS_END.length))
+      socket.on('data', (more: Buffer) => frames.push(more))
+      const extensions = /^sec-websocket-extensions: *(.*)$/im.exec(head)?.[1]
+      resolveOpen({ socket, head, extensions, frames, ended })
+    }
+    const onClose = (): void => fail('closed before the 101')
+    socket.on('data', onHandshake)
+    socket.once('close', onClose)
+  })
+}
