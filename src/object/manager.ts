@@ -201,13 +201,14 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
     )
     if (opening !== undefined) this.ctx.waitUntil(opening)
+    // Refuses permessage-deflate: the runtime inflates a frame before any size check of ours, so a
+    // small compressed frame could cost 32 MiB. An empty value counts as absent and the runtime
+    // would fill in the client's offer; one that names no extension it knows leaves compression
+    // off on every hop to the client. test/e2e/deflate.test.ts pins it.
+    const headers: Record<string, string> = { 'Sec-WebSocket-Extensions': 'no-compression' }
     const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
-    if (chosen === undefined) return new Response(null, { status: 101, webSocket: client })
-    return new Response(null, {
-      status: 101,
-      webSocket: client,
-      headers: { 'Sec-WebSocket-Protocol': chosen },
-    })
+    if (chosen !== undefined) headers['Sec-WebSocket-Protocol'] = chosen
+    return new Response(null, { status: 101, webSocket: client, headers })
   }
 
   #nextId(): number {
