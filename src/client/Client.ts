@@ -468,6 +468,8 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const socket = this.#socket
     if (session === undefined || socket === undefined) return
     const { resend, reset } = session.welcome(welcome)
+    // The 101 names the session protocol; what the server picked among the app's own offers comes here.
+    this.#protocol = welcome.protocol ?? ''
     this.#mode = 'session'
     this.#sessionSeen = true
     this.#changed('position')

@@ -43,6 +43,8 @@ export interface Welcome {
   handled: number
   /** The position the client holds from now on: its own on a resume, the log's head for a new session. */
   last: number
+  /** The subprotocol the server's `protocol` option picked among the app's own offers, if any. */
+  protocol?: string
 }
 
 /** What a frame from the server turned out to be. */
@@ -215,20 +217,23 @@ function control(text: string): Incoming {
   const fields = frame as Record<string, unknown>
   switch (fields.t) {
     case 'welcome': {
-      const { v, id, token, resumed, handled, last } = fields
+      const { v, id, token, resumed, handled, last, protocol } = fields
       if (
         v !== 1 ||
         !isCount(id) ||
         !isToken(token) ||
         typeof resumed !== 'boolean' ||
         !isCount(handled) ||
-        !isCount(last)
+        !isCount(last) ||
+        (protocol !== undefined && typeof protocol !== 'string')
       ) {
         throw new ProtocolViolation(
           'a welcome lacked v: 1, id, a base64url token, resumed, handled or last, or had one of the wrong type.',
         )
       }
-      return { kind: 'welcome', welcome: { id, token, resumed, handled, last } }
+      const welcome: Welcome = { id, token, resumed, handled, last }
+      if (protocol !== undefined) welcome.protocol = protocol
+      return { kind: 'welcome', welcome }
     }
     case 'ack':
       if (!isCount(fields.handled))

@@ -194,7 +194,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
     const entry = offer.wanted
-      ? await this.#acceptSession(server, offer, tags)
+      ? await this.#acceptSession(server, offer, tags, protocol)
       : this.#acceptPlain(server, tags)
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     const opening = entry.queue.run(() =>
@@ -248,6 +248,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     server: WebSocket,
     offer: SessionOffer,
     tags: string[],
+    protocol: string | undefined,
   ): Promise<Entry<Env, Data, In, Out>> {
     const store = this.#store
     const resume = offer.resume
@@ -293,7 +294,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       )
       last = resume.last
       this.#track(entry)
-      this.#welcome(entry, token, last)
+      this.#welcome(entry, token, last, protocol)
       for (const missed of store.missed(found.id, sessionTags, last))
         server.send(numbered(missed.seq, missed.frame))
     } else {
@@ -305,12 +306,18 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       entry = new ConnectionEntry(server, id, {} as Data, Date.now(), 'opening', this.#host, session)
       last = store?.head() ?? this.#unloggedSeq
       this.#track(entry)
-      this.#welcome(entry, token, last)
+      this.#welcome(entry, token, last, protocol)
     }
     return entry
   }
 
-  #welcome(entry: Entry<Env, Data, In, Out>, token: string, last: number): void {
+  /** The session's first frame; `protocol` is what the app's option picked, since the 101 names the session's. */
+  #welcome(
+    entry: Entry<Env, Data, In, Out>,
+    token: string,
+    last: number,
+    protocol: string | undefined,
+  ): void {
     const session = entry.session
     if (session === undefined) return
     entry.socket.send(
@@ -323,6 +330,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         handled: session.handled,
         last,
         window: this.#store?.window ?? 0,
+        ...(protocol === undefined ? {} : { protocol }),
       }),
     )
   }

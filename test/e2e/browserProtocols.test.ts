@@ -87,10 +87,16 @@ describe('connect(url, { protocols }) in headless Chromium, where a page can set
     )
 
     expect(seen).toEqual({
-      // The client offers its session first; this fixture's mount names the token marker, so it speaks plain.
+      // The client offers its session first, and on the reconnect asks to resume it; the server's
+      // pick among the app's own offers comes in the session's welcome.
       offers: [
         ['dws.session.v1', TOKEN_PROTOCOL, 'browser-token-1'],
-        ['dws.session.v1', TOKEN_PROTOCOL, 'browser-token-2'],
+        [
+          'dws.session.v1',
+          expect.stringMatching(/^dws\.resume\.\d+\.[A-Za-z0-9_-]{43}$/) as string,
+          TOKEN_PROTOCOL,
+          'browser-token-2',
+        ],
       ],
       protocols: [TOKEN_PROTOCOL, TOKEN_PROTOCOL],
       calls: 2,

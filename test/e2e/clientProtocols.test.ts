@@ -17,7 +17,7 @@ import { createWorkspace, startDev, type DevServer, type Workspace } from './wra
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/protocols/wrangler.toml')
 const fastRetry = { reconnect: { initialDelay: 20, maxDelay: 50 } } as const
-/** The client offers it first; this fixture's mount names its own token marker, so the client speaks plain. */
+/** The client offers it first; the server names it, and tells the app's own pick in the welcome. */
 const SESSION_PROTOCOL = 'dws.session.v1'
 
 const clients: Client<Greeting, ToServer>[] = []
@@ -135,7 +135,14 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
 
     client.send({ op: 'restart' })
     expect(await events.next('close')).toMatchObject({ code: 1012, willReconnect: true })
-    expect((await events.next('message')).offered).toEqual([SESSION_PROTOCOL, TOKEN_PROTOCOL, 'token-2'])
+    // The reconnect asks to resume its session, beside the fresh token; a close the server made ends
+    // the session, so the answer is a fresh one.
+    expect((await events.next('message')).offered).toEqual([
+      SESSION_PROTOCOL,
+      expect.stringMatching(/^dws\.resume\.\d+\.[A-Za-z0-9_-]{43}$/),
+      TOKEN_PROTOCOL,
+      'token-2',
+    ])
     expect(calls).toBe(2)
     expect(events.of('open')).toEqual([
       { reconnected: false, resumed: false },
