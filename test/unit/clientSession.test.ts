@@ -105,10 +105,17 @@ describe('connect(url) negotiates a session', () => {
     const socket = establish(started, { id: 42 })
     expect(started.of('open')).toEqual([{ reconnected: false, resumed: false }])
     expect(started.client.id).toBe(42)
-    expect(started.client.protocol).toBe(SESSION)
+    // The 101 named the session; client.protocol is the app's pick, and the app offered none.
+    expect(started.client.protocol).toBe('')
     expect(socket.texts()).toEqual(['1 {"early":1}', '2 "two"'])
     started.client.send([3])
     expect(socket.texts().at(-1)).toBe('3 [3]')
+  })
+
+  it("reports the subprotocol the welcome names as the server's pick as client.protocol", () => {
+    const started = start()
+    establish(started, { protocol: 'dws.auth' })
+    expect(started.client.protocol).toBe('dws.auth')
   })
 
   it('numbers binary frames with an ASCII prefix, and strips it from those it receives', () => {
