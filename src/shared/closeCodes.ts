@@ -7,9 +7,40 @@ export const CloseCode = {
   INVALID_PAYLOAD: 1007,
   /** A message over `maxMessageBytes`. */
   MESSAGE_TOO_BIG: 1009,
-  /** A handler threw, or a handler sent a value that cannot go on the wire. */
+  /** The connection sent faster than `rateLimit` allows. */
+  POLICY_VIOLATION: 1008,
+  /** A handler threw or outlived `handlerTimeout`, or a handler sent a value that cannot go on the wire. */
   INTERNAL_ERROR: 1011,
+  /** More messages waited behind a running handler than `maxQueued` allows. */
+  TRY_AGAIN_LATER: 1013,
 } as const
+
+/**
+ * A close code as the `close` handler gets it from a client. A close frame
+ * carrying a code no endpoint may send (0-999, 1004-1006, 1015, 1016-2999,
+ * 5000 and up) is taken as one without a code, 1005, so a client cannot
+ * pass for a lost connection; a real loss (no close frame) stays 1006.
+ */
+export function peerCloseCode(code: number, wasClean: boolean): number {
+  if (isSendableCloseCode(code)) return code
+  if (code === 1006 && !wasClean) return 1006
+  return 1005
+}
+
+/** A peer's reason cut to what a close frame may carry, at a character boundary. */
+export function peerCloseReason(reason: string): string {
+  if (reason.length * 3 <= MAX_CLOSE_REASON_BYTES || utf8Length(reason) <= MAX_CLOSE_REASON_BYTES)
+    return reason
+  let cut = ''
+  let bytes = 0
+  for (const char of reason) {
+    const size = utf8Length(char)
+    if (bytes + size > MAX_CLOSE_REASON_BYTES) break
+    cut += char
+    bytes += size
+  }
+  return cut
+}
 
 /** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
 export const MAX_CLOSE_REASON_BYTES = 123
