@@ -9,8 +9,7 @@ import {
   CloseCode,
   MAX_CLOSE_REASON_BYTES,
   isSendableCloseCode,
-  peerCloseCode,
-  peerCloseReason,
+  peerClose,
   utf8Length,
 } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
@@ -625,7 +624,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * `close` gets the client's code and reason as a client may send them: a
    * code no endpoint may send becomes 1005 without a reason, so only a real
-   * loss reads 1006, and a reason is cut to 123 bytes (peerCloseCode).
+   * loss reads 1006, and a reason is cut to 123 bytes (peerClose).
    */
   webSocketClose(
     socket: WebSocket,
@@ -637,8 +636,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // A socket the runtime already closed has nothing left to answer.
     if (socket.readyState !== CLOSED) answerClose(socket, code, reason)
     if (entry === undefined) return undefined
-    const peerCode = peerCloseCode(code, wasClean)
-    return this.#closeByPeer(entry, peerCode, peerCode === code ? peerCloseReason(reason) : '')
+    const seen = peerClose(code, reason, wasClean)
+    return this.#closeByPeer(entry, seen.code, seen.reason)
   }
 
   webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {

@@ -16,19 +16,18 @@ export const CloseCode = {
 } as const
 
 /**
- * A close code as the `close` handler gets it from a client. A close frame
- * carrying a code no endpoint may send (0-999, 1004-1006, 1015, 1016-2999,
- * 5000 and up) is taken as one without a code, 1005, so a client cannot
- * pass for a lost connection; a real loss (no close frame) stays 1006.
+ * A client's close as the `close` handler gets it. A close frame carrying a
+ * code no endpoint may send (0-999, 1004-1006, 1015, 1016-2999, 5000 and up)
+ * is taken as one without a code: 1005, without a reason. So a client cannot
+ * pass for a lost connection; a real loss (no close frame) stays 1006. A
+ * reason is cut to what a close frame may carry, at a character boundary.
  */
-export function peerCloseCode(code: number, wasClean: boolean): number {
-  if (isSendableCloseCode(code)) return code
-  if (code === 1006 && !wasClean) return 1006
-  return 1005
+export function peerClose(code: number, reason: string, wasClean: boolean): { code: number; reason: string } {
+  if (isSendableCloseCode(code) || (code === 1006 && !wasClean)) return { code, reason: cutReason(reason) }
+  return { code: 1005, reason: '' }
 }
 
-/** A peer's reason cut to what a close frame may carry, at a character boundary. */
-export function peerCloseReason(reason: string): string {
+function cutReason(reason: string): string {
   if (reason.length * 3 <= MAX_CLOSE_REASON_BYTES || utf8Length(reason) <= MAX_CLOSE_REASON_BYTES)
     return reason
   let cut = ''
