@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { evictDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import {
   LOGGED_MESSAGES,
@@ -194,6 +195,24 @@ describe('sendWindow, for session clients', () => {
     stalled.sendJson({ t: 'ack', last })
     stalled.send('2 sync')
     expect(await nextData(stalled)).toEqual([head + 11, 'synced'])
+    await leave(stalled)
+  })
+
+  it('keeps holding a client across hibernation, and its catch-up goes on from where it was', async () => {
+    const room = 'window-nap'
+    const stub = roomOf(env.FLOW, room)
+    const { client: stalled, head } = await sessionClient(room)
+
+    await stub.shout(1, 6)
+    const g = (i: number): string => `${String(head + i)} m${String(i)}`
+    expect(await framesBeforeAck(stalled, 1)).toEqual([g(1), g(2), g(3), g(4)])
+    await evictDurableObject(stub, { webSockets: 'hibernate' })
+    await stub.shout(7, 1)
+
+    stalled.sendJson({ t: 'ack', last: head + SEND_WINDOW })
+    const caughtUp: string[] = []
+    for (let i = 0; i < 3; i++) caughtUp.push((await nextData(stalled)).join(' '))
+    expect(caughtUp).toEqual([g(5), g(6), g(7)])
     await leave(stalled)
   })
 
