@@ -45,6 +45,46 @@ export interface ResumeOptions {
 
 export const DEFAULT_RESUME: Required<ResumeOptions> = { window: 120_000, maxMessages: 5_000 }
 
+/** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
+export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
+
+export interface ConnectionsPerKey<L = Locals> {
+  /** The key of an upgrade, e.g. the user a middleware verified and put in `locals`. */
+  key: ConnectionKeyFunction<L>
+  /** How many open sockets of one object may share a key. */
+  max: number
+}
+
+/** A token bucket per connection: `messages` at once, refilled at `messages` per `per` ms. */
+export interface RateLimit {
+  messages: number
+  /** In ms. */
+  per: number
+}
+
+/** How much may wait in one connection's queue behind a handler that is still running. */
+export interface QueueLimit {
+  /** Default: 1000. */
+  messages?: number
+  /** Counted as UTF-16 code units for text and bytes for binary. Default: 8 MiB. */
+  bytes?: number
+}
+
+export const DEFAULT_MAX_QUEUED: Required<QueueLimit> = { messages: 1_000, bytes: 8_388_608 }
+
+/** How far a session client may fall behind live sends before it is held back and catches up from the log. */
+export interface SendWindow {
+  /** Data frames sent and not yet acknowledged. Default: 500. */
+  messages?: number
+  /** Their size, in UTF-16 code units for text and bytes for binary. Default: 1 MiB. */
+  bytes?: number
+}
+
+export const DEFAULT_SEND_WINDOW: Required<SendWindow> = { messages: 500, bytes: 1_048_576 }
+
+/** The default for `handlerTimeout`: long enough for any fetch or storage call a handler should wait on. */
+export const DEFAULT_HANDLER_TIMEOUT = 30_000
+
 /** The default for `maxMessageBytes`: far below workerd's own 32 MiB, which few apps want to buffer. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
@@ -80,6 +120,16 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   maxConnections?: number
   /** A larger incoming message closes its connection with 1009. Default: 1 MiB. */
   maxMessageBytes?: number
+  /** Open sockets per key the app derives; past it, upgrades get 429 with Retry-After. Default: no limit. */
+  maxConnectionsPerKey?: ConnectionsPerKey<L>
+  /** Messages one connection may send, as a token bucket; past it, close 1008. Default: no limit. */
+  rateLimit?: RateLimit
+  /** Messages waiting behind a running handler, per connection; past it, close 1013. Default: 1000 and 8 MiB. */
+  maxQueued?: QueueLimit
+  /** A handler still pending after this many ms counts as failed (close 1011). `false`: no limit. Default: 30000. */
+  handlerTimeout?: number | false
+  /** How far a session client may fall behind before live sends to it stop. Default: 500 frames and 1 MiB. */
+  sendWindow?: SendWindow
   /** Close connections silent (no message, no heartbeat) for this many ms, with 1001. Default: never. */
   idleTimeout?: number
   /** Text the runtime answers without waking the object. Default: `{ request: 'ping', response: 'pong' }`. */
@@ -109,6 +159,11 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly protocol: ProtocolFunction<L> | undefined
   readonly validate: Validator | undefined
   readonly resume: Required<ResumeOptions> | undefined
+  readonly maxConnectionsPerKey: ConnectionsPerKey<L> | undefined
+  readonly rateLimit: RateLimit | undefined
+  readonly maxQueued: Required<QueueLimit>
+  readonly handlerTimeout: number | undefined
+  readonly sendWindow: Required<SendWindow>
 }
 
 /** What the Worker runs before a request reaches the object. */
@@ -179,6 +234,11 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       idleTimeout: positiveInteger('idleTimeout', options.idleTimeout),
       heartbeat: resolveHeartbeat(options.heartbeat),
       resume: resolveResume(options.resume),
+      maxConnectionsPerKey: resolvePerKey(options.maxConnectionsPerKey),
+      rateLimit: resolveRateLimit(options.rateLimit),
+      maxQueued: resolvePair('maxQueued', options.maxQueued, DEFAULT_MAX_QUEUED),
+      handlerTimeout: resolveHandlerTimeout(options.handlerTimeout),
+      sendWindow: resolvePair('sendWindow', options.sendWindow, DEFAULT_SEND_WINDOW),
     },
   }
 }
@@ -221,6 +281,53 @@ function resolveResume(value: unknown): Required<ResumeOptions> | undefined {
     window: positiveInteger('resume.window', window) ?? DEFAULT_RESUME.window,
     maxMessages: positiveInteger('resume.maxMessages', maxMessages) ?? DEFAULT_RESUME.maxMessages,
   }
+}
+
+function resolvePerKey<L>(value: unknown): ConnectionsPerKey<L> | undefined {
+  if (value === undefined) return undefined
+  const perKey = value as Partial<ConnectionsPerKey<L>> | null
+  if (typeof perKey !== 'object' || perKey === null || typeof perKey.key !== 'function') {
+    throw invalid(
+      `options.maxConnectionsPerKey must be { key: (request, locals) => string, max }, got ${describe(value)}.`,
+    )
+  }
+  const max = positiveInteger('maxConnectionsPerKey.max', perKey.max)
+  if (max === undefined) throw invalid('options.maxConnectionsPerKey.max is required: a whole number from 1.')
+  return { key: perKey.key, max }
+}
+
+function resolveRateLimit(value: unknown): RateLimit | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) {
+    throw invalid(`options.rateLimit must be { messages, per } (per in ms), got ${describe(value)}.`)
+  }
+  const { messages, per } = value as Partial<RateLimit>
+  const resolved = {
+    messages: positiveInteger('rateLimit.messages', messages),
+    per: positiveInteger('rateLimit.per', per),
+  }
+  if (resolved.messages === undefined || resolved.per === undefined) {
+    throw invalid('options.rateLimit needs both messages and per (in ms), e.g. { messages: 20, per: 1000 }.')
+  }
+  return { messages: resolved.messages, per: resolved.per }
+}
+
+/** `{ messages, bytes }`, each optional, each a whole number from 1. */
+function resolvePair(name: string, value: unknown, defaults: Required<QueueLimit>): Required<QueueLimit> {
+  if (value === undefined) return defaults
+  if (typeof value !== 'object' || value === null) {
+    throw invalid(`options.${name} must be { messages, bytes }, got ${describe(value)}.`)
+  }
+  const { messages, bytes } = value as QueueLimit
+  return {
+    messages: positiveInteger(`${name}.messages`, messages) ?? defaults.messages,
+    bytes: positiveInteger(`${name}.bytes`, bytes) ?? defaults.bytes,
+  }
+}
+
+function resolveHandlerTimeout(value: unknown): number | undefined {
+  if (value === false) return undefined
+  return positiveInteger('handlerTimeout', value) ?? DEFAULT_HANDLER_TIMEOUT
 }
 
 function resolveHeartbeat(value: unknown): Heartbeat | undefined {

@@ -20,6 +20,7 @@ export type DurableWebSocketErrorCode =
   | 'ERR_DWS_INVALID_TAGS'
   | 'ERR_DWS_INVALID_ROOM'
   | 'ERR_DWS_INVALID_MESSAGE'
+  | 'ERR_DWS_HANDLER_TIMEOUT'
 
 export class DurableWebSocketError extends Error {
   readonly code: DurableWebSocketErrorCode

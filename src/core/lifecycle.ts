@@ -9,6 +9,10 @@
  *   failed handler, a limit); `close` is queued. Messages still queued are
  *   dropped, and the client's answering close, even after a wake, is only
  *   answered. Stored, so a rebuilt object knows it too.
+ * - `draining`: the server sent its close frame because the client went past
+ *   a limit on what it may send (`maxQueued`, `rateLimit`). Nothing new is
+ *   taken, but what was already queued is still handled, then `close`
+ *   runs. Stored like `closedByServer`.
  * - `closedByPeer`: the client's close frame, or the connection's loss,
  *   arrived; `close` is queued behind the messages that came before it,
  *   which are still handled.
@@ -22,12 +26,13 @@
  *   what was still queued, the client sends again on the new socket.
  */
 export type ConnectionState =
-  'opening' | 'open' | 'closedByServer' | 'closedByPeer' | 'suspended' | 'replaced'
+  'opening' | 'open' | 'closedByServer' | 'draining' | 'closedByPeer' | 'suspended' | 'replaced'
 
-export type LifecycleEvent = 'stored' | 'serverClose' | 'peerClose' | 'suspend' | 'replace'
+export type LifecycleEvent = 'stored' | 'serverClose' | 'drain' | 'peerClose' | 'suspend' | 'replace'
 
 const ENDINGS = {
   serverClose: 'closedByServer',
+  drain: 'draining',
   peerClose: 'closedByPeer',
   suspend: 'suspended',
   replace: 'replaced',
@@ -38,6 +43,7 @@ const MOVES: Readonly<Record<ConnectionState, Partial<Record<LifecycleEvent, Con
   open: ENDINGS,
   suspended: { replace: 'replaced', peerClose: 'closedByPeer' },
   closedByServer: {},
+  draining: {},
   closedByPeer: {},
   replaced: {},
 }
@@ -58,4 +64,9 @@ export function isLive(state: ConnectionState): boolean {
  */
 export function handlesQueued(state: ConnectionState): boolean {
   return state !== 'closedByServer' && state !== 'replaced'
+}
+
+/** The server sent its close frame: a rebuilt object must only answer the client's. */
+export function closedByServer(state: ConnectionState): boolean {
+  return state === 'closedByServer' || state === 'draining'
 }

@@ -6,10 +6,34 @@
  */
 export class SerialQueue {
   #tail: Promise<void> | undefined
+  /** Tasks waiting behind a running one, and the sizes they were queued with. */
+  #waiting = 0
+  #waitingSize = 0
 
-  run(task: () => unknown): Promise<void> | undefined {
+  /** How many tasks wait behind the running one. */
+  get waiting(): number {
+    return this.#waiting
+  }
+
+  /** The sum of the sizes the waiting tasks were queued with. */
+  get waitingSize(): number {
+    return this.#waitingSize
+  }
+
+  /** Runs `task` now, or after the tasks before it; `size` counts towards {@link waitingSize} meanwhile. */
+  run(task: () => unknown, size = 0): Promise<void> | undefined {
     const tail = this.#tail
-    if (tail !== undefined) return this.#chain(tail.then(task))
+    if (tail !== undefined) {
+      this.#waiting++
+      this.#waitingSize += size
+      return this.#chain(
+        tail.then(() => {
+          this.#waiting--
+          this.#waitingSize -= size
+          return task()
+        }),
+      )
+    }
     const result = task()
     return isThenable(result) ? this.#chain(Promise.resolve(result)) : undefined
   }

@@ -108,8 +108,13 @@ export class WebSocketObject<
     return this.#manager.webSocketMessage(socket, message)
   }
 
-  override webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
-    return this.#manager.webSocketClose(socket, code, reason)
+  override webSocketClose(
+    socket: WebSocket,
+    code: number,
+    reason: string,
+    wasClean?: boolean,
+  ): Promise<void> | undefined {
+    return this.#manager.webSocketClose(socket, code, reason, wasClean)
   }
 
   override webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {

@@ -1,5 +1,5 @@
 import { DurableWebSocketError } from '../core/errors.js'
-import { isLive, move, type ConnectionState, type LifecycleEvent } from '../core/lifecycle.js'
+import { closedByServer, isLive, move, type ConnectionState, type LifecycleEvent } from '../core/lifecycle.js'
 import type { Manager, Outgoing } from '../core/types.js'
 import { SerialQueue } from '../core/serialQueue.js'
 import type { Frame } from '../core/outgoing.js'
@@ -29,6 +29,10 @@ interface StoredRecord<Data> {
   state?: 'closedByServer'
   /** Present on a session's socket; the rest of the session lives in SQLite (sessions.ts). */
   session?: { resumed: boolean }
+  /** What `maxConnectionsPerKey` counted this socket under, when that option is set. */
+  key?: string
+  /** A session socket whose live sends are held back: the last `g` it was sent (manager.ts, sendWindow). */
+  held?: number
 }
 
 /** A session's per-socket counters; the durable half is in SQLite (sessions.ts). */
@@ -85,6 +89,10 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   dataRead = false
   /** The tags of a session whose window ended: it has no socket to ask the runtime. */
   detachedTags: string[] | undefined
+  /** What `maxConnectionsPerKey` counts this connection under. */
+  key: string | undefined
+  /** Set while a session socket's live sends are held back: the last `g` it was sent. */
+  heldAfter: number | undefined
 
   constructor(
     socket: WebSocket,
@@ -116,7 +124,7 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     if (record === undefined) return undefined
     const session =
       record.session === undefined ? undefined : host.sessionOf(record.id, record.session.resumed)
-    return new ConnectionEntry(
+    const entry = new ConnectionEntry(
       socket,
       record.id,
       record.data,
@@ -125,6 +133,9 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
       host,
       session,
     )
+    entry.key = record.key
+    entry.heldAfter = record.held
+    return entry
   }
 
   /** How logs name this connection: its id and room, never anything the client sent. */
@@ -140,8 +151,18 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     if (next === undefined) return false
     this.state = next
     // A rebuilt object must not run `close` again when the client answers our close frame.
-    if (next === 'closedByServer' && this.socket.readyState === OPEN) this.#writeQuietly()
+    if (closedByServer(next) && this.socket.readyState === OPEN) this.#writeQuietly()
     return true
+  }
+
+  /**
+   * Holds a session socket's live sends back after `g` = `after`, or lets
+   * them go again (undefined). Stored, so a woken object goes on from there.
+   */
+  hold(after: number | undefined): void {
+    if (this.heldAfter === after) return
+    this.heldAfter = after
+    if (this.state !== 'opening') this.#writeQuietly()
   }
 
   /** Whether `data` must be written after a handler: never stored yet, or read since. */
@@ -187,8 +208,10 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
 
   #write(): void {
     const record: StoredRecord<Data> = { id: this.id, data: this.data, seen: this.seen }
-    if (this.state === 'closedByServer') record.state = 'closedByServer'
+    if (closedByServer(this.state)) record.state = 'closedByServer'
     if (this.session !== undefined) record.session = { resumed: this.session.resumed }
+    if (this.key !== undefined) record.key = this.key
+    if (this.heldAfter !== undefined) record.held = this.heldAfter
     writeRecord(this.socket, record)
     this.#host.stored(this)
   }

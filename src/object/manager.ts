@@ -5,7 +5,13 @@ import { log } from '../core/log.js'
 import { toFrame, type Frame } from '../core/outgoing.js'
 import type { BroadcastOptions, Manager, Outgoing, TaggedGroup } from '../core/types.js'
 import type { ObjectSide } from '../options.js'
-import { CloseCode, MAX_CLOSE_REASON_BYTES, isSendableCloseCode, utf8Length } from '../shared/closeCodes.js'
+import {
+  CloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  isSendableCloseCode,
+  peerClose,
+  utf8Length,
+} from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Serializer } from '../shared/serializer.js'
 import {
@@ -37,6 +43,18 @@ export const MAX_TAG_LENGTH = 256
 
 /** How long a client refused for `maxConnections` should wait before trying again, in seconds. */
 const RETRY_AFTER_SECONDS = 5
+
+/** How long a client refused for `maxConnectionsPerKey` should wait: its own sockets must close first. */
+const RETRY_AFTER_KEY_SECONDS = 30
+
+/** The longest key `maxConnectionsPerKey` accepts; it is kept in the socket's attachment. */
+const MAX_KEY_LENGTH = 256
+
+/**
+ * A session client that fell behind what the log still holds (docs/protocol.md, close codes).
+ * The client retries it, and gets a reset.
+ */
+const SLOW_CONSUMER = 3903
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
@@ -84,6 +102,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #anySessions: boolean | undefined
   /** Sequence numbers for session clients when nothing is logged (`resume: false`). */
   #unloggedSeq = 0
+  /** Each session socket's unacknowledged frames; rebuilt lazily after a wake. */
+  readonly #flows = new WeakMap<Entry<Env, Data, In, Out>, Flow>()
+  /** Each connection's `rateLimit` bucket; a woken object starts them full. */
+  readonly #buckets = new WeakMap<Entry<Env, Data, In, Out>, Bucket>()
 
   constructor(ctx: DurableObjectState, env: Env, options: ObjectSide<Env, Data, In, Out, L>) {
     this.ctx = ctx
@@ -178,6 +200,22 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       })
     }
+    let key: string | undefined
+    const perKey = this.#options.maxConnectionsPerKey
+    if (perKey !== undefined) {
+      try {
+        key = validateKey(perKey.key(request, locals))
+      } catch (error) {
+        log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
+        return new Response('Internal Server Error\n', { status: 500 })
+      }
+      if (this.#countKey(key) >= perKey.max) {
+        return new Response('Too Many Requests: too many connections for this client, try again later.\n', {
+          status: 429,
+          headers: { 'Retry-After': String(RETRY_AFTER_KEY_SECONDS) },
+        })
+      }
+    }
     const offer = readSessionOffer(offeredProtocols(request))
     // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
     let tags: string[] = []
@@ -196,6 +234,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const entry = offer.wanted
       ? await this.#acceptSession(server, offer, tags, protocol)
       : this.#acceptPlain(server, tags)
+    entry.key = key
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     const opening = entry.queue.run(() =>
       this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
@@ -209,6 +248,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
     if (chosen !== undefined) headers['Sec-WebSocket-Protocol'] = chosen
     return new Response(null, { status: 101, webSocket: client, headers })
+  }
+
+  #countKey(key: string): number {
+    let count = 0
+    for (const entry of this.#live()) if (entry.key === key) count++
+    return count
   }
 
   #nextId(): number {
@@ -365,8 +410,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // it, and a message the client sent before closing is still handled.
     if (entry === undefined || !isLive(entry.state)) return undefined
     if (entry.session !== undefined) return this.#onSessionFrame(entry, entry.session, raw)
-    if (!this.#withinLimit(entry, raw)) return undefined
-    return entry.queue.run(() => (handlesQueued(entry.state) ? this.#onMessage(entry, raw) : undefined))
+    if (!this.#withinLimit(entry, raw) || !this.#admitted(entry, raw)) return undefined
+    return entry.queue.run(
+      () => (handlesQueued(entry.state) ? this.#onMessage(entry, raw) : undefined),
+      sizeOf(raw),
+    )
   }
 
   /** Closes a connection whose message is over `maxMessageBytes`; records activity for idle reaping. */
@@ -401,6 +449,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
       if (!isAck(raw)) return this.#protocolError(entry, 'a control frame that is not an ack')
       if (session.handled > session.acked) this.#ack(entry, session)
+      this.#acked(entry, raw)
       return undefined
     }
     const parsed = splitNumbered(raw)
@@ -418,7 +467,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       )
     }
     session.received = seq
-    if (!this.#withinLimit(entry, payload)) return undefined
+    if (!this.#withinLimit(entry, payload) || !this.#admitted(entry, payload)) return undefined
     return entry.queue.run(() => {
       if (!handlesQueued(entry.state)) return undefined
       session.handled = seq
@@ -426,7 +475,145 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       const result = this.#onMessage(entry, payload)
       if (seq - session.acked >= ACK_EVERY) this.#ack(entry, session)
       return result
-    })
+    }, sizeOf(payload))
+  }
+
+  /**
+   * The limits on what a client may send, checked as a message arrives:
+   * `rateLimit`, then `maxQueued`. Past either, the connection is closed at
+   * once, but the messages it already had queued are still handled.
+   */
+  #admitted(entry: Entry<Env, Data, In, Out>, raw: string | ArrayBuffer): boolean {
+    if (!this.#withinRate(entry)) {
+      log.warn(`${this.#label(entry)} sent faster than rateLimit allows, closing it with 1008`)
+      this.#closeByServer(entry, CloseCode.POLICY_VIOLATION, 'Rate limit exceeded', 'drain')
+      return false
+    }
+    const { messages, bytes } = this.#options.maxQueued
+    const queue = entry.queue
+    if (queue.waiting >= messages || queue.waitingSize + sizeOf(raw) > bytes) {
+      log.warn(
+        `${this.#label(entry)} has ${String(queue.waiting)} messages queued behind a running handler, over maxQueued; closing it with 1013`,
+      )
+      this.#closeByServer(entry, CloseCode.TRY_AGAIN_LATER, 'Too many queued messages', 'drain')
+      return false
+    }
+    return true
+  }
+
+  /** A token bucket refilled from the clock as messages arrive: no timer keeps the object awake. */
+  #withinRate(entry: Entry<Env, Data, In, Out>): boolean {
+    const limit = this.#options.rateLimit
+    if (limit === undefined) return true
+    const now = Date.now()
+    const bucket = this.#buckets.get(entry)
+    if (bucket === undefined) {
+      this.#buckets.set(entry, { tokens: limit.messages - 1, at: now })
+      return true
+    }
+    const refill = ((now - bucket.at) * limit.messages) / limit.per
+    bucket.tokens = Math.min(limit.messages, bucket.tokens + refill)
+    bucket.at = now
+    if (bucket.tokens < 1) return false
+    bucket.tokens -= 1
+    return true
+  }
+
+  /**
+   * Sends a numbered frame to a session socket, unless it is too far behind:
+   * past `sendWindow` unacknowledged frames or bytes, live sends to it stop
+   * (the frame is logged anyway) until its acknowledgements let it catch up
+   * from the log. Without a log there is nothing to catch up from, and it is
+   * closed at once. Returns whether the frame was sent or will be replayed.
+   */
+  #deliver(entry: Entry<Env, Data, In, Out>, seq: number, frame: Frame): boolean {
+    const flow = this.#flowOf(entry)
+    if (flow.held) {
+      if (this.#store !== undefined && this.#store.trimmedThrough() > flow.sent) this.#tooSlow(entry)
+      return isLive(entry.state)
+    }
+    if (!fitsWindow(flow, sizeOf(frame), this.#options.sendWindow)) {
+      if (this.#store === undefined) {
+        this.#tooSlow(entry)
+        return false
+      }
+      flow.held = true
+      entry.hold(flow.sent)
+      log.warn(
+        `${this.#label(entry)} is behind by ${String(flow.seqs.length - flow.start)} frames; holding its live sends`,
+      )
+      return true
+    }
+    if (!entry.sendFrame(frame)) return false
+    sent(flow, seq, sizeOf(frame))
+    return true
+  }
+
+  /** A session client's ack: what it received leaves the window, and a held one catches up. */
+  #acked(entry: Entry<Env, Data, In, Out>, raw: string): void {
+    const last = ackedThrough(raw)
+    if (last === undefined) return
+    const flow = this.#flowOf(entry)
+    while (flow.start < flow.seqs.length && (flow.seqs[flow.start] ?? 0) <= last) {
+      flow.bytes -= flow.sizes[flow.start] ?? 0
+      flow.start++
+    }
+    // Under steady traffic acks never cover everything in flight: drop the covered part now and then.
+    if (flow.start === flow.seqs.length || (flow.start >= 256 && flow.start * 2 >= flow.seqs.length)) {
+      flow.seqs.splice(0, flow.start)
+      flow.sizes.splice(0, flow.start)
+      flow.start = 0
+    }
+    if (flow.held) this.#catchUp(entry, flow)
+  }
+
+  /**
+   * Replays from the log what a held client has not been sent, as far as
+   * the window allows; once it reaches the head of the log, live sends
+   * resume. All of it runs in one turn, so no send can slip in between.
+   */
+  #catchUp(entry: Entry<Env, Data, In, Out>, flow: Flow): void {
+    const store = this.#store
+    if (store === undefined || !isLive(entry.state)) return
+    if (store.trimmedThrough() > flow.sent) {
+      this.#tooSlow(entry)
+      return
+    }
+    for (const missed of store.missed(entry.id, this.ctx.getTags(entry.socket), flow.sent)) {
+      const frame = numbered(missed.seq, missed.frame)
+      const size = sizeOf(frame)
+      if (!fitsWindow(flow, size, this.#options.sendWindow)) {
+        entry.hold(flow.sent)
+        return
+      }
+      if (!entry.sendFrame(frame)) return
+      sent(flow, missed.seq, size)
+    }
+    flow.held = false
+    entry.hold(undefined)
+  }
+
+  #tooSlow(entry: Entry<Env, Data, In, Out>): void {
+    log.warn(`${this.#label(entry)} fell behind what the session log holds, closing it with 3903`)
+    this.#closeByServer(entry, SLOW_CONSUMER, 'Slow consumer')
+  }
+
+  /** A socket's window, made on first use: a woken object knows only whether it was held, and from where. */
+  #flowOf(entry: Entry<Env, Data, In, Out>): Flow {
+    let flow = this.#flows.get(entry)
+    if (flow === undefined) {
+      const heldAfter = entry.heldAfter
+      flow = {
+        sent: heldAfter ?? this.#store?.head() ?? this.#unloggedSeq,
+        seqs: [],
+        sizes: [],
+        start: 0,
+        bytes: 0,
+        held: heldAfter !== undefined,
+      }
+      this.#flows.set(entry, flow)
+    }
+    return flow
   }
 
   #ack(entry: Entry<Env, Data, In, Out>, session: SessionState): void {
@@ -444,12 +631,23 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return undefined
   }
 
-  webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> | undefined {
+  /**
+   * `close` gets the client's code and reason as a client may send them: a
+   * code no endpoint may send becomes 1005 without a reason, so only a real
+   * loss reads 1006, and a reason is cut to 123 bytes (peerClose).
+   */
+  webSocketClose(
+    socket: WebSocket,
+    code: number,
+    reason: string,
+    wasClean = false,
+  ): Promise<void> | undefined {
     const entry = this.#entryFor(socket)
     // A socket the runtime already closed has nothing left to answer.
     if (socket.readyState !== CLOSED) answerClose(socket, code, reason)
     if (entry === undefined) return undefined
-    return this.#closeByPeer(entry, code, reason)
+    const seen = peerClose(code, reason, wasClean)
+    return this.#closeByPeer(entry, seen.code, seen.reason)
   }
 
   webSocketError(socket: WebSocket, error: unknown): Promise<void> | undefined {
@@ -567,7 +765,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       return undefined
     }
     if (result instanceof Promise) {
-      return result.then(
+      return this.#timeLimited(result, event).then(
         () => {
           this.#storeAfter(entry, event)
         },
@@ -578,6 +776,31 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
     this.#storeAfter(entry, event)
     return undefined
+  }
+
+  /**
+   * A handler still pending after `handlerTimeout` counts as failed: its
+   * connection is closed with 1011 and its queue goes on, so a promise that
+   * never settles cannot hold back later messages or `close`. The timer
+   * exists only while a handler is pending, when the object is awake anyway.
+   */
+  #timeLimited(result: Promise<unknown>, event: EventName): Promise<unknown> {
+    const limit = this.#options.handlerTimeout
+    if (limit === undefined) return result
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new DurableWebSocketError(
+            'ERR_DWS_HANDLER_TIMEOUT',
+            `the ${event} handler was still pending after ${String(limit)} ms (handlerTimeout), so it counts as failed. Make sure every promise it awaits settles, or raise handlerTimeout.`,
+          ),
+        )
+      }, limit)
+    })
+    return Promise.race([result, expired]).finally(() => {
+      if (timer !== undefined) clearTimeout(timer)
+    })
   }
 
   /**
@@ -611,9 +834,18 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
   }
 
-  /** The server closes: its frame goes out, and `close` is queued behind the pending handlers. */
-  #closeByServer(entry: Entry<Env, Data, In, Out>, code: number, reason: string): void {
-    if (!entry.move('serverClose')) return
+  /**
+   * The server closes: its frame goes out, and `close` is queued behind the
+   * pending handlers. With `drain`, the messages already queued are still
+   * handled first; otherwise they are dropped.
+   */
+  #closeByServer(
+    entry: Entry<Env, Data, In, Out>,
+    code: number,
+    reason: string,
+    event: 'serverClose' | 'drain' = 'serverClose',
+  ): void {
+    if (!entry.move(event)) return
     this.#open.delete(entry.id)
     if (entry.session !== undefined) this.#store?.remove(entry.id)
     try {
@@ -663,9 +895,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     tag: string | null,
   ): number {
     let forSessions: Frame | undefined
+    let seq = 0
     if (this.#hasLoggedSessions()) {
       const excluded = except === undefined ? null : typeof except === 'number' ? [except] : except
-      forSessions = numbered(this.#log(null, tag, excluded, frame), frame)
+      seq = this.#log(null, tag, excluded, frame)
+      forSessions = numbered(seq, frame)
     }
     let sent = 0
     for (const entry of targets) {
@@ -676,8 +910,15 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         continue
       }
       try {
-        if (entry.session !== undefined) forSessions ??= numbered(++this.#unloggedSeq, frame)
-        if (entry.sendFrame(entry.session === undefined ? frame : (forSessions ?? frame))) sent++
+        if (entry.session === undefined) {
+          if (entry.sendFrame(frame)) sent++
+          continue
+        }
+        if (forSessions === undefined) {
+          seq = ++this.#unloggedSeq
+          forSessions = numbered(seq, frame)
+        }
+        if (this.#deliver(entry, seq, forSessions)) sent++
       } catch (error) {
         log.error(`sending to ${this.#label(entry)} failed, disconnecting it:`, error)
         this.#closeByServer(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
@@ -693,13 +934,14 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * suspended it waits in the log.
    */
   #sendToSession(entry: Entry<Env, Data, In, Out>, frame: Frame): boolean {
-    if (entry.state === 'closedByServer' || entry.state === 'closedByPeer') return false
+    if (entry.state === 'closedByServer' || entry.state === 'draining' || entry.state === 'closedByPeer')
+      return false
     const store = this.#store
     const seq = store === undefined ? ++this.#unloggedSeq : this.#log(entry.id, null, null, frame)
     const current = this.#open.get(entry.id)
     if (current === undefined) return store !== undefined
     try {
-      return current.sendFrame(numbered(seq, frame))
+      return this.#deliver(current, seq, numbered(seq, frame))
     } catch (error) {
       log.error(`sending to ${this.#label(current)} failed, disconnecting it:`, error)
       this.#closeByServer(current, CloseCode.INTERNAL_ERROR, 'Internal Error')
@@ -818,7 +1060,73 @@ function exceedsBytes(message: string | ArrayBuffer, limit: number): boolean {
   if (typeof message !== 'string') return message.byteLength > limit
   if (message.length > limit) return true
   if (message.length * 3 <= limit) return false
-  return utf8.encode(message).byteLength > limit
+  return utf8.encode(message).byteLength - 2 * countReplacements(message) > limit
+}
+
+/**
+ * workerd decodes a text frame's invalid bytes to U+FFFD, three bytes in
+ * UTF-8, where each stood for at least one byte on the wire. Counting each
+ * as one keeps a message that was under the limit on the wire under it
+ * here, and the length check above still bounds what the string costs.
+ */
+function countReplacements(message: string): number {
+  let count = 0
+  for (let at = message.indexOf(REPLACEMENT); at !== -1; at = message.indexOf(REPLACEMENT, at + 1)) count++
+  return count
+}
+
+const REPLACEMENT = '\uFFFD'
+
+/** What a message or frame counts for in `maxQueued` and `sendWindow`: UTF-16 units for text, bytes for binary. */
+function sizeOf(message: Frame): number {
+  return typeof message === 'string' ? message.length : message.byteLength
+}
+
+/** One session socket's frames sent and not yet acknowledged, oldest first from `start`. */
+interface Flow {
+  /** The highest `g` sent on this socket, live or from the log. */
+  sent: number
+  seqs: number[]
+  sizes: number[]
+  start: number
+  bytes: number
+  /** Live sends stopped: the client catches up from the log as it acknowledges. */
+  held: boolean
+}
+
+interface Bucket {
+  tokens: number
+  /** When the bucket was last refilled, in ms since the epoch. */
+  at: number
+}
+
+/** One more frame fits: always when nothing is unacknowledged, so one large frame cannot stall a client. */
+function fitsWindow(flow: Flow, size: number, window: { messages: number; bytes: number }): boolean {
+  const count = flow.seqs.length - flow.start
+  return count === 0 || (count < window.messages && flow.bytes + size <= window.bytes)
+}
+
+function sent(flow: Flow, seq: number, size: number): void {
+  flow.sent = seq
+  flow.seqs.push(seq)
+  flow.sizes.push(size)
+  flow.bytes += size
+}
+
+/** The `last` of a client's ack, when it carries one. */
+function ackedThrough(raw: string): number | undefined {
+  const { last } = JSON.parse(raw) as { last?: unknown }
+  return typeof last === 'number' && Number.isSafeInteger(last) ? last : undefined
+}
+
+function validateKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new DurableWebSocketError(
+      'ERR_DWS_INVALID_OPTIONS',
+      `maxConnectionsPerKey.key must return a string of 1 to ${String(MAX_KEY_LENGTH)} characters, got ${typeof key === 'string' ? `${String(key.length)} characters` : describe(key)}.`,
+    )
+  }
+  return key
 }
 
 /**

@@ -7,9 +7,39 @@ export const CloseCode = {
   INVALID_PAYLOAD: 1007,
   /** A message over `maxMessageBytes`. */
   MESSAGE_TOO_BIG: 1009,
-  /** A handler threw, or a handler sent a value that cannot go on the wire. */
+  /** The connection sent faster than `rateLimit` allows. */
+  POLICY_VIOLATION: 1008,
+  /** A handler threw or outlived `handlerTimeout`, or a handler sent a value that cannot go on the wire. */
   INTERNAL_ERROR: 1011,
+  /** More messages waited behind a running handler than `maxQueued` allows. */
+  TRY_AGAIN_LATER: 1013,
 } as const
+
+/**
+ * A client's close as the `close` handler gets it. A close frame carrying a
+ * code no endpoint may send (0-999, 1004-1006, 1015, 1016-2999, 5000 and up)
+ * is taken as one without a code: 1005, without a reason. So a client cannot
+ * pass for a lost connection; a real loss (no close frame) stays 1006. A
+ * reason is cut to what a close frame may carry, at a character boundary.
+ */
+export function peerClose(code: number, reason: string, wasClean: boolean): { code: number; reason: string } {
+  if (isSendableCloseCode(code) || (code === 1006 && !wasClean)) return { code, reason: cutReason(reason) }
+  return { code: 1005, reason: '' }
+}
+
+function cutReason(reason: string): string {
+  if (reason.length * 3 <= MAX_CLOSE_REASON_BYTES || utf8Length(reason) <= MAX_CLOSE_REASON_BYTES)
+    return reason
+  let cut = ''
+  let bytes = 0
+  for (const char of reason) {
+    const size = utf8Length(char)
+    if (bytes + size > MAX_CLOSE_REASON_BYTES) break
+    cut += char
+    bytes += size
+  }
+  return cut
+}
 
 /** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
 export const MAX_CLOSE_REASON_BYTES = 123

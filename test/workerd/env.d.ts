@@ -8,6 +8,11 @@ declare global {
   namespace Cloudflare {
     interface Env {
       FIXTURE_VAR: string
+      QUEUED: Namespace<'QueuedObject'>
+      HUNG: Namespace<'HungObject'>
+      RATED: Namespace<'RatedObject'>
+      PER_KEY: Namespace<'PerKeyObject'>
+      FLOW: Namespace<'FlowObject'>
       LIFECYCLE: Namespace<'LifecycleObject'>
       REPLACED: Namespace<'ReplacedObject'>
       IDS: Namespace<'IdsObject'>
