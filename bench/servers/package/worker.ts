@@ -25,11 +25,16 @@ interface Env {
 // `--heartbeat` measures.
 const heartbeat = (env as Env).BENCH_HEARTBEAT === 'on' ? { request: 'ping', response: 'pong' } : false
 const requested = parseRateLimit((env as Env)[RATE_LIMIT_VAR])
-// websocket() takes no rate limit yet (issue 12, point 6), so none is applied and /health says so,
-// which the runner reports as "not available". Once it takes one, this line becomes
-// `const applied = requested === undefined ? {} : { rateLimit: requested }` (in its shape).
-const applied: { rateLimit?: RateLimit } = {}
-const ws = websocket<Env, ConnectionData>({ binding: 'BENCH', serializer: 'json', heartbeat, ...applied })
+// The abuse section asks for a limit through the var; /health reports the one applied.
+const applied: { rateLimit?: RateLimit } = requested === undefined ? {} : { rateLimit: requested }
+const ws = websocket<Env, ConnectionData>({
+  binding: 'BENCH',
+  serializer: 'json',
+  heartbeat,
+  ...(applied.rateLimit === undefined
+    ? {}
+    : { rateLimit: { messages: applied.rateLimit.messages, per: applied.rateLimit.perSeconds * 1000 } }),
+})
 
 ws.add('open', (conn) => {
   conn.data.joined = Date.now()
