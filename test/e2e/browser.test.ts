@@ -147,6 +147,21 @@ describe('the chat at / in headless Chromium', () => {
     }
   }, 90_000)
 
+  it('a reloaded page resumes its session from sessionStorage: the same id, the member list again, and no leave or join for the other page', async () => {
+    const { alice, bob, members: before } = await joinedPair(`${ROOM}-reload`)
+    const aliceId = await alice.ownId()
+    const bobNotesBefore = await bob.notes()
+
+    await alice.page.reload()
+    expect(await alice.ownId()).toBe(aliceId)
+    expect(byId(await alice.waitForMembers(['Alice', 'Bob']))).toEqual(byId(before))
+    await bob.say('Welcome back, same Alice')
+    await alice.waitForMessage('Bob', 'Welcome back, same Alice')
+    await alice.say('Same me')
+    await bob.waitForMessage('Alice', 'Same me')
+    expect(await bob.notes()).toEqual(bobNotesBefore)
+  })
+
   it('both pages resume their sessions after wrangler dev is killed and started again on the same state, and show what was said while it was down once', async () => {
     const { alice, bob, members: before } = await joinedPair(`${ROOM}-restart`)
     const notesBefore = { alice: await alice.notes(), bob: await bob.notes() }
