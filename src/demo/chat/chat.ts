@@ -1,4 +1,4 @@
-import { WebSocketObject, allowOrigins, websocket, type Connection } from '../../index.js'
+import { WebSocketObject, allowOrigins, use, websocket, type Connection } from '../../index.js'
 import { parseClientMessage, type Member, type ServerMessage } from './protocol.js'
 
 /** A connection's name lives in its `data`, so it survives the object's hibernation. */
@@ -19,7 +19,7 @@ const ORIGINS = [
 export const chat = websocket<unknown, ChatData>({
   binding: 'CHAT',
   serializer: 'json',
-  middleware: [[allowOrigins, { origins: ORIGINS }]],
+  middleware: [use(allowOrigins, { origins: ORIGINS })],
 })
 
 type ChatConnection = Connection<unknown, ChatData>
