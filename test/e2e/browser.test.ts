@@ -162,6 +162,30 @@ describe('the chat at / in headless Chromium', () => {
     expect(await bob.notes()).toEqual(bobNotesBefore)
   })
 
+  it('a page whose session cannot be resumed gets a reset: it joins again as a new member and fetches the member list again', async () => {
+    const { alice, bob } = await joinedPair(`${ROOM}-reset`)
+    const aliceId = await alice.ownId()
+    // A token the server never issued, as a session that is gone would present: the resume must fail.
+    await alice.page.evaluate(() => {
+      for (const key of Object.keys(sessionStorage)) {
+        if (!key.startsWith('durable-websocket:') || key.endsWith(':messages')) continue
+        const position = JSON.parse(sessionStorage.getItem(key) ?? '{}') as { token?: string }
+        sessionStorage.setItem(key, JSON.stringify({ ...position, token: 'A'.repeat(43) }))
+      }
+    })
+    await alice.page.reload()
+
+    await alice.waitForNote('away too long: messages sent meanwhile are missing')
+    const newId = await alice.ownId()
+    expect(newId).toBeGreaterThan(aliceId)
+    // The member list came again with the new session's welcome; Bob sees the new member join.
+    const members = await alice.waitForMembers(['Alice', 'Bob'])
+    expect(members.find((member) => member.name === 'Alice')?.id).toBe(newId)
+    await bob.waitForNote(`Alice (#${String(newId)}) joined`)
+    await alice.say('New session, same room')
+    await bob.waitForMessage('Alice', 'New session, same room')
+  })
+
   it('both pages resume their sessions after wrangler dev is killed and started again on the same state, and show what was said while it was down once', async () => {
     const { alice, bob, members: before } = await joinedPair(`${ROOM}-restart`)
     const notesBefore = { alice: await alice.notes(), bob: await bob.notes() }
