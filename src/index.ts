@@ -8,6 +8,7 @@ export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, isRoomName, roomNameProblem } from 
 export { json } from './shared/serializer.js'
 export { DurableWebSocketError, InvalidHandlerError, isDurableWebSocketError } from './core/errors.js'
 export { allowOrigins } from './mount/allowOrigins.js'
+export { use } from './mount/middleware.js'
 
 export type {
   WebSocketOptions,

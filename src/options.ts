@@ -22,10 +22,15 @@ export type ProtocolFunction<L = Locals> = (
 ) => string | undefined
 
 /**
- * Says whether a decoded message has the shape the handlers expect. Write it
- * as a type guard (`(m): m is ChatMessage => …`) to check what `In` claims.
+ * Says whether a decoded message has the shape the handlers expect. Written
+ * as a type guard (`(m): m is ChatMessage => …`), it is what makes `In` true:
+ * `websocket({ serializer: 'json', validate: isChatMessage })` infers
+ * `In = ChatMessage`, so `message` handlers get a `ChatMessage` (or bytes).
+ * A plain boolean check is accepted too, and then `In` is only your word.
  */
-export type Validator = (message: unknown) => boolean
+export type Validator<In = unknown> = unknown extends In
+  ? (message: unknown) => boolean
+  : (message: unknown) => message is In
 
 export interface Heartbeat {
   /** The exact text a client sends. */
@@ -112,8 +117,8 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   room?: RoomFunction<Env, L>
   /** Picks the subprotocol to answer with from those the client offered. Default: none is named. */
   protocol?: ProtocolFunction<L>
-  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). */
-  validate?: Validator
+  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). A type guard sets `In`. */
+  validate?: Validator<In>
   /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
   tags?: TagsFunction<L>
   /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */

@@ -1,4 +1,6 @@
-import { ClientError, describe } from './ClientError.js'
+import { describe } from '../shared/describe.js'
+import type { Frame } from '../shared/serializer.js'
+import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import {
   IDLE_WITHOUT_HEARTBEAT,
@@ -12,7 +14,7 @@ import {
 import { Emitter } from './Emitter.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
-import { Outbox, type Frame } from './Outbox.js'
+import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
 import {
   ACK_AFTER_MS,

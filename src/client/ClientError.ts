@@ -31,11 +31,3 @@ export function isClientError(value: unknown): value is ClientError {
   const { name, code } = value as { name?: unknown; code?: unknown }
   return name === 'ClientError' && typeof code === 'string' && code.startsWith('ERR_DWS_')
 }
-
-export function describe(value: unknown): string {
-  if (value === null || value === undefined) return String(value)
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`
-  return `${typeof value} ${String(value)}`
-}

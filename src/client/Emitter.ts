@@ -1,4 +1,5 @@
-import { ClientError, describe } from './ClientError.js'
+import { describe } from '../shared/describe.js'
+import { ClientError } from './ClientError.js'
 
 type Listener = (...args: never[]) => void
 

@@ -1,4 +1,4 @@
-export type Frame = string | ArrayBuffer | ArrayBufferView
+import type { Frame } from '../shared/serializer.js'
 
 /**
  * Encoded frames waiting for a socket, oldest first. Bounded, so a client

@@ -1,4 +1,4 @@
-import type { Frame } from './Outbox.js'
+import type { Frame } from '../shared/serializer.js'
 
 /** The subprotocol a session client offers first; a 101 that names it switches the socket to sessions. */
 export const SESSION_PROTOCOL = 'dws.session.v1'

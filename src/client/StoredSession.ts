@@ -1,4 +1,4 @@
-import type { Frame } from './Outbox.js'
+import type { Frame } from '../shared/serializer.js'
 import { isToken, type Numbered, type SessionState } from './Session.js'
 
 /**

@@ -1,3 +1,4 @@
+import { closeReasonProblem } from '../shared/closeCodes.js'
 import { ClientError } from './ClientError.js'
 
 /** How a socket ended, as the client saw it. */
@@ -44,11 +45,6 @@ export function isIdleTimeout(close: CloseEventInfo): boolean {
 export const IDLE_WITHOUT_HEARTBEAT =
   'durable-websocket/client: the server closed this connection as idle (1001 "Idle timeout"), and this client sends no heartbeat, so it will be closed again every idleTimeout and get a new id each time. Pass connect(target, { heartbeat: N }) with N well below the server\'s idleTimeout, e.g. half of it.'
 
-/** RFC 6455 §7.4.1 caps the reason so the close frame fits a 125-byte control payload. */
-const MAX_CLOSE_REASON_BYTES = 123
-
-const utf8 = new TextEncoder()
-
 /** Browsers only let a page send 1000 or an application code (3000-4999); checked here everywhere alike. */
 export function validateClose(code: number, reason: string): void {
   if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
@@ -57,14 +53,6 @@ export function validateClose(code: number, reason: string): void {
       `close() takes 1000 or an application code from 3000 to 4999, got ${String(code)}.`,
     )
   }
-  if (typeof reason !== 'string') {
-    throw new ClientError('ERR_DWS_INVALID_CLOSE', 'A close reason must be a string.')
-  }
-  const bytes = utf8.encode(reason).byteLength
-  if (bytes > MAX_CLOSE_REASON_BYTES) {
-    throw new ClientError(
-      'ERR_DWS_INVALID_CLOSE',
-      `A close reason may be at most ${String(MAX_CLOSE_REASON_BYTES)} bytes of UTF-8; this one is ${String(bytes)}. Shorten it.`,
-    )
-  }
+  const problem = closeReasonProblem(reason)
+  if (problem !== undefined) throw new ClientError('ERR_DWS_INVALID_CLOSE', problem)
 }

@@ -1,7 +1,7 @@
 export { connect } from './connect.js'
 export { Client } from './Client.js'
 export { ClientError, isClientError } from './ClientError.js'
-export { json } from './serializer.js'
+export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
 
 export type {
@@ -17,6 +17,6 @@ export type { ClientErrorCode } from './ClientError.js'
 export type { CloseEventInfo } from './closeCodes.js'
 export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'
 export type { Protocols, ProtocolsOption } from './protocols.js'
-export type { Serializer, SerializerOption } from './serializer.js'
+export type { Serializer, SerializerOption } from '../shared/serializer.js'
 export type { SessionStore } from './StoredSession.js'
 export type { ConnectTarget } from './target.js'

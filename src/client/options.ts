@@ -1,7 +1,13 @@
-import { ClientError, describe } from './ClientError.js'
+import { describe } from '../shared/describe.js'
+import {
+  SERIALIZER_EXPECTED,
+  serializerFrom,
+  type Serializer,
+  type SerializerOption,
+} from '../shared/serializer.js'
+import { ClientError } from './ClientError.js'
 import { isRetryableClose, type CloseEventInfo } from './closeCodes.js'
 import { resolveProtocols, type ProtocolsOption, type ResolvedProtocols } from './protocols.js'
-import { resolveSerializer, type Serializer, type SerializerOption } from './serializer.js'
 import { RESUME_PREFIX, SESSION_PROTOCOL } from './Session.js'
 import type { SessionStore } from './StoredSession.js'
 
@@ -183,6 +189,17 @@ function resolveStore(value: unknown, session: boolean): SessionStore | undefine
   }
   if (!session) throw invalid('options.store keeps a session, so it cannot go with session: false.')
   return value as SessionStore
+}
+
+/**
+ * The server's serializer seen from the other end: `decode` makes what the
+ * server sends (`Incoming`), `encode` takes what the client sends (`Outgoing`).
+ */
+function resolveSerializer<Incoming, Outgoing>(option: unknown): Serializer<Incoming, Outgoing> {
+  // JSON makes whatever the server sent; the type parameters are the caller's word for what that is.
+  const serializer = serializerFrom<Incoming, Outgoing>(option ?? 'json')
+  if (serializer !== undefined) return serializer
+  throw invalid(`options.serializer must be ${SERIALIZER_EXPECTED}, got ${describe(option)}.`)
 }
 
 /** Checks every option once, when the client is made, and fills in the defaults. */

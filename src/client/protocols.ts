@@ -1,4 +1,5 @@
-import { ClientError, describe } from './ClientError.js'
+import { describe } from '../shared/describe.js'
+import { ClientError } from './ClientError.js'
 
 /** One subprotocol name, or several, in the order the server should consider them. */
 export type Protocols = string | readonly string[]

@@ -1,4 +1,6 @@
-import { ClientError, describe } from './ClientError.js'
+import { describe } from '../shared/describe.js'
+import { roomNameProblem } from '../shared/roomName.js'
+import { ClientError } from './ClientError.js'
 
 /** A mount path and a room: `{ url: '/chat/ws', room: 'lobby' }` connects to `/chat/ws/lobby`. */
 export interface ConnectTarget {
@@ -8,30 +10,19 @@ export interface ConnectTarget {
   room?: string
 }
 
-/**
- * The server's rule for room names (src/mount/roomName.ts), repeated here so
- * a bad name fails at `connect()` instead of as an endless series of refused
- * handshakes, which a browser reports only as code 1006.
- */
-const ROOM_NAME = /^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/
-const MAX_ROOM_NAME_LENGTH = 64
-
 function invalid(message: string): ClientError {
   return new ClientError('ERR_DWS_INVALID_OPTIONS', message)
 }
 
+/**
+ * The server's own rule, checked here so a bad name fails at `connect()`
+ * instead of as an endless series of refused handshakes, which a browser
+ * reports only as code 1006.
+ */
 function checkRoom(room: unknown): string {
-  if (
-    typeof room !== 'string' ||
-    room.length > MAX_ROOM_NAME_LENGTH ||
-    !ROOM_NAME.test(room) ||
-    room.includes('..')
-  ) {
-    throw invalid(
-      `room must be 1 to ${String(MAX_ROOM_NAME_LENGTH)} letters, digits, "_", "-" or single inner dots, got ${describe(room)}.`,
-    )
-  }
-  return room
+  const problem = roomNameProblem(room)
+  if (problem === undefined) return room as string
+  throw invalid(`connect() was given a room that the server would refuse: ${problem}.`)
 }
 
 /** The page's address, when there is a page: what a relative URL is resolved against. */

@@ -1,8 +1,8 @@
 import { describe } from '../shared/describe.js'
-import type { Serializer } from '../shared/serializer.js'
+import type { Frame, Serializer } from '../shared/serializer.js'
 import { DurableWebSocketError } from './errors.js'
 
-export type Frame = string | ArrayBuffer | ArrayBufferView
+export type { Frame }
 
 // Looked up once: a global lookup per message goes through the runtime's global scope.
 const ArrayBufferClass = ArrayBuffer

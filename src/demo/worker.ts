@@ -1,6 +1,6 @@
 import { AutoRouter, text } from 'itty-router'
 import { WebSocketObject, isDurableWebSocketError, websocket } from '../index.js'
-import { chatPage, clientModule } from './chat/assets.js'
+import { chatPage, clientScript } from './chat/assets.js'
 import { ChatRoom, chat } from './chat/chat.js'
 
 // The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws (and a room per /ws/<name>) that answers every message.
@@ -21,7 +21,7 @@ export { ChatRoom }
 
 const app = AutoRouter()
 app.get('/', chatPage)
-app.get('/chat/client/:file', ({ params }) => clientModule(params.file ?? ''))
+app.get('/chat/client.js', clientScript)
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
 app.get('/connections/:room', ({ params }, env: Env) => {

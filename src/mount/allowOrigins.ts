@@ -37,7 +37,7 @@ function normalizeOrigin(origin: string): string {
  * hijacking): browsers attach cookies to a WebSocket handshake from any page,
  * and the Origin header is the only thing that tells the pages apart.
  */
-export function allowOrigins(options: AllowOriginsOptions): MiddlewareHandler<unknown> {
+export function allowOrigins(options: AllowOriginsOptions): MiddlewareHandler<unknown, object> {
   if (typeof options !== 'object' || options === null)
     throw invalid(`options must be an object, got ${describe(options)}.`)
   const { origins, allowMissing = true } = options

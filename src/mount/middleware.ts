@@ -22,11 +22,28 @@ export type MiddlewareFactory<Options, Env = Cloudflare.Env, L = Locals> = (
   options: Options,
 ) => MiddlewareHandler<Env, L>
 
-// `never` accepts a factory of any options type; each factory checks its own options at run time.
+/**
+ * One step of the chain. `never` accepts a factory of any options type, so a
+ * bare `[factory, options]` pair is checked only by the factory, at start-up;
+ * {@link use} checks the options against the factory when it compiles.
+ */
 export type MiddlewareEntry<Env = Cloudflare.Env, L = Locals> = readonly [
   factory: MiddlewareFactory<never, Env, L>,
   options?: unknown,
 ]
+
+/**
+ * `[factory, options]` with the options checked against what the factory
+ * takes, so a misspelt option fails to compile:
+ * `middleware: [use(allowOrigins, { origins: ['https://example.com'] })]`.
+ * The locals type the factory's handler writes (`L`) carries on to `open`.
+ */
+export function use<Options, Env = Cloudflare.Env, L = Locals>(
+  factory: MiddlewareFactory<Options, Env, L>,
+  ...options: undefined extends Options ? [options?: NoInfer<Options>] : [options: NoInfer<Options>]
+): MiddlewareEntry<Env, L> {
+  return [factory as MiddlewareFactory<never, Env, L>, options[0]]
+}
 
 /** Runs the chain in order; the first Response ends it. */
 export async function runMiddleware<Env, L>(

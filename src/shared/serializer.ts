@@ -1,12 +1,15 @@
 import { describe } from './describe.js'
 
+/** What goes on the wire: a string is a text frame, bytes a binary frame. */
+export type Frame = string | ArrayBuffer | ArrayBufferView
+
 /**
  * Turns values into frames and text frames into values, the same on both
  * ends: `decode` makes what arrives (`In`), `encode` takes what goes out
  * (`Out`) and may return a string (a text frame) or bytes (a binary frame).
  */
 export interface Serializer<In = unknown, Out = In> {
-  encode(value: Out): string | ArrayBuffer | ArrayBufferView
+  encode(value: Out): Frame
   decode(text: string): In
 }
 

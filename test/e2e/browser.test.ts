@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -44,11 +45,17 @@ beforeEach(({ onTestFailed }) => {
   })
 })
 
-/** Alice and Bob, each in a page of their own, joined to `room` and seeing each other there. */
-async function joinedPair(room: string): Promise<{ alice: ChatPage; bob: ChatPage; members: Member[] }> {
+/**
+ * Alice and Bob, each in a page of their own, joined to `room` and seeing each other there. Alice
+ * reaches the server at `aliceOrigin` (a proxy the test can cut), Bob directly.
+ */
+async function joinedPair(
+  room: string,
+  aliceOrigin = server().origin,
+): Promise<{ alice: ChatPage; bob: ChatPage; members: Member[] }> {
   const alice = await chatPage('Alice', { width: 1100, height: 720 })
   const bob = await chatPage('Bob', { width: 390, height: 844 })
-  await alice.open(server().origin, room)
+  await alice.open(aliceOrigin, room)
   await alice.join()
   await bob.open(server().origin, room)
   await bob.join()
@@ -105,24 +112,159 @@ describe('the chat at / in headless Chromium', () => {
     expect(bobAgain?.id).toBeGreaterThan(bobBefore?.id ?? Number.POSITIVE_INFINITY)
   })
 
-  it('both pages reconnect by themselves after wrangler dev restarts on the same state and port, and chat again', async () => {
+  it('a page whose connection is cut resumes its session: what was said meanwhile shows once, and the other page sees no leave or join', async () => {
+    const proxy = await cuttableProxy(Number(new URL(server().origin).port))
+    try {
+      const { alice, bob, members: before } = await joinedPair(`${ROOM}-cut`, proxy.origin)
+      const aliceId = await alice.ownId()
+      const bobNotesBefore = await bob.notes()
+
+      proxy.cut()
+      await alice.waitForState('reconnecting')
+      const missed = ['While you were away, 1', 'While you were away, 2', 'While you were away, 3']
+      for (const text of missed) await bob.say(text)
+      for (const text of missed) await bob.waitForMessage('Bob', text)
+      await alice.say('Typed while offline')
+      await screenshot(alice, '4-cut')
+      proxy.restore()
+
+      await alice.waitForState('open', 30_000)
+      // Replayed messages come before anything newer, so once this arrives every copy is in.
+      await bob.say('After the cut')
+      await alice.waitForMessage('Bob', 'After the cut', 30_000)
+      await bob.waitForMessage('Alice', 'Typed while offline')
+      for (const text of [...missed, 'After the cut']) expect(await alice.countMessages(text)).toBe(1)
+      expect(await bob.countMessages('Typed while offline')).toBe(1)
+
+      // The same session: the same id on both pages, and Bob saw Alice neither leave nor join.
+      expect(await alice.ownId()).toBe(aliceId)
+      expect(byId(await bob.waitForMembers(['Alice', 'Bob']))).toEqual(byId(before))
+      expect(await bob.notes()).toEqual(bobNotesBefore)
+      await alice.waitForNote('reconnected, nothing missed')
+      await screenshot(alice, '5-resumed')
+    } finally {
+      await proxy.close()
+    }
+  }, 90_000)
+
+  it('a reloaded page resumes its session from sessionStorage: the same id, the member list again, and no leave or join for the other page', async () => {
+    const { alice, bob, members: before } = await joinedPair(`${ROOM}-reload`)
+    const aliceId = await alice.ownId()
+    const bobNotesBefore = await bob.notes()
+
+    await alice.page.reload()
+    expect(await alice.ownId()).toBe(aliceId)
+    expect(byId(await alice.waitForMembers(['Alice', 'Bob']))).toEqual(byId(before))
+    await bob.say('Welcome back, same Alice')
+    await alice.waitForMessage('Bob', 'Welcome back, same Alice')
+    await alice.say('Same me')
+    await bob.waitForMessage('Alice', 'Same me')
+    expect(await bob.notes()).toEqual(bobNotesBefore)
+  })
+
+  it('a page whose session cannot be resumed gets a reset: it joins again as a new member and fetches the member list again', async () => {
+    const { alice, bob } = await joinedPair(`${ROOM}-reset`)
+    const aliceId = await alice.ownId()
+    // A token the server never issued, as a session that is gone would present: the resume must fail.
+    await alice.page.evaluate(() => {
+      for (const key of Object.keys(sessionStorage)) {
+        if (!key.startsWith('durable-websocket:') || key.endsWith(':messages')) continue
+        const position = JSON.parse(sessionStorage.getItem(key) ?? '{}') as { token?: string }
+        sessionStorage.setItem(key, JSON.stringify({ ...position, token: 'A'.repeat(43) }))
+      }
+    })
+    await alice.page.reload()
+
+    await alice.waitForNote('away too long: messages sent meanwhile are missing')
+    const newId = await alice.ownId()
+    expect(newId).toBeGreaterThan(aliceId)
+    // The member list came again with the new session's welcome; Bob sees the new member join.
+    const members = await alice.waitForMembers(['Alice', 'Bob'])
+    expect(members.find((member) => member.name === 'Alice')?.id).toBe(newId)
+    await bob.waitForNote(`Alice (#${String(newId)}) joined`)
+    await alice.say('New session, same room')
+    await bob.waitForMessage('Alice', 'New session, same room')
+  })
+
+  it('both pages resume their sessions after wrangler dev is killed and started again on the same state, and show what was said while it was down once', async () => {
     const { alice, bob, members: before } = await joinedPair(`${ROOM}-restart`)
-    await server().stop()
+    const notesBefore = { alice: await alice.notes(), bob: await bob.notes() }
+    await server().kill()
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')])
-    await screenshot(bob, '4-reconnecting')
+    await alice.say('Said while the server was down')
+    await screenshot(bob, '6-reconnecting')
     await server.startAgain()
 
-    const after = await alice.waitForMembers(['Alice', 'Bob'], 30_000)
-    await bob.waitForMembers(['Alice', 'Bob'], 30_000)
-    // New connections in the same room's object: new ids, above every id it handed out before.
-    const highestBefore = Math.max(...before.map((member) => member.id))
-    expect(after.every((member) => member.id > highestBefore)).toBe(true)
-
+    await Promise.all([alice.waitForState('open', 30_000), bob.waitForState('open', 30_000)])
+    await bob.waitForMessage('Alice', 'Said while the server was down', 30_000)
+    await bob.say('Yes, resumed by myself.')
+    await alice.waitForMessage('Bob', 'Yes, resumed by myself.')
     await alice.say('Still there after the restart?')
     await bob.waitForMessage('Alice', 'Still there after the restart?')
-    await bob.say('Yes, reconnected by myself.')
-    await alice.waitForMessage('Bob', 'Yes, reconnected by myself.')
-    await screenshot(alice, '5-after-restart')
-    await screenshot(bob, '5-after-restart')
+    expect(await bob.countMessages('Said while the server was down')).toBe(1)
+    expect(await alice.countMessages('Said while the server was down')).toBe(1)
+
+    // The objects' sessions outlived the process: the same ids, and nobody left or joined.
+    const after = await alice.waitForMembers(['Alice', 'Bob'], 30_000)
+    expect(byId(after)).toEqual(byId(before))
+    const notesAfter = { alice: await alice.notes(), bob: await bob.notes() }
+    for (const [name, notes] of Object.entries(notesAfter)) {
+      expect(
+        notes.filter((note) => / (left|joined)$/.test(note)),
+        name,
+      ).toEqual(notesBefore[name as keyof typeof notesBefore].filter((note) => / (left|joined)$/.test(note)))
+    }
+    await screenshot(alice, '7-after-restart')
+    await screenshot(bob, '7-after-restart')
   }, 90_000)
 })
+
+function byId(members: readonly Member[]): Member[] {
+  return [...members].sort((a, b) => a.id - b.id)
+}
+
+/**
+ * A TCP relay on 127.0.0.1 in front of wrangler dev, for one page: `cut()` drops every connection
+ * through it without a close frame, as a lost network does, and refuses new ones until `restore()`.
+ */
+async function cuttableProxy(targetPort: number): Promise<{
+  origin: string
+  cut: () => void
+  restore: () => void
+  close: () => Promise<void>
+}> {
+  const open = new Set<Socket>()
+  let down = false
+  const relay = createServer((inbound) => {
+    if (down) return inbound.resetAndDestroy()
+    const outbound = createConnection({ host: '127.0.0.1', port: targetPort })
+    for (const socket of [inbound, outbound]) {
+      open.add(socket)
+      socket.on('error', () => undefined)
+      socket.on('close', () => {
+        open.delete(socket)
+        inbound.destroy()
+        outbound.destroy()
+      })
+    }
+    inbound.pipe(outbound)
+    outbound.pipe(inbound)
+  })
+  await new Promise<void>((resolveListening) => relay.listen(0, '127.0.0.1', resolveListening))
+  const { port } = relay.address() as AddressInfo
+  return {
+    origin: `http://127.0.0.1:${String(port)}`,
+    cut: () => {
+      down = true
+      for (const socket of open) socket.resetAndDestroy()
+    },
+    restore: () => {
+      down = false
+    },
+    close: () =>
+      new Promise((resolveClosed) => {
+        for (const socket of open) socket.destroy()
+        relay.close(() => resolveClosed())
+      }),
+  }
+}

@@ -10,7 +10,7 @@ import { createWorkspace, startDev, type DevServer, type Workspace } from './wra
 const PROTOCOLS_CONFIG = resolve(import.meta.dirname, 'fixtures/protocols/wrangler.toml')
 
 const workspaces: Workspace[] = []
-/** The demo worker: it serves the client's modules at /chat/client/, for the page to import. */
+/** The demo worker: it serves the client, bundled, at /chat/client.js, for the page to import. */
 let demo: DevServer | undefined
 /** The fixture whose mount picks the token marker (see clientProtocols.test.ts). */
 let fixture: DevServer | undefined
@@ -55,7 +55,7 @@ describe('connect(url, { protocols }) in headless Chromium, where a page can set
     // A module script, not import() inside evaluate: vitest rewrites import() in this file's functions.
     await page.addScriptTag({
       type: 'module',
-      content: "import { connect } from '/chat/client/index.js'; globalThis.connect = connect",
+      content: "import { connect } from '/chat/client.js'; globalThis.connect = connect",
     })
     await page.waitForFunction(() => 'connect' in globalThis)
 

@@ -48,6 +48,26 @@ export class ChatPage {
       .waitFor({ state: 'visible', timeout })
   }
 
+  /** How many chat lines show exactly this text: a message shown twice counts 2. */
+  async countMessages(text: string): Promise<number> {
+    const lines = await this.page.locator('#log li.said').allTextContents()
+    return lines.filter((line) => line.endsWith(text)).length
+  }
+
+  /** Every status line so far, such as "Bob (#2) joined", oldest first. */
+  async notes(): Promise<string[]> {
+    return this.page.locator('#log li.note').allTextContents()
+  }
+
+  /** The id the page says it is online as ("online as #3"), once it is open. */
+  async ownId(): Promise<number> {
+    await this.waitForState('open')
+    const text = (await this.page.locator('#status').textContent()) ?? ''
+    const match = /#(\d+)/.exec(text)
+    if (match === null) throw new Error(`${this.name}'s status shows no id: ${JSON.stringify(text)}`)
+    return Number(match[1])
+  }
+
   /** Waits for a status line such as "Bob (#2) left". */
   async waitForNote(text: string | RegExp, timeout = WAIT_MS): Promise<void> {
     await this.page.locator('#log li.note', { hasText: text }).first().waitFor({ state: 'visible', timeout })

@@ -108,7 +108,7 @@ describe('connect(target, { protocols }) checks the offer before connecting', ()
     [
       'an entry that is no string',
       ['dws.auth', 42],
-      /options\.protocols\[1\] must be a string, got number 42/,
+      /options\.protocols\[1\] must be a string, got a number\./,
     ],
     ['null', null, /must be a subprotocol name, an array of them, or a function/],
     ['an object', { name: 'dws.auth' }, /must be a subprotocol name, an array of them, or a function/],

@@ -1,4 +1,4 @@
-import { WebSocketObject, allowOrigins, websocket, type Connection } from '../../index.js'
+import { WebSocketObject, allowOrigins, use, websocket, type Connection } from '../../index.js'
 import { parseClientMessage, type Member, type ServerMessage } from './protocol.js'
 
 /** A connection's name lives in its `data`, so it survives the object's hibernation. */
@@ -19,7 +19,7 @@ const ORIGINS = [
 export const chat = websocket<unknown, ChatData>({
   binding: 'CHAT',
   serializer: 'json',
-  middleware: [[allowOrigins, { origins: ORIGINS }]],
+  middleware: [use(allowOrigins, { origins: ORIGINS })],
 })
 
 type ChatConnection = Connection<unknown, ChatData>
@@ -33,17 +33,32 @@ function tell(conn: ChatConnection, message: ServerMessage): void {
   conn.send(message)
 }
 
+/**
+ * A first join names the member and tells the others. A join from a member
+ * already in the room (a reloaded page whose session resumed) only answers
+ * with the member list again, under the name it joined with.
+ */
 function join(conn: ChatConnection, name: string): void {
-  if (conn.data.name !== undefined) return tell(conn, { type: 'refused', reason: 'You have joined already.' })
-  conn.data.name = name
+  const again = conn.data.name !== undefined
+  conn.data.name ??= name
   const members = [...conn.manager.connections().values()]
     .map(memberOf)
     .filter((member) => member !== undefined)
   tell(conn, { type: 'welcome', you: conn.id, room: conn.room ?? 'default', members })
+  if (again) return
   conn.manager.broadcast({ type: 'joined', member: { id: conn.id, name } } satisfies ServerMessage, {
     except: conn.id,
   })
 }
+
+// A resumed session is the same member: the others saw no leave, so they get no join either. Pages
+// that joined while it was away did not list it, though; `back` lets them add it without a note.
+chat.add('open', (conn) => {
+  const member = memberOf(conn)
+  if (conn.resumed && member !== undefined) {
+    conn.manager.broadcast({ type: 'back', member } satisfies ServerMessage, { except: conn.id })
+  }
+})
 
 chat.add('message', (conn, raw) => {
   const message = parseClientMessage(raw)
@@ -56,6 +71,8 @@ chat.add('message', (conn, raw) => {
   conn.manager.broadcast({ type: 'said', from, text: message.text, at: Date.now() } satisfies ServerMessage)
 })
 
+// With sessions this runs once per session: on Leave (a clean close), or when a dropped page did
+// not come back within the resume window; a blip that resumed never gets here.
 chat.add('close', (conn) => {
   const member = memberOf(conn)
   // The closed connection is already out of the room, so this reaches only the others.

@@ -9,7 +9,10 @@ export interface Member {
   name: string
 }
 
-/** From the page: `join` once per connection (again after every reconnect), then `say`. */
+/**
+ * From the page: `join` once per session (again after a reset, which starts a new one), then
+ * `say`. A page that lost its state (a reload that resumed) may `join` again for the member list.
+ */
 export type ClientMessage = { type: 'join'; name: string } | { type: 'say'; text: string }
 
 export type ServerMessage =
@@ -17,6 +20,8 @@ export type ServerMessage =
   | { type: 'welcome'; you: number; room: string; members: Member[] }
   /** To everyone else in the room. */
   | { type: 'joined'; member: Member }
+  /** To everyone else: a member whose connection dropped resumed its session; no news, but pages that joined meanwhile did not list it. */
+  | { type: 'back'; member: Member }
   | { type: 'left'; member: Member }
   /** To everyone, the sender included, so every page shows the same order. */
   | { type: 'said'; from: Member; text: string; at: number }

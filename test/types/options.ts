@@ -1,0 +1,139 @@
+// Typecheck only (`npm run typecheck`), never run: each @ts-expect-error line must stay a compile
+// error, and everything else must compile. A line that starts compiling fails the typecheck.
+import {
+  allowOrigins,
+  use,
+  websocket,
+  type MiddlewareContext,
+  type MiddlewareHandler,
+} from '../../src/index.js'
+
+interface Env {
+  SECRET: string
+}
+
+// validate: a type guard narrows what `message` handlers get.
+
+interface ChatMessage {
+  text: string
+}
+
+function isChatMessage(message: unknown): message is ChatMessage {
+  return typeof message === 'object' && message !== null && typeof (message as ChatMessage).text === 'string'
+}
+
+const guarded = websocket({ binding: 'CHAT', serializer: 'json', validate: isChatMessage })
+guarded.add('message', (conn, message) => {
+  if (message instanceof ArrayBuffer) return
+  const text: string = message.text
+  // @ts-expect-error: a validated ChatMessage has no `name`.
+  void message.name
+  conn.send({ text })
+  // @ts-expect-error: without `Out` of its own, the module sends what it receives.
+  conn.send({ txt: text })
+})
+
+const isShort = (message: unknown): boolean => JSON.stringify(message).length < 100
+const unchecked = websocket({ binding: 'ECHO', serializer: 'json', validate: isShort })
+unchecked.add('message', (_conn, message) => {
+  const stillUnknown: unknown = message
+  // @ts-expect-error: a plain boolean check narrows nothing; the message stays unknown.
+  void message.text
+  void stillUnknown
+})
+
+// @ts-expect-error: the guard's type must be the In the module was given.
+websocket<Env, object, { id: number }>({ binding: 'X', serializer: 'json', validate: isChatMessage })
+websocket<Env, object, { id: number }>({
+  binding: 'X',
+  serializer: 'json',
+  // @ts-expect-error: with an In of its own, validate must be a type guard that proves it.
+  validate: isShort,
+})
+
+// Middleware options are checked against their factory through use().
+
+websocket({ binding: 'A', middleware: [use(allowOrigins, { origins: ['https://example.com'] })] })
+// @ts-expect-error: allowOrigins takes `origins`, not `origin`.
+websocket({ binding: 'A', middleware: [use(allowOrigins, { origin: ['https://example.com'] })] })
+
+const requireToken =
+  (options: { token: string }): MiddlewareHandler<Env, { user?: string }> =>
+  (request, { locals }) => {
+    if (new URL(request.url).searchParams.get('token') !== options.token)
+      return new Response('Unauthorized', { status: 401 })
+    locals.user = 'admin'
+    return undefined
+  }
+
+// @ts-expect-error: a misspelt option does not compile.
+use(requireToken, { tokne: 'x' })
+// @ts-expect-error: nor does a missing one.
+use(requireToken)
+// @ts-expect-error: nor one of the wrong type.
+use(requireToken, { token: 42 })
+
+// A factory whose options are optional may be used without them.
+const optionalOptions =
+  (_options?: { verbose?: boolean }): MiddlewareHandler<Env> =>
+  () =>
+    undefined
+use(optionalOptions)
+use(optionalOptions, { verbose: true })
+
+// Locals: typed from the middleware through to `open`, as docs/api.md's Middleware example.
+
+interface Data {
+  user?: string
+}
+
+const typed = websocket<Env, Data, unknown, unknown, { user?: string }>({
+  binding: 'WEBSOCKET',
+  middleware: [use(requireToken, { token: 'secret' }), use(allowOrigins, { origins: ['https://a.example'] })],
+})
+typed.add('open', (conn, _request, locals) => {
+  conn.data.user = locals.user ?? 'anonymous'
+  // @ts-expect-error: the middleware puts no `role` in locals.
+  void locals.role
+})
+
+// With no type arguments, L comes from the middleware itself.
+const inferred = websocket({ binding: 'WEBSOCKET', middleware: [use(requireToken, { token: 'secret' })] })
+inferred.add('open', (_conn, _request, locals) => {
+  const user: string | undefined = locals.user
+  void user
+})
+
+// The docs' example as written there, with the context typed in place.
+const requireTokenInline =
+  (options: { token: string }) =>
+  (request: Request, { locals }: MiddlewareContext<Env, { user?: string }>) => {
+    if (new URL(request.url).searchParams.get('token') !== options.token)
+      return new Response('Unauthorized', { status: 401 })
+    locals.user = 'admin'
+    return undefined
+  }
+const documented = websocket<Env, Data, unknown, unknown, { user?: string }>({
+  binding: 'WEBSOCKET',
+  middleware: [use(requireTokenInline, { token: 'secret' })],
+})
+documented.add('open', (conn, _request, locals) => {
+  conn.data.user = locals.user ?? 'anonymous'
+})
+
+// Untyped locals are unknown: Data cannot take them unchecked.
+websocket<Env, Data>({ binding: 'WEBSOCKET' }).add('open', (conn, _request, locals) => {
+  // @ts-expect-error: Locals is Record<string, unknown> unless the module names its own.
+  conn.data.user = locals.user
+})
+
+// A middleware that writes other locals than the module's does not fit it.
+const setsTenant =
+  (_options: { header: string }): MiddlewareHandler<Env, { tenant: number }> =>
+  () =>
+    undefined
+websocket<Env, Data, unknown, unknown, { user?: string }>({
+  binding: 'WEBSOCKET',
+  // @ts-expect-error: its handler expects locals with a `tenant`.
+  middleware: [use(setsTenant, { header: 'x-tenant' })],
+})
