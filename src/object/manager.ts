@@ -495,7 +495,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#store?.remove(id)
     let entry = this.#suspended.get(id)
     this.#suspended.delete(id)
-    if (entry === undefined || !entry.move('peerClose')) {
+    if (entry === undefined || !entry.move('expire')) {
       // No socket is left to ask the runtime for anything; this one is never accepted.
       const [detached] = Object.values(new WebSocketPair()) as [WebSocket]
       entry = new ConnectionEntry(
