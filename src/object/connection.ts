@@ -5,6 +5,7 @@ import { SerialQueue } from '../core/serialQueue.js'
 import type { Frame } from '../core/outgoing.js'
 import { CloseCode, closeReasonProblem, isSendableCloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
+import { SESSION_TAG } from './sessions.js'
 
 /** workerd refuses attachments whose serialized form is over 16 KiB. */
 export const MAX_ATTACHMENT_BYTES = 16_384
@@ -241,9 +242,12 @@ export class Connection<
     return this.#host.manager.room
   }
 
-  /** The hibernation tags the socket was accepted with. */
+  /** The hibernation tags the socket was accepted with, the same on every socket of a session. */
   get tags(): string[] {
-    return this.#entry.detachedTags ?? this.#host.manager.ctx.getTags(this.#entry.socket)
+    const entry = this.#entry
+    if (entry.detachedTags !== undefined) return entry.detachedTags
+    const tags = this.#host.manager.ctx.getTags(entry.socket)
+    return entry.session === undefined ? tags : tags.filter((tag) => tag !== SESSION_TAG)
   }
 
   /** True once either side has started closing; such a connection is out of `connections()`. */

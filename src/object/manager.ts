@@ -18,6 +18,7 @@ import {
 } from './connection.js'
 import {
   SESSION_PROTOCOL,
+  SESSION_TAG,
   SessionCloseCode,
   SessionStore,
   endsSession,
@@ -39,9 +40,6 @@ export const MAX_TAG_LENGTH = 256
 const RETRY_AFTER_SECONDS = 5
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
-
-/** Every session socket carries this hibernation tag, so a woken object finds them without a scan. */
-const SESSION_TAG = 'dws.session'
 
 /** The server acknowledges a session client's messages at least this often. */
 const ACK_EVERY = 32
