@@ -26,8 +26,11 @@ interface StoredRecord<Data> {
   data: Data
   /** When the client last sent a message (ms since the epoch); what idle reaping looks at. */
   seen: number
-  /** Present once the server closed: a late close event after a wake is then only answered. */
-  state?: 'closedByServer'
+  /**
+   * Present once the server closed, or once a resume moved the session to
+   * another socket: a late close event after a wake is then only answered.
+   */
+  state?: 'closedByServer' | 'replaced'
   /** Present on a session's socket; the rest of the session lives in SQLite (sessions.ts). */
   session?: { resumed: boolean }
 }
@@ -140,8 +143,10 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     const next = move(this.state, event)
     if (next === undefined) return false
     this.state = next
-    // A rebuilt object must not run `close` again when the client answers our close frame.
-    if (next === 'closedByServer' && this.socket.readyState === OPEN) this.#writeQuietly()
+    // A rebuilt object must not run `close` when the client answers our close frame: not again
+    // after the server's close, and not at all for a socket whose session went on elsewhere.
+    if ((next === 'closedByServer' || next === 'replaced') && this.socket.readyState === OPEN)
+      this.#writeQuietly()
     return true
   }
 
@@ -188,10 +193,11 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
 
   #write(): void {
     const record: StoredRecord<Data> = { id: this.id, data: this.data, seen: this.seen }
-    if (this.state === 'closedByServer') record.state = 'closedByServer'
+    if (this.state === 'closedByServer' || this.state === 'replaced') record.state = this.state
     if (this.session !== undefined) record.session = { resumed: this.session.resumed }
     writeRecord(this.socket, record)
-    this.#host.stored(this)
+    // A replaced socket's data is the session's no more: the socket that took it over owns it.
+    if (this.state !== 'replaced') this.#host.stored(this)
   }
 
   #writeQuietly(): void {

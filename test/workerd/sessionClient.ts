@@ -107,7 +107,11 @@ export class SessionClient {
     return SessionClient.#connect(path, { ...options, resume: carried.position }, carried)
   }
 
-  static async #connect(path: string, options: SessionOpenOptions, carried?: Carried): Promise<SessionClient> {
+  static async #connect(
+    path: string,
+    options: SessionOpenOptions,
+    carried?: Carried,
+  ): Promise<SessionClient> {
     const offer = [SESSION_PROTOCOL]
     if (options.resume !== undefined)
       offer.push(`dws.resume.${String(options.resume.last)}.${options.resume.token}`)

@@ -46,7 +46,12 @@ describe('a session resumed after a forced eviction', () => {
     await evictWithSockets(room, first)
 
     const second = await first.resume('/sessions/evicted')
-    expect(second.welcome).toMatchObject({ id: first.id, resumed: true, handled: 2, last: first.position.last })
+    expect(second.welcome).toMatchObject({
+      id: first.id,
+      resumed: true,
+      handled: 2,
+      last: first.position.last,
+    })
     expect(second.welcome.token).not.toBe(first.position.token)
     expect(await second.nextPayload()).toBe(`open:${String(first.id)}:true`)
     expect(await eventsOf(room, 'open', first.id)).toEqual([
@@ -98,7 +103,14 @@ describe('a resume after the window ended', () => {
       (found) => found.length > 0,
     )
     expect(closes).toEqual([
-      { event: 'close', id: first.id, code: 3902, reason: 'Session expired', data: '{"kept":"no"}', tags: '[]' },
+      {
+        event: 'close',
+        id: first.id,
+        code: 3902,
+        reason: 'Session expired',
+        data: '{"kept":"no"}',
+        tags: '[]',
+      },
     ])
 
     const second = await first.resume('/brief-sessions/expired-by-alarm')
@@ -194,7 +206,11 @@ describe('a message the client sends again after a resume', () => {
     expect(second.resumed).toBe(true)
     await room.release('gate')
     // The new socket's open queues behind the handler the old socket still runs, so order holds.
-    expect(await second.payloads(3)).toEqual(['held:gate', `open:${String(first.id)}:true`, 'echo:behind the gate'])
+    expect(await second.payloads(3)).toEqual([
+      'held:gate',
+      `open:${String(first.id)}:true`,
+      'echo:behind the gate',
+    ])
     await second.sync()
     const messages = (await eventsOf(room, 'message', first.id)).map((entry) => entry.message)
     expect(messages).toEqual(['hold:gate', 'echo:behind the gate'])
@@ -245,7 +261,10 @@ describe('tokens', () => {
     const third = await first.resume('/sessions/cut-after-resume')
     expect(third).toMatchObject({ id: first.id, resumed: true })
     // What the second socket's open sent, replayed since the client never got it, then its own.
-    expect(await third.payloads(2)).toEqual([`open:${String(first.id)}:true`, `open:${String(first.id)}:true`])
+    expect(await third.payloads(2)).toEqual([
+      `open:${String(first.id)}:true`,
+      `open:${String(first.id)}:true`,
+    ])
     // The token of the welcome it missed was never confirmed, and now is retired.
     third.send('echo:confirms')
     expect(await third.nextPayload()).toBe('echo:confirms')
