@@ -41,6 +41,9 @@ const RETRY_AFTER_SECONDS = 5
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
+/** Numbers per ms of the clock under the sequence numbers of `resume: false` (see #nextUnloggedSeq). */
+const UNLOGGED_SEQ_PER_MS = 1024
+
 /** The server acknowledges a session client's messages at least this often. */
 const ACK_EVERY = 32
 
@@ -80,7 +83,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #hydrated = false
   /** Whether any session exists, so fan-out logs; undefined until first asked. */
   #anySessions: boolean | undefined
-  /** Sequence numbers for session clients when nothing is logged (`resume: false`). */
+  /** The last sequence number for session clients when nothing is logged (`resume: false`). */
   #unloggedSeq = 0
 
   constructor(ctx: DurableObjectState, env: Env, options: ObjectSide<Env, Data, In, Out, L>) {
@@ -665,7 +668,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         continue
       }
       try {
-        if (entry.session !== undefined) forSessions ??= numbered(++this.#unloggedSeq, frame)
+        if (entry.session !== undefined) forSessions ??= numbered(this.#nextUnloggedSeq(), frame)
         if (entry.sendFrame(entry.session === undefined ? frame : (forSessions ?? frame))) sent++
       } catch (error) {
         log.error(`sending to ${this.#label(entry)} failed, disconnecting it:`, error)
@@ -684,7 +687,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #sendToSession(entry: Entry<Env, Data, In, Out>, frame: Frame): boolean {
     if (entry.state === 'closedByServer' || entry.state === 'closedByPeer') return false
     const store = this.#store
-    const seq = store === undefined ? ++this.#unloggedSeq : this.#log(entry.id, null, null, frame)
+    const seq = store === undefined ? this.#nextUnloggedSeq() : this.#log(entry.id, null, null, frame)
     const current = this.#open.get(entry.id)
     if (current === undefined) return store !== undefined
     try {
@@ -697,7 +700,20 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   #log(target: number | null, tag: string | null, except: readonly number[] | null, frame: Frame): number {
-    return this.#store?.append(target, tag, except, frame, Date.now()) ?? ++this.#unloggedSeq
+    return this.#store?.append(target, tag, except, frame, Date.now()) ?? this.#nextUnloggedSeq()
+  }
+
+  /**
+   * Without a log the numbers only have to grow on each socket, but a counter
+   * in memory starts again after every wake, while the sockets and their
+   * clients' `last` live on. So the count never falls below the clock, in
+   * units of 1/1024 ms: a new instance starts above anything an earlier one
+   * sent unless that one averaged over 1024 sends per ms, and the numbers stay
+   * below 2^53 for two more centuries.
+   */
+  #nextUnloggedSeq(): number {
+    this.#unloggedSeq = Math.max(this.#unloggedSeq + 1, Date.now() * UNLOGGED_SEQ_PER_MS)
+    return this.#unloggedSeq
   }
 
   /** Whether fan-out must log: some session exists, attached or suspended. */
