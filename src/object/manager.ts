@@ -490,10 +490,18 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * A session that can no longer be resumed: its window passed, or the log
    * lost what it missed. `close` runs for it once, with 3902, behind whatever
-   * its last socket still had queued.
+   * its last socket still had queued. When its socket still looks open (a
+   * client too far behind the log came back while its old TCP connection
+   * lingers), that socket is taken over as on a resume, and `close` gets 3901.
    */
   #endSession(id: number, data: string, tags: string): void {
     this.#store?.remove(id)
+    this.#hydrate()
+    const live = this.#open.get(id)
+    if (live !== undefined) {
+      this.#closeByServer(live, SessionCloseCode.TAKEN_OVER, 'Session taken over')
+      return
+    }
     let entry = this.#suspended.get(id)
     this.#suspended.delete(id)
     if (entry === undefined || !entry.move('expire')) {

@@ -3,6 +3,7 @@ import { evictDurableObject, runDurableObjectAlarm } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import {
   BRIEF_WINDOW_MS,
+  SESSION_MAX_MESSAGES,
   briefSessions,
   sessions,
   type BriefSessionsObject,
@@ -128,6 +129,22 @@ describe('close for a session', () => {
     expect(withoutData(await closesOf(room, first.id))).toEqual([
       { event: 'close', id: first.id, code: 1000, reason: 'bye' },
     ])
+  })
+
+  it('runs once with 3901 when a resume too far behind the log takes over a socket that still looked open', async () => {
+    const room = roomOf('takeover-reset')
+    const first = await opened('/sessions/takeover-reset')
+    const stale = first.position
+    for (let i = 0; i < 3 * SESSION_MAX_MESSAGES; i++) await room.broadcast(`flood ${String(i)}`)
+    const second = await SessionClient.open('/sessions/takeover-reset', { resume: stale })
+    expect(second.resumed).toBe(false)
+    expect(await first.whenClosed()).toMatchObject({ code: 3901 })
+    expect(withoutData(await closesOf(room, first.id))).toEqual([
+      { event: 'close', id: first.id, code: 3901, reason: 'Session taken over' },
+    ])
+    expect(await room.connectionIds()).toEqual([second.id])
+    second.close(1000)
+    await second.whenClosed()
   })
 
   it('runs once with 3902 when the window ends, with the session data and tags', async () => {
