@@ -251,10 +251,15 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   ): Promise<Entry<Env, Data, In, Out>> {
     const store = this.#store
     const resume = offer.resume
+    const token = newToken()
+    // Both hashes first: from reading the session to taking it over nothing may await, or a
+    // message of the old socket could be handled in between, after the welcome's `handled` was read.
+    const [tokenHash, usedHash] =
+      store === undefined
+        ? ['', '']
+        : await Promise.all([hashToken(token), resume === undefined ? '' : hashToken(resume.token)])
     let found: SessionRecord | undefined
-    let usedHash = ''
     if (store !== undefined && resume !== undefined) {
-      usedHash = await hashToken(resume.token)
       found = store.find(usedHash)
       if (found !== undefined) {
         const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
@@ -264,8 +269,6 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         }
       }
     }
-    const token = newToken()
-    const tokenHash = store === undefined ? '' : await hashToken(token)
     let entry: Entry<Env, Data, In, Out>
     let last: number
     if (found !== undefined && store !== undefined && resume !== undefined) {
