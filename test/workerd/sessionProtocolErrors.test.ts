@@ -9,7 +9,7 @@ import { SessionClient } from './sessionClient.js'
  * session ends there: close runs once with 1002, and its token resumes
  * nothing. What it sent correctly before is handled.
  */
-const bytes = (text: string): ArrayBuffer => new TextEncoder().encode(text).buffer
+const bytes = (text: string): ArrayBuffer => new TextEncoder().encode(text).slice().buffer
 
 describe('a session frame that breaks the protocol', () => {
   it.each<[string, string | ArrayBuffer]>([
