@@ -44,8 +44,7 @@ describe('a plain client on an object with sessions on', () => {
     await session.whenClosed()
   })
 
-  it('gets the application subprotocol it offered, and nothing of the package', async () => {
-    // An offer with no dws.session.v1 is plain, even when it names a resume entry.
+  it('is what an offer with a resume entry but no dws.session.v1 gets: a plain socket', async () => {
     const response = await upgrade('/sessions/plain-offer', {
       'Sec-WebSocket-Protocol': 'dws.resume.0.AAAAAAAAAAAAAAAAAAAAAAAA, chat',
     })
