@@ -19,8 +19,10 @@
  * - `suspended`: a session's socket was lost without a final close; the
  *   session waits in storage for a resume, and `close` does not run. Messages
  *   that came before the loss are still handled; what they send is logged
- *   for the resume. When the window ends, it moves to `closedByPeer` and
- *   `close` runs.
+ *   for the resume. When the window ends (`expire`), it moves to
+ *   `closedByPeer` and `close` runs. A close event that still comes for the
+ *   lost socket (after an error, or the peer answering our close frame) moves
+ *   nothing: only a resume or the window's end decides the session's fate.
  * - `replaced`: the session went on on another socket (a resume, or a
  *   takeover of a socket that still looked open). Nothing more runs here:
  *   what was still queued, the client sends again on the new socket.
@@ -28,7 +30,8 @@
 export type ConnectionState =
   'opening' | 'open' | 'closedByServer' | 'draining' | 'closedByPeer' | 'suspended' | 'replaced'
 
-export type LifecycleEvent = 'stored' | 'serverClose' | 'drain' | 'peerClose' | 'suspend' | 'replace'
+export type LifecycleEvent =
+  'stored' | 'serverClose' | 'drain' | 'peerClose' | 'suspend' | 'replace' | 'expire'
 
 const ENDINGS = {
   serverClose: 'closedByServer',
@@ -41,7 +44,7 @@ const ENDINGS = {
 const MOVES: Readonly<Record<ConnectionState, Partial<Record<LifecycleEvent, ConnectionState>>>> = {
   opening: { stored: 'open', ...ENDINGS },
   open: ENDINGS,
-  suspended: { replace: 'replaced', peerClose: 'closedByPeer' },
+  suspended: { replace: 'replaced', expire: 'closedByPeer' },
   closedByServer: {},
   draining: {},
   closedByPeer: {},

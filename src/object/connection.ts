@@ -5,6 +5,7 @@ import { SerialQueue } from '../core/serialQueue.js'
 import type { Frame } from '../core/outgoing.js'
 import { CloseCode, closeReasonProblem, isSendableCloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
+import { SESSION_TAG } from './sessions.js'
 
 /** workerd refuses attachments whose serialized form is over 16 KiB. */
 export const MAX_ATTACHMENT_BYTES = 16_384
@@ -25,8 +26,11 @@ interface StoredRecord<Data> {
   data: Data
   /** When the client last sent a message (ms since the epoch); what idle reaping looks at. */
   seen: number
-  /** Present once the server closed: a late close event after a wake is then only answered. */
-  state?: 'closedByServer'
+  /**
+   * Present once the server closed, or once a resume moved the session to
+   * another socket: a late close event after a wake is then only answered.
+   */
+  state?: 'closedByServer' | 'replaced'
   /** Present on a session's socket; the rest of the session lives in SQLite (sessions.ts). */
   session?: { resumed: boolean }
   /** What `maxConnectionsPerKey` counted this socket under, when that option is set. */
@@ -150,8 +154,9 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     const next = move(this.state, event)
     if (next === undefined) return false
     this.state = next
-    // A rebuilt object must not run `close` again when the client answers our close frame.
-    if (closedByServer(next) && this.socket.readyState === OPEN) this.#writeQuietly()
+    // A rebuilt object must not run `close` when the client answers our close frame: not again
+    // after the server's close, and not at all for a socket whose session went on elsewhere.
+    if ((closedByServer(next) || next === 'replaced') && this.socket.readyState === OPEN) this.#writeQuietly()
     return true
   }
 
@@ -209,11 +214,13 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   #write(): void {
     const record: StoredRecord<Data> = { id: this.id, data: this.data, seen: this.seen }
     if (closedByServer(this.state)) record.state = 'closedByServer'
+    else if (this.state === 'replaced') record.state = 'replaced'
     if (this.session !== undefined) record.session = { resumed: this.session.resumed }
     if (this.key !== undefined) record.key = this.key
     if (this.heldAfter !== undefined) record.held = this.heldAfter
     writeRecord(this.socket, record)
-    this.#host.stored(this)
+    // A replaced socket's data is the session's no more: the socket that took it over owns it.
+    if (this.state !== 'replaced') this.#host.stored(this)
   }
 
   #writeQuietly(): void {
@@ -264,9 +271,12 @@ export class Connection<
     return this.#host.manager.room
   }
 
-  /** The hibernation tags the socket was accepted with. */
+  /** The hibernation tags the socket was accepted with, the same on every socket of a session. */
   get tags(): string[] {
-    return this.#entry.detachedTags ?? this.#host.manager.ctx.getTags(this.#entry.socket)
+    const entry = this.#entry
+    if (entry.detachedTags !== undefined) return entry.detachedTags
+    const tags = this.#host.manager.ctx.getTags(entry.socket)
+    return entry.session === undefined ? tags : tags.filter((tag) => tag !== SESSION_TAG)
   }
 
   /** True once either side has started closing; such a connection is out of `connections()`. */

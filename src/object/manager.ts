@@ -24,6 +24,7 @@ import {
 } from './connection.js'
 import {
   SESSION_PROTOCOL,
+  SESSION_TAG,
   SessionCloseCode,
   SessionStore,
   endsSession,
@@ -58,8 +59,8 @@ const SLOW_CONSUMER = 3903
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
-/** Every session socket carries this hibernation tag, so a woken object finds them without a scan. */
-const SESSION_TAG = 'dws.session'
+/** Numbers per ms of the clock under the sequence numbers of `resume: false` (see #nextUnloggedSeq). */
+const UNLOGGED_SEQ_PER_MS = 1024
 
 /** The server acknowledges a session client's messages at least this often. */
 const ACK_EVERY = 32
@@ -100,7 +101,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #hydrated = false
   /** Whether any session exists, so fan-out logs; undefined until first asked. */
   #anySessions: boolean | undefined
-  /** Sequence numbers for session clients when nothing is logged (`resume: false`). */
+  /** The last sequence number for session clients when nothing is logged (`resume: false`). */
   #unloggedSeq = 0
   /** Each session socket's unacknowledged frames; rebuilt lazily after a wake. */
   readonly #flows = new WeakMap<Entry<Env, Data, In, Out>, Flow>()
@@ -297,10 +298,15 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   ): Promise<Entry<Env, Data, In, Out>> {
     const store = this.#store
     const resume = offer.resume
+    const token = newToken()
+    // Both hashes first: from reading the session to taking it over nothing may await, or a
+    // message of the old socket could be handled in between, after the welcome's `handled` was read.
+    const [tokenHash, usedHash] =
+      store === undefined
+        ? ['', '']
+        : await Promise.all([hashToken(token), resume === undefined ? '' : hashToken(resume.token)])
     let found: SessionRecord | undefined
-    let usedHash = ''
     if (store !== undefined && resume !== undefined) {
-      usedHash = await hashToken(resume.token)
       found = store.find(usedHash)
       if (found !== undefined) {
         const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
@@ -310,8 +316,6 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         }
       }
     }
-    const token = newToken()
-    const tokenHash = store === undefined ? '' : await hashToken(token)
     let entry: Entry<Env, Data, In, Out>
     let last: number
     if (found !== undefined && store !== undefined && resume !== undefined) {
@@ -696,13 +700,21 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * A session that can no longer be resumed: its window passed, or the log
    * lost what it missed. `close` runs for it once, with 3902, behind whatever
-   * its last socket still had queued.
+   * its last socket still had queued. When its socket still looks open (a
+   * client too far behind the log came back while its old TCP connection
+   * lingers), that socket is taken over as on a resume, and `close` gets 3901.
    */
   #endSession(id: number, data: string, tags: string): void {
     this.#store?.remove(id)
+    this.#hydrate()
+    const live = this.#open.get(id)
+    if (live !== undefined) {
+      this.#closeByServer(live, SessionCloseCode.TAKEN_OVER, 'Session taken over')
+      return
+    }
     let entry = this.#suspended.get(id)
     this.#suspended.delete(id)
-    if (entry === undefined || !entry.move('peerClose')) {
+    if (entry === undefined || !entry.move('expire')) {
       // No socket is left to ask the runtime for anything; this one is never accepted.
       const [detached] = Object.values(new WebSocketPair()) as [WebSocket]
       entry = new ConnectionEntry(
@@ -915,7 +927,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
           continue
         }
         if (forSessions === undefined) {
-          seq = ++this.#unloggedSeq
+          seq = this.#nextUnloggedSeq()
           forSessions = numbered(seq, frame)
         }
         if (this.#deliver(entry, seq, forSessions)) sent++
@@ -937,7 +949,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (entry.state === 'closedByServer' || entry.state === 'draining' || entry.state === 'closedByPeer')
       return false
     const store = this.#store
-    const seq = store === undefined ? ++this.#unloggedSeq : this.#log(entry.id, null, null, frame)
+    const seq = store === undefined ? this.#nextUnloggedSeq() : this.#log(entry.id, null, null, frame)
     const current = this.#open.get(entry.id)
     if (current === undefined) return store !== undefined
     try {
@@ -950,7 +962,20 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   #log(target: number | null, tag: string | null, except: readonly number[] | null, frame: Frame): number {
-    return this.#store?.append(target, tag, except, frame, Date.now()) ?? ++this.#unloggedSeq
+    return this.#store?.append(target, tag, except, frame, Date.now()) ?? this.#nextUnloggedSeq()
+  }
+
+  /**
+   * Without a log the numbers only have to grow on each socket, but a counter
+   * in memory starts again after every wake, while the sockets and their
+   * clients' `last` live on. So the count never falls below the clock, in
+   * units of 1/1024 ms: a new instance starts above anything an earlier one
+   * sent unless that one averaged over 1024 sends per ms, and the numbers stay
+   * below 2^53 for two more centuries.
+   */
+  #nextUnloggedSeq(): number {
+    this.#unloggedSeq = Math.max(this.#unloggedSeq + 1, Date.now() * UNLOGGED_SEQ_PER_MS)
+    return this.#unloggedSeq
   }
 
   /** Whether fan-out must log: some session exists, attached or suspended. */

@@ -3,6 +3,12 @@ import type { Frame } from '../core/outgoing.js'
 /** The subprotocol a session client offers first; the 101 names it when the object speaks sessions. */
 export const SESSION_PROTOCOL = 'dws.session.v1'
 
+/**
+ * Every session socket carries this hibernation tag, so a woken object finds
+ * them without a scan. It is the package's, not the app's: `conn.tags` leaves it out.
+ */
+export const SESSION_TAG = 'dws.session'
+
 /** An offered entry `dws.resume.<last>.<token>` asks to resume a session. */
 const RESUME_PREFIX = 'dws.resume.'
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  closedByServer,
   handlesQueued,
   isLive,
   move,
@@ -11,29 +12,41 @@ const STATES: readonly ConnectionState[] = [
   'opening',
   'open',
   'closedByServer',
+  'draining',
   'closedByPeer',
   'suspended',
   'replaced',
 ]
-const EVENTS: readonly LifecycleEvent[] = ['stored', 'serverClose', 'peerClose', 'suspend', 'replace']
+const EVENTS: readonly LifecycleEvent[] = [
+  'stored',
+  'serverClose',
+  'drain',
+  'peerClose',
+  'suspend',
+  'replace',
+  'expire',
+]
 
 // Written out by hand from the states' documentation, not derived from the module's table.
 const ALLOWED: Readonly<Record<ConnectionState, Partial<Record<LifecycleEvent, ConnectionState>>>> = {
   opening: {
     stored: 'open',
     serverClose: 'closedByServer',
+    drain: 'draining',
     peerClose: 'closedByPeer',
     suspend: 'suspended',
     replace: 'replaced',
   },
   open: {
     serverClose: 'closedByServer',
+    drain: 'draining',
     peerClose: 'closedByPeer',
     suspend: 'suspended',
     replace: 'replaced',
   },
-  suspended: { replace: 'replaced', peerClose: 'closedByPeer' },
+  suspended: { replace: 'replaced', expire: 'closedByPeer' },
   closedByServer: {},
+  draining: {},
   closedByPeer: {},
   replaced: {},
 }
@@ -46,7 +59,7 @@ describe('move(state, event)', () => {
   })
 
   it('never leaves a final state: a second close, a late suspend or a resume after the end mean nothing', () => {
-    for (const state of ['closedByServer', 'closedByPeer', 'replaced'] as const) {
+    for (const state of ['closedByServer', 'draining', 'closedByPeer', 'replaced'] as const) {
       expect(EVENTS.map((event) => move(state, event))).toEqual(EVENTS.map(() => undefined))
     }
   })
@@ -59,6 +72,12 @@ describe('move(state, event)', () => {
     expect(move('suspended', 'serverClose')).toBeUndefined()
     expect(move('suspended', 'suspend')).toBeUndefined()
     expect(move('suspended', 'stored')).toBeUndefined()
+    // A late close of the lost socket is no final close of the session.
+    expect(move('suspended', 'peerClose')).toBeUndefined()
+  })
+
+  it('expires only a suspended session', () => {
+    expect(STATES.filter((state) => move(state, 'expire') !== undefined)).toEqual(['suspended'])
   })
 })
 
@@ -71,5 +90,11 @@ describe('isLive(state)', () => {
 describe('handlesQueued(state)', () => {
   it('still handles queued messages unless the server closed the connection or its session went on elsewhere', () => {
     expect(STATES.filter((state) => !handlesQueued(state))).toEqual(['closedByServer', 'replaced'])
+  })
+})
+
+describe('closedByServer(state)', () => {
+  it('is true once the server sent its close frame, whether it drops or drains what was queued', () => {
+    expect(STATES.filter(closedByServer)).toEqual(['closedByServer', 'draining'])
   })
 })

@@ -99,9 +99,9 @@ export class Client {
     this.socket.close(code, reason)
   }
 
-  /** The next frame; fails if the socket closes first or nothing comes in time. */
-  async next(): Promise<string | ArrayBuffer> {
-    const deadline = Date.now() + PATIENCE_MS
+  /** The next frame; fails if the socket closes first or nothing comes within `patience` ms. */
+  async next(patience = PATIENCE_MS): Promise<string | ArrayBuffer> {
+    const deadline = Date.now() + patience
     for (;;) {
       const frame = this.#inbox.shift()
       if (frame !== undefined) return frame
@@ -111,7 +111,7 @@ export class Client {
         )
       }
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`no message within ${String(PATIENCE_MS)} ms`)
+      if (left <= 0) throw new Error(`no message within ${String(patience)} ms`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.#wake = () => {

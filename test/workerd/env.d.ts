@@ -49,6 +49,9 @@ declare global {
       AUTH: Namespace<'AuthObject'>
       BROKEN: Namespace<'BrokenObject'>
       PENDING: Namespace<'PendingObject'>
+      SESSIONS: Namespace<'SessionsObject'>
+      BRIEF_SESSIONS: Namespace<'BriefSessionsObject'>
+      UNLOGGED_SESSIONS: Namespace<'UnloggedSessionsObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

@@ -1,0 +1,283 @@
+import { evictDurableObject } from 'cloudflare:test'
+import { Client, upgrade, type Closed } from './client.js'
+
+/** The subprotocol of docs/protocol.md, version 1. */
+export const SESSION_PROTOCOL = 'dws.session.v1'
+
+/** The server's first frame on a session socket (docs/protocol.md, "The welcome"). */
+export interface Welcome {
+  t: 'welcome'
+  v: number
+  id: number
+  token: string
+  resumed: boolean
+  handled: number
+  last: number
+  window: number
+}
+
+/** A numbered frame from the server. */
+export interface DataFrame {
+  seq: number
+  payload: string
+}
+
+/** What a session client keeps between its sockets. */
+export interface Position {
+  last: number
+  token: string
+}
+
+export interface SessionOpenOptions {
+  /** Offer `dws.resume.<last>.<token>` after `dws.session.v1`. */
+  resume?: Position
+  /** Subprotocols of the application, offered after the package's own. */
+  protocols?: string[]
+  /** Do not answer the server's close frame (a half-dead peer). */
+  halfOpen?: boolean
+}
+
+/** A resume that carries the previous socket's unacknowledged messages over. */
+interface Carried {
+  position: Position
+  nextC: number
+  unacked: Map<number, string>
+}
+
+/**
+ * A minimal session client for tests inside workerd, written from
+ * docs/protocol.md: numbers what it sends, checks and remembers what it
+ * receives, and keeps its messages until the server acknowledges them. On a
+ * resume it resends what the welcome does not cover, with the old numbers;
+ * on a reset it hands them back in {@link reset}. It sends no ack on its
+ * own: a test calls {@link ack} or {@link sync} where it wants one.
+ */
+export class SessionClient {
+  readonly client: Client
+  readonly welcome: Welcome
+  /** What the 101 named. */
+  readonly protocol: string | null
+  /** Unacknowledged messages of the session this resume offer failed to continue. */
+  readonly reset: string[] = []
+  #last: number
+  #token: string
+  #nextC = 1
+  readonly #unacked = new Map<number, string>()
+  /** Data frames read while waiting for something else. */
+  readonly #stash: DataFrame[] = []
+  /** The highest `handled` any welcome or ack of this socket carried. */
+  handledByServer: number
+
+  private constructor(client: Client, welcome: Welcome, protocol: string | null, carried?: Carried) {
+    this.client = client
+    this.welcome = welcome
+    this.protocol = protocol
+    this.#last = welcome.last
+    this.#token = welcome.token
+    this.handledByServer = welcome.handled
+    if (carried === undefined) return
+    if (!welcome.resumed) {
+      this.reset.push(...carried.unacked.values())
+      return
+    }
+    this.#nextC = carried.nextC
+    for (const [c, payload] of carried.unacked) {
+      if (c > welcome.handled) {
+        this.#unacked.set(c, payload)
+        client.send(`${String(c)} ${payload}`)
+      }
+    }
+  }
+
+  /** Opens a new session socket on `path` and reads its welcome. */
+  static async open(path: string, options: SessionOpenOptions = {}): Promise<SessionClient> {
+    return SessionClient.#connect(path, options)
+  }
+
+  /**
+   * Comes back to `path` with this client's token and position, as after a
+   * drop; resends what the new welcome says the server has not handled.
+   */
+  resume(path: string, options: Omit<SessionOpenOptions, 'resume'> = {}): Promise<SessionClient> {
+    const carried: Carried = {
+      position: this.position,
+      nextC: this.#nextC,
+      unacked: new Map(this.#unacked),
+    }
+    return SessionClient.#connect(path, { ...options, resume: carried.position }, carried)
+  }
+
+  static async #connect(
+    path: string,
+    options: SessionOpenOptions,
+    carried?: Carried,
+  ): Promise<SessionClient> {
+    const offer = [SESSION_PROTOCOL]
+    if (options.resume !== undefined)
+      offer.push(`dws.resume.${String(options.resume.last)}.${options.resume.token}`)
+    offer.push(...(options.protocols ?? []))
+    const response = await upgrade(path, { 'Sec-WebSocket-Protocol': offer.join(', ') })
+    if (response.status !== 101 || response.webSocket === null) {
+      throw new Error(`expected 101 from ${path}, got ${String(response.status)}: ${await response.text()}`)
+    }
+    const client = new Client(response.webSocket, { allowHalfOpen: options.halfOpen ?? false })
+    const first = await client.nextText()
+    const welcome = JSON.parse(first) as Welcome
+    if (welcome.t !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
+    return new SessionClient(client, welcome, response.headers.get('Sec-WebSocket-Protocol'), carried)
+  }
+
+  get id(): number {
+    return this.welcome.id
+  }
+
+  get resumed(): boolean {
+    return this.welcome.resumed
+  }
+
+  /** What a resume offers: the highest `g` received and the newest token. */
+  get position(): Position {
+    return { last: this.#last, token: this.#token }
+  }
+
+  /** The numbers of the messages sent and not yet acknowledged. */
+  get unacked(): number[] {
+    return [...this.#unacked.keys()]
+  }
+
+  /** Sends one data frame with the next number; returns that number. */
+  send(payload: string): number {
+    const c = this.#nextC++
+    this.#unacked.set(c, payload)
+    this.client.send(`${String(c)} ${payload}`)
+    return c
+  }
+
+  /** Sends a frame exactly as given, numbered or not. */
+  sendRaw(frame: string | ArrayBuffer): void {
+    this.client.send(frame)
+  }
+
+  /** Tells the server the highest `g` received. */
+  ack(): void {
+    this.client.sendJson({ t: 'ack', last: this.#last })
+  }
+
+  /**
+   * The next data frame. Acks are taken in on the way; a frame whose number
+   * is not above `last` (a duplicate), a second welcome, or a control frame
+   * that is not JSON fails the test.
+   */
+  async next(patience?: number): Promise<DataFrame> {
+    const stashed = this.#stash.shift()
+    if (stashed !== undefined) return stashed
+    for (;;) {
+      const frame = await this.#read(patience)
+      if (frame !== undefined) return frame
+    }
+  }
+
+  /** The payloads of the next `count` data frames. */
+  async payloads(count: number): Promise<string[]> {
+    const found: string[] = []
+    while (found.length < count) found.push((await this.next()).payload)
+    return found
+  }
+
+  async nextPayload(): Promise<string> {
+    return (await this.next()).payload
+  }
+
+  /**
+   * Acks until the server has acknowledged every message sent, keeping the
+   * data frames that arrive meanwhile for {@link next}. The server answers an
+   * ack only once it handled more than it last acknowledged, so this asks
+   * again after each quiet spell.
+   */
+  async sync(): Promise<void> {
+    while (this.#unacked.size > 0) {
+      this.ack()
+      try {
+        const frame = await this.#read(200)
+        if (frame !== undefined) this.#stash.push(frame)
+      } catch (error) {
+        if (!this.client.isOpen) throw error
+      }
+    }
+  }
+
+  /** Fails if a data frame arrives within `ms`: nothing more is owed. */
+  async expectNothingWithin(ms: number): Promise<void> {
+    const early = this.#stash.shift()
+    if (early !== undefined) throw new Error(`expected nothing, got ${JSON.stringify(early)}`)
+    const deadline = Date.now() + ms
+    for (;;) {
+      const left = deadline - Date.now()
+      if (left <= 0) return
+      let frame: DataFrame | undefined
+      try {
+        frame = await this.#read(left)
+      } catch (error) {
+        if (String(error).includes('no message within')) return
+        throw error
+      }
+      if (frame !== undefined) throw new Error(`expected nothing, got ${JSON.stringify(frame)}`)
+    }
+  }
+
+  close(code?: number, reason?: string): void {
+    this.client.close(code, reason)
+  }
+
+  whenClosed(): Promise<Closed> {
+    return this.client.whenClosed()
+  }
+
+  /**
+   * A drop of this socket alone, as the object sees one (1006, no close
+   * frame), while the object stays in memory. The client side then sees its
+   * socket end; what the server wrote to it after that is lost, as on a cut.
+   */
+  async drop(room: { drop(id: number): Promise<boolean> }): Promise<void> {
+    if (!(await room.drop(this.id))) throw new Error(`connection ${String(this.id)} was not open to drop`)
+    await this.whenClosed()
+  }
+
+  /** The frames of one socket until the next data frame; undefined after a control frame. */
+  async #read(patience?: number): Promise<DataFrame | undefined> {
+    const raw = await this.client.next(patience)
+    const text = typeof raw === 'string' ? raw : new TextDecoder().decode(raw)
+    if (text.startsWith('{')) {
+      const control = JSON.parse(text) as { t?: unknown; handled?: unknown }
+      if (control.t === 'welcome') throw new Error(`a second welcome: ${text}`)
+      if (control.t === 'ack' && typeof control.handled === 'number') {
+        this.handledByServer = Math.max(this.handledByServer, control.handled)
+        for (const c of [...this.#unacked.keys()]) if (c <= control.handled) this.#unacked.delete(c)
+      }
+      return undefined
+    }
+    const match = /^(\d+) /.exec(text)
+    if (match === null) throw new Error(`a frame that is neither data nor control: ${text}`)
+    const seq = Number(match[1])
+    if (seq <= this.#last)
+      throw new Error(`frame ${String(seq)} is not above last ${String(this.#last)}: ${text}`)
+    this.#last = seq
+    return { seq, payload: text.slice(match[0].length) }
+  }
+}
+
+/**
+ * A cut of every socket of the object, and a restart: the runtime ends each
+ * socket with 1006 and calls no webSocketClose (runtime.test.ts pins it), as
+ * a deploy or a crash does. The object's next instance has to find out.
+ */
+export async function evictWithSockets(
+  stub: DurableObjectStub<Rpc.DurableObjectBranded | undefined>,
+  ...clients: SessionClient[]
+): Promise<void> {
+  await evictDurableObject(stub, { webSockets: 'close' })
+  for (const client of clients) {
+    const closed = await client.whenClosed()
+    if (closed.code !== 1006) throw new Error(`expected 1006 after eviction, got ${String(closed.code)}`)
+  }
+}
