@@ -1,31 +1,36 @@
 /**
- * `npm run bench:profile [-- --server package|raw|partyserver] [-- --connections 10] [-- --ms 3000] [-- --top 25]`
+ * `npm run bench:profile [-- --server package|raw|partyserver] [-- --client plain|session] [-- --broadcast] [-- --connections 10] [-- --ms 3000] [-- --top 25] [-- --save profile.cpuprofile]`
  *
- * Samples where one bench server spends its time under a closed-loop echo,
+ * Samples where one bench server spends its time under a closed-loop echo
+ * (or, with `--broadcast`, broadcasts to all of `--connections` sockets),
  * with V8's CPU profiler through wrangler dev's inspector, and prints self
  * time by function. It is how the hot-path costs named in bench/RESULTS.md
  * were found: run it for `package` and for `raw` and compare what the
- * package adds.
+ * package adds; `--client session` speaks the session protocol
+ * (bench/lib/sessionSocket.ts), to see what sessions add.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import type WebSocket from 'ws'
-import { closeAll, openMany } from './lib/client.ts'
+import { closeAll, openMany, type ClientKind } from './lib/client.ts'
 import { startDevServer } from './lib/devServer.ts'
 import { openInspector } from './lib/inspector.ts'
 import { selfTimes, type CpuProfile } from './lib/profileSummary.ts'
-import { ECHO_MESSAGE } from './lib/scenarios.ts'
+import { BROADCAST_TRIGGER, ECHO_MESSAGE } from './lib/scenarios.ts'
 import { SERVERS } from './lib/servers.ts'
 
 const { values: flags } = parseArgs({
   options: {
     server: { type: 'string', default: 'package' },
+    client: { type: 'string', default: 'plain' },
+    broadcast: { type: 'boolean', default: false },
     connections: { type: 'string', default: '10' },
     ms: { type: 'string', default: '3000' },
     top: { type: 'string', default: '25' },
+    save: { type: 'string' },
   },
 })
 
@@ -33,9 +38,39 @@ const spec = SERVERS.find((server) => server.key === flags.server)
 if (spec === undefined) {
   throw new Error(`--server must be one of ${SERVERS.map((s) => s.key).join(', ')}, got ${flags.server}`)
 }
+if (flags.client !== 'plain' && flags.client !== 'session') {
+  throw new Error(`--client must be plain or session, got ${flags.client}`)
+}
+const client: ClientKind = flags.client
 /** Every 50 µs: fine enough to see a function that costs a microsecond per message. */
 const SAMPLING_INTERVAL_US = 50
 const WARMUP_MS = 500
+
+/**
+ * Keeps one broadcast in flight: the first socket triggers the next once
+ * every socket has its copy. Resolves with the copies counted.
+ */
+function broadcastLoop(sockets: readonly WebSocket[], running: () => boolean): Promise<number> {
+  const [sender] = sockets
+  if (sender === undefined) return Promise.resolve(0)
+  let copies = 0
+  let remaining = sockets.length
+  return new Promise((done) => {
+    const onCopy = (): void => {
+      copies++
+      if (--remaining > 0) return
+      if (!running()) {
+        for (const socket of sockets) socket.off('message', onCopy)
+        done(copies)
+        return
+      }
+      remaining = sockets.length
+      sender.send(BROADCAST_TRIGGER)
+    }
+    for (const socket of sockets) socket.on('message', onCopy)
+    sender.send(BROADCAST_TRIGGER)
+  })
+}
 
 /** Keeps one echo in flight per socket until `running` turns false; resolves with the replies counted. */
 function echoLoop(sockets: readonly WebSocket[], running: () => boolean): Promise<number> {
@@ -65,21 +100,29 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-profile-'))
 const server = await startDevServer(spec.dir, scratch, { direct: false })
 try {
-  const sockets = await openMany(`${server.wsOrigin}${spec.path('profile')}`, Number(flags.connections))
+  const sockets = await openMany(
+    `${server.wsOrigin}${spec.path('profile')}`,
+    Number(flags.connections),
+    client,
+  )
   const inspector = await openInspector(server.runtimePid)
   await inspector.call('Profiler.enable')
   await inspector.call('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US })
   let running = true
-  const replies = echoLoop(sockets, () => running)
+  const replies = (flags.broadcast ? broadcastLoop : echoLoop)(sockets, () => running)
   await sleep(WARMUP_MS)
   await inspector.call('Profiler.start')
   await sleep(Number(flags.ms))
   const { profile } = await inspector.call<{ profile: CpuProfile }>('Profiler.stop')
   running = false
-  console.log(`${spec.label}: ${String(await replies)} echoes over ${flags.ms} ms plus warm-up`)
+  console.log(
+    `${spec.label}, ${client} client: ${String(await replies)} ${flags.broadcast ? 'broadcast copies' : 'echoes'} over ${flags.ms} ms plus warm-up`,
+  )
   for (const { frame, percent } of selfTimes(profile).slice(0, Number(flags.top))) {
     console.log(`${percent.toFixed(1).padStart(6)} %  ${frame}`)
   }
+  // The whole profile, for DevTools or for who called a native frame such as SqlStorage's `exec`.
+  if (flags.save !== undefined) await writeFile(flags.save, JSON.stringify(profile))
   inspector.close()
   await closeAll(sockets)
 } finally {

@@ -1,13 +1,15 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
- * what abuse costs (bench/lib/abuse.ts: a stalled reader, a deflate bomb, a
- * flooding client), and writes the tables with the machine and the method to
- * bench/RESULTS.md. `--abuse` runs only the abuse section and writes
- * bench/RESULTS-abuse.md; `--no-abuse` leaves it out. It reports; it never
- * fails on a number.
+ * what durable sessions cost (bench/lib/sessions.ts: echo and broadcast with
+ * sessions on, off and the floor, and a resume), then what abuse costs
+ * (bench/lib/abuse.ts: a stalled reader, a deflate bomb, a flooding client),
+ * and writes the tables with the machine and the method to bench/RESULTS.md.
+ * `--sessions` or `--abuse` runs only that section and writes
+ * bench/RESULTS-sessions.md or bench/RESULTS-abuse.md; `--no-sessions` and
+ * `--no-abuse` leave them out. It reports; it never fails on a number.
  */
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -22,22 +24,23 @@ import { libraryBundle, logicOnlyBundle, workerBundle, type BundleSize } from '.
 import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
 import { REPO_ROOT, startDevServer, type DevServer } from './lib/devServer.ts'
 import { spawnGroup, type Group } from './lib/group.ts'
-import type { Sample } from './lib/measure.ts'
 import { readCpu, readRssBytes } from './lib/proc.ts'
 import { renderResults } from './lib/report.ts'
-import type { Machine, Results, RunSettings, ScenarioResult, WakeSample } from './lib/results.ts'
+import type { Machine, Results, RunSettings, WakeSample } from './lib/results.ts'
+import { runScenario, type Rounds } from './lib/rounds.ts'
 import {
   BROADCAST_TRIGGER,
   ECHO_MESSAGE,
   broadcast,
   connectClose,
   echo,
-  measure,
   type Endpoint,
   type Scenario,
   type Timing,
 } from './lib/scenarios.ts'
 import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
+import { runSessions } from './lib/sessions.ts'
+import { renderSessions } from './lib/sessionsReport.ts'
 
 const { values: flags } = parseArgs({
   allowNegative: true,
@@ -47,11 +50,21 @@ const { values: flags } = parseArgs({
     heartbeat: { type: 'boolean', default: false },
     control: { type: 'boolean' },
     abuse: { type: 'boolean' },
+    sessions: { type: 'boolean' },
     note: { type: 'string' },
     out: { type: 'string' },
   },
 })
-const out = flags.out ?? join(REPO_ROOT, flags.abuse === true ? 'bench/RESULTS-abuse.md' : 'bench/RESULTS.md')
+const out =
+  flags.out ??
+  join(
+    REPO_ROOT,
+    flags.sessions === true
+      ? 'bench/RESULTS-sessions.md'
+      : flags.abuse === true
+        ? 'bench/RESULTS-abuse.md'
+        : 'bench/RESULTS.md',
+  )
 
 /** wrangler dev evicts an object about 10 s after its last event. */
 const IDLE_MS = 11_000
@@ -175,84 +188,13 @@ function mib(bytes: number): string {
   return (bytes / 1_048_576).toFixed(1)
 }
 
-function perOp(sample: Sample): string {
-  return `${((sample.workerCpuMs * 1000) / Math.max(sample.ops, 1)).toFixed(1)} µs/op, ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`
-}
-
-/**
- * The same server, seen through rooms of its own for `round`: a room no
- * earlier measurement used, so a new Durable Object. Under wrangler dev an
- * object's CPU per message grows with every message it has handled since it
- * was constructed (about doubling over 100,000 echoes) and falls back when it
- * is evicted; a long-lived room would make each round's figure depend on how
- * many messages that server had handled before, and on whether the object
- * happened to be evicted in between.
- */
-function freshRooms(endpoint: Endpoint, round: number): Endpoint {
-  return { ...endpoint, url: (room) => endpoint.url(`${room}-r${String(round + 1)}`) }
-}
-
-/** One measured span: on `kept` state when given, else on fresh rooms set up before and torn down after. */
-async function measureOnce<State>(
-  scenario: Scenario<State>,
-  endpoint: Endpoint,
-  round: number,
-  kept: Map<string, State> | undefined,
-): Promise<Sample> {
-  if (kept !== undefined) {
-    const state = kept.get(endpoint.key)
-    if (state === undefined) throw new Error(`no state for ${endpoint.key}`)
-    return (await measure(scenario, state, endpoint, timing)).sample()
-  }
-  const fresh = freshRooms(endpoint, round)
-  const state = await scenario.setup(fresh)
-  try {
-    return (await measure(scenario, state, fresh, timing)).sample()
-  } finally {
-    await scenario.teardown(state)
-  }
-}
-
-/**
- * Runs interleaved rounds of a scenario on every server. Each measurement
- * sets the scenario up on fresh rooms and tears it down after, unless `kept`
- * holds a state per server to measure in every round instead.
- */
-async function runScenario<State>(
-  scenario: Scenario<State>,
-  endpoints: readonly Endpoint[],
-  loopback: Endpoint | undefined,
-  kept?: Map<string, State>,
-): Promise<ScenarioResult> {
-  const result: ScenarioResult = {
-    scenario: {
-      id: scenario.id,
-      title: scenario.title,
-      unit: scenario.unit,
-      description: scenario.description,
-    },
-    samples: {},
-    loopback: [],
-    freshRooms: kept === undefined,
-  }
-  for (let round = 0; round < settings.rounds; round++) {
-    for (const endpoint of rotate(endpoints, round)) {
-      const sample = await measureOnce(scenario, endpoint, round, kept)
-      ;(result.samples[endpoint.key as ServerKey] ??= []).push(sample)
-      lastActivity.set(endpoint.key, Date.now())
-      say(`${scenario.id} round ${String(round + 1)} ${endpoint.key}: ${perOp(sample)}`)
-    }
-    // The client's ceiling needs one sample, not a median of many: it only has to be far above the rest.
-    if (loopback !== undefined && round === 0) {
-      const sample = await measureOnce(scenario, loopback, round, kept)
-      result.loopback.push(sample)
-      say(`${scenario.id} loopback: ${((sample.ops * 1000) / sample.wallMs).toFixed(0)} op/s`)
-    }
-  }
-  return result
-}
-
 const lastActivity = new Map<string, number>()
+const plan: Rounds = {
+  rounds: settings.rounds,
+  timing,
+  say,
+  measured: (key) => lastActivity.set(key, Date.now()),
+}
 
 async function main(): Promise<void> {
   const loadBefore = os.loadavg()
@@ -333,7 +275,7 @@ async function main(): Promise<void> {
 
     const scenarios = [echo(1), echo(10), echo(100), connectClose(10), broadcast(100)]
     for (const scenario of scenarios) {
-      results.scenarios.push(await runScenario(scenario as Scenario<unknown>, endpoints, loopback))
+      results.scenarios.push(await runScenario(scenario as Scenario<unknown>, endpoints, plan, loopback))
     }
 
     // 1,000 sockets per server: their memory, broadcast to all of them, then the wake-up.
@@ -357,7 +299,7 @@ async function main(): Promise<void> {
     // These 1,000 sockets stay open through every round (opening them takes seconds), in the room
     // whose memory was just read and whose wake-up comes next. Its object handles a few dozen
     // incoming messages a second, too few for its CPU per message to creep up.
-    results.scenarios.push(await runScenario(fanout, endpoints, loopback, states))
+    results.scenarios.push(await runScenario(fanout, endpoints, plan, loopback, states))
     // One loopback socket stays open: a round trip on it right before each wake-up warms the
     // client's own path after the idle wait, so the first server measured does not pay for that.
     const [warmer, ...otherLoopbackSockets] = states.get(loopback.key)?.sockets ?? []
@@ -399,10 +341,17 @@ async function main(): Promise<void> {
     }
     await rm(scratch, { recursive: true, force: true })
   }
+  const sessions =
+    flags.sessions === false
+      ? undefined
+      : await runSessions({ quick: flags.quick, brief: flags.quick, direct: settings.direct, say })
   const abuse = flags.abuse === false ? undefined : await runAbuse({ direct: settings.direct, say })
   results.machine.loadAfter = os.loadavg()
   settings.durationMs = performance.now() - began
-  const markdown = renderResults(results) + (abuse === undefined ? '' : `\n${renderAbuse(abuse, false)}`)
+  const markdown =
+    renderResults(results) +
+    (sessions === undefined ? '' : `\n${renderSessions(sessions, false)}`) +
+    (abuse === undefined ? '' : `\n${renderAbuse(abuse, false)}`)
   await writeFile(out, markdown)
   console.log(`\n${markdown}`)
   say(`wrote ${out}`)
@@ -412,6 +361,23 @@ async function main(): Promise<void> {
 async function abuseOnly(): Promise<void> {
   say('abuse section only: a stalled reader, a deflate bomb and a flooder, each on a wrangler dev of its own')
   const markdown = renderAbuse(await runAbuse({ direct: settings.direct, say }), true)
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
+}
+
+/** `--sessions`: the sessions section alone, in a document of its own. */
+async function sessionsOnly(): Promise<void> {
+  say(
+    `sessions section only (${settings.mode}): echo and broadcast with sessions on, off and the floor, then a resume; load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  )
+  const markdown = renderSessions(
+    await runSessions({ quick: flags.quick, brief: false, direct: settings.direct, say }),
+    true,
+  )
   await writeFile(out, markdown)
   console.log(`\n${markdown}`)
   say(`wrote ${out}`)
@@ -435,4 +401,4 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await (flags.abuse === true ? abuseOnly() : main())
+await (flags.sessions === true ? sessionsOnly() : flags.abuse === true ? abuseOnly() : main())

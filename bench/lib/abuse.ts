@@ -210,7 +210,7 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseResults> {
   return results
 }
 
-function git(args: string[]): string {
+export function git(args: string[]): string {
   try {
     return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim()
   } catch {

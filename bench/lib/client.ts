@@ -1,15 +1,46 @@
 import WebSocket from 'ws'
+import { SessionSocket } from './sessionSocket.ts'
 
 const OPEN_TIMEOUT_MS = 30_000
 const CLOSE_TIMEOUT_MS = 10_000
 
+/** How a bench client talks: plain WebSocket, or the session protocol (bench/lib/sessionSocket.ts). */
+export type ClientKind = 'plain' | 'session'
+
+/** permessage-deflate is off: workerd would negotiate it, and compressing every frame would measure zlib rather than the servers. */
+export const SOCKET_OPTIONS: WebSocket.ClientOptions = {
+  perMessageDeflate: false,
+  handshakeTimeout: OPEN_TIMEOUT_MS,
+}
+
 /**
- * One client socket. permessage-deflate is off: workerd would negotiate it,
- * and compressing every frame would measure zlib rather than the servers.
+ * One client socket, open; a session socket once its welcome is in, so a
+ * scenario's first message never waits behind the handshake.
  */
-export function openSocket(url: string): Promise<WebSocket> {
+export async function openSocket(url: string, kind: ClientKind = 'plain'): Promise<WebSocket> {
+  if (kind === 'plain') return opened(new WebSocket(url, SOCKET_OPTIONS), url)
+  const socket = new SessionSocket(url, SOCKET_OPTIONS)
+  await opened(socket, url)
+  await welcomed(socket, url)
+  return socket
+}
+
+/** Resolves once the welcome arrived; rejects if the socket closes first. */
+export function welcomed(socket: SessionSocket, url: string): Promise<void> {
+  if (socket.welcome !== undefined) return Promise.resolve()
+  return new Promise((resolveWelcome, reject) => {
+    const onClose = (code: number): void =>
+      reject(new Error(`${url}: closed with ${String(code)} before the session's welcome`))
+    socket.once('close', onClose)
+    void socket.welcomed.then(() => {
+      socket.off('close', onClose)
+      resolveWelcome()
+    })
+  })
+}
+
+function opened<T extends WebSocket>(socket: T, url: string): Promise<T> {
   return new Promise((resolveOpen, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS })
     const onError = (error: Error): void => {
       socket.off('open', onOpen)
       reject(new Error(`${url}: ${error.message}`, { cause: error }))
@@ -26,13 +57,18 @@ export function openSocket(url: string): Promise<WebSocket> {
 }
 
 /** Opens `count` sockets, `concurrency` handshakes at a time. */
-export async function openMany(url: string, count: number, concurrency = 50): Promise<WebSocket[]> {
+export async function openMany(
+  url: string,
+  count: number,
+  kind: ClientKind = 'plain',
+  concurrency = 50,
+): Promise<WebSocket[]> {
   const sockets: WebSocket[] = []
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < count) {
       next++
-      sockets.push(await openSocket(url))
+      sockets.push(await openSocket(url, kind))
     }
   }
   try {

@@ -10,7 +10,7 @@ const TARGET_THROUGHPUT = 0.95
 const TARGET_P99 = 1.1
 const TARGET_OWN_CODE_BYTES = 3_000
 
-interface Summary {
+export interface Summary {
   throughput: number
   p50: number
   p99: number
@@ -21,11 +21,11 @@ interface Summary {
   rounds: number
 }
 
-const cpuPerOp = (s: Sample): number => (s.workerCpuMs * 1000) / s.ops
-const throughputOf = (s: Sample): number => (s.ops * 1000) / s.wallMs
-const p99Of = (s: Sample): number => quantile(s.latencies, 0.99)
+export const cpuPerOp = (s: Sample): number => (s.workerCpuMs * 1000) / s.ops
+export const throughputOf = (s: Sample): number => (s.ops * 1000) / s.wallMs
+export const p99Of = (s: Sample): number => quantile(s.latencies, 0.99)
 
-function summarize(samples: readonly Sample[]): Summary {
+export function summarize(samples: readonly Sample[]): Summary {
   const each = (f: (sample: Sample) => number): number => median(samples.map(f))
   return {
     throughput: each(throughputOf),
@@ -39,9 +39,9 @@ function summarize(samples: readonly Sample[]): Summary {
   }
 }
 
-const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+export const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
 
-function fixed(value: number, digits: number): string {
+export function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : '–'
 }
 
@@ -55,7 +55,7 @@ function ratio(value: number, floor: number): string {
  * changed between rounds (other processes, the VM's share of the host) moves
  * both and cancels in the ratio.
  */
-function perRound<T>(samples: readonly T[], base: readonly T[], f: (item: T) => number): Spread {
+export function perRound<T>(samples: readonly T[], base: readonly T[], f: (item: T) => number): Spread {
   const ratios: number[] = []
   samples.forEach((item, round) => {
     const other = base[round]
@@ -67,13 +67,13 @@ function perRound<T>(samples: readonly T[], base: readonly T[], f: (item: T) => 
 }
 
 /** `1.03 (0.99–1.06)`: the median ratio with the interquartile range of the rounds' ratios. */
-function pairedCell(ratios: Spread, digits = 2): string {
+export function pairedCell(ratios: Spread, digits = 2): string {
   if (ratios.count === 0) return '–'
   if (ratios.count < 3) return fixed(ratios.median, digits)
   return `${fixed(ratios.median, digits)} (${fixed(ratios.q1, digits)}–${fixed(ratios.q3, digits)})`
 }
 
-function table(head: string[], align: ('l' | 'r')[], rows: string[][]): string {
+export function table(head: string[], align: ('l' | 'r')[], rows: string[][]): string {
   const rule = align.map((a) => (a === 'r' ? '---:' : '---'))
   return [head, rule, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
 }
@@ -157,7 +157,7 @@ function driftAndPairing(results: Results): { floor: number; paired: number } | 
   return { floor: median(floorWidths), paired: median(pairedWidths) }
 }
 
-function mark(ok: boolean): string {
+export function mark(ok: boolean): string {
   return ok ? '✓' : '✗'
 }
 
@@ -480,8 +480,8 @@ export function renderResults(results: Results): string {
     `  - *wake-up* — ${integer.format(results.memory.package?.sockets ?? 0)} sockets attached and the object idle for ${String(settings.idleMs / 1000)} s, so wrangler dev evicts it; then one socket sends one echo. The time to its reply and the runtime's CPU over it are the wake-up cost. The Durable Object constructors count themselves in a module-scope counter that outlives the evicted object, read through the Worker's \`GET /health\` (which touches no object), so each wake-up is checked to have really constructed the object again.`,
     '  - *memory* — RSS growth of the runtime workerd when the 1,000 sockets are opened, scaled to 1,000 sockets.',
     '- **Bundle size**: `wrangler deploy --dry-run --minify --outdir <tmp>` for each worker, `worker.js` gzipped with zlib level 9; the library rows use esbuild (the version wrangler ships) with `--bundle --minify` and the given externals. *As a worker imports it* bundles a module that re-exports only `websocket` and `WebSocketObject`, so what a worker never imports (`allowOrigins`, the error guards) is shaken out. The *logic alone* row is a diagnostic, not a build anyone ships: the same bundle with every string literal over 24 characters (error messages, log lines, response bodies) cut to a short placeholder.',
-    '- **Profiles**: `npm run bench:profile -- --server package` (or `raw`, `partyserver`) runs one server under a closed-loop echo and prints the self time of each function from the V8 CPU profiler, sampled every 50 µs through the inspector of wrangler dev. It found the per-message costs removed so far (an attachment write per message, a readyState read and a global lookup before every send); what is left is a few microseconds per message, and the profile attributes it differently from run to run, so the paired CPU ratios above are the measure.',
-    `- Reproduce: \`npm run bench\` (about 17 min; with the A/A control) or \`npm run bench -- --quick\` (under 3 min; without it). \`-- --control\` / \`-- --no-control\` force the control on or off, \`-- --direct\` measures the runtime workerd's own port instead of wrangler's proxy, \`-- --heartbeat\` keeps the package's default heartbeat, \`-- --no-abuse\` leaves out the abuse section (\`-- --abuse\` runs it alone, into RESULTS-abuse.md), \`-- --note "…"\` adds a note here.`,
+    '- **Profiles**: `npm run bench:profile -- --server package` (or `raw`, `partyserver`) runs one server under a closed-loop echo (`--broadcast`: broadcasts) and prints the self time of each function from the V8 CPU profiler, sampled every 50 µs through the inspector of wrangler dev; `--client session` speaks the session protocol, `--save file` keeps the whole profile. It found the per-message costs removed so far (an attachment write per message, a readyState read and a global lookup before every send); what is left is a few microseconds per message, and the profile attributes it differently from run to run, so the paired CPU ratios above are the measure.',
+    `- Reproduce: \`npm run bench\` (about 17 min for this part, with the A/A control, then about 6 for the sessions section and 2 for the abuse section) or \`npm run bench -- --quick\` (about 3 min for this part, without the control, then a brief sessions section of about a minute and the abuse section). \`-- --control\` / \`-- --no-control\` force the control on or off, \`-- --direct\` measures the runtime workerd's own port instead of wrangler's proxy, \`-- --heartbeat\` keeps the package's default heartbeat, \`-- --no-sessions\` leaves out the sessions section (\`-- --sessions\` runs it alone, into RESULTS-sessions.md), \`-- --no-abuse\` leaves out the abuse section (\`-- --abuse\` runs it alone, into RESULTS-abuse.md), \`-- --note "…"\` adds a note here.`,
     '',
   )
   return lines.join('\n')

@@ -9,10 +9,10 @@ export interface ScenarioInfo {
   description: string
 }
 
-export interface ScenarioResult {
+export interface ScenarioResult<Key extends string = ServerKey> {
   scenario: ScenarioInfo
   /** One sample per round, in round order: index i of two servers pairs them within round i. */
-  samples: Partial<Record<ServerKey, Sample[]>>
+  samples: Partial<Record<Key, Sample[]>>
   /** The same load against the Node loopback server: what the client alone can drive. */
   loopback: Sample[]
   /** Whether each measurement set the scenario up on rooms of its own (a new object), or all shared one. */

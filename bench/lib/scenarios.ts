@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type WebSocket from 'ws'
-import { closeAll, closeSocket, openMany, openSocket } from './client.ts'
+import { closeAll, closeSocket, openMany, openSocket, type ClientKind } from './client.ts'
 import { Span, type Target } from './measure.ts'
 
 /** One server under test, as the client sees it. */
@@ -8,6 +8,8 @@ export interface Endpoint extends Target {
   readonly key: string
   /** The WebSocket URL of a room. */
   url(room: string): string
+  /** How the scenario's sockets talk to it; plain when not given. */
+  readonly client?: ClientKind
 }
 
 export interface Timing {
@@ -64,7 +66,7 @@ export function echo(connections: number): Scenario<Sockets> {
     unit: 'message',
     description: `${String(connections)} connection(s), each sending a small JSON message and waiting for its \`{ received }\` reply before sending the next (one in flight per connection). One operation is one round trip; latency is send to reply.`,
     setup: async (endpoint) => ({
-      sockets: await openMany(endpoint.url(`echo-${String(connections)}`), connections),
+      sockets: await openMany(endpoint.url(`echo-${String(connections)}`), connections, endpoint.client),
     }),
     run: ({ sockets }, span, timing) =>
       bracket(span, timing, (running) =>
@@ -108,7 +110,7 @@ export function connectClose(concurrency: number): Scenario<Endpoint> {
         const client = async (): Promise<void> => {
           while (running()) {
             const startedAt = performance.now()
-            const socket = await openSocket(url)
+            const socket = await openSocket(url, endpoint.client)
             await closeSocket(socket)
             span.done(1, performance.now() - startedAt)
           }
@@ -130,7 +132,7 @@ export function broadcast(sockets: number): Scenario<Sockets> {
     unit: 'delivery',
     description: `${sockets.toLocaleString('en-US')} sockets in one room; one of them sends \`{ "broadcast": 1 }\`, and the object encodes one message and sends it to every socket in the room. The next trigger goes once all ${sockets.toLocaleString('en-US')} copies have arrived. One operation is one delivery (so the throughput is deliveries per second); latency is per batch, from the trigger to the last copy.`,
     setup: async (endpoint) => ({
-      sockets: await openMany(endpoint.url(`fanout-${String(sockets)}`), sockets),
+      sockets: await openMany(endpoint.url(`fanout-${String(sockets)}`), sockets, endpoint.client),
     }),
     run: (state, span, timing) => fanOut(state.sockets, span, timing),
     teardown: ({ sockets }) => closeAll(sockets),

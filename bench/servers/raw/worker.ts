@@ -11,6 +11,12 @@ import {
 
 interface Env {
   BENCH: DurableObjectNamespace<Bench>
+  /**
+   * `on` (from the sessions section): every message the object sends is also
+   * written to SQLite, one row per echo and one per broadcast, the least a
+   * durable log costs. Off, nothing is written per message.
+   */
+  BENCH_DURABLE?: string
 }
 
 interface Attachment extends ConnectionData {
@@ -26,10 +32,14 @@ const ROOM_PATH = /^\/ws\/([A-Za-z0-9_-]{1,64})$/
  */
 export class Bench extends DurableObject<Env> {
   #lastId: number | undefined
+  readonly #durable: boolean
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     instances.constructed++
+    this.#durable = env.BENCH_DURABLE === 'on'
+    if (this.#durable)
+      ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS sent (seq INTEGER PRIMARY KEY, frame TEXT)')
   }
 
   override fetch(request: Request): Response {
@@ -57,12 +67,15 @@ export class Bench extends DurableObject<Env> {
     }
     const n = broadcastCount(message)
     if (n === undefined) {
-      socket.send(JSON.stringify({ received: message }))
+      const reply = JSON.stringify({ received: message })
+      if (this.#durable) this.#keep(reply)
+      socket.send(reply)
       return
     }
     const pad = broadcastPadding(message)
     for (let seq = 0; seq < n; seq++) {
       const frame = JSON.stringify(broadcastCopy(seq, pad))
+      if (this.#durable) this.#keep(frame)
       for (const peer of this.ctx.getWebSockets()) {
         try {
           peer.send(frame)
@@ -71,6 +84,11 @@ export class Bench extends DurableObject<Env> {
         }
       }
     }
+  }
+
+  /** One row per message sent: the durable floor's only addition. */
+  #keep(frame: string): void {
+    this.ctx.storage.sql.exec('INSERT INTO sent (frame) VALUES (?)', frame)
   }
 
   override webSocketClose(socket: WebSocket, code: number, reason: string): void {
