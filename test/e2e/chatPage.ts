@@ -95,12 +95,13 @@ export class ChatPage {
     }
   }
 
+  /** Read in one step in the page: item by item, a list redrawn in between would leave a locator waiting. */
   async members(): Promise<Member[]> {
-    const members: Member[] = []
-    for (const item of await this.page.locator('#members li').all()) {
-      const [id, name] = await Promise.all([item.getAttribute('data-id'), item.getAttribute('data-name')])
-      members.push({ id: Number(id), name: name ?? '' })
-    }
-    return members
+    return this.page.$$eval('#members li', (items) =>
+      items.map((item) => ({
+        id: Number(item.getAttribute('data-id')),
+        name: item.getAttribute('data-name') ?? '',
+      })),
+    )
   }
 }
