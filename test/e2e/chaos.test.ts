@@ -43,6 +43,8 @@ function oneTo(count: number): number[] {
 class ChaosProxy {
   readonly #server: Server
   readonly #pairs = new Set<[Socket, Socket]>()
+  /** Every socket not closed yet, pair or not: a half-closed one would keep `close()` waiting. */
+  readonly #sockets = new Set<Socket>()
   cuts = 0
 
   private constructor(server: Server) {
@@ -70,11 +72,13 @@ class ChaosProxy {
     this.#pairs.add(pair)
     // One side ending or failing ends the other: a FIN passes on as a FIN, an error as a reset.
     const follow = (from: Socket, to: Socket): void => {
+      this.#sockets.add(from)
       from.on('error', () => {
         this.#pairs.delete(pair)
         if (!to.destroyed) to.resetAndDestroy()
       })
       from.on('close', () => {
+        this.#sockets.delete(from)
         this.#pairs.delete(pair)
         to.end()
       })
@@ -106,7 +110,8 @@ class ChaosProxy {
   }
 
   async close(): Promise<void> {
-    for (const pair of this.#pairs) for (const socket of pair) socket.destroy()
+    for (const socket of this.#sockets) socket.destroy()
+    this.#sockets.clear()
     this.#pairs.clear()
     await new Promise<void>((closed) => this.#server.close(() => closed()))
   }
