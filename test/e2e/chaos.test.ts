@@ -1,0 +1,335 @@
+import { createServer, connect as dial, type AddressInfo, type Server, type Socket } from 'node:net'
+import { resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import NodeWs from 'ws'
+import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.js'
+import type { Seen, ToClient, ToServer } from './fixtures/chaos/worker.js'
+import { useDevServer } from './useDevServer.js'
+
+const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')
+const ROOM = 'chaos'
+
+const WORKERS = 50
+const MESSAGES = 1_000
+const BROADCASTS = 1_000
+/** One round of sends (a message from every worker and one broadcast request) this often. */
+const SEND_EVERY_MS = 50
+/** `wrangler dev` is killed this many times, spread evenly over the sends, and started again on the same state. */
+const RESTARTS = [1, 2]
+/** A client sends only while fewer of its messages than this wait for the server's acknowledgement. */
+const IN_FLIGHT = 50
+/** The sends must be done within this time. */
+const SEND_MS = 150_000
+/** The proxy cuts one of its connections after a random pause of up to this long. */
+const CUT_EVERY_MS = 200
+const MIN_CUTS = 200
+/** How long the clients get, after the last send, to have everything acknowledged and delivered. */
+const SETTLE_MS = 45_000
+
+const dev = useDevServer({ config: CONFIG })
+
+/** 1, 2, …, count: what every list of numbers must be at the end. */
+function oneTo(count: number): number[] {
+  return Array.from({ length: count }, (_, index) => index + 1)
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `wrangler dev` that cuts connections
+ * without a close frame: both of its sockets are destroyed at once, half the
+ * time with a TCP reset, half the time with a FIN. A connection it cannot
+ * carry upstream (while wrangler is down) is dropped the same way.
+ */
+class ChaosProxy {
+  readonly #server: Server
+  readonly #pairs = new Set<[Socket, Socket]>()
+  /** Every socket not closed yet, pair or not: a half-closed one would keep `close()` waiting. */
+  readonly #sockets = new Set<Socket>()
+  cuts = 0
+
+  private constructor(server: Server) {
+    this.#server = server
+  }
+
+  static async start(upstreamPort: number): Promise<ChaosProxy> {
+    const server = createServer()
+    const proxy = new ChaosProxy(server)
+    server.on('connection', (downstream) => proxy.#carry(downstream, upstreamPort))
+    await new Promise<void>((listening, failed) => {
+      server.once('error', failed)
+      server.listen(0, '127.0.0.1', listening)
+    })
+    return proxy
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port
+  }
+
+  #carry(downstream: Socket, upstreamPort: number): void {
+    const upstream = dial(upstreamPort, '127.0.0.1')
+    const pair: [Socket, Socket] = [downstream, upstream]
+    this.#pairs.add(pair)
+    // One side ending or failing ends the other: a FIN passes on as a FIN, an error as a reset.
+    const follow = (from: Socket, to: Socket): void => {
+      this.#sockets.add(from)
+      from.on('error', () => {
+        this.#pairs.delete(pair)
+        if (!to.destroyed) to.resetAndDestroy()
+      })
+      from.on('close', () => {
+        this.#sockets.delete(from)
+        this.#pairs.delete(pair)
+        to.end()
+      })
+    }
+    follow(downstream, upstream)
+    follow(upstream, downstream)
+    downstream.pipe(upstream)
+    upstream.pipe(downstream)
+  }
+
+  /**
+   * Cuts one connection picked at random among those the server has
+   * answered (a WebSocket, or its 101 on the way); false when there is none.
+   * Handshakes cut before any answer come with every restart, when the
+   * proxy drops each attempt.
+   */
+  cut(): boolean {
+    const pairs = [...this.#pairs].filter(([, upstream]) => upstream.bytesRead > 0)
+    const pair = pairs[Math.floor(Math.random() * pairs.length)]
+    if (pair === undefined) return false
+    this.#pairs.delete(pair)
+    const reset = Math.random() < 0.5
+    for (const socket of pair) {
+      if (reset) socket.resetAndDestroy()
+      else socket.destroy()
+    }
+    this.cuts += 1
+    return true
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy()
+    this.#sockets.clear()
+    this.#pairs.clear()
+    await new Promise<void>((closed) => this.#server.close(() => closed()))
+  }
+}
+
+/** One client of the run and everything it saw. */
+interface Peer {
+  readonly name: string
+  readonly client: Client<ToClient, ToServer>
+  /** The `b` of every broadcast received, in order. */
+  readonly broadcasts: number[]
+  /** `client.id` at every open. */
+  readonly ids: (number | undefined)[]
+  resumes: number
+  resets: number
+  /** How many messages it sent so far, of `quota`, each made by `message`. */
+  sent: number
+  readonly quota: number
+  readonly message: (k: number) => ToServer
+  /** Anything that must not happen: a protocol error, a client that gave up, a send refused. */
+  readonly problems: string[]
+}
+
+function peer(
+  name: string,
+  url: string,
+  stopping: () => boolean,
+  quota: number,
+  message: (k: number) => ToServer,
+): Peer {
+  const client = connect<ToClient, ToServer>(url, {
+    WebSocket: NodeWs as unknown as WebSocketConstructor,
+    reconnect: { initialDelay: 50, maxDelay: 500 },
+    // Room for every message of the run: a restart must queue them, never refuse one.
+    maxQueued: 2 * MESSAGES,
+  })
+  const state: Peer = {
+    name,
+    client,
+    broadcasts: [],
+    ids: [],
+    resumes: 0,
+    resets: 0,
+    problems: [],
+    sent: 0,
+    quota,
+    message,
+  }
+  client.on('open', ({ resumed }) => {
+    state.ids.push(client.id)
+    if (resumed) state.resumes += 1
+  })
+  client.on('reset', () => {
+    state.resets += 1
+    state.problems.push('reset')
+  })
+  client.on('message', (message) => state.broadcasts.push(message.b))
+  client.on('error', (error) => {
+    // A socket that failed (a cut, a refused handshake while wrangler restarts) is what the run is about.
+    if (error.code !== 'ERR_DWS_SOCKET_ERROR') state.problems.push(`${error.code}: ${error.message}`)
+  })
+  client.on('close', ({ code, willReconnect }) => {
+    if (!willReconnect && !stopping()) state.problems.push(`gave up after close ${String(code)}`)
+  })
+  return state
+}
+
+function failOnProblems(during: string, peers: readonly Peer[]): void {
+  const problems = peers.flatMap((p) => p.problems.map((problem) => `${p.name}: ${problem}`))
+  if (problems.length > 0) throw new Error(`during ${during}: ${problems.slice(0, 5).join('; ')}`)
+}
+
+/** Polls until `done` holds, failing with `what` and `detail()` after `ms`; fails at once on a problem. */
+async function until(
+  what: string,
+  done: () => boolean,
+  ms: number,
+  peers: readonly Peer[],
+  detail: () => string = () => '',
+): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    failOnProblems(`waiting for ${what}`, peers)
+    if (done()) return
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${detail()}`)
+    await sleep(50)
+  }
+}
+
+describe(`${String(WORKERS)} session clients behind a proxy that cuts connections, with wrangler dev killed twice`, () => {
+  it(`hands every client message to the server exactly once and in order, delivers every broadcast to every client exactly once and in order, and resets no session`, async () => {
+    const started = Date.now()
+    const upstreamPort = Number(new URL(dev().origin).port)
+    const proxy = await ChaosProxy.start(upstreamPort)
+    let stopping = false
+    const url = `ws://127.0.0.1:${String(proxy.port)}/ws/${ROOM}`
+    const workers = Array.from({ length: WORKERS }, (_, i) =>
+      peer(
+        `worker ${String(i)}`,
+        url,
+        () => stopping,
+        MESSAGES,
+        (n) => ({ n }),
+      ),
+    )
+    const broadcaster = peer(
+      'broadcaster',
+      url,
+      () => stopping,
+      BROADCASTS,
+      (b) => ({ b }),
+    )
+    const peers = [...workers, broadcaster]
+    let cutter: ReturnType<typeof setTimeout> | undefined
+    try {
+      // Every session exists before the first broadcast, so each must receive all of them.
+      await until('every client to open', () => peers.every((p) => p.ids.length > 0), 30_000, peers)
+
+      let cutting = true
+      const cutLater = (): void => {
+        cutter = setTimeout(() => {
+          if (!cutting) return
+          proxy.cut()
+          cutLater()
+        }, Math.random() * CUT_EVERY_MS)
+      }
+      cutLater()
+
+      // One after another: a second kill must not land while the first restart is still starting.
+      let restarts = Promise.resolve()
+      const restart = async (): Promise<void> => {
+        await dev().kill()
+        await dev.startAgain()
+      }
+      // Each client keeps at most IN_FLIGHT messages unacknowledged, as an app watching `queued`
+      // would: the run then tests delivery, not how deep a backlog a slow machine can pile up.
+      const total = WORKERS * MESSAGES + BROADCASTS
+      const restartAt = RESTARTS.map((k) => Math.round((k * total) / (RESTARTS.length + 1)))
+      const sendUntil = Date.now() + SEND_MS
+      for (let sent = 0; sent < total;) {
+        for (const p of peers) {
+          if (p.sent === p.quota || p.client.queued >= IN_FLIGHT) continue
+          p.sent += 1
+          sent += 1
+          if (!p.client.send(p.message(p.sent))) p.problems.push(`send ${String(p.sent)} refused`)
+        }
+        if (restartAt[0] !== undefined && sent >= restartAt[0]) {
+          restartAt.shift()
+          restarts = restarts.then(restart)
+        }
+        failOnProblems('the sends', peers)
+        if (Date.now() > sendUntil)
+          throw new Error(`only ${String(sent)} of ${String(total)} messages sent in time`)
+        await sleep(SEND_EVERY_MS)
+      }
+      await restarts
+      // Cutting goes on until the minimum is reached, so a fast run still sees every kind of cut.
+      await until(`${String(MIN_CUTS)} cuts`, () => proxy.cuts >= MIN_CUTS, 30_000, peers)
+      cutting = false
+
+      const behind = (): string =>
+        peers
+          .filter((p) => p.client.queued > 0 || p.broadcasts.length < BROADCASTS)
+          .slice(0, 5)
+          .map(
+            (p) =>
+              `${p.name}: ${String(p.client.queued)} unacknowledged, ${String(p.broadcasts.length)} broadcasts, ${p.client.state}`,
+          )
+          .join('; ')
+      await until(
+        'every message acknowledged and every broadcast delivered',
+        () => peers.every((p) => p.client.queued === 0 && p.broadcasts.length >= BROADCASTS),
+        SETTLE_MS,
+        peers,
+        behind,
+      )
+
+      const response = await fetch(`${dev().origin}/rooms/${ROOM}/seen`)
+      expect(response.status).toBe(200)
+      const seen = (await response.json()) as Seen
+
+      for (const p of peers) {
+        expect(p.resets, `${p.name} reset`).toBe(0)
+        expect(new Set(p.ids).size, `${p.name} kept one id`).toBe(1)
+        expect(p.broadcasts, `the broadcasts ${p.name} received`).toEqual(oneTo(BROADCASTS))
+      }
+      const idOf = (p: Peer): string => String(p.ids[0])
+      for (const worker of workers) {
+        expect(seen.messages[idOf(worker)], `what the server handled from ${worker.name}`).toEqual({
+          n: oneTo(MESSAGES),
+          b: [],
+        })
+      }
+      expect(seen.messages[idOf(broadcaster)], 'what the server handled from the broadcaster').toEqual({
+        n: [],
+        b: oneTo(BROADCASTS),
+      })
+      // One session per client, opened once as new and only ever resumed after that; none ended.
+      expect(Object.keys(seen.opens).sort()).toEqual(peers.map(idOf).sort())
+      for (const [id, opens] of Object.entries(seen.opens)) {
+        expect(opens[0], `the first open of session ${id}`).toBe(false)
+        expect(opens.slice(1).every(Boolean), `every later open of session ${id} resumed`).toBe(true)
+      }
+      expect(seen.closes).toEqual({})
+
+      const resumes = peers.reduce((sum, p) => sum + p.resumes, 0)
+      const seconds = ((Date.now() - started) / 1000).toFixed(1)
+      console.log(
+        `chaos: ${String(proxy.cuts)} cuts, ${String(RESTARTS.length)} restarts, ${String(WORKERS * MESSAGES)} client messages and ${String(BROADCASTS)} broadcasts to ${String(peers.length)} clients, ${String(resumes)} resumes, in ${seconds} s`,
+      )
+      expect(proxy.cuts).toBeGreaterThanOrEqual(MIN_CUTS)
+      // Each kill drops every socket, so every client resumed at least once per restart.
+      expect(resumes).toBeGreaterThanOrEqual(RESTARTS.length * peers.length)
+    } finally {
+      stopping = true
+      if (cutter !== undefined) clearTimeout(cutter)
+      for (const p of peers) p.client.close()
+      await proxy.close()
+    }
+  }, 270_000)
+})
