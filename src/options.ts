@@ -202,7 +202,8 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       'options.binding must name the Durable Object binding from wrangler.toml, e.g. "WEBSOCKET".',
     )
   }
-  if (!Array.isArray(middleware))
+  const givenMiddleware: unknown = middleware
+  if (!Array.isArray(givenMiddleware))
     throw invalid('options.middleware must be an array of [factory, options] pairs.')
   if (objectRouter !== undefined && typeof objectRouter.fetch !== 'function') {
     throw invalid('options.objectRouter must have a fetch(request, manager) method.')
@@ -338,7 +339,7 @@ function resolveHandlerTimeout(value: unknown): number | undefined {
 function resolveHeartbeat(value: unknown): Heartbeat | undefined {
   if (value === false) return undefined
   if (value === undefined) return DEFAULT_HEARTBEAT
-  const pair = value as Partial<Heartbeat> | null
+  const pair: Partial<Heartbeat> | null = value
   if (
     typeof pair !== 'object' ||
     pair === null ||

@@ -184,6 +184,14 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   }
 
   /**
+   * The state now, after listeners ran: TypeScript keeps `#state` narrowed to
+   * what this class last set, as if an emit() could not change it.
+   */
+  #current(): ClientState {
+    return this.#state
+  }
+
+  /**
    * The subprotocol the server picked for the connection that opened last,
    * as `WebSocket.protocol` has it: '' before the first open, and when the
    * client offered none. Already set when the `open` listeners run.
@@ -276,7 +284,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       offer = nextOffer(this.#options.protocols, this.url)
     } catch (error) {
       // Reported a tick later, as a rejection would be: on the first attempt no listener is there yet.
-      offer = Promise.reject(error as ClientError)
+      offer = Promise.reject(error)
     }
     if (!(offer instanceof Promise)) {
       this.#dial(offer)
@@ -416,7 +424,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     // Listeners may have sent (e.g. to join a room again) or closed; the backlog follows what they sent.
     const session = this.#mode === 'session' ? this.#session : undefined
     let sent = false
-    while (this.#state === 'open' && socket === this.#socket && socket.readyState === OPEN) {
+    while (this.#current() === 'open' && socket === this.#socket && socket.readyState === OPEN) {
       const frame = this.#outbox.shift()
       if (frame === undefined) break
       socket.send(session === undefined ? frame : session.number(frame))
@@ -569,7 +577,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       // Another socket holds the session now; coming back would only take it away again.
       !(inSession && close.code === SESSION_TAKEN_OVER) &&
       this.#wantsRetry(close)
-    if (!retry || reconnect === undefined) {
+    if (!retry) {
       if (this.#state !== 'closed') this.#forgetSession(endsSession(close.code))
       this.#state = 'closed'
       this.#outbox.clear()
@@ -582,9 +590,9 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#step += 1
     this.#events.emit('close', { ...close, willReconnect: true })
     // A close listener may have closed the client for good.
-    if (this.#state !== 'reconnecting') return
+    if (this.#current() !== 'reconnecting') return
     this.#events.emit('reconnecting', { attempt: this.#attempts, delay })
-    if (this.#state !== 'reconnecting') return
+    if (this.#current() !== 'reconnecting') return
     this.#retryTimer = setTimeout(() => this.#open(), delay)
   }
 

@@ -175,7 +175,7 @@ function resolveWebSocket(value: unknown): WebSocketConstructor {
 
 function resolveStore(value: unknown, session: boolean): SessionStore | undefined {
   if (value === undefined) return undefined
-  const store = value as Partial<Record<keyof SessionStore, unknown>> | null
+  const store: Partial<Record<keyof SessionStore, unknown>> | null = value
   if (
     typeof store !== 'object' ||
     store === null ||

@@ -6,7 +6,7 @@ export type { Frame }
 
 // Looked up once: a global lookup per message goes through the runtime's global scope.
 const ArrayBufferClass = ArrayBuffer
-const isView = ArrayBuffer.isView
+const isView = ArrayBuffer.isView.bind(ArrayBuffer)
 
 export function isBinary(value: unknown): value is ArrayBuffer | ArrayBufferView {
   return typeof value === 'object' && value !== null && (value instanceof ArrayBufferClass || isView(value))

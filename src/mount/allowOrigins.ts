@@ -38,7 +38,7 @@ function normalizeOrigin(origin: string): string {
  * and the Origin header is the only thing that tells the pages apart.
  */
 export function allowOrigins(options: AllowOriginsOptions): MiddlewareHandler<unknown, object> {
-  if (typeof options !== 'object' || options === null)
+  if (typeof options !== 'object' || (options as unknown) === null)
     throw invalid(`options must be an object, got ${describe(options)}.`)
   const { origins, allowMissing = true } = options
   if (!Array.isArray(origins) || origins.length === 0) {

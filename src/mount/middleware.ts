@@ -42,7 +42,7 @@ export function use<Options, Env = Cloudflare.Env, L = Locals>(
   factory: MiddlewareFactory<Options, Env, L>,
   ...options: undefined extends Options ? [options?: NoInfer<Options>] : [options: NoInfer<Options>]
 ): MiddlewareEntry<Env, L> {
-  return [factory as MiddlewareFactory<never, Env, L>, options[0]]
+  return [factory, options[0]]
 }
 
 /** Runs the chain in order; the first Response ends it. */

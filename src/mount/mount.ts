@@ -24,7 +24,7 @@ export function mountAt<Env>(path: string, upgrade: FetchHandler<Env>, app: App<
   if (typeof path !== 'string' || !path.startsWith('/')) {
     throw new TypeError(`mount() takes a path starting with "/", e.g. "/ws"; got ${JSON.stringify(path)}.`)
   }
-  if (typeof app?.fetch !== 'function') {
+  if (typeof (app as App<Env> | undefined)?.fetch !== 'function') {
     throw new TypeError(
       'mount() takes your app as its second argument: an itty-router router or any { fetch }.',
     )

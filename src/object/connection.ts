@@ -292,7 +292,7 @@ export class Connection<
 
   /** Replacing `data` stores it at once, so a value over the limit throws right here. */
   set data(value: Data) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    if (typeof value !== 'object' || (value as unknown) === null || Array.isArray(value)) {
       throw new DurableWebSocketError(
         'ERR_DWS_DATA_NOT_STORABLE',
         `conn.data must be a plain object, got ${describe(value)}.`,

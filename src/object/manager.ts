@@ -393,7 +393,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #previousEntry(id: number): Entry<Env, Data, In, Out> | undefined {
     this.#hydrate()
     const live = this.#open.get(id)
-    if (live !== undefined && live.move('replace')) {
+    if (live?.move('replace')) {
       this.#open.delete(id)
       try {
         live.socket.close(SessionCloseCode.TAKEN_OVER, 'Session taken over')
@@ -451,13 +451,19 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#store?.confirm(entry.id)
     }
     if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
-      if (!isAck(raw)) return this.#protocolError(entry, 'a control frame that is not an ack')
+      if (!isAck(raw)) {
+        this.#protocolError(entry, 'a control frame that is not an ack')
+        return undefined
+      }
       if (session.handled > session.acked) this.#ack(entry, session)
       this.#acked(entry, raw)
       return undefined
     }
     const parsed = splitNumbered(raw)
-    if (parsed === undefined) return this.#protocolError(entry, 'a data frame without its sequence number')
+    if (parsed === undefined) {
+      this.#protocolError(entry, 'a data frame without its sequence number')
+      return undefined
+    }
     const { seq, payload } = parsed
     if (seq <= session.received) {
       if (session.handled > session.acked) this.#ack(entry, session)
@@ -465,10 +471,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
     // Without a log nothing is ever resent, and a woken object does not know the count: take it as it comes.
     if (this.#store !== undefined && seq !== session.received + 1) {
-      return this.#protocolError(
-        entry,
-        `message ${String(seq)} where ${String(session.received + 1)} was due`,
-      )
+      this.#protocolError(entry, `message ${String(seq)} where ${String(session.received + 1)} was due`)
+      return undefined
     }
     session.received = seq
     if (!this.#withinLimit(entry, payload) || !this.#admitted(entry, payload)) return undefined
@@ -629,10 +633,9 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
   }
 
-  #protocolError(entry: Entry<Env, Data, In, Out>, what: string): undefined {
+  #protocolError(entry: Entry<Env, Data, In, Out>, what: string): void {
     log.warn(`${this.#label(entry)} broke the session protocol (${what}), closing it with 1002`)
     this.#closeByServer(entry, SessionCloseCode.PROTOCOL_ERROR, 'Protocol error')
-    return undefined
   }
 
   /**
@@ -670,7 +673,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const now = Date.now()
     let next = this.#reapIdle(now)
     const store = this.#store
-    if (store !== undefined && store.exists()) {
+    if (store?.exists()) {
       for (const expired of store.expired(now)) this.#endSession(expired.id, expired.data, expired.tags)
       store.trim(now)
       const expiry = store.nextExpiry()
@@ -714,7 +717,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
     let entry = this.#suspended.get(id)
     this.#suspended.delete(id)
-    if (entry === undefined || !entry.move('expire')) {
+    if (!entry?.move('expire')) {
       // No socket is left to ask the runtime for anything; this one is never accepted.
       const [detached] = Object.values(new WebSocketPair()) as [WebSocket]
       entry = new ConnectionEntry(
@@ -993,7 +996,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    */
   #reconcileSessions(): void {
     const store = this.#store
-    if (store === undefined || !store.exists()) return
+    if (!store?.exists()) return
     const attached = store.attachedIds()
     const sockets = this.ctx.getWebSockets(SESSION_TAG)
     if (attached.length === 0 || attached.length <= sockets.length) return

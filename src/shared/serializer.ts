@@ -17,8 +17,8 @@ export type SerializerOption<In = unknown, Out = In> = 'json' | Serializer<In, O
 
 export const json: Serializer = {
   encode: (value) => {
-    const text = JSON.stringify(value)
-    // JSON.stringify(undefined) and of a function give undefined, which is no frame at all.
+    // Typed as string, but it gives undefined for undefined and for a function, which is no frame at all.
+    const text = JSON.stringify(value) as string | undefined
     if (text === undefined) throw new TypeError(`JSON cannot encode ${describe(value)}.`)
     return text
   },

@@ -70,7 +70,10 @@ export class TestSocket<Message = unknown> {
   nextMessage<T extends Message = Message>(options: WaitOptions = {}): Promise<T> {
     return this.#until('a message', options, () => {
       const frame = this.#inbox[0]
-      if (frame === undefined) return this.#failIfClosed('a message')
+      if (frame === undefined) {
+        this.#failIfClosed('a message')
+        return undefined
+      }
       if (typeof frame !== 'string') {
         throw new Error(
           `the next frame is binary (${String(frame.byteLength)} bytes), not a message; read it with nextFrame()`,
@@ -135,7 +138,7 @@ export class TestSocket<Message = unknown> {
           const value = take()
           if (value !== undefined) settle(() => resolve(value))
         } catch (error) {
-          settle(() => reject(error as Error))
+          settle(() => reject(error))
         }
       }
       const timer = setTimeout(() => {

@@ -27,7 +27,7 @@ guarded.add('message', (conn, message) => {
   if (message instanceof ArrayBuffer) return
   const text: string = message.text
   // @ts-expect-error: a validated ChatMessage has no `name`.
-  void message.name
+  const _name: unknown = message.name
   conn.send({ text })
   // @ts-expect-error: without `Out` of its own, the module sends what it receives.
   conn.send({ txt: text })
@@ -36,10 +36,9 @@ guarded.add('message', (conn, message) => {
 const isShort = (message: unknown): boolean => JSON.stringify(message).length < 100
 const unchecked = websocket({ binding: 'ECHO', serializer: 'json', validate: isShort })
 unchecked.add('message', (_conn, message) => {
-  const stillUnknown: unknown = message
+  const _stillUnknown: unknown = message
   // @ts-expect-error: a plain boolean check narrows nothing; the message stays unknown.
-  void message.text
-  void stillUnknown
+  const _text: unknown = message.text
 })
 
 // @ts-expect-error: the guard's type must be the In the module was given.
@@ -94,14 +93,13 @@ const typed = websocket<Env, Data, unknown, unknown, { user?: string }>({
 typed.add('open', (conn, _request, locals) => {
   conn.data.user = locals.user ?? 'anonymous'
   // @ts-expect-error: the middleware puts no `role` in locals.
-  void locals.role
+  const _role: unknown = locals.role
 })
 
 // With no type arguments, L comes from the middleware itself.
 const inferred = websocket({ binding: 'WEBSOCKET', middleware: [use(requireToken, { token: 'secret' })] })
 inferred.add('open', (_conn, _request, locals) => {
-  const user: string | undefined = locals.user
-  void user
+  const _user: string | undefined = locals.user
 })
 
 // The docs' example as written there, with the context typed in place.

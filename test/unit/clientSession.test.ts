@@ -16,17 +16,17 @@ const EVENTS: readonly ClientEventName[] = [
 
 interface Started {
   fake: FakeWebSockets
-  client: Client<unknown>
+  client: Client
   /** Every event the client emitted, in order, as [name, value]. */
   events: [ClientEventName, unknown][]
   of: (name: ClientEventName) => unknown[]
 }
 
-const clients: Client<unknown>[] = []
+const clients: Client[] = []
 
-function start(options: ClientOptions<unknown> = {}): Started {
+function start(options: ClientOptions = {}): Started {
   const fake = fakeWebSockets()
-  const client = connect<unknown>(URL, {
+  const client = connect(URL, {
     WebSocket: fake.WebSocket,
     reconnect: { initialDelay: 10, maxDelay: 10 },
     ...options,

@@ -12,6 +12,12 @@ function gate(): { promise: Promise<void>; open: () => void; fail: (error: Error
   return { promise, open, fail }
 }
 
+/** The promise of a task that went async or had to wait; a task that finished at once has none. */
+function pending(result: Promise<void> | undefined): Promise<void> {
+  if (result === undefined) throw new Error('the task ran to completion at once, with nothing to wait for')
+  return result
+}
+
 afterEach(() => {
   vi.restoreAllMocks()
 })
@@ -28,16 +34,18 @@ describe('SerialQueue.run(task)', () => {
     const queue = new SerialQueue()
     const seen: string[] = []
     const first = gate()
-    queue.run(async () => {
-      seen.push('a start')
-      await first.promise
-      seen.push('a end')
-    })
-    queue.run(() => seen.push('b'))
-    const last = queue.run(() => seen.push('c'))
+    const a = pending(
+      queue.run(async () => {
+        seen.push('a start')
+        await first.promise
+        seen.push('a end')
+      }),
+    )
+    const b = pending(queue.run(() => seen.push('b')))
+    const last = pending(queue.run(() => seen.push('c')))
     expect(seen).toEqual(['a start'])
     first.open()
-    await last
+    await Promise.all([a, b, last])
     expect(seen).toEqual(['a start', 'a end', 'b', 'c'])
   })
 
@@ -46,10 +54,12 @@ describe('SerialQueue.run(task)', () => {
     const seen: number[] = []
     const gates = [gate(), gate(), gate()]
     const done = gates.map((g, i) =>
-      queue.run(async () => {
-        await g.promise
-        seen.push(i)
-      }),
+      pending(
+        queue.run(async () => {
+          await g.promise
+          seen.push(i)
+        }),
+      ),
     )
     // Settle them out of order: the queue must still finish them in the order they came.
     gates[2]?.open()
@@ -67,10 +77,12 @@ describe('SerialQueue.run(task)', () => {
     const a = gate()
     const b = gate()
     const first = queue.run(() => a.promise)
-    queue.run(async () => {
-      await b.promise
-      seen.push('b')
-    })
+    const second = pending(
+      queue.run(async () => {
+        await b.promise
+        seen.push('b')
+      }),
+    )
     a.open()
     await first
     // a is done, b is not: c must still wait for b rather than run at once.
@@ -78,7 +90,7 @@ describe('SerialQueue.run(task)', () => {
     expect(last).toBeDefined()
     expect(seen).toEqual([])
     b.open()
-    await last
+    await Promise.all([second, last])
     expect(seen).toEqual(['b', 'c'])
   })
 

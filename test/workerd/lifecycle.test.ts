@@ -125,10 +125,10 @@ describe('close(conn, code, reason)', () => {
     await runInDurableObject(room, async (instance, state) => {
       const sockets = state.getWebSockets()
       expect(sockets).toHaveLength(1)
-      const socket = sockets[0] as WebSocket
+      const socket = sockets[0]!
       await instance.webSocketError(socket, new Error('peer vanished'))
       await instance.webSocketClose(socket, 1006, 'peer vanished')
-      expect(await instance.connectionIds()).not.toContain(id)
+      expect(instance.connectionIds()).not.toContain(id)
     })
     const closes = async (): Promise<Entry[]> =>
       (await room.log()).filter((entry) => entry.id === id && entry.event === 'close')

@@ -122,8 +122,9 @@ export class SessionClient {
     }
     const client = new Client(response.webSocket, { allowHalfOpen: options.halfOpen ?? false })
     const first = await client.nextText()
-    const welcome = JSON.parse(first) as Welcome
-    if (welcome.t !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
+    const parsed = JSON.parse(first) as { t?: unknown }
+    if (parsed.t !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
+    const welcome = parsed as Welcome
     return new SessionClient(client, welcome, response.headers.get('Sec-WebSocket-Protocol'), carried)
   }
 

@@ -1,6 +1,6 @@
 import { env, exports } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
-import { describe, expect, it, vi } from 'vitest'
+import { assert, describe, expect, it, vi } from 'vitest'
 import { HandshakeError, openSocket, type TestSocket } from '../../src/testing/index.js'
 import { bracketed } from './fixture/endpoints/custom.js'
 import { stubOf } from './client.js'
@@ -52,9 +52,9 @@ describe('openSocket(worker, path, options?)', () => {
 
   it('rejects with a HandshakeError carrying the status and body when the worker refuses', async () => {
     const unauthorized = await rejection(openSocket(worker, '/guarded'))
-    expect(unauthorized).toBeInstanceOf(HandshakeError)
+    assert.instanceOf(unauthorized, HandshakeError)
     expect(unauthorized).toMatchObject({ status: 401, body: 'Unauthorized\n' })
-    expect((unauthorized as HandshakeError).headers.get('WWW-Authenticate')).toBe('Bearer')
+    expect(unauthorized.headers.get('WWW-Authenticate')).toBe('Bearer')
     expect(unauthorized.message).toBe(
       'expected 101 Switching Protocols from http://localhost/guarded, got 401: Unauthorized',
     )
@@ -154,7 +154,8 @@ describe('socket.send(message) and socket.sendFrame(frame)', () => {
   })
 
   it('throws at once for a value that needs a serializer it does not have', async () => {
-    const socket = await openSocket<unknown>(worker, '/raw', { serializer: false as const })
+    // Typed as taking anything, so the call reaches the run-time check.
+    const socket: TestSocket = await openSocket(worker, '/raw', { serializer: false })
     expect(() => {
       socket.send({ not: 'text' })
     }).toThrow(expect.objectContaining({ code: 'ERR_DWS_UNSENDABLE_MESSAGE' }))

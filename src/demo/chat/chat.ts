@@ -63,12 +63,22 @@ chat.add('open', (conn) => {
 chat.add('message', (conn, raw) => {
   const message = parseClientMessage(raw)
   if (message === undefined) {
-    return tell(conn, { type: 'refused', reason: 'Send { type: "join", name } or { type: "say", text }.' })
+    tell(conn, { type: 'refused', reason: 'Send { type: "join", name } or { type: "say", text }.' })
+  } else if (message.type === 'join') {
+    join(conn, message.name)
+  } else {
+    const from = memberOf(conn)
+    if (from === undefined) {
+      tell(conn, { type: 'refused', reason: 'Join with a name first.' })
+    } else {
+      conn.manager.broadcast({
+        type: 'said',
+        from,
+        text: message.text,
+        at: Date.now(),
+      } satisfies ServerMessage)
+    }
   }
-  if (message.type === 'join') return join(conn, message.name)
-  const from = memberOf(conn)
-  if (from === undefined) return tell(conn, { type: 'refused', reason: 'Join with a name first.' })
-  conn.manager.broadcast({ type: 'said', from, text: message.text, at: Date.now() } satisfies ServerMessage)
 })
 
 // With sessions this runs once per session: on Leave (a clean close), or when a dropped page did
