@@ -991,12 +991,14 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * After a restart the sockets are gone, but their sessions are still marked
    * attached: suspend those, so their window runs from now and the alarm ends
-   * them if nobody comes back. A hibernation wake keeps every socket, which
-   * the counts show without reading any attachment.
+   * them if nobody comes back.
    */
   #reconcileSessions(): void {
     const store = this.#store
-    if (!store?.exists()) return
+    // Hibernation keeps every socket, and a socket lost while the object slept wakes it with its
+    // close: only an object constructed with no socket at all can have lost some to a restart.
+    // Checking that first keeps a plain room's wake from touching storage (bench: wake-up).
+    if (store === undefined || this.ctx.getWebSockets().length > 0 || !store.exists()) return
     const attached = store.attachedIds()
     const sockets = this.ctx.getWebSockets(SESSION_TAG)
     if (attached.length === 0 || attached.length <= sockets.length) return
