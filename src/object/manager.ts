@@ -99,6 +99,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #suspended = new Map<number, Entry<Env, Data, In, Out>>()
   #lastId: number | undefined
   #hydrated = false
+  /** Whether this instance compared its sessions with its sockets yet (#reconcileSessions). */
+  #reconciled = false
   /** Whether any session exists, so fan-out logs; undefined until first asked. */
   #anySessions: boolean | undefined
   /** The last sequence number for session clients when nothing is logged (`resume: false`). */
@@ -135,7 +137,6 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const resume = options.resume
     this.#store =
       resume === undefined ? undefined : new SessionStore(ctx.storage.sql, resume.window, resume.maxMessages)
-    this.#reconcileSessions()
   }
 
   get storage(): DurableObjectStorage {
@@ -194,6 +195,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * and then dropped.
    */
   async accept(request: Request, locals: L): Promise<Response> {
+    this.#reconcileSessions()
     const { maxConnections, idleTimeout } = this.#options
     if (maxConnections !== undefined && this.count() >= maxConnections) {
       return new Response('Service Unavailable: this room is full, try again shortly.\n', {
@@ -670,6 +672,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * the alarm again for whichever comes next.
    */
   async alarm(): Promise<void> {
+    this.#reconcileSessions()
     const now = Date.now()
     let next = this.#reapIdle(now)
     const store = this.#store
@@ -984,6 +987,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /** Whether fan-out must log: some session exists, attached or suspended. */
   #hasLoggedSessions(): boolean {
     if (this.#store === undefined) return false
+    this.#reconcileSessions()
     this.#anySessions ??= this.#store.exists() && this.#store.count() > 0
     return this.#anySessions
   }
@@ -991,14 +995,16 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * After a restart the sockets are gone, but their sessions are still marked
    * attached: suspend those, so their window runs from now and the alarm ends
-   * them if nobody comes back.
+   * them if nobody comes back. Done once per instance, not at construction
+   * but on the first accept, alarm, fan-out or look at the connections: a
+   * plain room's wake then touches no storage at all (its first SQL access
+   * costs more than the rest of a wake-up; bench).
    */
   #reconcileSessions(): void {
+    if (this.#reconciled) return
+    this.#reconciled = true
     const store = this.#store
-    // Hibernation keeps every socket, and a socket lost while the object slept wakes it with its
-    // close: only an object constructed with no socket at all can have lost some to a restart.
-    // Checking that first keeps a plain room's wake from touching storage (bench: wake-up).
-    if (store === undefined || this.ctx.getWebSockets().length > 0 || !store.exists()) return
+    if (!store?.exists()) return
     const attached = store.attachedIds()
     const sockets = this.ctx.getWebSockets(SESSION_TAG)
     if (attached.length === 0 || attached.length <= sockets.length) return
@@ -1054,6 +1060,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   #hydrate(): void {
     if (this.#hydrated) return
+    this.#reconcileSessions()
     for (const socket of this.ctx.getWebSockets()) this.#entryFor(socket)
     this.#hydrated = true
   }
