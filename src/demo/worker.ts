@@ -1,5 +1,5 @@
 import { AutoRouter, text } from 'itty-router'
-import { WebSocketObject, isDurableWebSocketError, websocket } from '../index.js'
+import { WebSocketObject, isRoomName, websocket } from '../index.js'
 import { chatPage, clientScript } from './chat/assets.js'
 import { ChatRoom, chat } from './chat/chat.js'
 
@@ -24,17 +24,12 @@ app.get('/', chatPage)
 app.get('/chat/client.js', clientScript)
 app.get('/hello', () => text('hi\n'))
 app.get('/connections', (_request, env: Env) => ws.room<Hub>(env).connectionStatus())
-app.get('/connections/:room', ({ params }, env: Env) => {
-  let hub: DurableObjectStub<Hub>
-  try {
-    hub = ws.room<Hub>(env, params.room)
-  } catch (error) {
-    // Thrown on, the router would answer with the error's name, code and message.
-    if (isDurableWebSocketError(error)) return text('Bad Request: not a room name.\n', { status: 400 })
-    throw error
-  }
-  return hub.connectionStatus()
-})
+app.get('/connections/:room', ({ params }, env: Env) =>
+  // Checked here: thrown by ws.room(), the error would reach the router, which answers with its text.
+  isRoomName(params.room)
+    ? ws.room<Hub>(env, params.room).connectionStatus()
+    : text('Bad Request: not a room name.\n', { status: 400 }),
+)
 
 interface Env {
   WEBSOCKET: DurableObjectNamespace<Hub>

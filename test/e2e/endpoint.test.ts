@@ -110,6 +110,13 @@ describe('the app beside the mount', () => {
     expect(response.status).toBe(426)
   })
 
+  it('GET /connections/<not a room> answers 400 with a plain message, never the error’s name or code', async () => {
+    const response = await fetch(`${dev().origin}/connections/a..b`)
+
+    expect(response.status).toBe(400)
+    expect(await response.text()).toBe('Bad Request: not a room name.\n')
+  })
+
   it('POST /ws answers 405 and allows only GET', async () => {
     const response = await fetch(`${dev().origin}/ws`, { method: 'POST', body: 'hello' })
 
