@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type * as ClientModule from '../../src/client/index.js'
 import { TOKEN_PROTOCOL } from './fixtures/protocols/tokens.js'
-import type { Greeting, ToServer } from './fixtures/protocols/worker.js'
+import type { Greeting, ToServer } from './fixtures/protocols/protocol.js'
 import { launchChromium } from './launchChromium.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 

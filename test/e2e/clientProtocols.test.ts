@@ -11,7 +11,7 @@ import {
   type WebSocketConstructor,
 } from '../../src/client/index.js'
 import { recordEvents, type ClientEventLog } from './clientEvents.js'
-import type { Greeting, ToServer } from './fixtures/protocols/worker.js'
+import type { Greeting, ToServer } from './fixtures/protocols/protocol.js'
 import { EXPIRED_TOKEN, TOKEN_PROTOCOL } from './fixtures/protocols/tokens.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 

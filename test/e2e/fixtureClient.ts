@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import type { ToClient, ToServer } from './fixtures/load/worker.js'
+import type { ToClient, ToServer } from './fixtures/load/protocol.js'
 
 const HANDSHAKE_MS = 30_000
 const WAIT_MS = 10_000

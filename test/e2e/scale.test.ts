@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import type { ScaleMessage } from './fixtures/scale/worker.js'
+import type { ScaleMessage } from './fixtures/scale/protocol.js'
 import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/scale/wrangler.toml')
