@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { constants, deflateRawSync } from 'node:zlib'
 import WebSocket from 'ws'
+import { wsText } from '../../tools/wsText.ts'
 import { RATE_LIMIT_VAR, formatRateLimit, type RateLimit } from '../servers/rateLimit.ts'
 import { closeAll, closeSocket, openMany, openSocket, request } from './client.ts'
 import { REPO_ROOT, startDevServer, type DevServer } from './devServer.ts'
@@ -127,7 +128,7 @@ export interface AbuseResults {
 
 export interface AbuseOptions {
   direct: boolean
-  say(line: string): void
+  say: (line: string) => void
 }
 
 /** The two servers the abuse section compares: the floor sends no `no-compression` and has no flow control. */
@@ -315,7 +316,7 @@ async function stalledReader(server: DevServer, spec: ServerSpec): Promise<Stall
   try {
     // One batch before the stalled reader joins: the object is constructed and the copy's size known.
     let copyBytes = 0
-    driver.once('message', (data: WebSocket.RawData) => (copyBytes = frameBytes(String(data))))
+    driver.once('message', (data: WebSocket.RawData) => (copyBytes = frameBytes(wsText(data))))
     const first = messages(driver, STALL_BATCH, 30_000)
     driver.send(trigger)
     await first
@@ -341,15 +342,20 @@ async function stalledReader(server: DevServer, spec: ServerSpec): Promise<Stall
     const copies = batches * STALL_BATCH
     const drainStart = performance.now()
     stalled.socket.resume()
-    let ended = false
-    void stalled.ended.then(() => (ended = true))
-    while (performance.now() - drainStart < DRAIN_MS && !ended && stalled.frames.closeCode === undefined) {
+    // A property, not a `let`: set from a callback, a local would look always false to the type checker.
+    const connection = { ended: false }
+    void stalled.ended.then(() => (connection.ended = true))
+    while (
+      performance.now() - drainStart < DRAIN_MS &&
+      !connection.ended &&
+      stalled.frames.closeCode === undefined
+    ) {
       if (stalled.frames.dataFrames >= copies) break
       await sleep(20)
     }
     const drainMs = performance.now() - drainStart
     const drained = stalled.frames.dataFrames
-    const ending = describeEnding(stalled, ended, drained, copies, drainMs)
+    const ending = describeEnding(stalled, connection.ended, drained, copies, drainMs)
     stalled.socket.destroy()
     await stalled.ended
     await closeAll(readers)

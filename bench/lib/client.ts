@@ -1,4 +1,5 @@
 import WebSocket from 'ws'
+import { wsText } from '../../tools/wsText.ts'
 import { SessionSocket } from './sessionSocket.ts'
 
 const OPEN_TIMEOUT_MS = 30_000
@@ -17,6 +18,8 @@ export const SOCKET_OPTIONS: WebSocket.ClientOptions = {
  * One client socket, open; a session socket once its welcome is in, so a
  * scenario's first message never waits behind the handshake.
  */
+export function openSocket(url: string, kind: 'session'): Promise<SessionSocket>
+export function openSocket(url: string, kind?: ClientKind): Promise<WebSocket>
 export async function openSocket(url: string, kind: ClientKind = 'plain'): Promise<WebSocket> {
   if (kind === 'plain') return opened(new WebSocket(url, SOCKET_OPTIONS), url)
   const socket = new SessionSocket(url, SOCKET_OPTIONS)
@@ -100,7 +103,7 @@ export async function closeAll(sockets: readonly WebSocket[]): Promise<void> {
 /** Sends `text` and resolves with the next message this socket receives. */
 export function request(socket: WebSocket, text: string): Promise<string> {
   return new Promise((resolveReply) => {
-    socket.once('message', (data: WebSocket.RawData) => resolveReply(String(data)))
+    socket.once('message', (data: WebSocket.RawData) => resolveReply(wsText(data)))
     socket.send(text)
   })
 }

@@ -133,8 +133,8 @@ export async function startDevServer(
       wsOrigin: origin.replace(/^http/, 'ws'),
       runtimePid: runtime.pid,
       proxyPid: proxy.pid,
-      output: group.output,
-      stop: group.stop,
+      output: () => group.output(),
+      stop: () => group.stop(),
     }
   } catch (error) {
     await group.stop().catch(() => undefined)

@@ -25,7 +25,7 @@ export function spawnGroup(
     pgid: group.pgid,
     pid: group.pgid,
     waitFor: (pattern) => group.waitFor(pattern, READY_TIMEOUT_MS),
-    output: group.output,
-    stop: group.stop,
+    output: () => group.output(),
+    stop: () => group.stop(),
   }
 }

@@ -5,6 +5,7 @@
  * workerd server, the client is not what limits the workerd numbers.
  */
 import { WebSocketServer, type WebSocket } from 'ws'
+import { wsText } from '../../tools/wsText.ts'
 
 const rooms = new Map<string, Set<WebSocket>>()
 const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
@@ -24,7 +25,7 @@ server.on('connection', (socket, request) => {
   socket.on('close', () => peers.delete(socket))
   socket.on('message', (data, isBinary) => {
     if (isBinary) return
-    const message: unknown = JSON.parse(String(data))
+    const message: unknown = JSON.parse(wsText(data))
     const n = broadcastCount(message)
     if (n === undefined) {
       socket.send(JSON.stringify({ received: message }))

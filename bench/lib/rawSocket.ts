@@ -136,7 +136,7 @@ export function openRaw(url: string, options: OpenRawOptions): Promise<RawSocket
       socket.off('data', onHandshake)
       socket.off('close', onClose)
       const head = received.toString('latin1', 0, headEnd)
-      if (!/^HTTP\/1\.1 101 /.test(head)) {
+      if (!head.startsWith('HTTP/1.1 101 ')) {
         socket.destroy()
         reject(new Error(`${url}: the upgrade was answered ${head.split('\r\n', 1)[0] ?? ''}`))
         return

@@ -4,21 +4,14 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type WebSocket from 'ws'
+import { wsText } from '../../tools/wsText.ts'
 import { git } from './abuse.ts'
 import { SOCKET_OPTIONS, closeSocket, openSocket, request, welcomed, type ClientKind } from './client.ts'
 import { startDevServer, type DevServer } from './devServer.ts'
 import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
 import type { ScenarioResult } from './results.ts'
 import { runScenario, type Rounds } from './rounds.ts'
-import {
-  BROADCAST_TRIGGER,
-  ECHO_MESSAGE,
-  broadcast,
-  echo,
-  type Endpoint,
-  type Scenario,
-  type Timing,
-} from './scenarios.ts'
+import { BROADCAST_TRIGGER, ECHO_MESSAGE, broadcast, echo, type Endpoint, type Timing } from './scenarios.ts'
 import { SERVERS, type ServerSpec } from './servers.ts'
 import { SessionSocket, protocolProblems } from './sessionSocket.ts'
 
@@ -171,22 +164,20 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
     const endpoints = CONTENDERS.map((contender): Endpoint => {
       const server = servers.get(contender.instance)
       if (server === undefined) throw new Error(`${contender.instance} did not start`)
-      const path = spec(INSTANCES[contender.instance].server).path
+      const served = spec(INSTANCES[contender.instance].server)
       return {
         key: contender.key,
         runtimePid: server.runtimePid,
         proxyPid: server.proxyPid,
         client: contender.client,
-        url: (room) => `${server.wsOrigin}${path(room)}`,
+        url: (room) => `${server.wsOrigin}${served.path(room)}`,
       }
     })
     for (const endpoint of endpoints) await sanityCheck(endpoint)
     options.say('sessions: the session client, the plain client and both floors answer alike')
     const plan: Rounds = { rounds, timing, say: (line) => options.say(`sessions: ${line}`) }
     for (const scenario of scenarios) {
-      results.scenarios.push(
-        await runScenario<unknown, SessionKey>(scenario as Scenario<unknown>, endpoints, plan, undefined),
-      )
+      results.scenarios.push(await runScenario<unknown, SessionKey>(scenario, endpoints, plan, undefined))
       checkProtocol(scenario.id)
     }
     const packageServer = servers.get('package')
@@ -254,7 +245,7 @@ function marks(server: DevServer): Marks {
 async function resumeRound(server: DevServer, round: number): Promise<ResumeSample> {
   const url = `${server.wsOrigin}${spec('package').path(`resume-r${String(round + 1)}`)}`
   const other = await openSocket(url)
-  const away = (await openSocket(url, 'session')) as SessionSocket
+  const away = await openSocket(url, 'session')
   let back: SessionSocket | undefined
   try {
     const token = away.welcome?.token
@@ -333,8 +324,8 @@ function receive(socket: WebSocket, count: number, start: () => void): Promise<v
     )
     const onMessage = (data: WebSocket.RawData): void => {
       const expected = `{"seq":${String(seen)}}`
-      if (String(data) !== expected) {
-        finish(new Error(`message ${String(seen + 1)} was ${String(data)}, not ${expected}`))
+      if (wsText(data) !== expected) {
+        finish(new Error(`message ${String(seen + 1)} was ${wsText(data)}, not ${expected}`))
         return
       }
       if (++seen === count) finish()

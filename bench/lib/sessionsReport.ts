@@ -146,8 +146,7 @@ function resumeTable(samples: readonly ResumeSample[]): string {
 function emptySpans(results: SessionResults): number {
   let empty = 0
   for (const result of results.scenarios)
-    for (const samples of Object.values(result.samples) as Sample[][])
-      empty += samples.filter((s) => s.ops === 0).length
+    for (const samples of Object.values(result.samples)) empty += samples.filter((s) => s.ops === 0).length
   return empty
 }
 
@@ -155,7 +154,7 @@ function emptySpans(results: SessionResults): number {
 function backgroundLoad(results: SessionResults): { median: number; max: number } {
   const shares: number[] = []
   for (const result of results.scenarios) {
-    for (const samples of Object.values(result.samples) as Sample[][]) {
+    for (const samples of Object.values(result.samples)) {
       for (const s of samples) {
         const ours = s.workerCpuMs + (s.proxyCpuMs ?? 0) + s.clientCpuMs
         shares.push((100 * Math.max(0, s.machineBusyMs - ours)) / s.wallMs)

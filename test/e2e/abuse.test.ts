@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { within } from './fixtureClient.js'
 import { MAX_MESSAGE_BYTES } from './fixtures/abuse/limits.js'
-import type { SeenClose } from './fixtures/abuse/worker.js'
+import type { SeenClose } from './fixtures/abuse/protocol.js'
 import { Opcode, frame, openRaw } from './rawSocket.js'
 import { useDevServer } from './useDevServer.js'
 

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type * as ClientModule from '../../src/client/index.js'
 import { TOKEN_PROTOCOL } from './fixtures/protocols/tokens.js'
-import type { Greeting, ToServer } from './fixtures/protocols/worker.js'
+import type { Greeting, ToServer } from './fixtures/protocols/protocol.js'
 import { launchChromium } from './launchChromium.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 
@@ -66,9 +66,9 @@ describe('connect(url, { protocols }) in headless Chromium, where a page can set
         const result: Seen = { offers: [], protocols: [], calls: 0, reconnected: [] }
         const client = connect<Greeting, ToServer>(url, {
           reconnect: { initialDelay: 20, maxDelay: 50 },
-          protocols: async () => {
+          protocols: () => {
             result.calls += 1
-            return [marker, `browser-token-${String(result.calls)}`]
+            return Promise.resolve([marker, `browser-token-${String(result.calls)}`])
           },
         })
         client.on('open', ({ reconnected }) => result.reconnected.push(reconnected))

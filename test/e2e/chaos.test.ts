@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import NodeWs from 'ws'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.js'
-import type { Seen, ToClient, ToServer } from './fixtures/chaos/worker.js'
+import type { Seen, ToClient, ToServer } from './fixtures/chaos/protocol.js'
 import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')

@@ -9,6 +9,11 @@ export interface Member {
   name: string
 }
 
+/** What members() reads of a list item in the page; this program has Node's types, not the DOM's. */
+interface ListItem {
+  getAttribute(name: string): string | null
+}
+
 /** The demo chat at `/`, driven the way a person would: the form, the composer, the Leave button. */
 export class ChatPage {
   readonly page: Page
@@ -97,7 +102,7 @@ export class ChatPage {
 
   /** Read in one step in the page: item by item, a list redrawn in between would leave a locator waiting. */
   async members(): Promise<Member[]> {
-    return this.page.$$eval('#members li', (items) =>
+    return this.page.$$eval('#members li', (items: ListItem[]) =>
       items.map((item) => ({
         id: Number(item.getAttribute('data-id')),
         name: item.getAttribute('data-name') ?? '',

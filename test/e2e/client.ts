@@ -1,4 +1,5 @@
 import WebSocket from 'ws'
+import { wsText } from '../../tools/wsText.js'
 
 const WAIT_MS = 10_000
 
@@ -33,7 +34,7 @@ export function connect(url: string): Promise<TestClient> {
   const readers: ((message: unknown) => void)[] = []
   let lastError: Error | undefined
   socket.on('message', (data, isBinary) => {
-    const message: unknown = isBinary ? data : JSON.parse(String(data))
+    const message: unknown = isBinary ? data : JSON.parse(wsText(data))
     const reader = readers.shift()
     if (reader === undefined) inbox.push(message)
     else reader(message)

@@ -3,19 +3,20 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import { connect, type Client, type ClientOptions } from '../../src/client/index.js'
+import { wsText } from '../../tools/wsText.js'
 import { within } from './client.js'
 import { recordEvents } from './clientEvents.js'
 import { connectionStatus } from './connectionStatus.js'
 import { useDevServer } from './useDevServer.js'
 
-const clients: Client<unknown>[] = []
+const clients: Client[] = []
 
 /** A client that is closed after the test, whatever happened in it. */
 function open<Message = unknown>(
   ...args: Parameters<typeof connect<Message>>
 ): { client: Client<Message>; events: ReturnType<typeof recordEvents<Message>> } {
   const client = connect<Message>(...args)
-  clients.push(client as Client<unknown>)
+  clients.push(client)
   return { client, events: recordEvents(client) }
 }
 
@@ -86,7 +87,7 @@ describe('a client against a server that misbehaves on cue', () => {
     const server = await localServer((socket, count) => {
       if (count === 1) socket.close(1011, 'Internal Error')
       if (count === 2) socket.terminate()
-      if (count === 3) socket.on('message', (data) => socket.send(String(data)))
+      if (count === 3) socket.on('message', (data) => socket.send(wsText(data)))
     })
     try {
       const { client, events } = open(server.url, fastRetry)
@@ -219,7 +220,7 @@ describe('a client against a server that misbehaves on cue', () => {
     const pings: string[] = []
     const server = await localServer((socket, count) => {
       // The first connection hears pings and never answers, like a peer that is gone.
-      if (count === 1) socket.on('message', (data) => pings.push(String(data)))
+      if (count === 1) socket.on('message', (data) => pings.push(wsText(data)))
     })
     try {
       const { events } = open(server.url, { ...fastRetry, heartbeat: { interval: 50, timeout: 100 } })

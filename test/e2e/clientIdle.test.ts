@@ -6,7 +6,7 @@ import { recordEvents } from './clientEvents.js'
 import { IDLE_TIMEOUT_MS } from './fixtures/idle/timeout.js'
 import { useDevServer } from './useDevServer.js'
 
-const clients: Client<unknown>[] = []
+const clients: Client[] = []
 
 afterEach(() => {
   for (const client of clients.splice(0)) client.close()
@@ -21,7 +21,7 @@ const REAP_SEEN_MS = IDLE_TIMEOUT_MS + 20_000
 
 function open(url: string, heartbeat: number | false) {
   const client = connect<{ id: number; ids?: number[] }>(url, { heartbeat })
-  clients.push(client as Client<unknown>)
+  clients.push(client)
   return { client, events: recordEvents(client) }
 }
 

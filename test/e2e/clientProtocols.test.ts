@@ -11,7 +11,7 @@ import {
   type WebSocketConstructor,
 } from '../../src/client/index.js'
 import { recordEvents, type ClientEventLog } from './clientEvents.js'
-import type { Greeting, ToServer } from './fixtures/protocols/worker.js'
+import type { Greeting, ToServer } from './fixtures/protocols/protocol.js'
 import { EXPIRED_TOKEN, TOKEN_PROTOCOL } from './fixtures/protocols/tokens.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 
@@ -171,7 +171,7 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
   })
 
   it('reports a function that throws or rejects as ERR_DWS_SOCKET_ERROR with its error as the cause, and retries', async () => {
-    const problems = [new Error('token service down'), new Error('token service still down')]
+    const problems = [new Error('token service down'), new Error('token service still down')] as const
     let calls = 0
     const { WebSocket, made } = countingWebSocket()
     const { client, events } = open(url(), {
@@ -180,7 +180,7 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
       protocols: () => {
         calls += 1
         if (calls === 1) throw problems[0]
-        if (calls === 2) return Promise.reject(problems[1] as Error)
+        if (calls === 2) return Promise.reject(problems[1])
         return [TOKEN_PROTOCOL, 'token-3']
       },
     })

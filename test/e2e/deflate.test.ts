@@ -27,7 +27,7 @@ function sendOnce(payload: string): Promise<Outcome> {
       let extensions: string | undefined
       const replies: string[] = []
       client.on('upgrade', (response: IncomingMessage) => {
-        extensions = response.headers['sec-websocket-extensions'] as string | undefined
+        extensions = response.headers['sec-websocket-extensions']
       })
       client.on('open', () => client.send(payload, { compress: true }))
       client.on('message', (data: Buffer) => {

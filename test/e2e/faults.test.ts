@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { FixtureClient, joinMany, within, type JoinOptions } from './fixtureClient.js'
-import type { Status } from './fixtures/load/worker.js'
+import type { Status } from './fixtures/load/protocol.js'
 import { LOAD_CONFIG, devOutput, roomStatus, useLoadServer, waitForRoom } from './loadServer.js'
 import { Opcode, closeFrame, frame, openRaw, type RawSocket } from './rawSocket.js'
 import { createWorkspace, startDev, type DevServer } from './wranglerDev.js'

@@ -1,5 +1,6 @@
 import WebSocket from 'ws'
-import type { ToClient, ToServer } from './fixtures/load/worker.js'
+import { wsText } from '../../tools/wsText.js'
+import type { ToClient, ToServer } from './fixtures/load/protocol.js'
 
 const HANDSHAKE_MS = 30_000
 const WAIT_MS = 10_000
@@ -52,7 +53,7 @@ export class FixtureClient {
       })
     })
     socket.on('message', (data) => {
-      const message = JSON.parse(String(data)) as ToClient
+      const message = JSON.parse(wsText(data)) as ToClient
       if (message.type === 'hello' && this.#id === 0) this.#id = message.id
       else this.received.push(message)
       this.#wake()

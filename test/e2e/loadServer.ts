@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { terminateAll } from './fixtureClient.js'
-import type { Status } from './fixtures/load/worker.js'
+import type { Status } from './fixtures/load/protocol.js'
 import { createWorkspace, startDev, type DevServer, type Workspace } from './wranglerDev.js'
 
 /** The fixture worker of the fault and load tests. */

@@ -2,7 +2,8 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import type { ScaleMessage } from './fixtures/scale/worker.js'
+import { wsText } from '../../tools/wsText.js'
+import type { ScaleMessage } from './fixtures/scale/protocol.js'
 import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/scale/wrangler.toml')
@@ -82,7 +83,7 @@ function join(room: Room): Promise<Member> {
     }),
   }
   socket.on('message', (data, isBinary) => {
-    member.received.push(isBinary ? { type: 'binary' } : (JSON.parse(String(data)) as ScaleMessage))
+    member.received.push(isBinary ? { type: 'binary' } : (JSON.parse(wsText(data)) as ScaleMessage))
   })
   let lastError: Error | undefined
   socket.on('error', (error) => (lastError = error))

@@ -101,8 +101,8 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
   return {
     origin: `http://127.0.0.1:${port}`,
     wsOrigin: `ws://127.0.0.1:${port}`,
-    output: group.output,
-    stop: group.stop,
-    kill: group.kill,
+    output: () => group.output(),
+    stop: () => group.stop(),
+    kill: () => group.kill(),
   }
 }
