@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
+import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { constants, deflateRawSync } from 'node:zlib'
 import WebSocket from 'ws'
-import { wsText } from '../../tools/wsText.ts'
 import { RATE_LIMIT_VAR, formatRateLimit, type RateLimit } from '../servers/rateLimit.ts'
 import { closeAll, closeSocket, openMany, openSocket, request } from './client.ts'
 import { REPO_ROOT, startDevServer, type DevServer } from './devServer.ts'
@@ -14,6 +14,7 @@ import { readRssBytes } from './proc.ts'
 import { Opcode, clientFrame, openRaw, type RawSocket } from './rawSocket.ts'
 import { ECHO_MESSAGE } from './scenarios.ts'
 import { SERVERS, type ServerKey, type ServerSpec } from './servers.ts'
+import { SESSION_PROTOCOL } from './sessionSocket.ts'
 
 /** How long the stalled reader's room is under broadcast load. */
 export const STALL_MS = 10_000
@@ -24,6 +25,8 @@ export const STALL_PAD_BYTES = 2_048
 export const STALL_READERS = 4
 /** After the load, the stalled reader reads on for at most this long to see how it ends. */
 export const DRAIN_MS = 10_000
+/** durable-websocket/client acknowledges after this many data frames (docs/protocol.md §5). */
+const ACK_EVERY = 32
 /** The load stops early past this growth of either workerd: a bound on what the bench may cost the machine. */
 const RSS_CAP_BYTES = 1_536 * 1_048_576
 
@@ -64,8 +67,16 @@ export interface MemoryGrowth {
   proxy: Rss
 }
 
+/**
+ * What the stalled reader is: a plain WebSocket, which nothing on the server
+ * can bound (the runtime exposes no `bufferedAmount`), or a session client
+ * (`dws.session.v1`), which the send window holds and 3903 ends.
+ */
+export type StallClient = 'plain' | 'session'
+
 export interface StallResult {
   server: ServerKey
+  client: StallClient
   /** Copies each socket in the room was sent while the reader stalled. */
   copies: number
   /** The bytes of one copy on the wire. */
@@ -74,11 +85,17 @@ export interface StallResult {
   /** Whether the load stopped before STALL_MS because a workerd grew past the cap. */
   capped: boolean
   memory: MemoryGrowth
-  /** Copies the stalled reader got once it read again, within DRAIN_MS. */
+  /** Copies the stalled reader got once it read again, within DRAIN_MS (a session client acking as it reads). */
   drained: number
   drainMs: number
   /** How its connection ended: a close code, a TCP end without one, or still open when the bench dropped it. */
   ending: string
+  /**
+   * When the server logged that it held the session client's live sends, and
+   * that it closed it with 3903, in ms from the start of the load: the close
+   * frame itself reaches a paused reader only once it reads again.
+   */
+  serverSaid: { heldAtMs?: number; closedAtMs?: number }
 }
 
 export interface BombResult {
@@ -179,11 +196,16 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseResults> {
     }
   }
   try {
-    for (const key of ['raw', 'package'] as const) {
-      const result = await serve(key, {}, (server, s) => stalledReader(server, s))
+    const stalls = [
+      ['raw', 'plain'],
+      ['package', 'plain'],
+      ['package', 'session'],
+    ] as const
+    for (const [key, client] of stalls) {
+      const result = await serve(key, {}, (server, s) => stalledReader(server, s, client))
       results.stall.push(result)
       options.say(
-        `abuse: stalled reader on ${key}: ${String(result.copies)} copies, runtime RSS +${mib(result.memory.runtime.peakBytes - result.memory.runtime.beforeBytes)} MiB, proxy +${mib(result.memory.proxy.peakBytes - result.memory.proxy.beforeBytes)} MiB; ${result.ending}`,
+        `abuse: stalled ${client} reader on ${key}: ${String(result.copies)} copies, runtime RSS +${mib(result.memory.runtime.peakBytes - result.memory.runtime.beforeBytes)} MiB, proxy +${mib(result.memory.proxy.peakBytes - result.memory.proxy.beforeBytes)} MiB; ${result.ending}`,
       )
     }
     for (const key of ['raw', 'package'] as const) {
@@ -198,10 +220,11 @@ export async function runAbuse(options: AbuseOptions): Promise<AbuseResults> {
         rateLimit === undefined ? 'rate limit off' : `rate limit on (${formatRateLimit(rateLimit)})`
       const vars = rateLimit === undefined ? {} : { [RATE_LIMIT_VAR]: formatRateLimit(rateLimit) }
       const result = await serve('package', vars, (server, s) =>
-        flooder(server, s, label, rateLimit, options.say),
+        flooder(server, s, label, rateLimit, (line) => options.say(line)),
       )
       results.flood.push(result)
-      if (!result.available) options.say(`abuse: flooder, ${label}: not available (the server applied none)`)
+      if (!result.available)
+        options.say(`abuse: flooder, ${label}: not available (its /health did not name it as applied)`)
     }
   } finally {
     await rm(scratch, { recursive: true, force: true })
@@ -301,28 +324,48 @@ function messages(socket: WebSocket, count: number, timeoutMs: number): Promise<
 }
 
 /**
- * A raw socket stops reading right after its 101 while the room is under
- * broadcast load: one reader sends `{ broadcast, pad }` and waits for its own
- * copies before the next trigger, the others read along. The object keeps
- * sending to the stalled one; whatever it cannot deliver is held somewhere.
+ * A raw socket stops reading while the room is under broadcast load: one
+ * reader sends `{ broadcast, pad }` and waits for its own copies before the
+ * next trigger, the others read along. A plain one stops right after its
+ * 101; a session one offers `dws.session.v1`, reads its welcome, then stops,
+ * sending no ack. Whatever the object sends it and cannot deliver is held
+ * somewhere, unless the object stops sending.
  */
-async function stalledReader(server: DevServer, spec: ServerSpec): Promise<StallResult> {
-  const url = `${server.wsOrigin}${spec.path('stall')}`
+async function stalledReader(server: DevServer, spec: ServerSpec, client: StallClient): Promise<StallResult> {
+  const url = `${server.wsOrigin}${spec.path(`stall-${client}`)}`
   const readers = await openMany(url, STALL_READERS)
   const [driver] = readers
   if (driver === undefined) throw new Error('no reader to drive the broadcasts')
   const trigger = JSON.stringify({ broadcast: STALL_BATCH, pad: STALL_PAD_BYTES })
+  const session = client === 'session' ? new SessionTally() : undefined
   let stalled: RawSocket | undefined
   try {
     // One batch before the stalled reader joins: the object is constructed and the copy's size known.
     let copyBytes = 0
-    driver.once('message', (data: WebSocket.RawData) => (copyBytes = frameBytes(wsText(data))))
+    driver.once('message', (data: WebSocket.RawData) => (copyBytes = frameBytes(byteLength(data))))
     const first = messages(driver, STALL_BATCH, 30_000)
     driver.send(trigger)
     await first
-    stalled = await openRaw(url, { pauseAfterUpgrade: true, timeoutMs: 30_000 })
+    stalled = await openRaw(
+      url,
+      session === undefined
+        ? { pauseAfterFrames: 0, timeoutMs: 30_000 }
+        : {
+            headers: [`Sec-WebSocket-Protocol: ${SESSION_PROTOCOL}`],
+            pauseAfterFrames: 1,
+            onData: (payload) => session.read(payload),
+            timeoutMs: 30_000,
+          },
+    )
+    if (session !== undefined) {
+      if (stalled.protocol !== SESSION_PROTOCOL) {
+        throw new Error(`the 101 named ${stalled.protocol ?? 'no subprotocol'}, not ${SESSION_PROTOCOL}`)
+      }
+      if (!session.welcomed) throw new Error('the first frame on the session socket was not a welcome')
+    }
     await sleep(500)
     const watch = new RssWatch(server)
+    const serverSaid: StallResult['serverSaid'] = {}
     const startedAt = performance.now()
     let batches = 0
     let capped = false
@@ -335,33 +378,41 @@ async function stalledReader(server: DevServer, spec: ServerSpec): Promise<Stall
       driver.send(trigger)
       await batch
       batches++
+      if (session !== undefined) noteServerLog(server.output(), serverSaid, startedAt)
     }
     const loadMs = performance.now() - startedAt
     await sleep(1_000)
     watch.stopSampling()
     const copies = batches * STALL_BATCH
+    const { frames } = stalled
+    const received = (): number => (session === undefined ? frames.dataFrames : session.data)
     const drainStart = performance.now()
+    // Reading again, a session client acks as durable-websocket/client would, so a held one can catch up.
+    if (session !== undefined) session.ackOn(stalled.socket)
     stalled.socket.resume()
     // A property, not a `let`: set from a callback, a local would look always false to the type checker.
-    const connection = { ended: false }
-    void stalled.ended.then(() => (connection.ended = true))
+    const tcp = { ended: false }
+    void stalled.ended.then(() => (tcp.ended = true))
     while (
       performance.now() - drainStart < DRAIN_MS &&
-      !connection.ended &&
+      !tcp.ended &&
       stalled.frames.closeCode === undefined
     ) {
-      if (stalled.frames.dataFrames >= copies) break
+      if (received() >= copies) break
       await sleep(20)
     }
     const drainMs = performance.now() - drainStart
-    const drained = stalled.frames.dataFrames
-    const ending = describeEnding(stalled, connection.ended, drained, copies, drainMs)
+    const drained = received()
+    if (session?.problem !== undefined)
+      throw new Error(`the server broke the session protocol: ${session.problem}`)
+    const ending = describeEnding(stalled, tcp.ended, drained, copies, drainMs)
     stalled.socket.destroy()
     await stalled.ended
     await closeAll(readers)
     await sleep(1_000)
     return {
       server: spec.key,
+      client,
       copies,
       copyBytes,
       loadMs,
@@ -370,6 +421,7 @@ async function stalledReader(server: DevServer, spec: ServerSpec): Promise<Stall
       drained,
       drainMs,
       ending,
+      serverSaid,
     }
   } finally {
     stalled?.socket.destroy()
@@ -377,10 +429,79 @@ async function stalledReader(server: DevServer, spec: ServerSpec): Promise<Stall
   }
 }
 
-/** The bytes of a server frame with a text payload of `text` (unmasked: 2, 4 or 10 bytes of header). */
-function frameBytes(text: string): number {
-  const length = Buffer.byteLength(text)
+/**
+ * What a raw session socket has read: its welcome, then the data frames
+ * (`<g> <payload>`), whose highest `g` its acks carry once `ackOn` is called.
+ */
+class SessionTally {
+  welcomed = false
+  /** Data frames after the welcome. */
+  data = 0
+  /** The first breach of the protocol seen, kept rather than thrown: this runs in a socket's data handler. */
+  problem: string | undefined
+  #last = 0
+  #sinceAck = 0
+  #socket: Socket | undefined
+
+  read(payload: Buffer): void {
+    if (payload[0] === OPEN_BRACE) {
+      if (controlType(payload) === 'welcome') {
+        if (this.welcomed) this.problem ??= 'a second welcome'
+        this.welcomed = true
+      }
+      return
+    }
+    const space = payload.indexOf(SPACE)
+    const g = space < 1 || space > 16 ? NaN : Number(payload.toString('latin1', 0, space))
+    if (!Number.isSafeInteger(g) || g <= this.#last || !this.welcomed) {
+      this.problem ??= `data frame ${payload.toString('latin1', 0, 20)} after ${String(this.#last)}${this.welcomed ? '' : ', before the welcome'}`
+      return
+    }
+    this.#last = g
+    this.data++
+    if (this.#socket !== undefined && ++this.#sinceAck >= ACK_EVERY) {
+      this.#sinceAck = 0
+      this.#socket.write(clientFrame(Opcode.TEXT, Buffer.from(`{"t":"ack","last":${String(this.#last)}}`)))
+    }
+  }
+
+  /** From now on, ack every ACK_EVERY data frames on `socket`. */
+  ackOn(socket: Socket): void {
+    this.#socket = socket
+  }
+}
+
+function controlType(payload: Buffer): unknown {
+  try {
+    return (JSON.parse(payload.toString('utf8')) as { t?: unknown }).t
+  } catch {
+    return undefined
+  }
+}
+
+const OPEN_BRACE = 0x7b
+const SPACE = 0x20
+
+/**
+ * The package logs (src/object/manager.ts, log.warn) when it holds a
+ * session's live sends and when it closes it with 3903: the first time each
+ * line shows, in ms from the start of the load, to the nearest batch. The
+ * server is this measurement's own and has one session socket, so any such
+ * line is about it; the output keeps only a tail, hence a look every batch.
+ */
+function noteServerLog(output: string, said: StallResult['serverSaid'], startedAt: number): void {
+  const at = performance.now() - startedAt
+  if (said.heldAtMs === undefined && output.includes('holding its live sends')) said.heldAtMs = at
+  if (said.closedAtMs === undefined && output.includes('closing it with 3903')) said.closedAtMs = at
+}
+
+/** The bytes of a server frame with a payload of `length` bytes (unmasked: 2, 4 or 10 bytes of header). */
+function frameBytes(length: number): number {
   return length + (length < 126 ? 2 : length <= 0xffff ? 4 : 10)
+}
+
+function byteLength(data: WebSocket.RawData): number {
+  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.byteLength, 0) : data.byteLength
 }
 
 function describeEnding(
@@ -481,7 +602,7 @@ async function flooder(
   }
   if (rateLimit !== undefined) {
     const health = (await (await fetch(`${server.origin}/health`)).json()) as { rateLimitApplied?: unknown }
-    if (typeof health.rateLimitApplied !== 'string') {
+    if (health.rateLimitApplied !== result.rateLimit) {
       result.available = false
       return result
     }

@@ -13,10 +13,13 @@ import {
   STALL_MS,
   STALL_PAD_BYTES,
   STALL_READERS,
+  RATE_LIMIT,
   rankQuantile,
   type AbuseResults,
   type FloodResult,
   type Rss,
+  type StallClient,
+  type StallResult,
 } from './abuse.ts'
 import type { ServerKey } from './servers.ts'
 import type { Spread } from './stats.ts'
@@ -25,7 +28,9 @@ import type { Spread } from './stats.ts'
  * The stalled reader on durable-websocket before it had flow control
  * (issue 12, point 1): the durable-websocket row of bench/RESULTS-abuse.md as
  * first written, by `npm run bench -- --abuse` on the 2-CPU bench VM, under
- * a load average of about 4 from other work. The fix is compared with this.
+ * a load average of about 4 from other work. It was a plain client: at that
+ * commit the package had no sessions, and nothing bounded what any client
+ * was sent, so it is the before of the session row too.
  */
 const BEFORE_FLOW_CONTROL = {
   date: '2026-11-29',
@@ -40,6 +45,11 @@ const BEFORE_FLOW_CONTROL = {
 const LABELS: Partial<Record<ServerKey, string>> = {
   raw: 'raw Hibernation API (the floor)',
   package: 'durable-websocket',
+}
+
+const CLIENTS: Record<StallClient, string> = {
+  plain: 'plain WebSocket',
+  session: 'session client (`dws.session.v1`)',
 }
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
@@ -69,51 +79,112 @@ function table(head: string[], align: ('l' | 'r')[], rows: string[][]): string {
   return [head, rule, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
 }
 
-function growthRatio(results: AbuseResults, part: 'stall' | 'bomb'): string {
-  const growth = (key: ServerKey): number | undefined => {
-    const memory = results[part].find((r) => r.server === key)?.memory.runtime
-    return memory === undefined ? undefined : memory.peakBytes - memory.beforeBytes
-  }
-  const after = growth('package')
-  const before = growth('raw')
+function runtimeGrowth(result: { memory: { runtime: Rss } } | undefined): number | undefined {
+  const memory = result?.memory.runtime
+  return memory === undefined ? undefined : memory.peakBytes - memory.beforeBytes
+}
+
+function ratio(after: number | undefined, before: number | undefined): string {
   if (after === undefined || before === undefined || before <= 0) return '–'
   return fixed(after / before, 2)
+}
+
+function bombRatio(results: AbuseResults): string {
+  const growth = (key: ServerKey): number | undefined =>
+    runtimeGrowth(results.bomb.find((r) => r.server === key))
+  return ratio(growth('package'), growth('raw'))
+}
+
+function stallOf(results: AbuseResults, server: ServerKey, client: StallClient): StallResult | undefined {
+  return results.stall.find((r) => r.server === server && r.client === client)
+}
+
+/** The stalled reader's ending, with when the server said it held and closed a session client. */
+function stallEnding(r: StallResult): string {
+  const said: string[] = []
+  const { heldAtMs, closedAtMs } = r.serverSaid
+  if (heldAtMs !== undefined) said.push(`held its live sends ${fixed(heldAtMs / 1000, 1)} s into the load`)
+  if (closedAtMs !== undefined) said.push(`closed it with 3903 ${fixed(closedAtMs / 1000, 1)} s into it`)
+  if (said.length === 0) return r.ending
+  return `${r.ending} (the server's log: it ${said.join(' and ')}; a paused reader sees the close only once it reads again)`
 }
 
 function stallSection(results: AbuseResults): string[] {
   const rows = results.stall.map((r) => [
     label(r.server),
+    CLIENTS[r.client],
     `${integer.format(r.copies)} × ${integer.format(r.copyBytes)} B = ${mib(r.copies * r.copyBytes)} MiB in ${fixed(r.loadMs / 1000, 1)} s${r.capped ? ' (stopped at the RSS cap)' : ''}`,
     ...rssCells(r.memory.runtime),
     `+${mib(r.memory.proxy.peakBytes - r.memory.proxy.beforeBytes)} MiB`,
-    r.ending,
+    stallEnding(r),
   ])
-  const before = BEFORE_FLOW_CONTROL
-  const recorded =
-    before.copies === 0
-      ? 'No figure from before the fix has been recorded yet.'
-      : `**Before the fix** (recorded ${before.date} at ${before.commit}, the same scenario; no flow control existed): durable-websocket's runtime grew by **+${String(before.runtimeGrowthMiB)} MiB** (proxy +${String(before.proxyGrowthMiB)} MiB) for ${integer.format(before.copies)} copies of ${integer.format(before.copyBytes)} B; the stalled reader was ${before.ending}. The durable-websocket row above is after, whatever this commit does; the floor's row is what no flow control costs in this same run.`
+  const floor = runtimeGrowth(stallOf(results, 'raw', 'plain'))
+  const overFloor = (['plain', 'session'] as const)
+    .map((client) => `${CLIENTS[client]} ${ratio(runtimeGrowth(stallOf(results, 'package', client)), floor)}`)
+    .join(', ')
   return [
     '## A reader that stalls under broadcast',
     '',
-    `A raw TCP client opens a WebSocket and stops reading the moment the 101 is in (its socket paused), in a room where ${String(STALL_READERS)} other clients read normally; one of them sends \`{ "broadcast": ${String(STALL_BATCH)}, "pad": ${String(STALL_PAD_BYTES)} }\` and sends the next once its own ${String(STALL_BATCH)} copies are in, for ${String(STALL_MS / 1000)} s. Every copy the object sends to the stalled client waits somewhere. RSS of the runtime workerd (which runs the object) and of wrangler's proxy workerd are sampled every 20 ms from just before the load to 1 s after it; *left* is read once the stalled client is gone. Then the stalled client reads again for up to ${String(DRAIN_MS / 1000)} s, to see how its connection ends and whether anything was dropped.`,
+    `A raw TCP client opens a WebSocket and stops reading (its socket paused), in a room where ${String(STALL_READERS)} other clients read normally; one of them sends \`{ "broadcast": ${String(STALL_BATCH)}, "pad": ${String(STALL_PAD_BYTES)} }\` and sends the next once its own ${String(STALL_BATCH)} copies are in, for ${String(STALL_MS / 1000)} s. A plain WebSocket stops the moment the 101 is in. A session client offers \`dws.session.v1\`, reads its welcome, then stops, sending no ack: past its send window (\`sendWindow\`, by default 500 frames or 1 MiB unacknowledged) the object stops sending it live copies, and once the session log (\`resume.maxMessages\`, by default 5,000) no longer holds what it was not sent, closes it with 3903. RSS of the runtime workerd (which runs the object) and of wrangler's proxy workerd are sampled every 20 ms from just before the load to 1 s after it; *left* is read once the stalled client is gone. Then the stalled client reads again for up to ${String(DRAIN_MS / 1000)} s (a session client acking every 32 frames, as durable-websocket/client does), to see how its connection ends and what it got.`,
     '',
     table(
       [
         'server',
+        'stalled client',
         'copies to each socket',
         'runtime RSS before → peak',
         'left',
         'proxy RSS',
         'the stalled reader',
       ],
-      ['l', 'r', 'r', 'r', 'r', 'l'],
+      ['l', 'l', 'r', 'r', 'r', 'r', 'l'],
       rows,
     ),
     '',
-    `Runtime growth, durable-websocket over the floor: ${growthRatio(results, 'stall')}.`,
+    `Runtime growth, durable-websocket over the floor (a plain client on the floor): ${overFloor}.`,
     '',
-    recorded,
+    ...beforeAfter(results),
+  ]
+}
+
+/**
+ * durable-websocket's stalled reader before flow control (the recorded
+ * figure) and after (this run), one row per kind of client.
+ */
+function beforeAfter(results: AbuseResults): string[] {
+  const before = BEFORE_FLOW_CONTROL
+  const beforeGrowth = before.runtimeGrowthMiB * 1_048_576
+  const beforeLoad = `${integer.format(before.copies)} × ${integer.format(before.copyBytes)} B`
+  const rows = (['plain', 'session'] as const).map((client) => {
+    const after = stallOf(results, 'package', client)
+    return [
+      CLIENTS[client],
+      `**+${String(before.runtimeGrowthMiB)} MiB** for ${beforeLoad}${client === 'session' ? ' (the plain figure: no flow control then)' : ''}`,
+      after === undefined
+        ? 'not measured'
+        : `**+${mib(runtimeGrowth(after) ?? 0)} MiB** for ${integer.format(after.copies)} × ${integer.format(after.copyBytes)} B`,
+      ratio(runtimeGrowth(after), beforeGrowth),
+      before.ending,
+      after === undefined ? '–' : stallEnding(after),
+    ]
+  })
+  return [
+    '### durable-websocket before and after flow control',
+    '',
+    `*Before* is the figure recorded on ${before.date} at ${before.commit} in this same scenario, with a plain client (the runtime grew by +${String(before.runtimeGrowthMiB)} MiB, the proxy by +${String(before.proxyGrowthMiB)} MiB); the package then had no sessions and nothing bounded what any client was sent, so it stands for a session client too. *After* is this run. Flow control is for session clients only: nothing on the server can tell how far behind a plain one is (workerd has no \`bufferedAmount\`; docs/api.md, \`sendWindow\`), so its *after* is what a plain client still costs, and the floor's row above is what no flow control costs in this same run.`,
+    '',
+    table(
+      [
+        'stalled client',
+        'before: runtime RSS growth',
+        'after: runtime RSS growth',
+        'after / before',
+        'before: the stalled reader',
+        'after: the stalled reader',
+      ],
+      ['l', 'r', 'r', 'r', 'l', 'l'],
+      rows,
+    ),
     '',
   ]
 }
@@ -141,7 +212,7 @@ function bombSection(results: AbuseResults): string[] {
       rows,
     ),
     '',
-    `Runtime growth, after over before: ${growthRatio(results, 'bomb')}.`,
+    `Runtime growth, after over before: ${bombRatio(results)}.`,
     '',
   ]
 }
@@ -208,7 +279,7 @@ function floodSection(results: AbuseResults): string[] {
     if (!r.available) {
       return [
         'durable-websocket',
-        `${r.label}: **not available** (websocket() takes no rate limit yet)`,
+        `${r.label}: **not available** (the server's /health did not name it as applied)`,
         ...Array.from({ length: 8 }, () => '–'),
       ]
     }
@@ -229,7 +300,7 @@ function floodSection(results: AbuseResults): string[] {
   return [
     '## One client flooding a room',
     '',
-    `${String(FLOOD_ECHOERS)} echo clients each send a small JSON message every ${String(ECHO_INTERVAL_MS)} ms and time its reply (send to reply; a message may be sent before the last reply is in). In each of ${String(FLOOD_ROUNDS)} rounds they are measured twice, in rooms (new objects) of their own: alone, and beside a sixth client that sends the same message as fast as it can, reading every reply, with at most ${integer.format(FLOOD_OUTSTANDING)} unanswered; the two halves swap order from round to round. Each half runs ${String(FLOOD_WARMUP_MS)} ms before the ${String(FLOOD_WINDOW_MS / 1000)} s that are measured; a message sent in those seconds may then wait up to ${String(ECHO_GRACE_MS / 1000)} s more for its reply, the flood still going, and one still unanswered counts as slower than that (\`> ${integer.format(ECHO_GRACE_MS)}\`; quantiles are nearest-rank). \`× alone\` is the median over the rounds of the flooded half's p50 (p99) over the quiet half's from the same round, with their range; the other figures are medians over the rounds. The rate limit is asked of the package server through the wrangler var \`BENCH_RATE_LIMIT\`, and reported only if the server says it applied it.`,
+    `${String(FLOOD_ECHOERS)} echo clients each send a small JSON message every ${String(ECHO_INTERVAL_MS)} ms and time its reply (send to reply; a message may be sent before the last reply is in). In each of ${String(FLOOD_ROUNDS)} rounds they are measured twice, in rooms (new objects) of their own: alone, and beside a sixth client that sends the same message as fast as it can, reading every reply, with at most ${integer.format(FLOOD_OUTSTANDING)} unanswered; the two halves swap order from round to round. Each half runs ${String(FLOOD_WARMUP_MS)} ms before the ${String(FLOOD_WINDOW_MS / 1000)} s that are measured; a message sent in those seconds may then wait up to ${String(ECHO_GRACE_MS / 1000)} s more for its reply, the flood still going, and one still unanswered counts as slower than that (\`> ${integer.format(ECHO_GRACE_MS)}\`; quantiles are nearest-rank). \`× alone\` is the median over the rounds of the flooded half's p50 (p99) over the quiet half's from the same round, with their range; the other figures are medians over the rounds. The rate limit is asked of the package server through the wrangler var \`BENCH_RATE_LIMIT\`, which it passes to the \`rateLimit\` option (\`{ messages: ${String(RATE_LIMIT.messages)}, per: ${String(RATE_LIMIT.perSeconds * 1000)} }\`: a flooder with no token left is closed with 1008); its row is filled only when the server's /health names the limit it applied.`,
     '',
     table(
       [

@@ -36,10 +36,16 @@ export function clientFrame(opcode: number, payload: Uint8Array, options: { rsv1
  */
 export class FrameCounter {
   #pending: Buffer = Buffer.alloc(0)
+  readonly #onData: ((payload: Buffer) => void) | undefined
   /** Data frames (text, binary, continuation) received in full. */
   dataFrames = 0
   /** The status code of the server's close frame: null for one without a code, undefined before any. */
   closeCode: number | null | undefined = undefined
+
+  /** `onData` sees each data frame's payload as it completes: a view, to be read then and not kept. */
+  constructor(onData?: (payload: Buffer) => void) {
+    this.#onData = onData
+  }
 
   push(chunk: Buffer): void {
     let bytes = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
@@ -62,6 +68,7 @@ export class FrameCounter {
         this.closeCode ??= length >= 2 ? bytes.readUInt16BE(start) : null
       } else if (opcode < 0x8) {
         this.dataFrames++
+        this.#onData?.(bytes.subarray(start, start + length))
       }
       at = start + length
     }
@@ -77,6 +84,8 @@ export interface RawSocket {
   readonly head: string
   /** Sec-WebSocket-Extensions of the 101, if it had one. */
   readonly extensions: string | undefined
+  /** Sec-WebSocket-Protocol of the 101, if it had one. */
+  readonly protocol: string | undefined
   /** The server's frames after the 101, counted as they are read. */
   readonly frames: FrameCounter
   /** Resolves when the TCP connection has closed, with whether it ended in an error (a reset). */
@@ -86,20 +95,26 @@ export interface RawSocket {
 export interface OpenRawOptions {
   /** "Name: value" lines added to the upgrade request. */
   headers?: readonly string[]
-  /** Stop reading the moment the 101 is in: `socket.resume()` reads on. */
-  pauseAfterUpgrade?: boolean
+  /**
+   * Stop reading once the 101 and this many data frames after it are in (0:
+   * the moment the 101 is), and resolve only then; `socket.resume()` reads on.
+   */
+  pauseAfterFrames?: number
+  /** Called with each data frame's payload as it is read (see FrameCounter). */
+  onData?: (payload: Buffer) => void
   timeoutMs: number
 }
 
 /**
  * A WebSocket client on a bare TCP socket: resolves once the server has
- * answered 101. From there on the caller writes frames itself, and the
- * server's frames are counted (read only while the socket is not paused).
+ * answered 101 (and sent `pauseAfterFrames` data frames, if given). From
+ * there on the caller writes frames itself, and the server's frames are
+ * counted (read only while the socket is not paused).
  */
 export function openRaw(url: string, options: OpenRawOptions): Promise<RawSocket> {
   const { hostname, port, pathname } = new URL(url)
   const socket = connect(Number(port), hostname)
-  const frames = new FrameCounter()
+  const frames = new FrameCounter(options.onData)
   let failed = false
   socket.on('error', () => (failed = true))
   const ended = new Promise<{ error: boolean }>((resolveEnded) =>
@@ -118,35 +133,60 @@ export function openRaw(url: string, options: OpenRawOptions): Promise<RawSocket
       '',
     ].join('\r\n'),
   )
+  const awaited =
+    options.pauseAfterFrames === undefined || options.pauseAfterFrames === 0
+      ? 'the 101'
+      : `the 101 and ${String(options.pauseAfterFrames)} frame(s) after it`
   return new Promise((resolveOpen, reject) => {
     let received = Buffer.alloc(0)
     const fail = (why: string): void => {
       clearTimeout(timer)
       socket.off('data', onHandshake)
+      socket.off('close', onClose)
       socket.destroy()
       reject(new Error(`${url}: ${why}`))
     }
-    const timer = setTimeout(() => fail(`no 101 within ${String(options.timeoutMs)} ms`), options.timeoutMs)
+    const timer = setTimeout(
+      () => fail(`no ${awaited} within ${String(options.timeoutMs)} ms`),
+      options.timeoutMs,
+    )
     const onHandshake = (chunk: Buffer): void => {
       received = Buffer.concat([received, chunk])
       const headEnd = received.indexOf(HEADERS_END)
       if (headEnd === -1) return
-      if (options.pauseAfterUpgrade === true) socket.pause()
-      clearTimeout(timer)
       socket.off('data', onHandshake)
-      socket.off('close', onClose)
       const head = received.toString('latin1', 0, headEnd)
       if (!head.startsWith('HTTP/1.1 101 ')) {
-        socket.destroy()
-        reject(new Error(`${url}: the upgrade was answered ${head.split('\r\n', 1)[0] ?? ''}`))
+        fail(`the upgrade was answered ${head.split('\r\n', 1)[0] ?? ''}`)
         return
       }
+      const opened: RawSocket = {
+        socket,
+        head,
+        extensions: /^sec-websocket-extensions: *(.*)$/im.exec(head)?.[1],
+        protocol: /^sec-websocket-protocol: *(.*)$/im.exec(head)?.[1],
+        frames,
+        ended,
+      }
+      const wanted = options.pauseAfterFrames
+      let open = false
+      const settle = (): void => {
+        if (open || (wanted !== undefined && frames.dataFrames < wanted)) return
+        open = true
+        if (wanted !== undefined) socket.pause()
+        clearTimeout(timer)
+        socket.off('close', onClose)
+        resolveOpen(opened)
+      }
+      // Paused in the same turn as the chunk that completed the wait, so nothing later is read.
+      socket.on('data', (more: Buffer) => {
+        frames.push(more)
+        settle()
+      })
       frames.push(received.subarray(headEnd + HEADERS_END.length))
-      socket.on('data', (more: Buffer) => frames.push(more))
-      const extensions = /^sec-websocket-extensions: *(.*)$/im.exec(head)?.[1]
-      resolveOpen({ socket, head, extensions, frames, ended })
+      settle()
     }
-    const onClose = (): void => fail('closed before the 101')
+    const onClose = (): void => fail(`closed before ${awaited}`)
     socket.on('data', onHandshake)
     socket.once('close', onClose)
   })
