@@ -3,7 +3,7 @@ import { WebSocketObject, isRoomName, websocket } from '../index.js'
 import { chatPage, clientScript } from './chat/assets.js'
 import { ChatRoom, chat } from './chat/chat.js'
 
-// The seed's SYNOPSIS, on Workers: a JSON endpoint at /ws (and a room per /ws/<name>) that answers every message.
+// Kelp::Module::WebSocket::AnyEvent's SYNOPSIS, on Workers: a JSON endpoint at /ws (and a room per /ws/<name>) that answers every message.
 const ws = websocket({ binding: 'WEBSOCKET', serializer: 'json' })
 ws.add('message', (conn, message) => conn.send({ received: message }))
 
