@@ -320,12 +320,14 @@ function bundleTable(bundles: readonly BundleSize[]): string {
   )
 }
 
-/** How much CPU went to processes other than the three measured, per span: a busy-machine gauge. */
-function backgroundLoad(results: Results): { median: number; max: number } {
+/** How much CPU went to processes other than the measured ones, per span: a busy-machine gauge. */
+export function backgroundLoad(results: {
+  readonly scenarios: readonly { readonly samples: Partial<Record<string, readonly Sample[]>> }[]
+}): { median: number; max: number } {
   const shares: number[] = []
   for (const result of results.scenarios) {
     for (const samples of Object.values(result.samples)) {
-      for (const s of samples) {
+      for (const s of samples ?? []) {
         const ours = s.workerCpuMs + (s.proxyCpuMs ?? 0) + s.clientCpuMs
         shares.push((100 * Math.max(0, s.machineBusyMs - ours)) / s.wallMs)
       }

@@ -1,5 +1,6 @@
 import type { Sample } from './measure.ts'
 import {
+  backgroundLoad,
   cpuPerOp,
   fixed,
   integer,
@@ -148,20 +149,6 @@ function emptySpans(results: SessionResults): number {
   for (const result of results.scenarios)
     for (const samples of Object.values(result.samples)) empty += samples.filter((s) => s.ops === 0).length
   return empty
-}
-
-/** How much CPU went to processes other than the measured ones, per span: a busy-machine gauge. */
-function backgroundLoad(results: SessionResults): { median: number; max: number } {
-  const shares: number[] = []
-  for (const result of results.scenarios) {
-    for (const samples of Object.values(result.samples)) {
-      for (const s of samples) {
-        const ours = s.workerCpuMs + (s.proxyCpuMs ?? 0) + s.clientCpuMs
-        shares.push((100 * Math.max(0, s.machineBusyMs - ours)) / s.wallMs)
-      }
-    }
-  }
-  return { median: median(shares), max: Math.max(...shares) }
 }
 
 /**
