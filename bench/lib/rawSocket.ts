@@ -1,33 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
+import { Opcode, nextFrame } from '../../tools/wsFrames.ts'
 
 const HEADERS_END = '\r\n\r\n'
 
-/** RFC 6455 §5.2 opcodes used here. */
-export const Opcode = { TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8 } as const
-
-/**
- * One masked client frame of any length, written by hand so the bench can
- * send what no client library would: RSV1 (a compressed frame) whether or
- * not the server agreed to compress.
- */
-export function clientFrame(opcode: number, payload: Uint8Array, options: { rsv1?: boolean } = {}): Buffer {
-  const first = 0x80 | (options.rsv1 === true ? 0x40 : 0) | opcode
-  let header: Buffer
-  if (payload.length < 126) {
-    header = Buffer.from([first, 0x80 | payload.length])
-  } else if (payload.length <= 0xffff) {
-    header = Buffer.from([first, 0x80 | 126, 0, 0])
-    header.writeUInt16BE(payload.length, 2)
-  } else {
-    header = Buffer.from([first, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0])
-    header.writeBigUInt64BE(BigInt(payload.length), 2)
-  }
-  const mask = randomBytes(4)
-  const masked = Buffer.from(payload)
-  for (let i = 0; i < masked.length; i++) masked[i] = (masked[i] ?? 0) ^ (mask[i % 4] ?? 0)
-  return Buffer.concat([header, mask, masked])
-}
+export { Opcode, clientFrame } from '../../tools/wsFrames.ts'
 
 /**
  * Counts the server's (unmasked) frames as they stream in, keeping only the
@@ -50,27 +27,15 @@ export class FrameCounter {
   push(chunk: Buffer): void {
     let bytes = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
     let at = 0
-    while (at + 2 <= bytes.length) {
-      const opcode = (bytes[at] ?? 0) & 0x0f
-      let length = (bytes[at + 1] ?? 0) & 0x7f
-      let start = at + 2
-      if (length === 126) {
-        if (start + 2 > bytes.length) break
-        length = bytes.readUInt16BE(start)
-        start += 2
-      } else if (length === 127) {
-        if (start + 8 > bytes.length) break
-        length = Number(bytes.readBigUInt64BE(start))
-        start += 8
-      }
-      if (start + length > bytes.length) break
+    for (let next = nextFrame(bytes, at); next !== undefined; next = nextFrame(bytes, at)) {
+      const { opcode, start, end } = next
       if (opcode === Opcode.CLOSE) {
-        this.closeCode ??= length >= 2 ? bytes.readUInt16BE(start) : null
+        this.closeCode ??= end - start >= 2 ? bytes.readUInt16BE(start) : null
       } else if (opcode < 0x8) {
         this.dataFrames++
-        this.#onData?.(bytes.subarray(start, start + length))
+        this.#onData?.(bytes.subarray(start, end))
       }
-      at = start + length
+      at = end
     }
     bytes = bytes.subarray(at)
     // A copy, so the chunk the remainder was cut from can be collected.

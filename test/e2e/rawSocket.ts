@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
+import { Opcode, clientFrame, nextFrame } from '../../tools/wsFrames.js'
 import { within } from './fixtureClient.js'
 
 const WAIT_MS = 10_000
 const HEADERS_END = '\r\n\r\n'
 
-/** RFC 6455 §5.2 opcodes used here. */
-export const Opcode = { TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8 } as const
+export { Opcode } from '../../tools/wsFrames.js'
 
 export interface FrameOptions {
   /** Sets RSV1, which no extension was negotiated for: a protocol error for the receiver. */
@@ -20,11 +20,7 @@ export interface FrameOptions {
 export function frame(opcode: number, payload: Uint8Array | string, options: FrameOptions = {}): Buffer {
   const body = Buffer.from(payload)
   if (body.length > 0xffff) throw new RangeError('frame() writes payloads of up to 65,535 bytes')
-  const first = 0x80 | (options.rsv1 === true ? 0x40 : 0) | opcode
-  const length = body.length < 126 ? [0x80 | body.length] : [0x80 | 126, body.length >> 8, body.length & 0xff]
-  const mask = randomBytes(4)
-  const masked = Uint8Array.from(body, (byte: number, i: number) => byte ^ (mask[i % 4] ?? 0))
-  return Buffer.concat([Buffer.from([first, ...length]), mask, masked])
+  return clientFrame(opcode, body, options)
 }
 
 /** A close frame with a status code. */
@@ -108,22 +104,9 @@ export async function openRaw(origin: string, path: string, headers: string[] = 
 function parseFrames(bytes: Buffer): ServerFrame[] {
   const frames: ServerFrame[] = []
   let at = 0
-  while (at + 2 <= bytes.length) {
-    const opcode = (bytes[at] ?? 0) & 0x0f
-    let length = (bytes[at + 1] ?? 0) & 0x7f
-    let start = at + 2
-    if (length === 126) {
-      if (start + 2 > bytes.length) break
-      length = bytes.readUInt16BE(start)
-      start += 2
-    } else if (length === 127) {
-      if (start + 8 > bytes.length) break
-      length = Number(bytes.readBigUInt64BE(start))
-      start += 8
-    }
-    if (start + length > bytes.length) break
-    frames.push({ opcode, payload: bytes.subarray(start, start + length) })
-    at = start + length
+  for (let next = nextFrame(bytes, at); next !== undefined; next = nextFrame(bytes, at)) {
+    frames.push({ opcode: next.opcode, payload: bytes.subarray(next.start, next.end) })
+    at = next.end
   }
   return frames
 }
