@@ -18,6 +18,7 @@ export type {
   ConnectionsPerKey,
   QueueLimit,
   RateLimit,
+  ResumeOptions,
   SendWindow,
   ProtocolFunction,
   TagsFunction,

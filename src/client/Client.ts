@@ -16,14 +16,7 @@ import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
-import {
-  ACK_AFTER_MS,
-  ACK_EVERY,
-  ProtocolViolation,
-  Session,
-  SESSION_PROTOCOL,
-  type Welcome,
-} from './Session.js'
+import { ACK_AFTER_MS, ProtocolViolation, Session, SESSION_PROTOCOL, type Welcome } from './Session.js'
 import { StoredSession } from './StoredSession.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
@@ -462,7 +455,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
         this.#changed('messages')
       } else if (incoming.kind === 'data') {
         this.#changed('position')
-        if (session.receivedSinceAck >= ACK_EVERY) this.#socket?.send(session.ack())
+        if (session.ackDue) this.#socket?.send(session.ack())
         this.#armAck()
         this.#deliver(incoming.payload)
       }

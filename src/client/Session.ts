@@ -13,7 +13,10 @@ export function isToken(value: unknown): value is string {
   return typeof value === 'string' && TOKEN.test(value)
 }
 
-/** Data frames in a row the client takes before it acknowledges them without waiting for the timer. */
+/**
+ * Data frames in a row the client takes before it acknowledges them without
+ * waiting for the timer, when the welcome does not say (`ackEvery`).
+ */
 export const ACK_EVERY = 32
 
 /** How long after the last data frame in either direction the client acknowledges what is pending. */
@@ -45,6 +48,10 @@ export interface Welcome {
   last: number
   /** The subprotocol the server's `protocol` option picked among the app's own offers, if any. */
   protocol?: string
+  /** Acknowledge after this many data frames (ACK_EVERY when the server does not say). */
+  ackEvery?: number
+  /** … or after this many bytes of data frames, whichever comes first. */
+  ackBytes?: number
 }
 
 /** What a frame from the server turned out to be. */
@@ -73,6 +80,11 @@ export class Session {
   unacknowledged: Numbered[] = []
   /** Data frames received since the client last sent an ack. */
   receivedSinceAck = 0
+  /** Their size: UTF-16 code units of text, bytes of binary, as the server counts its send window. */
+  receivedSizeSinceAck = 0
+  /** From the welcome: how many frames, or how much of them, the client takes before it acks. */
+  ackEvery = ACK_EVERY
+  ackBytes = Infinity
 
   constructor(state?: SessionState) {
     if (state === undefined) return
@@ -96,8 +108,14 @@ export class Session {
     return `${RESUME_PREFIX}${String(this.last)}.${this.token}`
   }
 
+  /** Whether enough arrived since the last ack to send one now rather than on the timer. */
+  get ackDue(): boolean {
+    return this.receivedSinceAck >= this.ackEvery || this.receivedSizeSinceAck >= this.ackBytes
+  }
+
   ack(): string {
     this.receivedSinceAck = 0
+    this.receivedSizeSinceAck = 0
     return JSON.stringify({ t: 'ack', last: this.last })
   }
 
@@ -139,6 +157,9 @@ export class Session {
     this.token = welcome.token
     this.id = welcome.id
     this.receivedSinceAck = 0
+    this.receivedSizeSinceAck = 0
+    this.ackEvery = welcome.ackEvery ?? ACK_EVERY
+    this.ackBytes = welcome.ackBytes ?? Infinity
     this.last = welcome.last
     if (!welcome.resumed) {
       const lost = this.unacknowledged.map((entry) => entry.frame)
@@ -171,6 +192,7 @@ export class Session {
     }
     this.last = seq
     this.receivedSinceAck += 1
+    this.receivedSizeSinceAck += typeof payload === 'string' ? payload.length : payload.byteLength
     return { kind: 'data', seq, payload }
   }
 }
@@ -204,6 +226,10 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
+function isPositive(value: unknown): value is number {
+  return isCount(value) && value > 0
+}
+
 function control(text: string): Incoming {
   let frame: unknown
   try {
@@ -217,7 +243,7 @@ function control(text: string): Incoming {
   const fields = frame as Record<string, unknown>
   switch (fields.t) {
     case 'welcome': {
-      const { v, id, token, resumed, handled, last, protocol } = fields
+      const { v, id, token, resumed, handled, last, protocol, ackEvery, ackBytes } = fields
       if (
         v !== 1 ||
         !isCount(id) ||
@@ -225,7 +251,9 @@ function control(text: string): Incoming {
         typeof resumed !== 'boolean' ||
         !isCount(handled) ||
         !isCount(last) ||
-        (protocol !== undefined && typeof protocol !== 'string')
+        (protocol !== undefined && typeof protocol !== 'string') ||
+        (ackEvery !== undefined && !isPositive(ackEvery)) ||
+        (ackBytes !== undefined && !isPositive(ackBytes))
       ) {
         throw new ProtocolViolation(
           'a welcome lacked v: 1, id, a base64url token, resumed, handled or last, or had one of the wrong type.',
@@ -233,6 +261,8 @@ function control(text: string): Incoming {
       }
       const welcome: Welcome = { id, token, resumed, handled, last }
       if (protocol !== undefined) welcome.protocol = protocol
+      if (ackEvery !== undefined) welcome.ackEvery = ackEvery
+      if (ackBytes !== undefined) welcome.ackBytes = ackBytes
       return { kind: 'welcome', welcome }
     }
     case 'ack':

@@ -29,7 +29,7 @@ import {
   SessionStore,
   endsSession,
   hashToken,
-  isAck,
+  readAck,
   newToken,
   numbered,
   readSessionOffer,
@@ -381,6 +381,9 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         handled: session.handled,
         last,
         window: this.#store?.window ?? 0,
+        // A quarter of the send window: the client's ack arrives long before the window fills.
+        ackEvery: Math.max(1, Math.floor(this.#options.sendWindow.messages / 4)),
+        ackBytes: Math.max(1, Math.floor(this.#options.sendWindow.bytes / 4)),
         ...(protocol === undefined ? {} : { protocol }),
       }),
     )
@@ -453,12 +456,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#store?.confirm(entry.id)
     }
     if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
-      if (!isAck(raw)) {
+      const ack = readAck(raw)
+      if (ack === undefined) {
         this.#protocolError(entry, 'a control frame that is not an ack')
         return undefined
       }
       if (session.handled > session.acked) this.#ack(entry, session)
-      this.#acked(entry, raw)
+      if (ack.last !== undefined) this.#acked(entry, ack.last)
       return undefined
     }
     const parsed = splitNumbered(raw)
@@ -560,9 +564,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   /** A session client's ack: what it received leaves the window, and a held one catches up. */
-  #acked(entry: Entry<Env, Data, In, Out>, raw: string): void {
-    const last = ackedThrough(raw)
-    if (last === undefined) return
+  #acked(entry: Entry<Env, Data, In, Out>, last: number): void {
     const flow = this.#flowOf(entry)
     while (flow.start < flow.seqs.length && (flow.seqs[flow.start] ?? 0) <= last) {
       flow.bytes -= flow.sizes[flow.start] ?? 0
@@ -1148,12 +1150,6 @@ function sent(flow: Flow, seq: number, size: number): void {
   flow.seqs.push(seq)
   flow.sizes.push(size)
   flow.bytes += size
-}
-
-/** The `last` of a client's ack, when it carries one. */
-function ackedThrough(raw: string): number | undefined {
-  const { last } = JSON.parse(raw) as { last?: unknown }
-  return typeof last === 'number' && Number.isSafeInteger(last) ? last : undefined
 }
 
 function validateKey(key: unknown): string {

@@ -115,7 +115,7 @@ export class SessionStore {
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_previous ON dws_sessions (previous)')
       this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
         target INTEGER,
         tag TEXT,
@@ -248,11 +248,15 @@ export class SessionStore {
     return row?.first === null || row?.first === undefined ? undefined : row.first + this.#window
   }
 
-  /** The last sequence number handed out; 0 before the first. */
+  /**
+   * The last sequence number handed out; 0 before the first. It is the
+   * log's highest row, which trimming never deletes, so a number is never
+   * handed out twice.
+   */
   head(): number {
     if (this.#head === undefined) {
       const row = this.#ensure()
-        .exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'dws_log'")
+        .exec<{ seq: number | null }>('SELECT max(seq) AS seq FROM dws_log')
         .toArray()[0]
       this.#head = row?.seq ?? 0
     }
@@ -271,18 +275,19 @@ export class SessionStore {
     frame: Frame,
     now: number,
   ): number {
-    const sql = this.#ensure()
     const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
-    const seq = sql
-      .exec<{ seq: number }>(
-        'INSERT INTO dws_log (at, target, tag, excluded, frame) VALUES (?, ?, ?, ?, ?) RETURNING seq',
-        now,
-        target,
-        tag,
-        except === null || except.length === 0 ? null : JSON.stringify(except),
-        stored,
-      )
-      .one().seq
+    // The number is the store's, not SQLite's: no RETURNING to read back, and
+    // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
+    const seq = this.head() + 1
+    this.#ensure().exec(
+      'INSERT INTO dws_log (seq, at, target, tag, excluded, frame) VALUES (?, ?, ?, ?, ?, ?)',
+      seq,
+      now,
+      target,
+      tag,
+      except === null || except.length === 0 ? null : JSON.stringify(except),
+      stored,
+    )
     this.#head = seq
     this.#oldest ??= this.#firstSeq() ?? seq
     if (seq - this.#oldest >= this.#maxMessages + Math.max(1, this.#maxMessages >> 4))
@@ -337,9 +342,12 @@ export class SessionStore {
     return row?.seq ?? undefined
   }
 
+  /** Deletes through `seq`, but never the newest row: it is what `head` reads after a wake. */
   #trimTo(seq: number): void {
-    this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', seq)
-    this.#oldest = seq + 1
+    const through = Math.min(seq, this.head() - 1)
+    if (through < (this.#oldest ?? 1)) return
+    this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', through)
+    this.#oldest = through + 1
   }
 }
 
@@ -421,12 +429,21 @@ export function numbered(seq: number, frame: Frame): Frame {
   return out.buffer
 }
 
-/** Whether a control frame is an acknowledgement, the one kind a client sends. */
-export function isAck(raw: string): boolean {
+/**
+ * Reads a client's control frame, which must be an acknowledgement, the one
+ * kind a client sends: undefined when it is not one, otherwise the `last` it
+ * covers (undefined when it names none, or no whole number).
+ */
+export function readAck(raw: string): { last: number | undefined } | undefined {
+  let frame: { t?: unknown; last?: unknown } | null
   try {
-    const frame = JSON.parse(raw) as { t?: unknown; last?: unknown } | null
-    return frame?.t === 'ack' && (frame.last === undefined || typeof frame.last === 'number')
+    frame = JSON.parse(raw) as { t?: unknown; last?: unknown } | null
   } catch {
-    return false
+    return undefined
   }
+  if (frame?.t !== 'ack') return undefined
+  const { last } = frame
+  if (last === undefined) return { last: undefined }
+  if (typeof last !== 'number') return undefined
+  return { last: Number.isSafeInteger(last) ? last : undefined }
 }

@@ -6,6 +6,7 @@ import {
   websocket,
   type MiddlewareContext,
   type MiddlewareHandler,
+  type ResumeOptions,
 } from '../../src/index.js'
 
 interface Env {
@@ -135,3 +136,10 @@ websocket<Env, Data, unknown, unknown, { user?: string }>({
   // @ts-expect-error: its handler expects locals with a `tenant`.
   middleware: [use(setsTenant, { header: 'x-tenant' })],
 })
+
+// resume: its options type is exported, so an app can build them apart from the call.
+
+const shortSessions: ResumeOptions = { window: 30_000 }
+websocket({ binding: 'CHAT', resume: shortSessions })
+// @ts-expect-error: a window is a number of milliseconds, not a string.
+const _badWindow: ResumeOptions = { window: '30s' }

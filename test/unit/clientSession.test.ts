@@ -146,13 +146,36 @@ describe('connect(url) negotiates a session', () => {
 })
 
 describe('acknowledgements', () => {
-  it('acknowledges after 32 data frames, not before', () => {
+  it('acknowledges after 32 data frames, not before, when the welcome does not say how often', () => {
     const started = start()
     const socket = establish(started)
     for (let g = 1; g <= 31; g += 1) socket.receive(`${String(g * 2)} ${String(g)}`)
     expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([])
     socket.receive('64 32')
     expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual(['{"t":"ack","last":64}'])
+  })
+
+  it('acknowledges after the welcome’s ackEvery frames', () => {
+    const started = start()
+    const socket = establish(started, { ackEvery: 3 })
+    for (let g = 1; g <= 7; g += 1) socket.receive(`${String(g)} ${String(g)}`)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([
+      '{"t":"ack","last":3}',
+      '{"t":"ack","last":6}',
+    ])
+  })
+
+  it('acknowledges once the welcome’s ackBytes arrived, however few frames that took', () => {
+    const started = start()
+    const socket = establish(started, { ackEvery: 100, ackBytes: 10 })
+    socket.receive('1 "1234"')
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([])
+    socket.receive('2 "5678"')
+    socket.receive(new Uint8Array([0x33, 0x20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).buffer)
+    expect(socket.texts().filter((frame) => frame.includes('"ack"'))).toEqual([
+      '{"t":"ack","last":2}',
+      '{"t":"ack","last":3}',
+    ])
   })
 
   it('acknowledges what arrived after a quiet second, once', async () => {
@@ -487,6 +510,11 @@ describe('a server that breaks the protocol', () => {
       (socket: FakeSocket) => socket.receive(welcome({ token: 'a.b' })),
     ],
     ['a welcome without last', (socket: FakeSocket) => socket.receive(welcome({ last: undefined }))],
+    ['a welcome whose ackEvery is 0', (socket: FakeSocket) => socket.receive(welcome({ ackEvery: 0 }))],
+    [
+      'a welcome whose ackBytes is not a number',
+      (socket: FakeSocket) => socket.receive(welcome({ ackBytes: '1 MiB' })),
+    ],
     [
       'a second welcome',
       (socket: FakeSocket) => {

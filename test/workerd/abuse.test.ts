@@ -170,6 +170,17 @@ async function framesBeforeAck(client: Client, c: number): Promise<string[]> {
 }
 
 describe('sendWindow, for session clients', () => {
+  it('asks the client, in the welcome, to acknowledge within a quarter of the window', async () => {
+    const client = await connect('/flow/ack-advice', { 'Sec-WebSocket-Protocol': 'dws.session.v1' })
+    // SEND_WINDOW frames, and the default 1 MiB.
+    expect(await client.nextJson()).toMatchObject({
+      t: 'welcome',
+      ackEvery: Math.floor(SEND_WINDOW / 4),
+      ackBytes: 262_144,
+    })
+    await leave(client)
+  })
+
   it(`holds live sends to a client with ${String(SEND_WINDOW)} frames unacknowledged, and lets it catch up from the log, in order and once each, as it acknowledges`, async () => {
     const room = 'window'
     const stub = roomOf(env.FLOW, room)
