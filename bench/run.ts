@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -11,7 +11,7 @@
  * bench/RESULTS-sessions.md or bench/RESULTS-abuse.md; `--no-sessions` and
  * `--no-abuse` leave them out. It reports; it never fails on a number.
  */
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -22,7 +22,7 @@ import { runAbuse } from './lib/abuse.ts'
 import { renderAbuse } from './lib/abuseReport.ts'
 import { libraryBundle, logicOnlyBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
 import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
-import { REPO_ROOT, startDevServer, type DevServer } from './lib/devServer.ts'
+import { REPO_ROOT, defaultStateStore, startDevServer, type DevServer } from './lib/devServer.ts'
 import { spawnGroup, type Group } from './lib/group.ts'
 import { readCpu, readRssBytes } from './lib/proc.ts'
 import { renderResults } from './lib/report.ts'
@@ -53,8 +53,17 @@ const { values: flags } = parseArgs({
     sessions: { type: 'boolean' },
     note: { type: 'string' },
     out: { type: 'string' },
+    state: { type: 'string' },
   },
 })
+if (flags.state !== undefined) {
+  if (flags.state !== 'memory' && flags.state !== 'disk')
+    throw new Error(`--state must be memory or disk, got ${flags.state}`)
+  if (flags.state === 'memory' && !existsSync('/dev/shm'))
+    throw new Error('--state memory needs /dev/shm, which this machine lacks')
+  // Read by every dev server the run starts, the sections' own included (bench/lib/devServer.ts).
+  process.env.BENCH_STATE = flags.state
+}
 const out =
   flags.out ??
   join(
@@ -89,6 +98,7 @@ const settings: RunSettings = {
   mode: flags.quick ? 'quick' : 'full',
   direct: flags.direct,
   heartbeat: flags.heartbeat,
+  state: defaultStateStore(),
   control,
   rounds: wholeRotations(flags.quick ? 6 : 16),
   warmupMs: flags.quick ? 250 : 500,

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
@@ -11,6 +12,23 @@ export const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
 const READY = /Ready on http:\/\/127\.0\.0\.1:(\d+)/
 
 const run = promisify(execFile)
+
+/**
+ * Where a dev server keeps its Durable Objects' SQLite files. workerd keeps
+ * local storage in WAL mode with SQLite's default sync, so every commit of
+ * an object's storage ends in an fsync of the WAL; on an ordinary disk the
+ * kernel's share of that fsync, counted in the runtime's CPU, outweighs the
+ * commit itself, and a figure would measure the machine's disk rather than
+ * the server. So state lives in memory (/dev/shm) by default; `disk` puts it
+ * in the scratch directory, as `wrangler dev` does on a developer's machine.
+ */
+export type StateStore = 'memory' | 'disk'
+
+/** BENCH_STATE=disk (what `npm run bench -- --state disk` sets) or memory, where /dev/shm exists. */
+export function defaultStateStore(): StateStore {
+  if (process.env.BENCH_STATE === 'disk') return 'disk'
+  return existsSync('/dev/shm') ? 'memory' : 'disk'
+}
 
 /**
  * The environment every wrangler we start gets. X_LOCAL_OBSERVABILITY=false
@@ -85,6 +103,8 @@ export interface StartOptions {
   direct: boolean
   /** `--var NAME:value` pairs for the worker's env. */
   vars?: Readonly<Record<string, string>>
+  /** Where its objects' storage lives; defaultStateStore() when not given. */
+  state?: StateStore
 }
 
 /**
@@ -102,6 +122,12 @@ export async function startDevServer(
   // as `wrangler deploy` would build it, with --no-bundle: nothing it watches ever changes.
   const bundle = await buildWorker(serverDir, join(scratch, 'build'), false)
   const config = await scratchConfig(serverDir, join(scratch, 'run'), bundle)
+  const state =
+    (options.state ?? defaultStateStore()) === 'memory'
+      ? await mkdtemp('/dev/shm/durable-websocket-bench-state-')
+      : join(scratch, 'state')
+  // Memory is not freed by a reboot only: a run cut short must not leave its objects in /dev/shm.
+  process.once('exit', () => rmSync(state, { recursive: true, force: true }))
   const group = spawnGroup(
     process.execPath,
     [
@@ -117,7 +143,7 @@ export async function startDevServer(
       '--inspector-port',
       '0',
       '--persist-to',
-      join(scratch, 'state'),
+      state,
       '--show-interactive-dev-session=false',
       ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
     ],
@@ -134,10 +160,14 @@ export async function startDevServer(
       runtimePid: runtime.pid,
       proxyPid: proxy.pid,
       output: () => group.output(),
-      stop: () => group.stop(),
+      stop: async () => {
+        await group.stop()
+        await rm(state, { recursive: true, force: true })
+      },
     }
   } catch (error) {
     await group.stop().catch(() => undefined)
+    await rm(state, { recursive: true, force: true })
     throw error
   }
 }

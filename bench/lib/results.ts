@@ -1,4 +1,5 @@
 import type { BundleSize } from './bundleSize.ts'
+import type { StateStore } from './devServer.ts'
 import type { Sample } from './measure.ts'
 import type { ServerKey } from './servers.ts'
 
@@ -57,6 +58,8 @@ export interface RunSettings {
   direct: boolean
   /** Whether the package server kept its default ping/pong auto-response. */
   heartbeat: boolean
+  /** Where the dev servers kept their objects' storage (bench/lib/devServer.ts). */
+  state: StateStore
   /** Whether a second copy of the floor ran as an A/A control. */
   control: boolean
   rounds: number

@@ -2,7 +2,7 @@ import WebSocket from 'ws'
 
 /** The subprotocol a session client offers first (docs/protocol.md §1). */
 export const SESSION_PROTOCOL = 'dws.session.v1'
-/** durable-websocket/client acknowledges after this many data frames (docs/protocol.md §5). */
+/** durable-websocket/client acknowledges after this many data frames when the welcome does not say (docs/protocol.md §5). */
 const ACK_EVERY = 32
 const SPACE = 0x20
 const ZERO = 0x30
@@ -21,6 +21,8 @@ export interface Welcome {
   handled: number
   last: number
   window: number
+  ackEvery?: number
+  ackBytes?: number
 }
 
 /**
@@ -41,8 +43,8 @@ export interface ResumeFrom {
  * so that what the bench measures is the server: every frame it sends is
  * numbered, every data frame it receives reaches the scenario's `message`
  * listener without its number, control frames never reach it, and an ack
- * goes out after every 32 data frames, as durable-websocket/client sends
- * them. It keeps no resend buffer and no timer: the bench drops a socket
+ * goes out as often as the welcome asks (`ackEvery` frames or `ackBytes`),
+ * as durable-websocket/client sends them. It keeps no resend buffer and no timer: the bench drops a socket
  * only on purpose, and reads no acknowledgement but the welcome.
  *
  * It is a `ws` WebSocket, so the scenarios written for plain sockets run on
@@ -52,6 +54,9 @@ export interface ResumeFrom {
 export class SessionSocket extends WebSocket {
   #sent = 0
   #sinceAck = 0
+  #sizeSinceAck = 0
+  #ackEvery = ACK_EVERY
+  #ackBytes = Infinity
   #resolveWelcome: ((welcome: Welcome) => void) | undefined
   /** Resolves with the welcome; the socket carries no data frame before it. */
   readonly welcomed: Promise<Welcome>
@@ -102,8 +107,10 @@ export class SessionSocket extends WebSocket {
     if (g <= this.last) protocolProblems.push(`data frame ${String(g)} after ${String(this.last)}`)
     this.last = g
     this.received++
-    if (++this.#sinceAck >= ACK_EVERY) {
+    this.#sizeSinceAck += data.length - space - 1
+    if (++this.#sinceAck >= this.#ackEvery || this.#sizeSinceAck >= this.#ackBytes) {
       this.#sinceAck = 0
+      this.#sizeSinceAck = 0
       super.send(`{"t":"ack","last":${String(g)}}`)
     }
     return super.emit('message', data.subarray(space + 1), args[1])
@@ -120,6 +127,8 @@ export class SessionSocket extends WebSocket {
     this.welcomedAt = performance.now()
     this.welcome = welcome
     this.last = welcome.last
+    this.#ackEvery = welcome.ackEvery ?? ACK_EVERY
+    this.#ackBytes = welcome.ackBytes ?? Infinity
     this.#resolveWelcome?.(welcome)
   }
 }

@@ -7,7 +7,7 @@ import type WebSocket from 'ws'
 import { wsText } from '../../tools/wsText.ts'
 import { git } from './abuse.ts'
 import { SOCKET_OPTIONS, closeSocket, openSocket, request, welcomed, type ClientKind } from './client.ts'
-import { startDevServer, type DevServer } from './devServer.ts'
+import { defaultStateStore, startDevServer, type DevServer, type StateStore } from './devServer.ts'
 import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
 import type { ScenarioResult } from './results.ts'
 import { runScenario, type Rounds } from './rounds.ts'
@@ -16,14 +16,15 @@ import { SERVERS, type ServerSpec } from './servers.ts'
 import { SessionSocket, protocolProblems } from './sessionSocket.ts'
 
 /**
- * The four ways the section measures one job: the package with a session
- * client and with a plain one, the floor, and the floor writing one SQLite
- * row per message sent (what any durable log costs at the least).
+ * The ways the section measures one job: the package with a session client
+ * and with a plain one, the floor, and the floor writing one SQLite row per
+ * message sent (what any durable log costs at the least), the last also with
+ * its storage on disk when the run keeps storage in memory.
  */
-export type SessionKey = 'sessions' | 'package' | 'raw' | 'durable'
+export type SessionKey = 'sessions' | 'package' | 'raw' | 'durable' | 'durableDisk'
 
 /** A `wrangler dev` of the section: a bench server, with vars. */
-type Instance = 'package' | 'raw' | 'raw-durable'
+type Instance = 'package' | 'raw' | 'raw-durable' | 'raw-durable-disk'
 
 interface Contender {
   readonly key: SessionKey
@@ -32,10 +33,14 @@ interface Contender {
   readonly client: ClientKind
 }
 
-const INSTANCES: Record<Instance, { server: 'package' | 'raw'; vars: Record<string, string> }> = {
+const INSTANCES: Record<
+  Instance,
+  { server: 'package' | 'raw'; vars: Record<string, string>; state?: StateStore }
+> = {
   package: { server: 'package', vars: {} },
   raw: { server: 'raw', vars: {} },
   'raw-durable': { server: 'raw', vars: { BENCH_DURABLE: 'on' } },
+  'raw-durable-disk': { server: 'raw', vars: { BENCH_DURABLE: 'on' }, state: 'disk' },
 }
 
 /** In the order of the first round; later rounds rotate it. */
@@ -59,7 +64,18 @@ export const CONTENDERS: readonly Contender[] = [
     instance: 'raw-durable',
     client: 'plain',
   },
+  {
+    key: 'durableDisk',
+    label: 'the durable floor, its storage on disk',
+    instance: 'raw-durable-disk',
+    client: 'plain',
+  },
 ]
+
+/** The contenders of a run: the durable floor on disk only where the rest keep storage in memory. */
+function activeContenders(state: StateStore): readonly Contender[] {
+  return state === 'memory' ? CONTENDERS : CONTENDERS.filter((c) => c.key !== 'durableDisk')
+}
 
 /** Messages the dropped session misses, and the resume replays. */
 export const MISSED = 1_000
@@ -90,6 +106,8 @@ export interface SessionResults {
   srcDirty: boolean
   mode: 'quick' | 'full'
   direct: boolean
+  /** Where the dev servers kept their objects' storage, the durable floor on disk aside. */
+  state: StateStore
   rounds: number
   timing: Timing
   loadBefore: number[]
@@ -126,8 +144,10 @@ function spec(key: 'package' | 'raw'): ServerSpec {
 export async function runSessions(options: SessionOptions): Promise<SessionResults> {
   const began = performance.now()
   const timing: Timing = options.quick ? { warmupMs: 250, windowMs: 600 } : { warmupMs: 500, windowMs: 1_500 }
+  const state = defaultStateStore()
+  const contenders = activeContenders(state)
   // Whole rotations: each contender is measured in each place of the order equally often.
-  const rounds = CONTENDERS.length * (options.brief ? 1 : options.quick ? 2 : 3)
+  const rounds = contenders.length * (options.brief ? 1 : options.quick ? 2 : 3)
   const resumeRounds = options.brief ? 3 : options.quick ? 5 : 10
   const scenarios = options.brief ? [echo(10), broadcast(100)] : [echo(1), echo(10), broadcast(100)]
   const results: SessionResults = {
@@ -136,6 +156,7 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
     srcDirty: git(['status', '--porcelain', '--', 'src']) !== '',
     mode: options.quick ? 'quick' : 'full',
     direct: options.direct,
+    state,
     rounds,
     timing,
     loadBefore: os.loadavg(),
@@ -147,13 +168,15 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
   const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-sessions-'))
   process.once('exit', () => rmSync(scratch, { recursive: true, force: true }))
   const servers = new Map<Instance, DevServer>()
-  const starting = (Object.keys(INSTANCES) as Instance[]).map(async (instance) => {
-    const { server, vars } = INSTANCES[instance]
+  const instances = [...new Set(contenders.map((c) => c.instance))]
+  const starting = instances.map(async (instance) => {
+    const { server, vars, state: own } = INSTANCES[instance]
     servers.set(
       instance,
       await startDevServer(spec(server).dir, join(scratch, `dev-${instance}`), {
         direct: options.direct,
         vars,
+        state: own ?? state,
       }),
     )
   })
@@ -161,7 +184,7 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
   try {
     options.say('sessions: starting wrangler dev for the package server, the floor and the durable floor')
     await Promise.all(starting)
-    const endpoints = CONTENDERS.map((contender): Endpoint => {
+    const endpoints = contenders.map((contender): Endpoint => {
       const server = servers.get(contender.instance)
       if (server === undefined) throw new Error(`${contender.instance} did not start`)
       const served = spec(INSTANCES[contender.instance].server)
