@@ -49,17 +49,20 @@ export class WebSocketObject<
     return this.#manager.broadcast(message, options)
   }
 
-  /** RPC: sends to one connection; false when it is not open. */
+  /**
+   * RPC: sends to one connection, or logs it for a suspended session's
+   * resume; false when the id is neither.
+   */
   send(id: number, message: Outgoing<Out>): boolean {
-    return this.#manager.connection(id)?.send(message) ?? false
+    return this.#manager.sendToId(id, message)
   }
 
-  /** RPC: closes one connection; false when it is not open. */
+  /**
+   * RPC: closes one connection, or ends a suspended session (its `close`
+   * runs with this code); false when the id is neither.
+   */
   close(id: number, code?: number, reason?: string): boolean {
-    const conn = this.#manager.connection(id)
-    if (conn === undefined) return false
-    conn.close(code, reason)
-    return true
+    return this.#manager.closeId(id, code, reason)
   }
 
   /** RPC: how many connections are open. */

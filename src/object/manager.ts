@@ -21,6 +21,7 @@ import {
   type Connection,
   type ConnectionHost,
   type SessionState,
+  validateClose,
 } from './connection.js'
 import {
   SESSION_PROTOCOL,
@@ -173,6 +174,46 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.#open.size
   }
 
+  /**
+   * A send to one id from outside the object (RPC): an open connection gets
+   * it now; a suspended session gets it in the log, so its resume replays
+   * it. False for any other id.
+   */
+  sendToId(id: number, message: Outgoing<Out>): boolean {
+    const open = this.connection(id)
+    if (open !== undefined) return open.send(message)
+    const frame = toFrame(message, this.serializer)
+    if (this.#suspendedSession(id) === undefined) return false
+    this.#log(id, null, null, frame)
+    return true
+  }
+
+  /**
+   * A close of one id from outside the object (RPC): an open connection
+   * starts its closing handshake; a suspended session ends at once, and its
+   * `close` runs with this code and reason. False for any other id.
+   */
+  closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean {
+    const open = this.connection(id)
+    if (open !== undefined) {
+      open.close(code, reason)
+      return true
+    }
+    validateClose(code, reason)
+    const session = this.#suspendedSession(id)
+    if (session === undefined) return false
+    this.#endSession(id, session.data, session.tags, code, reason)
+    return true
+  }
+
+  /** The stored session of `id` when it is suspended and within its window. */
+  #suspendedSession(id: number): { data: string; tags: string } | undefined {
+    const store = this.#store
+    if (!store?.exists()) return undefined
+    this.#reconcileSessions()
+    return store.suspended(id, Date.now())
+  }
+
   ids(): number[] {
     this.#hydrate()
     return [...this.#open.keys()].sort((a, b) => a - b)
@@ -197,7 +238,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   async accept(request: Request, locals: L): Promise<Response> {
     this.#reconcileSessions()
     const { maxConnections, idleTimeout } = this.#options
-    if (maxConnections !== undefined && this.count() >= maxConnections) {
+    const offer = readSessionOffer(offeredProtocols(request))
+    // A resume closes its session's socket that still looks open as it takes over: that one does not count.
+    const replaced = offer.resume === undefined ? undefined : await this.#liveSocketOf(offer)
+    if (maxConnections !== undefined && this.count() - (replaced === undefined ? 0 : 1) >= maxConnections) {
       return new Response('Service Unavailable: this room is full, try again shortly.\n', {
         status: 503,
         headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
@@ -212,14 +256,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
         return new Response('Internal Server Error\n', { status: 500 })
       }
-      if (this.#countKey(key) >= perKey.max) {
+      if (this.#countKey(key) - (replaced?.key === key ? 1 : 0) >= perKey.max) {
         return new Response('Too Many Requests: too many connections for this client, try again later.\n', {
           status: 429,
           headers: { 'Retry-After': String(RETRY_AFTER_KEY_SECONDS) },
         })
       }
     }
-    const offer = readSessionOffer(offeredProtocols(request))
     // Tags are checked before an id is spent, so a refused connection leaves no gap in the ids.
     let tags: string[] = []
     let protocol: string | undefined
@@ -257,6 +300,20 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     let count = 0
     for (const entry of this.#live()) if (entry.key === key) count++
     return count
+  }
+
+  /**
+   * The socket, still looking open, of the session this upgrade resumes:
+   * the resume closes it as it takes over, so the limits must not count it,
+   * or a client coming back through a half-dead connection is refused.
+   */
+  async #liveSocketOf(offer: SessionOffer): Promise<Entry<Env, Data, In, Out> | undefined> {
+    const store = this.#store
+    if (offer.resume === undefined || !store?.exists()) return undefined
+    const found = store.find(await hashToken(offer.resume.token))
+    if (found === undefined) return undefined
+    this.#hydrate()
+    return this.#open.get(found.id)
   }
 
   #nextId(): number {
@@ -706,13 +763,20 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   /**
-   * A session that can no longer be resumed: its window passed, or the log
-   * lost what it missed. `close` runs for it once, with 3902, behind whatever
+   * A session that can no longer be resumed: its window passed, the log
+   * lost what it missed, or an RPC `close(id)` ended it while suspended.
+   * `close` runs for it once, with 3902 (or the RPC's code), behind whatever
    * its last socket still had queued. When its socket still looks open (a
    * client too far behind the log came back while its old TCP connection
    * lingers), that socket is taken over as on a resume, and `close` gets 3901.
    */
-  #endSession(id: number, data: string, tags: string): void {
+  #endSession(
+    id: number,
+    data: string,
+    tags: string,
+    code: number = SessionCloseCode.EXPIRED,
+    reason = 'Session expired',
+  ): void {
     this.#store?.remove(id)
     this.#hydrate()
     const live = this.#open.get(id)
@@ -735,7 +799,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       )
       entry.detachedTags = JSON.parse(tags) as string[]
     }
-    const ending = this.#queueClose(entry, SessionCloseCode.EXPIRED, 'Session expired')
+    const ending = this.#queueClose(entry, code, reason)
     if (ending !== undefined) this.ctx.waitUntil(ending)
   }
 

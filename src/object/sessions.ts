@@ -228,6 +228,17 @@ export class SessionStore {
       .map((row) => row.id)
   }
 
+  /** A session that is suspended and still within its window, with what its `close` handler needs. */
+  suspended(id: number, now: number): { data: string; tags: string } | undefined {
+    return this.#ensure()
+      .exec<{ data: string; tags: string }>(
+        'SELECT data, tags FROM dws_sessions WHERE id = ? AND suspended_at IS NOT NULL AND suspended_at > ?',
+        id,
+        now - this.#window,
+      )
+      .toArray()[0]
+  }
+
   /** Sessions whose window ended by `now`, with what their `close` handler needs. */
   expired(now: number): { id: number; data: string; tags: string }[] {
     return this.#ensure()

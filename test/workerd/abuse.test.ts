@@ -10,6 +10,7 @@ import {
 } from './fixture/endpoints/abuse.js'
 import { Client, connect, eventually, join, leave, upgrade } from './client.js'
 import { closesOf } from './closesOf.js'
+import { SessionClient } from './sessionClient.js'
 
 function roomOf<T extends Rpc.DurableObjectBranded | undefined>(
   namespace: DurableObjectNamespace<T>,
@@ -105,6 +106,26 @@ describe('rateLimit', () => {
 })
 
 describe('maxConnectionsPerKey', () => {
+  it('lets a session resume over its own socket that still looks open, though the key is at its limit', async () => {
+    const path = '/per-key/resumes?user=carol'
+    const session = await SessionClient.open(path)
+    expect(await session.nextPayload()).toBe(String(session.id))
+    const plain = await connect(path)
+    await plain.nextText()
+    expect((await upgrade(path)).status).toBe(429)
+
+    // The old socket is still open: the resume takes it over (3901) instead of being refused.
+    const back = await session.resume(path)
+    expect(back).toMatchObject({ id: session.id, resumed: true })
+    expect(await session.whenClosed()).toMatchObject({ code: 3901 })
+    expect(await back.nextPayload()).toBe(String(session.id))
+    // Still two sockets for carol: a new one is refused as before.
+    expect((await upgrade(path)).status).toBe(429)
+    back.close(1000)
+    await back.whenClosed()
+    await leave(plain)
+  })
+
   it(`answers 429 with Retry-After to a key that already holds ${String(PER_KEY_MAX)} sockets, before acceptance, and accepts it again once one closed`, async () => {
     const path = '/per-key/keys?user=alice'
     const first = await connect(path)

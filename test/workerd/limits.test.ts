@@ -13,6 +13,7 @@ import {
 import type { FixtureObject } from './fixture/record.js'
 import { eventually, join, leave, upgrade } from './client.js'
 import { closesOf } from './closesOf.js'
+import { SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
 
 const utf8 = new TextEncoder()
@@ -59,6 +60,22 @@ describe('maxConnections', () => {
     // The refused upgrade spent no id.
     expect(third.id).toBe(second.id + 1)
     await leave(second.client, third.client, elsewhere.client)
+  })
+
+  it('lets a session resume over its own socket that still looks open in a full room, and still refuses a newcomer', async () => {
+    const room = capped.room<FixtureObject>(env, 'cap-resume')
+    const session = await SessionClient.open('/capped/cap-resume')
+    expect(await session.nextPayload()).toBe(String(session.id))
+    const other = await join('/capped/cap-resume')
+    expect(await room.count()).toBe(MAX_CONNECTIONS)
+    const back = await session.resume('/capped/cap-resume')
+    expect(back).toMatchObject({ id: session.id, resumed: true })
+    expect(await session.whenClosed()).toMatchObject({ code: 3901 })
+    expect(await room.count()).toBe(MAX_CONNECTIONS)
+    expect((await upgrade('/capped/cap-resume')).status).toBe(503)
+    back.close(1000)
+    await back.whenClosed()
+    await leave(other.client)
   })
 })
 

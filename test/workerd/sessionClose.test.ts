@@ -69,6 +69,27 @@ describe('close for a session', () => {
     await again.whenClosed()
   })
 
+  it('runs once with the code of an RPC close(id) that ends a suspended session, and a resume then starts afresh', async () => {
+    const room = roomOf('rpc-close-suspended')
+    const session = await opened('/sessions/rpc-close-suspended')
+    session.send('set:k=v')
+    await session.drop(room)
+    expect(await room.close(session.id, 4001, 'removed by an admin')).toBe(true)
+    // Ended, not suspended any more: a second close finds nothing.
+    expect(await room.close(session.id, 4001, 'again')).toBe(false)
+    await expect(room.close(session.id, 1006)).rejects.toThrow(/1006/)
+    const closes = await closesOf(room, session.id)
+    expect(closes).toMatchObject([
+      { event: 'close', id: session.id, code: 4001, reason: 'removed by an admin', data: '{"k":"v"}' },
+    ])
+    await runDurableObjectAlarm(room)
+    expect(await closesOf(room, session.id)).toHaveLength(1)
+    const again = await session.resume('/sessions/rpc-close-suspended')
+    expect(again.resumed).toBe(false)
+    again.close(1000)
+    await again.whenClosed()
+  })
+
   it('does not run for a drop, and runs once when the resumed session closes cleanly', async () => {
     const room = roomOf('drop-resume-close')
     const first = await opened('/sessions/drop-resume-close')

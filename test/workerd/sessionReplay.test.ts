@@ -1,6 +1,14 @@
 import { env } from 'cloudflare:workers'
+import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { sessions, type SessionsObject } from './fixture/endpoints/sessions.js'
+import {
+  BRIEF_WINDOW_MS,
+  briefSessions,
+  sessions,
+  type BriefSessionsObject,
+  type SessionsObject,
+} from './fixture/endpoints/sessions.js'
+import { sleep } from './client.js'
 import { SessionClient, evictWithSockets } from './sessionClient.js'
 
 /**
@@ -82,6 +90,33 @@ describe('the replay after a resume', () => {
     await Promise.all([redBack.expectNothingWithin(100), blueBack.expectNothingWithin(100)])
     for (const client of [redBack, blueBack]) client.close(1000)
     await Promise.all([redBack.whenClosed(), blueBack.whenClosed()])
+  })
+
+  it('brings what RPC send(id) sent to the suspended session, also once the object was rebuilt', async () => {
+    const room = roomOf('replay-rpc-send')
+    const away = await opened('/sessions/replay-rpc-send')
+    await away.drop(room)
+    expect(await room.send(away.id, 'rpc:while dropped')).toBe(true)
+    await evictDurableObject(room)
+    expect(await room.send(away.id, 'rpc:after a rebuild')).toBe(true)
+    expect(await room.send(away.id + 1_000, 'rpc:to nobody')).toBe(false)
+    const back = await away.resume('/sessions/replay-rpc-send')
+    expect(await back.payloads(3)).toEqual([
+      'rpc:while dropped',
+      'rpc:after a rebuild',
+      `open:${String(away.id)}:true`,
+    ])
+    await back.expectNothingWithin(100)
+    back.close(1000)
+    await back.whenClosed()
+  })
+
+  it('keeps no RPC send(id) for a session whose window passed', async () => {
+    const room = briefSessions.room<BriefSessionsObject>(env, 'replay-rpc-late')
+    const away = await SessionClient.open('/brief-sessions/replay-rpc-late')
+    await away.drop(room)
+    await sleep(BRIEF_WINDOW_MS + 50)
+    expect(await room.send(away.id, 'rpc:too late')).toBe(false)
   })
 
   it('brings nothing twice when the client resumes from a position past part of what it missed', async () => {
