@@ -106,6 +106,19 @@ describe('rateLimit', () => {
 })
 
 describe('maxConnectionsPerKey', () => {
+  it('accepts one of two session upgrades that arrive together for the last place of a key, and refuses the other', async () => {
+    const path = '/per-key/together?user=dave'
+    const first = await connect(path)
+    await first.nextText()
+    const offer = { 'Sec-WebSocket-Protocol': 'dws.session.v1' }
+    const answers = await Promise.all([upgrade(path, offer), upgrade(path, offer)])
+    expect(answers.map((answer) => answer.status).sort()).toEqual([101, 429])
+    const accepted = answers.find((answer) => answer.status === 101)?.webSocket
+    accepted?.accept()
+    accepted?.close(1000)
+    await leave(first)
+  })
+
   it('lets a session resume over its own socket that still looks open, though the key is at its limit', async () => {
     const path = '/per-key/resumes?user=carol'
     const session = await SessionClient.open(path)
