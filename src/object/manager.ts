@@ -165,8 +165,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   connection(id: number): Connection<Env, Data, In, Out> | undefined {
-    this.#hydrate()
-    return this.#open.get(id)?.view
+    return this.#openEntry(id)?.view
   }
 
   count(): number {
@@ -239,8 +238,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#reconcileSessions()
     const { maxConnections, idleTimeout } = this.#options
     const offer = readSessionOffer(offeredProtocols(request))
+    // The one await of an upgrade comes before its checks: from the limits to acceptWebSocket nothing
+    // may await, so two upgrades cannot both take a last place.
+    const keys = offer.wanted ? await this.#sessionKeys(offer) : undefined
     // A resume closes its session's socket that still looks open as it takes over: that one does not count.
-    const replaced = offer.resume === undefined ? undefined : await this.#liveSocketOf(offer)
+    const replaced = keys?.found === undefined ? undefined : this.#openEntry(keys.found.id)
     if (maxConnections !== undefined && this.count() - (replaced === undefined ? 0 : 1) >= maxConnections) {
       return new Response('Service Unavailable: this room is full, try again shortly.\n', {
         status: 503,
@@ -277,9 +279,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       return new Response('Internal Server Error\n', { status: 500 })
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
-    const entry = offer.wanted
-      ? await this.#acceptSession(server, offer, tags, protocol)
-      : this.#acceptPlain(server, tags)
+    const entry =
+      keys === undefined
+        ? this.#acceptPlain(server, tags)
+        : this.#acceptSession(server, offer, keys, tags, protocol)
     entry.key = key
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     const opening = entry.queue.run(() =>
@@ -303,17 +306,26 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   /**
-   * The socket, still looking open, of the session this upgrade resumes:
-   * the resume closes it as it takes over, so the limits must not count it,
-   * or a client coming back through a half-dead connection is refused.
+   * A session upgrade's new token, both hashes, and the stored session its
+   * resume entry names: hashing is the only await a session upgrade needs,
+   * and it comes before the limits are checked.
    */
-  async #liveSocketOf(offer: SessionOffer): Promise<Entry<Env, Data, In, Out> | undefined> {
+  async #sessionKeys(offer: SessionOffer): Promise<SessionKeys> {
     const store = this.#store
-    if (offer.resume === undefined || !store?.exists()) return undefined
-    const found = store.find(await hashToken(offer.resume.token))
-    if (found === undefined) return undefined
+    const resume = offer.resume
+    const token = newToken()
+    if (store === undefined) return { token, tokenHash: '', usedHash: '', found: undefined }
+    const [tokenHash, usedHash] = await Promise.all([
+      hashToken(token),
+      resume === undefined ? '' : hashToken(resume.token),
+    ])
+    const found = resume !== undefined && store.exists() ? store.find(usedHash) : undefined
+    return { token, tokenHash, usedHash, found }
+  }
+
+  #openEntry(id: number): Entry<Env, Data, In, Out> | undefined {
     this.#hydrate()
-    return this.#open.get(found.id)
+    return this.#open.get(id)
   }
 
   #nextId(): number {
@@ -349,30 +361,24 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * session. Either way the welcome is the first frame, and a resume's missed
    * messages follow it before anything newer.
    */
-  async #acceptSession(
+  #acceptSession(
     server: WebSocket,
     offer: SessionOffer,
+    keys: SessionKeys,
     tags: string[],
     protocol: string | undefined,
-  ): Promise<Entry<Env, Data, In, Out>> {
+  ): Entry<Env, Data, In, Out> {
     const store = this.#store
     const resume = offer.resume
-    const token = newToken()
-    // Both hashes first: from reading the session to taking it over nothing may await, or a
-    // message of the old socket could be handled in between, after the welcome's `handled` was read.
-    const [tokenHash, usedHash] =
-      store === undefined
-        ? ['', '']
-        : await Promise.all([hashToken(token), resume === undefined ? '' : hashToken(resume.token)])
-    let found: SessionRecord | undefined
-    if (store !== undefined && resume !== undefined) {
-      found = store.find(usedHash)
-      if (found !== undefined) {
-        const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
-        if (expired || resume.last < store.trimmedThrough()) {
-          this.#endSession(found.id, found.data, found.tags)
-          found = undefined
-        }
+    const { token, tokenHash, usedHash } = keys
+    // Read before this call, and nothing awaited since: no message of the old socket can have been
+    // handled in between, after the welcome's `handled` was read.
+    let found = keys.found
+    if (found !== undefined && store !== undefined && resume !== undefined) {
+      const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
+      if (expired || resume.last < store.trimmedThrough()) {
+        this.#endSession(found.id, found.data, found.tags)
+        found = undefined
       }
     }
     let entry: Entry<Env, Data, In, Out>
@@ -778,8 +784,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     reason = 'Session expired',
   ): void {
     this.#store?.remove(id)
-    this.#hydrate()
-    const live = this.#open.get(id)
+    const live = this.#openEntry(id)
     if (live !== undefined) {
       this.#closeByServer(live, SessionCloseCode.TAKEN_OVER, 'Session taken over')
       return
@@ -1183,6 +1188,17 @@ const REPLACEMENT = '\uFFFD'
 /** What a message or frame counts for in `maxQueued` and `sendWindow`: UTF-16 units for text, bytes for binary. */
 function sizeOf(message: Frame): number {
   return typeof message === 'string' ? message.length : message.byteLength
+}
+
+/** What a session upgrade read before its checks (WebSocketManager's #sessionKeys). */
+interface SessionKeys {
+  /** The token the welcome hands out, and its hash as stored. */
+  readonly token: string
+  readonly tokenHash: string
+  /** The hash of the token the resume entry presented; empty without one. */
+  readonly usedHash: string
+  /** The stored session that token names, if any. */
+  readonly found: SessionRecord | undefined
 }
 
 /** One session socket's frames sent and not yet acknowledged, oldest first from `start`. */
