@@ -5,14 +5,13 @@ import {
   BRIEF_WINDOW_MS,
   SESSION_MAX_MESSAGES,
   briefSessions,
-  sessions,
   type BriefSessionsObject,
-  type SessionsObject,
 } from './fixture/endpoints/sessions.js'
 import type { Entry } from './fixture/record.js'
 import { sleep } from './client.js'
 import { closesOf } from './closesOf.js'
 import { SessionClient, evictWithSockets } from './sessionClient.js'
+import { opened, sessionsRoom } from './sessionFixture.js'
 
 /**
  * `close` runs exactly once per session, on every path that ends one, and on
@@ -20,16 +19,6 @@ import { SessionClient, evictWithSockets } from './sessionClient.js'
  * owes has reached the object and the object was rebuilt, so a close that
  * would run twice (even only on a woken object) is seen.
  */
-function roomOf(name: string): DurableObjectStub<SessionsObject> {
-  return sessions.room<SessionsObject>(env, name)
-}
-
-async function opened(path: string): Promise<SessionClient> {
-  const session = await SessionClient.open(path)
-  expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
-  return session
-}
-
 function withoutData(entries: Entry[]): Entry[] {
   return entries.map(({ event, id, code, reason }) => ({
     event: event ?? null,
@@ -41,7 +30,7 @@ function withoutData(entries: Entry[]): Entry[] {
 
 describe('close for a session', () => {
   it('runs once with 1000 when the client closes cleanly', async () => {
-    const room = roomOf('clean')
+    const room = sessionsRoom('clean')
     const session = await opened('/sessions/clean')
     session.close(1000, 'done')
     await session.whenClosed()
@@ -56,7 +45,7 @@ describe('close for a session', () => {
   })
 
   it('runs once with the code the server closed with', async () => {
-    const room = roomOf('server-close')
+    const room = sessionsRoom('server-close')
     const session = await opened('/sessions/server-close')
     session.send('close-me')
     expect(await session.whenClosed()).toMatchObject({ code: 4000, reason: 'server says bye' })
@@ -70,7 +59,7 @@ describe('close for a session', () => {
   })
 
   it('runs once with the code of an RPC close(id) that ends a suspended session, and a resume then starts afresh', async () => {
-    const room = roomOf('rpc-close-suspended')
+    const room = sessionsRoom('rpc-close-suspended')
     const session = await opened('/sessions/rpc-close-suspended')
     session.send('set:k=v')
     await session.drop(room)
@@ -97,7 +86,7 @@ describe('close for a session', () => {
   })
 
   it('does not run for a drop, and runs once when the resumed session closes cleanly', async () => {
-    const room = roomOf('drop-resume-close')
+    const room = sessionsRoom('drop-resume-close')
     const first = await opened('/sessions/drop-resume-close')
     await first.drop(room)
     await evictDurableObject(room, { webSockets: 'hibernate' })
@@ -112,7 +101,7 @@ describe('close for a session', () => {
   })
 
   it('does not run for an eviction that cut the socket, and runs once when the resumed session closes', async () => {
-    const room = roomOf('evict-resume-close')
+    const room = sessionsRoom('evict-resume-close')
     const first = await opened('/sessions/evict-resume-close')
     await evictWithSockets(room, first)
     const second = await first.resume('/sessions/evict-resume-close')
@@ -125,7 +114,7 @@ describe('close for a session', () => {
   })
 
   it('does not run for a socket that was taken over, and runs once when the session closes', async () => {
-    const room = roomOf('takeover')
+    const room = sessionsRoom('takeover')
     const first = await opened('/sessions/takeover')
     const second = await first.resume('/sessions/takeover')
     expect(await first.whenClosed()).toMatchObject({ code: 3901 })
@@ -137,9 +126,8 @@ describe('close for a session', () => {
   })
 
   it('does not run when a half-open socket that was taken over answers 3901 after the object hibernated', async () => {
-    const room = roomOf('takeover-late')
-    const first = await SessionClient.open('/sessions/takeover-late', { halfOpen: true })
-    expect(await first.nextPayload()).toBe(`open:${String(first.id)}:false`)
+    const room = sessionsRoom('takeover-late')
+    const first = await opened('/sessions/takeover-late', { halfOpen: true })
     const second = await first.resume('/sessions/takeover-late')
     expect(await second.nextPayload()).toBe(`open:${String(first.id)}:true`)
     await evictDurableObject(room, { webSockets: 'hibernate' })
@@ -159,7 +147,7 @@ describe('close for a session', () => {
   })
 
   it('runs once with 3901 when a resume too far behind the log takes over a socket that still looked open', async () => {
-    const room = roomOf('takeover-reset')
+    const room = sessionsRoom('takeover-reset')
     const first = await opened('/sessions/takeover-reset')
     const stale = first.position
     for (let i = 0; i < 3 * SESSION_MAX_MESSAGES; i++) await room.broadcast(`flood ${String(i)}`)

@@ -1,19 +1,15 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import {
-  sessions,
-  unloggedSessions,
-  type SessionsObject,
-  type UnloggedSessionsObject,
-} from './fixture/endpoints/sessions.js'
+import { unloggedSessions, type UnloggedSessionsObject } from './fixture/endpoints/sessions.js'
 import { Client, eventually, upgrade } from './client.js'
 import { closesOf } from './closesOf.js'
 import { SESSION_PROTOCOL, SessionClient } from './sessionClient.js'
+import { opened, sessionsRoom } from './sessionFixture.js'
 
 describe('a plain client on an object with sessions on', () => {
   it('sees exactly the frames it saw before sessions: no welcome, no numbers, no acks', async () => {
-    const room = sessions.room<SessionsObject>(env, 'plain')
+    const room = sessionsRoom('plain')
     const response = await upgrade('/sessions/plain')
     expect(response.status).toBe(101)
     expect(response.headers.get('Sec-WebSocket-Protocol')).toBeNull()
@@ -23,8 +19,7 @@ describe('a plain client on an object with sessions on', () => {
     expect(greeting).toMatch(/^open:\d+:false$/)
     const id = Number(greeting.split(':')[1])
     expect(await plain.ask('echo:hi')).toBe('echo:hi')
-    const session = await SessionClient.open('/sessions/plain')
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
+    const session = await opened('/sessions/plain')
     // One broadcast: the session client gets it numbered, the plain one as it was sent.
     session.send('all:to everyone')
     expect(await plain.nextText()).toBe('all:to everyone')
@@ -89,7 +84,7 @@ describe('a malformed resume entry', () => {
   })
 
   it('with a token nobody holds gets a new session, and the session whose token it imitates goes on', async () => {
-    const room = sessions.room<SessionsObject>(env, 'unknown-token')
+    const room = sessionsRoom('unknown-token')
     const owner = await SessionClient.open('/sessions/unknown-token')
     const forged = await SessionClient.open('/sessions/unknown-token', {
       resume: { last: owner.position.last, token: `${owner.position.token.slice(0, -2)}AA` },
@@ -119,8 +114,7 @@ describe('sessions with resume: false', () => {
 
   it('ends the session on a drop: close runs with 1006, and the token resumes nothing', async () => {
     const stub = room('dropped')
-    const session = await SessionClient.open('/unlogged-sessions/dropped')
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
+    const session = await opened('/unlogged-sessions/dropped')
     await session.drop(stub)
     expect(await closesOf(stub, session.id)).toMatchObject([{ event: 'close', id: session.id, code: 1006 }])
     const again = await session.resume('/unlogged-sessions/dropped')
@@ -132,8 +126,7 @@ describe('sessions with resume: false', () => {
 
   it('keeps numbering upwards across a hibernation, so the client never sees a number twice', async () => {
     const stub = room('hibernated')
-    const session = await SessionClient.open('/unlogged-sessions/hibernated')
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
+    const session = await opened('/unlogged-sessions/hibernated')
     session.send('echo:before')
     expect(await session.nextPayload()).toBe('echo:before')
     const before = session.position.last

@@ -1,8 +1,6 @@
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { sessions, type SessionsObject } from './fixture/endpoints/sessions.js'
 import { closesOf } from './closesOf.js'
-import { SessionClient } from './sessionClient.js'
+import { opened, sessionsRoom } from './sessionFixture.js'
 
 /**
  * A session client that breaks docs/protocol.md is closed with 1002, and its
@@ -23,9 +21,8 @@ describe('a session frame that breaks the protocol', () => {
     ['an ack whose last is not a number', '{"t":"ack","last":"12"}'],
   ])('(%s) closes the socket with 1002 and ends the session', async (what, frame) => {
     const name = `protocol-${what.replaceAll(' ', '-')}`
-    const room = sessions.room<SessionsObject>(env, name)
-    const session = await SessionClient.open(`/sessions/${name}`)
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
+    const room = sessionsRoom(name)
+    const session = await opened(`/sessions/${name}`)
     session.send('echo:fine')
     expect(await session.nextPayload()).toBe('echo:fine')
     session.sendRaw(frame)
@@ -44,9 +41,8 @@ describe('a session frame that breaks the protocol', () => {
   })
 
   it('is not a resend: a number the server already handled is dropped quietly and the socket stays open', async () => {
-    const room = sessions.room<SessionsObject>(env, 'protocol-resend')
-    const session = await SessionClient.open('/sessions/protocol-resend')
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
+    const room = sessionsRoom('protocol-resend')
+    const session = await opened('/sessions/protocol-resend')
     session.send('echo:once')
     expect(await session.nextPayload()).toBe('echo:once')
     session.sendRaw('1 echo:once')

@@ -1,15 +1,10 @@
 import { env } from 'cloudflare:workers'
 import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import {
-  BRIEF_WINDOW_MS,
-  briefSessions,
-  sessions,
-  type BriefSessionsObject,
-  type SessionsObject,
-} from './fixture/endpoints/sessions.js'
+import { BRIEF_WINDOW_MS, briefSessions, type BriefSessionsObject } from './fixture/endpoints/sessions.js'
 import { sleep } from './client.js'
 import { SessionClient, evictWithSockets } from './sessionClient.js'
+import { opened, sessionsRoom } from './sessionFixture.js'
 
 /**
  * What a session missed while it had no socket arrives after the welcome,
@@ -17,19 +12,9 @@ import { SessionClient, evictWithSockets } from './sessionClient.js'
  * its own sends, broadcasts and `to(tag)` sends that included it, and none
  * that left it out. The session client fails on any number it has seen.
  */
-function roomOf(name: string): DurableObjectStub<SessionsObject> {
-  return sessions.room<SessionsObject>(env, name)
-}
-
-async function opened(path: string): Promise<SessionClient> {
-  const session = await SessionClient.open(path)
-  expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
-  return session
-}
-
 describe('the replay after a resume', () => {
   it('brings own sends, broadcasts and tagged sends from while the socket was dropped, in order, once, before newer ones', async () => {
-    const room = roomOf('replay-drop')
+    const room = sessionsRoom('replay-drop')
     const away = await opened('/sessions/replay-drop?tag=red')
     const other = await opened('/sessions/replay-drop?tag=blue')
     away.send('hold:gate')
@@ -62,7 +47,7 @@ describe('the replay after a resume', () => {
   })
 
   it('brings what was sent while a restart had cut every socket, to each session what was its own', async () => {
-    const room = roomOf('replay-evict')
+    const room = sessionsRoom('replay-evict')
     const red = await opened('/sessions/replay-evict?tag=red')
     const blue = await opened('/sessions/replay-evict?tag=blue')
     await evictWithSockets(room, red, blue)
@@ -93,7 +78,7 @@ describe('the replay after a resume', () => {
   })
 
   it('brings what RPC send(id) sent to the suspended session, also once the object was rebuilt', async () => {
-    const room = roomOf('replay-rpc-send')
+    const room = sessionsRoom('replay-rpc-send')
     const away = await opened('/sessions/replay-rpc-send')
     await away.drop(room)
     expect(await room.send(away.id, 'rpc:while dropped')).toBe(true)
@@ -120,7 +105,7 @@ describe('the replay after a resume', () => {
   })
 
   it('brings nothing twice when the client resumes from a position past part of what it missed', async () => {
-    const room = roomOf('replay-partial')
+    const room = sessionsRoom('replay-partial')
     const session = await opened('/sessions/replay-partial')
     await room.broadcast('first')
     expect(await session.nextPayload()).toBe('first')

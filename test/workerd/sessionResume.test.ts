@@ -6,17 +6,13 @@ import {
   SESSION_MAX_MESSAGES,
   SESSION_WINDOW_MS,
   briefSessions,
-  sessions,
   type BriefSessionsObject,
   type SessionsObject,
 } from './fixture/endpoints/sessions.js'
 import type { Entry } from './fixture/record.js'
 import { eventually, sleep } from './client.js'
 import { SESSION_PROTOCOL, SessionClient, evictWithSockets } from './sessionClient.js'
-
-function roomOf(name: string): DurableObjectStub<SessionsObject> {
-  return sessions.room<SessionsObject>(env, name)
-}
+import { opened, sessionsRoom } from './sessionFixture.js'
 
 async function eventsOf(
   room: DurableObjectStub<SessionsObject | BriefSessionsObject>,
@@ -26,16 +22,9 @@ async function eventsOf(
   return (await room.log()).filter((entry) => entry.event === event && entry.id === id)
 }
 
-/** Opens a session on `path` and reads the open handler's greeting. */
-async function opened(path: string): Promise<SessionClient> {
-  const session = await SessionClient.open(path)
-  expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
-  return session
-}
-
 describe('a session resumed after a forced eviction', () => {
   it('keeps its id, data and tags, runs open again with resumed true, and names the session protocol', async () => {
-    const room = roomOf('evicted')
+    const room = sessionsRoom('evicted')
     const first = await SessionClient.open('/sessions/evicted?tag=blue&tag=green')
     expect(first.protocol).toBe(SESSION_PROTOCOL)
     // ackEvery and ackBytes: a quarter of the default send window (500 frames, 1 MiB).
@@ -75,7 +64,7 @@ describe('a session resumed after a forced eviction', () => {
 
 describe('a session resumed after its socket dropped while the object stayed in memory', () => {
   it('is out of connections() while suspended, and comes back with the same id and data', async () => {
-    const room = roomOf('dropped')
+    const room = sessionsRoom('dropped')
     const first = await opened('/sessions/dropped')
     first.send('set:n=1')
     first.send('echo:x')
@@ -195,7 +184,7 @@ describe('a log the window emptied', () => {
 
 describe('a resume whose position the log no longer reaches', () => {
   it('gets a fresh session (a reset), and the old session closes once with 3902', async () => {
-    const room = roomOf('trimmed')
+    const room = sessionsRoom('trimmed')
     const first = await opened('/sessions/trimmed')
     await first.drop(room)
     for (let i = 0; i < 3 * SESSION_MAX_MESSAGES; i++) await room.broadcast(`flood ${String(i)}`)
@@ -213,7 +202,7 @@ describe('a resume whose position the log no longer reaches', () => {
 
 describe('a message the client sends again after a resume', () => {
   it('is handed to the message handler once, in order, whether or not the first copy arrived', async () => {
-    const room = roomOf('resent')
+    const room = sessionsRoom('resent')
     const first = await opened('/sessions/resent')
     first.send('echo:1')
     first.send('echo:2')
@@ -235,7 +224,7 @@ describe('a message the client sends again after a resume', () => {
   })
 
   it('is handled on the new socket when the first copy never was', async () => {
-    const room = roomOf('resent-unhandled')
+    const room = sessionsRoom('resent-unhandled')
     const first = await opened('/sessions/resent-unhandled')
     first.send('hold:gate')
     first.send('echo:behind the gate')
@@ -264,13 +253,13 @@ describe('tokens', () => {
     const away = await SessionClient.open('/sessions/token-away', { resume: home.position })
     expect(away.resumed).toBe(false)
     expect(await away.nextPayload()).toBe(`open:${String(away.id)}:false`)
-    expect(await eventsOf(roomOf('token-home'), 'close', home.id)).toEqual([])
+    expect(await eventsOf(sessionsRoom('token-home'), 'close', home.id)).toEqual([])
     for (const client of [home, away]) client.close(1000)
     await Promise.all([home.whenClosed(), away.whenClosed()])
   })
 
   it('are refused once a resume with a newer token was confirmed, and the session is untouched', async () => {
-    const room = roomOf('old-token')
+    const room = sessionsRoom('old-token')
     const first = await opened('/sessions/old-token')
     const oldPosition = first.position
     await first.drop(room)
@@ -290,7 +279,7 @@ describe('tokens', () => {
   })
 
   it('still resume with the old token after a cut right after a resume, before the new token was used', async () => {
-    const room = roomOf('cut-after-resume')
+    const room = sessionsRoom('cut-after-resume')
     const first = await opened('/sessions/cut-after-resume')
     await first.drop(room)
     const second = await first.resume('/sessions/cut-after-resume')
@@ -317,7 +306,7 @@ describe('tokens', () => {
 
 describe('a resume while the old socket still looks open', () => {
   it('takes the session over: the old socket gets 3901, the session goes on, and close does not run', async () => {
-    const room = roomOf('takeover')
+    const room = sessionsRoom('takeover')
     const first = await opened('/sessions/takeover')
     first.send('set:owner=first')
     const second = await first.resume('/sessions/takeover')
