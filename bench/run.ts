@@ -21,7 +21,7 @@ import type WebSocket from 'ws'
 import { runAbuse } from './lib/abuse.ts'
 import { renderAbuse } from './lib/abuseReport.ts'
 import { libraryBundle, logicOnlyBundle, workerBundle, type BundleSize } from './lib/bundleSize.ts'
-import { closeAll, closeSocket, openSocket, request } from './lib/client.ts'
+import { closeAll, closeSocket, request } from './lib/client.ts'
 import { REPO_ROOT, defaultStateStore, startDevServer, type DevServer } from './lib/devServer.ts'
 import { spawnGroup, type Group } from './lib/group.ts'
 import { readCpu, readRssBytes } from './lib/proc.ts'
@@ -29,8 +29,8 @@ import { renderResults } from './lib/report.ts'
 import type { Machine, Results, RunSettings, WakeSample } from './lib/results.ts'
 import { runScenario, type Rounds } from './lib/rounds.ts'
 import {
-  BROADCAST_TRIGGER,
   ECHO_MESSAGE,
+  answersAlike,
   broadcast,
   connectClose,
   echo,
@@ -179,19 +179,10 @@ async function health(origin: string): Promise<number> {
   return body.constructed
 }
 
-/** The three must answer alike before any number means anything. */
+/** The three must answer alike, and count their objects, before any number means anything. */
 async function sanityCheck(endpoint: Endpoint, origin: string): Promise<void> {
-  const socket = await openSocket(endpoint.url('sanity'))
-  try {
-    const reply = await request(socket, ECHO_MESSAGE)
-    const expected = JSON.stringify({ received: JSON.parse(ECHO_MESSAGE) as unknown })
-    if (reply !== expected) throw new Error(`${endpoint.key} answered ${reply}, not ${expected}`)
-    const copy = await request(socket, BROADCAST_TRIGGER)
-    if (copy !== '{"seq":0}') throw new Error(`${endpoint.key} broadcast ${copy}, not {"seq":0}`)
-    if (typeof (await health(origin)) !== 'number') throw new Error(`${endpoint.key}: /health is not a count`)
-  } finally {
-    await closeSocket(socket)
-  }
+  await answersAlike(endpoint)
+  if (typeof (await health(origin)) !== 'number') throw new Error(`${endpoint.key}: /health is not a count`)
 }
 
 function mib(bytes: number): string {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type WebSocket from 'ws'
-import { closeAll, closeSocket, openMany, openSocket, type ClientKind } from './client.ts'
+import { closeAll, closeSocket, openMany, openSocket, request, type ClientKind } from './client.ts'
 import { Span, type Target } from './measure.ts'
 
 /** One server under test, as the client sees it. */
@@ -34,6 +34,23 @@ export interface Scenario<State> {
 /** The one message every echo sends; the servers answer `{"received":{…}}`. */
 export const ECHO_MESSAGE = JSON.stringify({ text: 'hello, durable objects', n: 42 })
 export const BROADCAST_TRIGGER = JSON.stringify({ broadcast: 1 })
+
+/**
+ * Throws unless the endpoint answers an echo and a one-copy broadcast as
+ * every bench server must: no number means anything before they answer alike.
+ */
+export async function answersAlike(endpoint: Endpoint): Promise<void> {
+  const socket = await openSocket(endpoint.url('sanity'), endpoint.client)
+  try {
+    const reply = await request(socket, ECHO_MESSAGE)
+    const expected = JSON.stringify({ received: JSON.parse(ECHO_MESSAGE) as unknown })
+    if (reply !== expected) throw new Error(`${endpoint.key} answered ${reply}, not ${expected}`)
+    const copy = await request(socket, BROADCAST_TRIGGER)
+    if (copy !== '{"seq":0}') throw new Error(`${endpoint.key} broadcast ${copy}, not {"seq":0}`)
+  } finally {
+    await closeSocket(socket)
+  }
+}
 const BATCH_TIMEOUT_MS = 30_000
 
 /** Runs `load` for warm-up plus the span, then tells it to stop and waits for it to drain. */

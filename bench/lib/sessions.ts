@@ -6,12 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type WebSocket from 'ws'
 import { wsText } from '../../tools/wsText.ts'
 import { git } from './abuse.ts'
-import { SOCKET_OPTIONS, closeSocket, openSocket, request, welcomed, type ClientKind } from './client.ts'
+import { SOCKET_OPTIONS, closeSocket, openSocket, welcomed, type ClientKind } from './client.ts'
 import { defaultStateStore, startDevServer, type DevServer, type StateStore } from './devServer.ts'
 import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
 import type { ScenarioResult } from './results.ts'
 import { runScenario, type Rounds } from './rounds.ts'
-import { BROADCAST_TRIGGER, ECHO_MESSAGE, broadcast, echo, type Endpoint, type Timing } from './scenarios.ts'
+import { answersAlike, broadcast, echo, type Endpoint, type Timing } from './scenarios.ts'
 import { SERVERS, type ServerSpec } from './servers.ts'
 import { SessionSocket, protocolProblems } from './sessionSocket.ts'
 
@@ -229,16 +229,7 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
 
 /** The session client must see exactly what a plain client sees, numbers and controls aside. */
 async function sanityCheck(endpoint: Endpoint): Promise<void> {
-  const socket = await openSocket(endpoint.url('sanity'), endpoint.client)
-  try {
-    const reply = await request(socket, ECHO_MESSAGE)
-    const expected = JSON.stringify({ received: JSON.parse(ECHO_MESSAGE) as unknown })
-    if (reply !== expected) throw new Error(`${endpoint.key} answered ${reply}, not ${expected}`)
-    const copy = await request(socket, BROADCAST_TRIGGER)
-    if (copy !== '{"seq":0}') throw new Error(`${endpoint.key} broadcast ${copy}, not {"seq":0}`)
-  } finally {
-    await closeSocket(socket)
-  }
+  await answersAlike(endpoint)
   checkProtocol(`the sanity check of ${endpoint.key}`)
 }
 
