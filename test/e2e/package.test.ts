@@ -57,25 +57,51 @@ describe('the published package', () => {
     ).toEqual([])
   })
 
-  it("resolves every relative link of the README and docs/api.md inside the package, as a user's node_modules has it", async () => {
+  it('resolves every relative link of every Markdown file it ships inside the package, anchors included', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: REPO_ROOT,
     })
     const [report] = JSON.parse(stdout) as [{ files: { path: string }[] }]
     const paths = new Set(report.files.map((file) => file.path))
+    const pages = [...paths].filter((path) => path.endsWith('.md'))
+    expect(pages).toContain('docs/guarantees.md')
+    const anchors = new Map<string, Set<string>>()
+    for (const page of pages) anchors.set(page, headingAnchors(await readFile(join(REPO_ROOT, page), 'utf8')))
     const broken: string[] = []
-    for (const page of ['README.md', 'docs/api.md']) {
+    let checked = 0
+    for (const page of pages) {
       const text = await readFile(join(REPO_ROOT, page), 'utf8')
-      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
-        if (target === undefined || /^[a-z]+:/.test(target)) continue
-        const resolved = posix.normalize(posix.join(posix.dirname(page), target)).replace(/\/$/, '')
+      for (const [, target = '', anchor] of text.matchAll(/\]\(([^)#\s]*)(?:#([^)\s]*))?\)/g)) {
+        if (/^[a-z]+:/.test(target)) continue
+        checked++
+        const resolved =
+          target === '' ? page : posix.normalize(posix.join(posix.dirname(page), target)).replace(/\/$/, '')
         const found = paths.has(resolved) || [...paths].some((path) => path.startsWith(`${resolved}/`))
         if (!found) broken.push(`${page} -> ${target}`)
+        else if (anchor !== undefined && anchors.has(resolved) && !anchors.get(resolved)?.has(anchor))
+          broken.push(`${page} -> ${target}#${anchor}`)
       }
     }
+    expect(checked).toBeGreaterThan(50)
     expect(broken).toEqual([])
   })
 })
+
+/** The anchors a Markdown renderer gives a page's headings, the way GitHub and npm spell them. */
+function headingAnchors(text: string): Set<string> {
+  const found = new Set<string>()
+  const seen = new Map<string, number>()
+  for (const [, heading = ''] of text.matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
+    const slug = heading
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-')
+    const count = seen.get(slug) ?? 0
+    seen.set(slug, count + 1)
+    found.add(count === 0 ? slug : `${slug}-${String(count)}`)
+  }
+  return found
+}
 
 describe('the demo worker', () => {
   let workspace: Workspace | undefined
