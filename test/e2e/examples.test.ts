@@ -1,10 +1,14 @@
 import { execFile } from 'node:child_process'
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify, stripVTControlCharacters } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import NodeWs from 'ws'
+import { connect as connectClient, type WebSocketConstructor } from '../../src/client/index.js'
+import type { ToClient } from '../../examples/chat/src/protocol.js'
 import { connect } from './client.js'
+import { recordEvents } from './clientEvents.js'
 import { startDev, type DevServer } from './wranglerDev.js'
 
 /**
@@ -127,4 +131,54 @@ exampleSteps('chat', async (dev) => {
   expect(await history.json()).toEqual([{ type: 'said', name: 'ada', text: 'hello' }])
   expect((await fetch(`${dev.origin}/rooms/a..b/history`)).status).toBe(400)
   expect((await client.close()).code).toBe(1000)
+
+  // A member whose connection drops and resumes its session is announced once, when it first joined.
+  const watcher = await connect(`${dev.wsOrigin}/chat/resumes?name=cleo`)
+  expect(await watcher.next()).toMatchObject({ type: 'welcome' })
+  const sockets: NodeWs[] = []
+  class Tracked extends NodeWs {
+    constructor(...args: ConstructorParameters<typeof NodeWs>) {
+      super(...args)
+      sockets.push(this)
+    }
+  }
+  const dan = connectClient<ToClient, { text: string }>(`${dev.wsOrigin}/chat/resumes?name=dan`, {
+    WebSocket: Tracked as unknown as WebSocketConstructor,
+  })
+  const opened = recordEvents(dan)
+  expect(await opened.next('open')).toEqual({ reconnected: false, resumed: false })
+  expect(await watcher.next()).toEqual({ type: 'joined', name: 'dan' })
+  sockets[0]?.terminate()
+  expect(await opened.next('open')).toEqual({ reconnected: true, resumed: true })
+  dan.send({ text: 'back' })
+  // The next thing the watcher hears is dan's line: no second 'joined', and no 'left'.
+  expect(await watcher.next()).toEqual({ type: 'said', name: 'dan', text: 'back' })
+  dan.close()
+  expect(await watcher.next()).toEqual({ type: 'left', name: 'dan' })
+  expect((await watcher.close()).code).toBe(1000)
 })
+
+describe("the README's and the guide's echo", () => {
+  it('shows, file for file, the examples/echo project that the steps above install from the tarball and run', async () => {
+    const shown: [page: string, file: string][] = [
+      ['README.md', 'src/worker.ts'],
+      ['README.md', 'wrangler.jsonc'],
+      ['docs/guide.md', 'src/worker.ts'],
+      ['docs/guide.md', 'wrangler.jsonc'],
+      ['docs/guide.md', 'vitest.config.ts'],
+      ['docs/guide.md', 'test/echo.test.ts'],
+    ]
+    for (const [page, file] of shown) {
+      const text = await readFile(join(REPO_ROOT, page), 'utf8')
+      const block = firstBlockAfter(text, `\`${file}\`:`)
+      expect(block, `${page}'s ${file}`).toBe(await readFile(join(REPO_ROOT, 'examples/echo', file), 'utf8'))
+    }
+  })
+})
+
+/** The body of the first fenced code block after the line `label`, as the page shows it. */
+function firstBlockAfter(text: string, label: string): string | undefined {
+  const at = text.indexOf(`\n${label}\n`)
+  if (at === -1) return undefined
+  return /\n```[a-z]*\n([\s\S]*?)```\n/.exec(text.slice(at))?.[1]
+}

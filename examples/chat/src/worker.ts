@@ -14,11 +14,17 @@ const HISTORY_KEY = 'history'
 const ws = websocket<Env, Data>({ binding: 'CHAT', serializer: 'json', idleTimeout: 60_000 })
 
 ws.add('open', (conn, request) => {
-  const asked = new URL(request.url).searchParams.get('name')?.trim() ?? ''
-  conn.data.name = asked === '' ? `guest ${String(conn.id)}` : asked.slice(0, MAX_NAME_LENGTH)
+  // A session that resumed after a dropped connection is the same member, already announced and
+  // never announced as gone: it keeps its name and tells nobody. Only a new one joins.
+  if (!conn.resumed) {
+    const asked = new URL(request.url).searchParams.get('name')?.trim() ?? ''
+    conn.data.name = asked === '' ? `guest ${String(conn.id)}` : asked.slice(0, MAX_NAME_LENGTH)
+  }
   const names = [...conn.manager.connections().values()].map((other) => other.data.name)
   conn.send({ type: 'welcome', id: conn.id, names } satisfies ToClient)
-  conn.manager.broadcast({ type: 'joined', name: conn.data.name } satisfies ToClient, { except: conn.id })
+  if (!conn.resumed) {
+    conn.manager.broadcast({ type: 'joined', name: conn.data.name } satisfies ToClient, { except: conn.id })
+  }
 })
 
 ws.add('message', (conn, message) => {

@@ -1,6 +1,7 @@
 import { env, exports } from 'cloudflare:workers'
+import { evictDurableObject } from 'cloudflare:test'
 import { openSocket } from 'durable-websocket/testing'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 describe('the echo at /ws', () => {
   it('answers every JSON message with { received: message }', async () => {
@@ -19,6 +20,27 @@ describe('the echo at /ws', () => {
     expect(await env.WEBSOCKET.getByName('lobby').count()).toBe(1)
     expect(await env.WEBSOCKET.getByName('default').count()).toBe(0)
     await lobby.close()
+  })
+
+  it('answers on the same socket after the object hibernates', async () => {
+    const socket = await openSocket(exports.default, '/ws/naps')
+    socket.send('before')
+    await socket.nextMessage()
+
+    // What the runtime does to an idle object: gone from memory, its sockets still open.
+    await evictDurableObject(env.WEBSOCKET.getByName('naps'), { webSockets: 'hibernate' })
+
+    socket.send('after')
+    expect(await socket.nextMessage()).toEqual({ received: 'after' })
+    await socket.close()
+  })
+
+  it('forgets a connection once it has closed', async () => {
+    const socket = await openSocket(exports.default, '/ws/leaving')
+    await socket.close()
+    await vi.waitFor(async () => {
+      expect(await env.WEBSOCKET.getByName('leaving').count()).toBe(0)
+    })
   })
 
   it('closes with 1007 on text that is not JSON', async () => {
