@@ -1,29 +1,21 @@
 import WebSocket from 'ws'
+import {
+  ACK_EVERY,
+  SESSION_PROTOCOL,
+  encodeClientAck,
+  numbered,
+  readServerFrame,
+  resumeEntry,
+  type ResumePoint,
+  type Welcome,
+} from '../../src/shared/sessionProtocol.js'
 
-/** The subprotocol a session client offers first (docs/protocol.md §1). */
-export const SESSION_PROTOCOL = 'dws.session.v1'
-/** durable-websocket/client acknowledges after this many data frames when the welcome does not say (docs/protocol.md §5). */
-const ACK_EVERY = 32
-const SPACE = 0x20
-const ZERO = 0x30
-const NINE = 0x39
-const OPEN_BRACE = 0x7b
+export { SESSION_PROTOCOL }
+export type { Welcome }
 
 type SendData = Parameters<WebSocket['send']>[0]
 type SendCallback = (err?: Error) => void
 type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>
-
-/** The server's first frame on a session socket (docs/protocol.md §4). */
-export interface Welcome {
-  id: number
-  token: string
-  resumed: boolean
-  handled: number
-  last: number
-  window: number
-  ackEvery?: number
-  ackBytes?: number
-}
 
 /**
  * Every breach of the protocol any session socket saw from the server: the
@@ -33,10 +25,7 @@ export interface Welcome {
 export const protocolProblems: string[] = []
 
 /** What a resume offers: the session's token and the highest `g` received. */
-export interface ResumeFrom {
-  token: string
-  last: number
-}
+export type ResumeFrom = ResumePoint
 
 /**
  * A session client with as little cost of its own as the protocol allows,
@@ -69,10 +58,7 @@ export class SessionSocket extends WebSocket {
   received = 0
 
   constructor(url: string, options: WebSocket.ClientOptions, resume?: ResumeFrom) {
-    const offer =
-      resume === undefined
-        ? [SESSION_PROTOCOL]
-        : [SESSION_PROTOCOL, `dws.resume.${String(resume.last)}.${resume.token}`]
+    const offer = resume === undefined ? [SESSION_PROTOCOL] : [SESSION_PROTOCOL, resumeEntry(resume)]
     super(url, offer, options)
     this.welcomed = new Promise((resolve) => {
       this.#resolveWelcome = resolve
@@ -84,7 +70,7 @@ export class SessionSocket extends WebSocket {
   override send(data: SendData, options: SendOptions, cb?: SendCallback): void
   override send(data: SendData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
     if (typeof data !== 'string') throw new TypeError('the bench session client sends text only')
-    const frame = `${String(++this.#sent)} ${data}`
+    const frame = numbered(++this.#sent, data) as string
     if (typeof options === 'object') super.send(frame, options, cb)
     else super.send(frame, options)
   }
@@ -94,36 +80,42 @@ export class SessionSocket extends WebSocket {
     const data = args[0]
     if (!Buffer.isBuffer(data)) return super.emit(event, ...args)
     if (data[0] === OPEN_BRACE) {
-      this.#control(data)
+      this.#control(data.toString('utf8'))
       return true
     }
-    const space = data.indexOf(SPACE)
-    const g = space < 1 ? undefined : digits(data, space)
-    if (g === undefined) {
-      protocolProblems.push(`a frame that is neither data nor control: ${data.toString('utf8', 0, 40)}`)
+    const bytes = new Uint8Array(data.byteLength)
+    bytes.set(data)
+    const frame = readServerFrame(bytes.buffer)
+    if (frame.kind !== 'data') {
+      protocolProblems.push(
+        `${frame.kind === 'invalid' ? frame.problem : 'an unexpected frame'}: ${data.toString('utf8', 0, 40)}`,
+      )
       return true
     }
+    const g = frame.seq
     if (this.welcome === undefined) protocolProblems.push(`data frame ${String(g)} before the welcome`)
     if (g <= this.last) protocolProblems.push(`data frame ${String(g)} after ${String(this.last)}`)
     this.last = g
     this.received++
-    this.#sizeSinceAck += data.length - space - 1
+    const payload = Buffer.from(frame.payload as ArrayBuffer)
+    this.#sizeSinceAck += payload.length
     if (++this.#sinceAck >= this.#ackEvery || this.#sizeSinceAck >= this.#ackBytes) {
       this.#sinceAck = 0
       this.#sizeSinceAck = 0
-      super.send(`{"t":"ack","last":${String(g)}}`)
+      super.send(encodeClientAck(g))
     }
-    return super.emit('message', data.subarray(space + 1), args[1])
+    return super.emit('message', payload, args[1])
   }
 
-  #control(data: Buffer): void {
-    const frame = JSON.parse(data.toString('utf8')) as { t?: unknown } & Partial<Welcome>
-    if (frame.t !== 'welcome') return
+  #control(text: string): void {
+    const frame = readServerFrame(text)
+    if (frame.kind === 'invalid') protocolProblems.push(`${frame.problem}: ${text.slice(0, 40)}`)
+    if (frame.kind !== 'welcome') return
     if (this.welcome !== undefined) {
       protocolProblems.push('a second welcome')
       return
     }
-    const welcome = frame as Welcome
+    const { welcome } = frame
     this.welcomedAt = performance.now()
     this.welcome = welcome
     this.last = welcome.last
@@ -133,13 +125,5 @@ export class SessionSocket extends WebSocket {
   }
 }
 
-/** The decimal number in `data[0..end)`, or undefined when anything there is not a digit. */
-function digits(data: Buffer, end: number): number | undefined {
-  let value = 0
-  for (let i = 0; i < end; i++) {
-    const byte = data[i] ?? 0
-    if (byte < ZERO || byte > NINE) return undefined
-    value = value * 10 + (byte - ZERO)
-  }
-  return value
-}
+/** `{`: a control frame is JSON text; the bench reads it as text. */
+const OPEN_BRACE = 0x7b

@@ -2,21 +2,19 @@ import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
-import {
-  IDLE_WITHOUT_HEARTBEAT,
-  PROTOCOL_ERROR,
-  SESSION_TAKEN_OVER,
-  SLOW_CONSUMER,
-  isIdleTimeout,
-  validateClose,
-  type CloseEventInfo,
-} from './closeCodes.js'
+import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
-import { ACK_AFTER_MS, ProtocolViolation, Session, SESSION_PROTOCOL, type Welcome } from './Session.js'
+import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
+import {
+  SESSION_PROTOCOL,
+  SessionCloseCode,
+  isSessionProtocolName,
+  type Welcome,
+} from '../shared/sessionProtocol.js'
 import { StoredSession } from './StoredSession.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
@@ -307,10 +305,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   }
 
   #dial(protocols: readonly string[], offerSession = this.#offerSession): void {
-    if (
-      offerSession &&
-      protocols.some((name) => name.startsWith('dws.session.') || name.startsWith('dws.resume.'))
-    ) {
+    if (offerSession && protocols.some(isSessionProtocolName)) {
       const why =
         'options.protocols() named a dws.session.* or dws.resume.* subprotocol, which the client offers itself; leave it out.'
       this.#failed(new ClientError('ERR_DWS_INVALID_OPTIONS', why))
@@ -557,7 +552,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#openedAt = undefined
     if (lasted) this.#step = 0
     const inSession = this.#sessionSeen && this.#offerSession
-    if (inSession && close.code === PROTOCOL_ERROR && this.#state !== 'closed') {
+    if (inSession && close.code === SessionCloseCode.PROTOCOL_ERROR && this.#state !== 'closed') {
       const why =
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
@@ -568,7 +563,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       reconnect !== undefined &&
       this.#attempts < reconnect.maxAttempts &&
       // Another socket holds the session now; coming back would only take it away again.
-      !(inSession && close.code === SESSION_TAKEN_OVER) &&
+      !(inSession && close.code === SessionCloseCode.TAKEN_OVER) &&
       this.#wantsRetry(close)
     if (!retry) {
       if (this.#state !== 'closed') this.#forgetSession(endsSession(close.code))
@@ -687,9 +682,16 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   }
 }
 
-/** A close frame with these codes ends a session; other codes leave it to resume (3901: another socket has it). */
+/**
+ * Whether a close the client will not retry leaves it nothing to resume: 1000, and the
+ * application codes a server closes with (but 3901: another socket has the session).
+ */
 function endsSession(code: number): boolean {
   return (
-    code === 1000 || (code >= 3000 && code <= 4999 && code !== SESSION_TAKEN_OVER && code !== SLOW_CONSUMER)
+    code === 1000 ||
+    (code >= 3000 &&
+      code <= 4999 &&
+      code !== SessionCloseCode.TAKEN_OVER &&
+      code !== SessionCloseCode.SLOW_CONSUMER)
   )
 }

@@ -1,5 +1,6 @@
 import type { Frame } from '../shared/serializer.js'
-import { isToken, type Numbered, type SessionState } from './Session.js'
+import { isToken } from '../shared/sessionProtocol.js'
+import type { Numbered, SessionState } from './Session.js'
 
 /**
  * Where a session outlives its page: `sessionStorage` and `localStorage` fit

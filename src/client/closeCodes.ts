@@ -1,4 +1,5 @@
 import { closeReasonProblem } from '../shared/closeCodes.js'
+import { SessionCloseCode } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 
 /** How a socket ended, as the client saw it. */
@@ -8,13 +9,6 @@ export interface CloseEventInfo {
   /** False when the connection dropped without a closing handshake (code 1006). */
   wasClean: boolean
 }
-
-/** The server broke the session protocol, or says the client did: a bug on one side, never retried. */
-export const PROTOCOL_ERROR = 1002
-/** Another socket resumed this session; this one must not come back and take it again. */
-export const SESSION_TAKEN_OVER = 3901
-/** The client fell behind the server's log; a reconnect gets a fresh session (issue 12). */
-export const SLOW_CONSUMER = 3903
 
 /**
  * Drops worth retrying: the server went away or restarted (1001, 1012), the
@@ -30,7 +24,7 @@ const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([
   1012,
   1013,
   1014,
-  SLOW_CONSUMER,
+  SessionCloseCode.SLOW_CONSUMER,
 ])
 
 export function isRetryableClose(close: CloseEventInfo): boolean {

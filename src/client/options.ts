@@ -8,7 +8,7 @@ import {
 import { ClientError } from './ClientError.js'
 import { isRetryableClose, type CloseEventInfo } from './closeCodes.js'
 import { resolveProtocols, type ProtocolsOption, type ResolvedProtocols } from './protocols.js'
-import { RESUME_PREFIX, SESSION_PROTOCOL } from './Session.js'
+import { RESUME_PREFIX, SESSION_PROTOCOL, isSessionProtocolName } from '../shared/sessionProtocol.js'
 import type { SessionStore } from './StoredSession.js'
 
 /** Any WHATWG-style WebSocket class: the browser's, Node 22's global one, or the `ws` package's. */
@@ -238,11 +238,7 @@ export function resolveOptions<Incoming, Outgoing>(
     )
   }
   const offer = resolveProtocols(protocols)
-  if (
-    session &&
-    typeof offer !== 'function' &&
-    offer.some((name) => name.startsWith('dws.session.') || name.startsWith(RESUME_PREFIX))
-  ) {
+  if (session && typeof offer !== 'function' && offer.some(isSessionProtocolName)) {
     throw invalid(
       `options.protocols names a dws.session.* or ${RESUME_PREFIX}* subprotocol, which the client offers itself (${SESSION_PROTOCOL}); leave it out.`,
     )

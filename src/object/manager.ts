@@ -25,19 +25,17 @@ import {
 } from './connection.js'
 import {
   SESSION_PROTOCOL,
-  SESSION_TAG,
   SessionCloseCode,
-  SessionStore,
+  encodeServerAck,
+  encodeWelcome,
   endsSession,
-  hashToken,
-  readAck,
-  newToken,
   numbered,
+  readClientFrame,
   readSessionOffer,
-  splitNumbered,
+  serverCloseSuspends,
   type SessionOffer,
-  type SessionRecord,
-} from './sessions.js'
+} from '../shared/sessionProtocol.js'
+import { SESSION_TAG, SessionStore, hashToken, newToken, type SessionRecord } from './sessions.js'
 
 /** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */
 export const MAX_TAGS = 10
@@ -52,12 +50,6 @@ const RETRY_AFTER_KEY_SECONDS = 30
 /** The longest key `maxConnectionsPerKey` accepts; it is kept in the socket's attachment. */
 const MAX_KEY_LENGTH = 256
 
-/**
- * A session client that fell behind what the log still holds (docs/protocol.md, close codes).
- * The client retries it, and gets a reset.
- */
-const SLOW_CONSUMER = 3903
-
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
 /** Numbers per ms of the clock under the sequence numbers of `resume: false` (see #nextUnloggedSeq). */
@@ -65,9 +57,6 @@ const UNLOGGED_SEQ_PER_MS = 1024
 
 /** The server acknowledges a session client's messages at least this often. */
 const ACK_EVERY = 32
-
-/** `{`: a session control frame is a JSON object; a data frame starts with a digit. */
-const OPEN_BRACE = 0x7b
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
 
@@ -434,10 +423,9 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   ): void {
     const session = entry.session
     if (session === undefined) return
+    const { messages, bytes } = this.#options.sendWindow
     entry.socket.send(
-      JSON.stringify({
-        t: 'welcome',
-        v: 1,
+      encodeWelcome({
         id: entry.id,
         token,
         resumed: session.resumed,
@@ -445,8 +433,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         last,
         window: this.#store?.window ?? 0,
         // A quarter of the send window: the client's ack arrives long before the window fills.
-        ackEvery: Math.max(1, Math.floor(this.#options.sendWindow.messages / 4)),
-        ackBytes: Math.max(1, Math.floor(this.#options.sendWindow.bytes / 4)),
+        ackEvery: Math.max(1, Math.floor(messages / 4)),
+        ackBytes: Math.max(1, Math.floor(bytes / 4)),
         ...(protocol === undefined ? {} : { protocol }),
       }),
     )
@@ -518,22 +506,17 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       session.confirmed = true
       this.#store?.confirm(entry.id)
     }
-    if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
-      const ack = readAck(raw)
-      if (ack === undefined) {
-        this.#protocolError(entry, 'a control frame that is not an ack')
-        return undefined
-      }
+    const frame = readClientFrame(raw)
+    if (frame.kind === 'invalid') {
+      this.#protocolError(entry, frame.problem)
+      return undefined
+    }
+    if (frame.kind === 'ack') {
       if (session.handled > session.acked) this.#ack(entry, session)
-      if (ack.last !== undefined) this.#acked(entry, ack.last)
+      if (frame.last !== undefined) this.#acked(entry, frame.last)
       return undefined
     }
-    const parsed = splitNumbered(raw)
-    if (parsed === undefined) {
-      this.#protocolError(entry, 'a data frame without its sequence number')
-      return undefined
-    }
-    const { seq, payload } = parsed
+    const { seq, payload } = frame
     if (seq <= session.received) {
       if (session.handled > session.acked) this.#ack(entry, session)
       return undefined
@@ -670,7 +653,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   #tooSlow(entry: Entry<Env, Data, In, Out>): void {
     log.warn(`${this.#label(entry)} fell behind what the session log holds, closing it with 3903`)
-    this.#closeByServer(entry, SLOW_CONSUMER, 'Slow consumer')
+    this.#closeByServer(entry, SessionCloseCode.SLOW_CONSUMER, 'Slow consumer')
   }
 
   /** A socket's window, made on first use: a woken object knows only whether it was held, and from where. */
@@ -694,7 +677,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   #ack(entry: Entry<Env, Data, In, Out>, session: SessionState): void {
     session.acked = session.handled
     try {
-      entry.socket.send(`{"t":"ack","handled":${String(session.handled)}}`)
+      entry.socket.send(encodeServerAck(session.handled))
     } catch {
       // The socket is gone; the next welcome carries the count instead.
     }
@@ -900,8 +883,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    */
   #storeAfter(entry: Entry<Env, Data, In, Out>, event: EventName): void {
     if (!entry.needsStore && this.#options.idleTimeout === undefined) return
-    if (entry.state === 'suspended') {
-      // The socket is gone, but the session lives on: its data goes where a resume reads it.
+    if (
+      entry.session !== undefined &&
+      (entry.state === 'suspended' || (isLive(entry.state) && entry.socket.readyState !== OPEN))
+    ) {
+      // The socket is gone or closing (a message handled just before the client's close), but the
+      // session lives on: its data goes where a resume reads it.
       entry.dataRead = false
       this.#store?.saveData(entry.id, entry.data)
       return
@@ -934,14 +921,19 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     reason: string,
     event: 'serverClose' | 'drain' = 'serverClose',
   ): void {
-    if (!entry.move(event)) return
+    const suspends = entry.session !== undefined && this.#store !== undefined && serverCloseSuspends(code)
+    if (!entry.move(suspends ? 'suspend' : event)) return
     this.#open.delete(entry.id)
-    if (entry.session !== undefined) this.#store?.remove(entry.id)
+    if (entry.session !== undefined && !suspends) this.#store?.remove(entry.id)
     try {
       entry.socket.close(code, reason)
     } catch (error) {
       // The runtime closed the socket first; `close` still runs, once.
       log.warn(`closing ${this.#label(entry)} failed:`, error)
+    }
+    if (suspends) {
+      this.ctx.waitUntil(this.#suspend(entry))
+      return
     }
     const closing = this.#queueClose(entry, code, reason)
     if (closing !== undefined) this.ctx.waitUntil(closing)
@@ -957,15 +949,22 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (entry.session !== undefined && store !== undefined && !endsSession(code)) {
       if (!entry.move('suspend')) return undefined
       this.#open.delete(entry.id)
-      this.#suspended.set(entry.id, entry)
-      const now = Date.now()
-      store.suspend(entry.id, now)
-      return alarmNoLaterThan(this.storage, now + store.window)
+      return this.#suspend(entry)
     }
     if (!entry.move('peerClose')) return undefined
     this.#open.delete(entry.id)
     if (entry.session !== undefined) store?.remove(entry.id)
     return this.#queueClose(entry, code, reason)
+  }
+
+  /** A session whose socket is gone waits for its resume until the window ends, which the alarm checks. */
+  #suspend(entry: Entry<Env, Data, In, Out>): Promise<void> {
+    this.#suspended.set(entry.id, entry)
+    const now = Date.now()
+    const store = this.#store
+    if (store === undefined) return Promise.resolve()
+    store.suspend(entry.id, now)
+    return alarmNoLaterThan(this.storage, now + store.window)
   }
 
   #queueClose(entry: Entry<Env, Data, In, Out>, code: number, reason: string): Promise<void> | undefined {

@@ -1,47 +1,10 @@
 import type { Frame } from '../core/outgoing.js'
 
-/** The subprotocol a session client offers first; the 101 names it when the object speaks sessions. */
-export const SESSION_PROTOCOL = 'dws.session.v1'
-
 /**
  * Every session socket carries this hibernation tag, so a woken object finds
  * them without a scan. It is the package's, not the app's: `conn.tags` leaves it out.
  */
 export const SESSION_TAG = 'dws.session'
-
-/** An offered entry `dws.resume.<last>.<token>` asks to resume a session. */
-const RESUME_PREFIX = 'dws.resume.'
-
-/** What a client's offer says about sessions, and the offer without the package's own entries. */
-export interface SessionOffer {
-  readonly wanted: boolean
-  readonly resume: { readonly last: number; readonly token: string } | undefined
-  /** What the app's `protocol` option sees: the offer minus every `dws.session.*`/`dws.resume.*` entry. */
-  readonly rest: string[]
-}
-
-export function readSessionOffer(offered: readonly string[]): SessionOffer {
-  let wanted = false
-  let resume: SessionOffer['resume']
-  const rest: string[] = []
-  for (const entry of offered) {
-    if (entry === SESSION_PROTOCOL) wanted = true
-    else if (entry.startsWith(RESUME_PREFIX)) resume ??= parseResume(entry.slice(RESUME_PREFIX.length))
-    else if (!entry.startsWith('dws.session.')) rest.push(entry)
-  }
-  return { wanted, resume: wanted ? resume : undefined, rest }
-}
-
-const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
-
-function parseResume(value: string): SessionOffer['resume'] {
-  const dot = value.indexOf('.')
-  if (dot < 1) return undefined
-  const last = Number(value.slice(0, dot))
-  const token = value.slice(dot + 1)
-  if (!Number.isSafeInteger(last) || last < 0 || !TOKEN_PATTERN.test(token)) return undefined
-  return { last, token }
-}
 
 /** 32 random bytes, base64url: 256 bits, far past the 128 a guess would need to beat. */
 export function newToken(): string {
@@ -364,97 +327,4 @@ export class SessionStore {
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
-}
-
-/** Close codes of the session protocol (docs/protocol.md). */
-export const SessionCloseCode = {
-  /** The server refuses a frame that breaks the protocol. */
-  PROTOCOL_ERROR: 1002,
-  /** Sent to a socket whose session a resume took over on another socket; the client must not reconnect. */
-  TAKEN_OVER: 3901,
-  /** What `close` gets when a session's window ended without a resume; never on the wire. */
-  EXPIRED: 3902,
-} as const
-
-/**
- * Whether a client's close code ends its session rather than suspending it:
- * 1000, no code at all (1005), or an application code are a client that
- * meant to leave; 1001 (a page unloading), 1006 (a cut) and the rest are
- * drops a resume can follow.
- */
-export function endsSession(code: number): boolean {
-  return code === 1000 || code === 1005 || (code >= 3000 && code <= 4999)
-}
-
-const SPACE = 0x20
-const ZERO = 0x30
-const NINE = 0x39
-/** Enough digits for any safe integer. */
-const MAX_DIGITS = 16
-
-/** A data frame's sequence number and payload, or undefined when the frame has no valid prefix. */
-export function splitNumbered(
-  raw: string | ArrayBuffer,
-): { seq: number; payload: string | ArrayBuffer } | undefined {
-  if (typeof raw === 'string') {
-    const space = raw.indexOf(' ')
-    if (space < 1 || space > MAX_DIGITS) return undefined
-    const seq = digitsValue(raw, space)
-    return seq === undefined ? undefined : { seq, payload: raw.slice(space + 1) }
-  }
-  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_DIGITS + 1))
-  const space = bytes.indexOf(SPACE)
-  if (space < 1) return undefined
-  let seq = 0
-  for (let i = 0; i < space; i++) {
-    const byte = bytes[i] ?? 0
-    if (byte < ZERO || byte > NINE) return undefined
-    seq = seq * 10 + (byte - ZERO)
-  }
-  return seq === 0 ? undefined : { seq, payload: raw.slice(space + 1) }
-}
-
-function digitsValue(text: string, end: number): number | undefined {
-  let seq = 0
-  for (let i = 0; i < end; i++) {
-    const code = text.charCodeAt(i)
-    if (code < ZERO || code > NINE) return undefined
-    seq = seq * 10 + (code - ZERO)
-  }
-  return seq === 0 ? undefined : seq
-}
-
-const ascii = new TextEncoder()
-
-/** A data frame as it goes to a session client: its sequence number, a space, the payload. */
-export function numbered(seq: number, frame: Frame): Frame {
-  if (typeof frame === 'string') return `${String(seq)} ${frame}`
-  const prefix = ascii.encode(`${String(seq)} `)
-  const body =
-    frame instanceof ArrayBuffer
-      ? new Uint8Array(frame)
-      : new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength)
-  const out = new Uint8Array(prefix.byteLength + body.byteLength)
-  out.set(prefix, 0)
-  out.set(body, prefix.byteLength)
-  return out.buffer
-}
-
-/**
- * Reads a client's control frame, which must be an acknowledgement, the one
- * kind a client sends: undefined when it is not one, otherwise the `last` it
- * covers (undefined when it names none, or no whole number).
- */
-export function readAck(raw: string): { last: number | undefined } | undefined {
-  let frame: { t?: unknown; last?: unknown } | null
-  try {
-    frame = JSON.parse(raw) as { t?: unknown; last?: unknown } | null
-  } catch {
-    return undefined
-  }
-  if (frame?.t !== 'ack') return undefined
-  const { last } = frame
-  if (last === undefined) return { last: undefined }
-  if (typeof last !== 'number') return undefined
-  return { last: Number.isSafeInteger(last) ? last : undefined }
 }

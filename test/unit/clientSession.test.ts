@@ -47,7 +47,7 @@ function welcome(fields: Record<string, unknown> = {}): string {
     t: 'welcome',
     v: 1,
     id: 7,
-    token: 'token-1',
+    token: 'token-1-0123456789abcdef',
     resumed: false,
     handled: 0,
     last: 0,
@@ -222,23 +222,23 @@ describe('acknowledgements', () => {
 describe('a resume after a cut', () => {
   it('hellos with the rotated token and its position, resends what the server had not handled with the same numbers, then what waited', async () => {
     const started = start()
-    const first = establish(started, { id: 9, token: 'token-1' })
+    const first = establish(started, { id: 9, token: 'token-1-0123456789abcdef' })
     for (const n of [1, 2, 3]) started.client.send(n)
     first.receive('4 "seen"')
     first.drop(1006)
     expect(started.of('close')).toEqual([{ code: 1006, reason: '', wasClean: false, willReconnect: true }])
     started.client.send('while away')
     const second = await nextAttempt(started)
-    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1'])
+    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1-0123456789abcdef'])
     second.accept(SESSION)
-    second.receive(welcome({ id: 9, token: 'token-2', resumed: true, handled: 1, last: 4 }))
+    second.receive(welcome({ id: 9, token: 'token-2-0123456789abcdef', resumed: true, handled: 1, last: 4 }))
     expect(second.texts()).toEqual(['2 2', '3 3', '4 "while away"'])
     expect(started.of('open').at(-1)).toEqual({ reconnected: true, resumed: true })
     expect(started.of('reset')).toEqual([])
     expect(started.client.id).toBe(9)
     second.drop(1006)
     const third = await nextAttempt(started)
-    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2'])
+    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2-0123456789abcdef'])
   })
 
   it('sends what an open listener sends after the resent messages and before what waited', async () => {
@@ -250,7 +250,7 @@ describe('a resume after a cut', () => {
     started.client.on('open', () => started.client.send('from open'))
     const second = await nextAttempt(started)
     second.accept(SESSION)
-    second.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
+    second.receive(welcome({ resumed: true, handled: 0, token: 'token-2-0123456789abcdef' }))
     expect(second.texts()).toEqual(['1 "unacked"', '2 "from open"', '3 "waited"'])
   })
 
@@ -279,8 +279,8 @@ describe('a reset', () => {
     started.client.send(new Uint8Array([1, 2]))
     const second = await nextAttempt(started)
     second.accept(SESSION)
-    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1'])
-    second.receive(welcome({ id: 11, token: 'token-new', resumed: false, last: 900 }))
+    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1-0123456789abcdef'])
+    second.receive(welcome({ id: 11, token: 'token-new-0123456789abcd', resumed: false, last: 900 }))
     const resets = started.of('reset') as { unacknowledged: (string | ArrayBuffer)[] }[]
     expect(resets).toHaveLength(1)
     const [text, bytes] = resets[0]?.unacknowledged ?? []
@@ -296,7 +296,7 @@ describe('a reset', () => {
     second.receive('901 "new log"')
     expect(started.of('message').at(-1)).toBe('new log')
     second.drop(1006)
-    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.901.token-new'])
+    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.901.token-new-0123456789abcd'])
   })
 
   it('does not reset a client that asked for no session', () => {
@@ -310,7 +310,7 @@ describe('start(options) with a store', () => {
   it('keeps the token, the position and the unacknowledged and waiting messages, so a reload resumes', async () => {
     const store = memoryStore()
     const page = start({ store })
-    const socket = establish(page, { id: 5, token: 'token-1' })
+    const socket = establish(page, { id: 5, token: 'token-1-0123456789abcdef' })
     page.client.send('one')
     page.client.send(new Uint8Array([255, 0, 7]))
     socket.receive('12 "hi"')
@@ -320,9 +320,9 @@ describe('start(options) with a store', () => {
     // The page goes away without a word; a new one starts from the store.
     const reloaded = start({ store })
     const next = reloaded.fake.last()
-    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1'])
+    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1-0123456789abcdef'])
     next.accept(SESSION)
-    next.receive(welcome({ id: 5, token: 'token-2', resumed: true, handled: 0, last: 12 }))
+    next.receive(welcome({ id: 5, token: 'token-2-0123456789abcdef', resumed: true, handled: 0, last: 12 }))
     expect(next.texts()).toEqual([
       '1 "one"',
       '<bytes:2 \u00ff\u0000\u0007>'.replace('\u00ff', '\ufffd'),
@@ -341,8 +341,8 @@ describe('start(options) with a store', () => {
     const reloaded = start({ store })
     const next = reloaded.fake.last()
     next.accept(SESSION)
-    next.receive(welcome({ resumed: true, handled: 0, token: 'token-2' }))
-    const resent = next.sent[0] as Uint8Array
+    next.receive(welcome({ resumed: true, handled: 0, token: 'token-2-0123456789abcdef' }))
+    const resent = new Uint8Array(next.sent[0] as ArrayBuffer)
     expect([...resent]).toEqual([0x31, 0x20, 255, 0, 7])
   })
 
@@ -365,13 +365,13 @@ describe('start(options) with a store', () => {
   it('keeps the session when the client gives up on a cut, for a later page', async () => {
     const store = memoryStore()
     const page = start({ store, reconnect: false })
-    const socket = establish(page, { token: 'kept' })
+    const socket = establish(page, { token: 'kept-0123456789abcdefghij' })
     page.client.send('unacked')
     socket.drop(1006)
     await vi.advanceTimersByTimeAsync(0)
     expect(page.client.state).toBe('closed')
     const later = start({ store })
-    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept'])
+    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept-0123456789abcdefghij'])
   })
 
   it('starts a fresh session from a store whose entry it cannot read', () => {

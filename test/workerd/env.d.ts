@@ -52,6 +52,7 @@ declare global {
       SESSIONS: Namespace<'SessionsObject'>
       BRIEF_SESSIONS: Namespace<'BriefSessionsObject'>
       UNLOGGED_SESSIONS: Namespace<'UnloggedSessionsObject'>
+      STRICT_SESSIONS: Namespace<'StrictSessionsObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

@@ -1,20 +1,18 @@
 import { evictDurableObject } from 'cloudflare:test'
+import {
+  SESSION_PROTOCOL,
+  encodeClientAck,
+  numbered,
+  readServerFrame,
+  resumeEntry,
+  type Welcome as ProtocolWelcome,
+} from '../../src/shared/sessionProtocol.js'
 import { Client, upgrade, type Closed } from './client.js'
 
-/** The subprotocol of docs/protocol.md, version 1. */
-export const SESSION_PROTOCOL = 'dws.session.v1'
+export { SESSION_PROTOCOL }
 
-/** The server's first frame on a session socket (docs/protocol.md, "The welcome"). */
-export interface Welcome {
-  t: 'welcome'
-  v: number
-  id: number
-  token: string
-  resumed: boolean
-  handled: number
-  last: number
-  window: number
-}
+/** The welcome as the server sent it, `t` and `v` included (docs/protocol.md, "The welcome"). */
+export type Welcome = ProtocolWelcome & { t: 'welcome'; v: 1 }
 
 /** A numbered frame from the server. */
 export interface DataFrame {
@@ -84,7 +82,7 @@ export class SessionClient {
     for (const [c, payload] of carried.unacked) {
       if (c > welcome.handled) {
         this.#unacked.set(c, payload)
-        client.send(`${String(c)} ${payload}`)
+        client.send(numbered(c, payload))
       }
     }
   }
@@ -113,8 +111,7 @@ export class SessionClient {
     carried?: Carried,
   ): Promise<SessionClient> {
     const offer = [SESSION_PROTOCOL]
-    if (options.resume !== undefined)
-      offer.push(`dws.resume.${String(options.resume.last)}.${options.resume.token}`)
+    if (options.resume !== undefined) offer.push(resumeEntry(options.resume))
     offer.push(...(options.protocols ?? []))
     const response = await upgrade(path, { 'Sec-WebSocket-Protocol': offer.join(', ') })
     if (response.status !== 101 || response.webSocket === null) {
@@ -122,9 +119,9 @@ export class SessionClient {
     }
     const client = new Client(response.webSocket, { allowHalfOpen: options.halfOpen ?? false })
     const first = await client.nextText()
-    const parsed = JSON.parse(first) as { t?: unknown }
-    if (parsed.t !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
-    const welcome = parsed as Welcome
+    const frame = readServerFrame(first)
+    if (frame.kind !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
+    const welcome: Welcome = { t: 'welcome', v: 1, ...frame.welcome }
     return new SessionClient(client, welcome, response.headers.get('Sec-WebSocket-Protocol'), carried)
   }
 
@@ -150,7 +147,7 @@ export class SessionClient {
   send(payload: string): number {
     const c = this.#nextC++
     this.#unacked.set(c, payload)
-    this.client.send(`${String(c)} ${payload}`)
+    this.client.send(numbered(c, payload))
     return c
   }
 
@@ -161,7 +158,7 @@ export class SessionClient {
 
   /** Tells the server the highest `g` received. */
   ack(): void {
-    this.client.sendJson({ t: 'ack', last: this.#last })
+    this.client.send(encodeClientAck(this.#last))
   }
 
   /**
@@ -247,23 +244,29 @@ export class SessionClient {
   /** The frames of one socket until the next data frame; undefined after a control frame. */
   async #read(patience?: number): Promise<DataFrame | undefined> {
     const raw = await this.client.next(patience)
-    const text = typeof raw === 'string' ? raw : new TextDecoder().decode(raw)
-    if (text.startsWith('{')) {
-      const control = JSON.parse(text) as { t?: unknown; handled?: unknown }
-      if (control.t === 'welcome') throw new Error(`a second welcome: ${text}`)
-      if (control.t === 'ack' && typeof control.handled === 'number') {
-        this.handledByServer = Math.max(this.handledByServer, control.handled)
-        for (const c of [...this.#unacked.keys()]) if (c <= control.handled) this.#unacked.delete(c)
+    const frame = readServerFrame(raw)
+    switch (frame.kind) {
+      case 'invalid':
+        throw new Error(`${frame.problem}: ${typeof raw === 'string' ? raw : '(binary)'}`)
+      case 'welcome':
+        throw new Error(`a second welcome on connection ${String(this.id)}`)
+      case 'ack':
+        this.handledByServer = Math.max(this.handledByServer, frame.handled)
+        for (const c of [...this.#unacked.keys()]) if (c <= frame.handled) this.#unacked.delete(c)
+        return undefined
+      case 'other':
+        return undefined
+      case 'data': {
+        if (frame.seq <= this.#last)
+          throw new Error(`frame ${String(frame.seq)} is not above last ${String(this.#last)}`)
+        this.#last = frame.seq
+        const { payload } = frame
+        return {
+          seq: frame.seq,
+          payload: typeof payload === 'string' ? payload : new TextDecoder().decode(payload),
+        }
       }
-      return undefined
     }
-    const match = /^(\d+) /.exec(text)
-    if (match === null) throw new Error(`a frame that is neither data nor control: ${text}`)
-    const seq = Number(match[1])
-    if (seq <= this.#last)
-      throw new Error(`frame ${String(seq)} is not above last ${String(this.#last)}: ${text}`)
-    this.#last = seq
-    return { seq, payload: text.slice(match[0].length) }
   }
 }
 

@@ -11,7 +11,7 @@ import type { Entry } from './fixture/record.js'
 import { sleep } from './client.js'
 import { closesOf } from './closesOf.js'
 import { SessionClient, evictWithSockets } from './sessionClient.js'
-import { opened, sessionsRoom } from './sessionFixture.js'
+import { expectEnded, opened, sessionsRoom } from './sessionFixture.js'
 
 /**
  * `close` runs exactly once per session, on every path that ends one, and on
@@ -38,10 +38,7 @@ describe('close for a session', () => {
       { event: 'close', id: session.id, code: 1000, reason: 'done' },
     ])
     // The session is gone: its token no longer resumes anything.
-    const again = await session.resume('/sessions/clean')
-    expect(again.resumed).toBe(false)
-    again.close(1000)
-    await again.whenClosed()
+    await expectEnded(session, '/sessions/clean')
   })
 
   it('runs once with the code the server closed with', async () => {
@@ -52,10 +49,7 @@ describe('close for a session', () => {
     expect(withoutData(await closesOf(room, session.id))).toEqual([
       { event: 'close', id: session.id, code: 4000, reason: 'server says bye' },
     ])
-    const again = await session.resume('/sessions/server-close')
-    expect(again.resumed).toBe(false)
-    again.close(1000)
-    await again.whenClosed()
+    await expectEnded(session, '/sessions/server-close')
   })
 
   it('runs once with the code of an RPC close(id) that ends a suspended session, and a resume then starts afresh', async () => {
@@ -79,10 +73,7 @@ describe('close for a session', () => {
     ])
     await runDurableObjectAlarm(room)
     expect(await closesOf(room, session.id)).toHaveLength(1)
-    const again = await session.resume('/sessions/rpc-close-suspended')
-    expect(again.resumed).toBe(false)
-    again.close(1000)
-    await again.whenClosed()
+    await expectEnded(session, '/sessions/rpc-close-suspended')
   })
 
   it('does not run for a drop, and runs once when the resumed session closes cleanly', async () => {

@@ -14,3 +14,12 @@ export async function opened(path: string, options: SessionOpenOptions = {}): Pr
   expect(await session.nextPayload()).toBe(`open:${String(session.id)}:false`)
   return session
 }
+
+/** Offers `session`'s token at `path` and checks it resumes nothing: a new session (a reset), closed again at once. */
+export async function expectEnded(session: SessionClient, path: string): Promise<SessionClient> {
+  const again = await session.resume(path)
+  expect(again.resumed).toBe(false)
+  again.close(1000)
+  await again.whenClosed()
+  return again
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { closesOf } from './closesOf.js'
-import { opened, sessionsRoom } from './sessionFixture.js'
+import { expectEnded, opened, sessionsRoom } from './sessionFixture.js'
 
 /**
  * A session client that breaks docs/protocol.md is closed with 1002, and its
@@ -34,10 +34,7 @@ describe('a session frame that breaks the protocol', () => {
       (entry) => entry.event === 'message' && entry.id === session.id,
     )
     expect(messages.map((entry) => entry.message)).toEqual(['echo:fine'])
-    const again = await session.resume(`/sessions/${name}`)
-    expect(again.resumed).toBe(false)
-    again.close(1000)
-    await again.whenClosed()
+    await expectEnded(session, `/sessions/${name}`)
   })
 
   it('is not a resend: a number the server already handled is dropped quietly and the socket stays open', async () => {

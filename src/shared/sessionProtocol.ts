@@ -1,0 +1,310 @@
+import type { Frame } from './serializer.js'
+
+/**
+ * The session protocol, version 1 (docs/protocol.md), once for every side
+ * that speaks it: the server, durable-websocket/client, the tests' client and
+ * the bench's. Names, frames with one encoder and one strict reader each,
+ * and the close codes. Runtime-neutral: no sockets, no timers, no storage.
+ */
+
+/** The subprotocol a session client offers first; a 101 that names it switches the socket to sessions. */
+export const SESSION_PROTOCOL = 'dws.session.v1'
+
+/** Offered after SESSION_PROTOCOL by a client that holds a session: `dws.resume.<last>.<token>`. */
+export const RESUME_PREFIX = 'dws.resume.'
+
+/** Every subprotocol name under these is the package's own: an application may not offer one. */
+export function isSessionProtocolName(name: string): boolean {
+  return name.startsWith('dws.session.') || name.startsWith(RESUME_PREFIX)
+}
+
+/** base64url without padding, 22 to 128 characters: it must fit a subprotocol name, where a dot would end it. */
+const TOKEN = /^[A-Za-z0-9_-]{22,128}$/
+
+export function isToken(value: unknown): value is string {
+  return typeof value === 'string' && TOKEN.test(value)
+}
+
+/** Where a client stands in its session: the highest `g` it received, and the token to present. */
+export interface ResumePoint {
+  readonly last: number
+  readonly token: string
+}
+
+/** The offered entry that asks to resume a session. */
+export function resumeEntry({ last, token }: ResumePoint): string {
+  return `${RESUME_PREFIX}${String(last)}.${token}`
+}
+
+/** What a client's offer says about sessions, and the offer without the package's own entries. */
+export interface SessionOffer {
+  readonly wanted: boolean
+  /** The first readable resume entry; undefined without one, or without SESSION_PROTOCOL. */
+  readonly resume: ResumePoint | undefined
+  /** What the app's `protocol` option sees: the offer minus every `dws.session.*`/`dws.resume.*` entry. */
+  readonly rest: string[]
+}
+
+export function readSessionOffer(offered: readonly string[]): SessionOffer {
+  let wanted = false
+  let resume: ResumePoint | undefined
+  const rest: string[] = []
+  for (const entry of offered) {
+    if (entry === SESSION_PROTOCOL) wanted = true
+    else if (entry.startsWith(RESUME_PREFIX)) resume ??= readResumeEntry(entry.slice(RESUME_PREFIX.length))
+    else if (!isSessionProtocolName(entry)) rest.push(entry)
+  }
+  return { wanted, resume: wanted ? resume : undefined, rest }
+}
+
+function readResumeEntry(value: string): ResumePoint | undefined {
+  const dot = value.indexOf('.')
+  if (dot < 1) return undefined
+  const last = Number(value.slice(0, dot))
+  const token = value.slice(dot + 1)
+  if (!Number.isSafeInteger(last) || last < 0 || !isToken(token)) return undefined
+  return { last, token }
+}
+
+/** Close codes of the session protocol; docs/protocol.md §7 says which end a session. */
+export const SessionCloseCode = {
+  /** Either side refuses a frame that breaks the protocol. */
+  PROTOCOL_ERROR: 1002,
+  /** Sent to a socket whose session a resume took over on another socket; the client must not reconnect. */
+  TAKEN_OVER: 3901,
+  /** What the server's `close` handler gets when a session's window ended without a resume; never on the wire. */
+  EXPIRED: 3902,
+  /** The session fell behind what the server's log holds; it is over, and the client starts a new one. */
+  SLOW_CONSUMER: 3903,
+} as const
+
+/**
+ * Whether a close the client sent ends its session rather than suspending
+ * it: 1000 (what `client.close()` sends) and a close frame with no code
+ * (1005) are a client that meant to leave. Everything else a client sends or
+ * the runtime reports (1001 from a page going away, 1006 for a cut, any
+ * application code such as a client's own stalled-link close) suspends it.
+ */
+export function endsSession(code: number): boolean {
+  return code === 1000 || code === 1005
+}
+
+/**
+ * Whether a close the server starts leaves the session to resume: a handler
+ * that failed (1011), a socket silent past `idleTimeout` (1001) and a client
+ * whose messages queued past `maxQueued` (1013) say nothing against the
+ * session, so it is suspended as after a cut. Every other code the server
+ * sends ends it.
+ */
+export function serverCloseSuspends(code: number): boolean {
+  return code === 1011 || code === 1001 || code === 1013
+}
+
+/** The server's first frame on a session socket (docs/protocol.md §4). */
+export interface Welcome {
+  id: number
+  token: string
+  resumed: boolean
+  handled: number
+  /** The position the client holds from now on: its own on a resume, the log's head for a new session. */
+  last: number
+  /** How long the server keeps a dropped session, in ms; 0 without a log. */
+  window: number
+  /** Acknowledge after this many data frames; ACK_EVERY when absent. */
+  ackEvery?: number
+  /** … or after this much of them, whichever comes first; no limit when absent. */
+  ackBytes?: number
+  /** The subprotocol the server's `protocol` option picked among the app's own offers, if any. */
+  protocol?: string
+}
+
+/** How often a client acknowledges when the welcome does not say (`ackEvery`). */
+export const ACK_EVERY = 32
+
+export function encodeWelcome(welcome: Welcome): string {
+  const { id, token, resumed, handled, last, window, ackEvery, ackBytes, protocol } = welcome
+  return JSON.stringify({
+    t: 'welcome',
+    v: 1,
+    id,
+    token,
+    resumed,
+    handled,
+    last,
+    window,
+    ...(ackEvery === undefined ? {} : { ackEvery }),
+    ...(ackBytes === undefined ? {} : { ackBytes }),
+    ...(protocol === undefined ? {} : { protocol }),
+  })
+}
+
+/** The server's acknowledgement: the highest `c` it handled. */
+export function encodeServerAck(handled: number): string {
+  return `{"t":"ack","handled":${String(handled)}}`
+}
+
+/** The client's acknowledgement: the highest `g` it received. */
+export function encodeClientAck(last: number): string {
+  return `{"t":"ack","last":${String(last)}}`
+}
+
+const ascii = new TextEncoder()
+
+/** A data frame: its number in ASCII digits, one space, then the payload (text, or its bytes). */
+export function numbered(seq: number, frame: Frame): Frame {
+  if (typeof frame === 'string') return `${String(seq)} ${frame}`
+  const prefix = ascii.encode(`${String(seq)} `)
+  const body =
+    frame instanceof ArrayBuffer
+      ? new Uint8Array(frame)
+      : new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength)
+  const out = new Uint8Array(prefix.byteLength + body.byteLength)
+  out.set(prefix, 0)
+  out.set(body, prefix.byteLength)
+  return out.buffer
+}
+
+/** A data frame as read: its number and its payload, the number and the space gone. */
+export interface DataFrame {
+  readonly kind: 'data'
+  readonly seq: number
+  readonly payload: string | ArrayBuffer
+}
+
+/** A frame that breaks the protocol, and how (never what it held: a token may be in it). */
+export interface InvalidFrame {
+  readonly kind: 'invalid'
+  readonly problem: string
+}
+
+/** What a client may send: a data frame, or an ack with the `last` it covers (undefined when it names none). */
+export type ClientFrame =
+  DataFrame | { readonly kind: 'ack'; readonly last: number | undefined } | InvalidFrame
+
+/** What a server may send; `other` is a control frame of a later version, which a client skips. */
+export type ServerFrame =
+  | DataFrame
+  | { readonly kind: 'welcome'; readonly welcome: Welcome }
+  | { readonly kind: 'ack'; readonly handled: number }
+  | { readonly kind: 'other' }
+  | InvalidFrame
+
+/** `{`: a control frame is a JSON object; a data frame starts with a digit. */
+const OPEN_BRACE = 0x7b
+
+/**
+ * Reads a frame from a client, strictly: the one control frame a client
+ * sends is an ack (with `last` a number, or none); anything else is invalid.
+ */
+export function readClientFrame(raw: string | ArrayBuffer): ClientFrame {
+  if (typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACE) {
+    const fields = controlFields(raw)
+    if (fields?.t !== 'ack') return invalid('a control frame that is not an ack')
+    const { last } = fields
+    if (last === undefined) return { kind: 'ack', last: undefined }
+    if (typeof last !== 'number') return invalid('an ack whose last is not a number')
+    return { kind: 'ack', last: Number.isSafeInteger(last) ? last : undefined }
+  }
+  return readData(raw) ?? invalid('a data frame without its sequence number')
+}
+
+/**
+ * Reads a frame from the server. Unknown fields and unknown control frames
+ * are skipped, so a server may add optional ones within version 1.
+ */
+export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
+  if (typeof raw !== 'string' || raw.charCodeAt(0) !== OPEN_BRACE) {
+    return readData(raw) ?? invalid('a frame that starts with neither a position and a space nor "{"')
+  }
+  const fields = controlFields(raw)
+  if (fields === undefined) return invalid('a control frame that is not a JSON object')
+  switch (fields.t) {
+    case 'welcome':
+      return readWelcome(fields)
+    case 'ack':
+      if (!isCount(fields.handled)) return invalid('an ack from the server without a whole handled')
+      return { kind: 'ack', handled: fields.handled }
+    default:
+      if (typeof fields.t !== 'string') return invalid('a control frame without a string t')
+      return { kind: 'other' }
+  }
+}
+
+function readWelcome(fields: Record<string, unknown>): ServerFrame {
+  const { v, id, token, resumed, handled, last, window, protocol, ackEvery, ackBytes } = fields
+  if (
+    v !== 1 ||
+    !isCount(id) ||
+    !isToken(token) ||
+    typeof resumed !== 'boolean' ||
+    !isCount(handled) ||
+    !isCount(last) ||
+    !isCount(window) ||
+    (protocol !== undefined && typeof protocol !== 'string') ||
+    (ackEvery !== undefined && !isPositive(ackEvery)) ||
+    (ackBytes !== undefined && !isPositive(ackBytes))
+  ) {
+    return invalid(
+      'a welcome without v: 1, id, a base64url token, resumed, handled, last or window, or with one of the wrong type',
+    )
+  }
+  const welcome: Welcome = { id, token, resumed, handled, last, window }
+  if (protocol !== undefined) welcome.protocol = protocol
+  if (ackEvery !== undefined) welcome.ackEvery = ackEvery
+  if (ackBytes !== undefined) welcome.ackBytes = ackBytes
+  return { kind: 'welcome', welcome }
+}
+
+function controlFields(text: string): Record<string, unknown> | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined
+  return parsed as Record<string, unknown>
+}
+
+function invalid(problem: string): InvalidFrame {
+  return { kind: 'invalid', problem }
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function isPositive(value: unknown): value is number {
+  return isCount(value) && value > 0
+}
+
+const SPACE = 0x20
+const ZERO = 0x30
+const NINE = 0x39
+/** Enough digits for any safe integer. */
+const MAX_DIGITS = 16
+
+/** A data frame's number (1 to 16 digits, not 0) and payload; undefined when it has no such prefix. */
+function readData(raw: string | ArrayBuffer): DataFrame | undefined {
+  if (typeof raw === 'string') {
+    const space = raw.indexOf(' ')
+    if (space < 1 || space > MAX_DIGITS) return undefined
+    const seq = digitsValue((i) => raw.charCodeAt(i), space)
+    return seq === undefined ? undefined : { kind: 'data', seq, payload: raw.slice(space + 1) }
+  }
+  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_DIGITS + 1))
+  const space = bytes.indexOf(SPACE)
+  if (space < 1) return undefined
+  const seq = digitsValue((i) => bytes[i] ?? 0, space)
+  return seq === undefined ? undefined : { kind: 'data', seq, payload: raw.slice(space + 1) }
+}
+
+function digitsValue(codeAt: (index: number) => number, end: number): number | undefined {
+  let seq = 0
+  for (let i = 0; i < end; i++) {
+    const code = codeAt(i)
+    if (code < ZERO || code > NINE) return undefined
+    seq = seq * 10 + (code - ZERO)
+  }
+  return seq === 0 ? undefined : seq
+}

@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import {
+  SESSION_PROTOCOL,
+  SessionCloseCode,
+  encodeClientAck,
+  encodeServerAck,
+  encodeWelcome,
+  endsSession,
+  numbered,
+  readClientFrame,
+  readServerFrame,
+  readSessionOffer,
+  resumeEntry,
+  serverCloseSuspends,
+} from '../../src/shared/sessionProtocol.js'
+
+/**
+ * docs/protocol.md's own examples, read from the page as it is: a frame the
+ * page shows must read back as what the page says it is, and the encoders
+ * must write it to the letter, so the page and the code cannot drift apart.
+ */
+const PAGE = readFileSync(resolve(import.meta.dirname, '../../docs/protocol.md'), 'utf8')
+
+/** The worked example's frames (§9): `→` client to server, `←` server to client, annotations cut off. */
+function workedExample(): { from: 'client' | 'server'; frame: string }[] {
+  const section = PAGE.slice(PAGE.indexOf('## 9. A worked example'))
+  const frames: { from: 'client' | 'server'; frame: string }[] = []
+  for (const [, arrow = '', rest = ''] of section.matchAll(/^([→←]) (.+)$/gm)) {
+    const frame = rest.replace(/ {2,}\(.*$/, '').trimEnd()
+    if (frame.startsWith('GET ') || frame.startsWith('101 ')) continue
+    frames.push({ from: arrow === '→' ? 'client' : 'server', frame })
+  }
+  return frames
+}
+
+/** The bodies of the page's fenced blocks of one language. */
+function blocks(language: string): string[] {
+  return [...PAGE.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map(
+    ([, body = '']) => body,
+  )
+}
+
+describe("docs/protocol.md's examples", () => {
+  it('reads every frame of the worked example as a valid frame of its sender, and writes each control frame back to the letter', () => {
+    const frames = workedExample()
+    expect(frames.length).toBeGreaterThan(12)
+    for (const { from, frame } of frames) {
+      const read = from === 'client' ? readClientFrame(frame) : readServerFrame(frame)
+      expect(read.kind, frame).not.toBe('invalid')
+      if (read.kind === 'welcome') expect(encodeWelcome(read.welcome)).toBe(frame)
+      if (read.kind === 'ack' && 'handled' in read) expect(encodeServerAck(read.handled)).toBe(frame)
+      if (read.kind === 'ack' && 'last' in read && read.last !== undefined)
+        expect(encodeClientAck(read.last)).toBe(frame)
+      if (read.kind === 'data') expect(numbered(read.seq, read.payload)).toBe(frame)
+    }
+  })
+
+  it('reads the data frames of the worked example with their numbers and payloads', () => {
+    const data = workedExample()
+      .map(({ from, frame }) => (from === 'client' ? readClientFrame(frame) : readServerFrame(frame)))
+      .filter((read) => read.kind === 'data')
+    expect(data[0]).toEqual({ kind: 'data', seq: 1, payload: '{"say":"hi"}' })
+    expect(data.map((read) => read.seq)).toContain(245)
+  })
+
+  it('reads the welcome of §4 and the acks of §5', () => {
+    const json = blocks('json').map((body) => JSON.stringify(JSON.parse(body)))
+    const welcome = json.find((text) => text.includes('"welcome"'))
+    expect(welcome).toBeDefined()
+    const read = readServerFrame(welcome ?? '')
+    expect(read).toMatchObject({
+      kind: 'welcome',
+      welcome: { id: 12, resumed: true, handled: 36, ackEvery: 125 },
+    })
+    if (read.kind === 'welcome') expect(encodeWelcome(read.welcome)).toBe(welcome)
+    expect(json.map((text) => readClientFrame(text))).toContainEqual({ kind: 'ack', last: 4212 })
+    expect(json.map((text) => readServerFrame(text))).toContainEqual({ kind: 'ack', handled: 36 })
+  })
+
+  it('reads the offers of §1 and §9, and writes their resume entries back', () => {
+    const offers = [
+      ...PAGE.matchAll(/Sec-WebSocket-Protocol: (dws\.session\.v1, dws\.resume\.[^\s,]+(?:, [^\s,]+)*)/g),
+    ]
+    expect(offers.length).toBeGreaterThanOrEqual(2)
+    for (const [, header = ''] of offers) {
+      const entries = header.split(', ')
+      const offer = readSessionOffer(entries)
+      expect(offer.wanted).toBe(true)
+      expect(offer.resume, header).toBeDefined()
+      if (offer.resume !== undefined) expect(entries).toContain(resumeEntry(offer.resume))
+      expect(offer.rest).toEqual(entries.slice(2))
+    }
+  })
+
+  it('names the codes of §7 as the code does', () => {
+    for (const code of Object.values(SessionCloseCode))
+      expect(PAGE).toMatch(new RegExp(`^\\| ${String(code)} `, 'm'))
+    expect(PAGE).toContain(SESSION_PROTOCOL)
+  })
+})
+
+describe('readClientFrame(raw)', () => {
+  it.each([
+    ['a control frame other than ack', '{"t":"welcome"}'],
+    ['an ack whose last is a string', '{"t":"ack","last":"4"}'],
+    ['text that is not JSON after a brace', '{nope'],
+    ['a data frame numbered 0', '0 hi'],
+    ['a data frame without a space', '12'],
+    ['a number of 17 digits', `${'1'.repeat(17)} x`],
+    ['a sign', '-1 x'],
+  ])('refuses %s', (_what, frame) => {
+    expect(readClientFrame(frame).kind).toBe('invalid')
+  })
+
+  it('reads a binary data frame, its number in ASCII before the first space', () => {
+    const frame = numbered(31, new Uint8Array([0x89, 0x50]))
+    const read = readClientFrame(frame as ArrayBuffer)
+    expect(read).toMatchObject({ kind: 'data', seq: 31 })
+    if (read.kind === 'data') expect([...new Uint8Array(read.payload as ArrayBuffer)]).toEqual([0x89, 0x50])
+  })
+
+  it('takes an ack without last, and one whose last is past 2^53 as naming none', () => {
+    expect(readClientFrame('{"t":"ack"}')).toEqual({ kind: 'ack', last: undefined })
+    expect(readClientFrame('{"t":"ack","last":1e300}')).toEqual({ kind: 'ack', last: undefined })
+  })
+})
+
+describe('readServerFrame(raw)', () => {
+  it('skips a control frame of a later version, and fields it does not know', () => {
+    expect(readServerFrame('{"t":"presence","members":[]}')).toEqual({ kind: 'other' })
+    expect(readServerFrame('{"t":"ack","handled":3,"later":true}')).toEqual({ kind: 'ack', handled: 3 })
+  })
+
+  it.each([
+    ['a welcome without window', { window: undefined }],
+    ['a welcome whose token has a dot', { token: 'a.bcdefghijklmnopqrstuvwxyz' }],
+    ['a welcome whose token is too short to be one', { token: 'abc' }],
+    ['a welcome of another version', { v: 2 }],
+  ])('refuses %s', (_what, fields) => {
+    const welcome = {
+      t: 'welcome',
+      v: 1,
+      id: 1,
+      token: 'A'.repeat(43),
+      resumed: false,
+      handled: 0,
+      last: 0,
+      window: 0,
+    }
+    expect(readServerFrame(JSON.stringify({ ...welcome, ...fields })).kind).toBe('invalid')
+  })
+})
+
+describe('endsSession(code) and serverCloseSuspends(code)', () => {
+  it('ends a session on the client’s 1000 or a close without a code, and on nothing else the client sends', () => {
+    expect([1000, 1005].every(endsSession)).toBe(true)
+    expect([1001, 1006, 1011, 3000, 4000, 4999].some(endsSession)).toBe(false)
+  })
+
+  it('suspends a session on the server’s 1011, 1001 and 1013, and ends it on every other code the server sends', () => {
+    expect([1011, 1001, 1013].every(serverCloseSuspends)).toBe(true)
+    expect([1000, 1002, 1007, 1008, 1009, 3901, 3903, 4000].some(serverCloseSuspends)).toBe(false)
+  })
+})
