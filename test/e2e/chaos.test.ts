@@ -2,9 +2,8 @@ import { createServer, connect as dial, type AddressInfo, type Server, type Sock
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import NodeWs from 'ws'
-import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.js'
-import type { Seen, ToClient, ToServer } from './fixtures/chaos/protocol.js'
+import type { Seen } from './fixtures/chaos/protocol.js'
+import { failOnProblems, oneTo, peer, until, type Peer } from './sessionPeers.js'
 import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')
@@ -29,10 +28,8 @@ const SETTLE_MS = 45_000
 
 const dev = useDevServer({ config: CONFIG })
 
-/** 1, 2, …, count: what every list of numbers must be at the end. */
-function oneTo(count: number): number[] {
-  return Array.from({ length: count }, (_, index) => index + 1)
-}
+/** Quick retries: the run is about cuts, not about how long a client waits before it comes back. */
+const CHAOS_RETRY = { reconnect: { initialDelay: 50, maxDelay: 500 } }
 
 /**
  * A TCP proxy on 127.0.0.1 in front of `wrangler dev` that cuts connections
@@ -117,90 +114,6 @@ class ChaosProxy {
   }
 }
 
-/** One client of the run and everything it saw. */
-interface Peer {
-  readonly name: string
-  readonly client: Client<ToClient, ToServer>
-  /** The `b` of every broadcast received, in order. */
-  readonly broadcasts: number[]
-  /** `client.id` at every open. */
-  readonly ids: (number | undefined)[]
-  resumes: number
-  resets: number
-  /** How many messages it sent so far, of `quota`, each made by `message`. */
-  sent: number
-  readonly quota: number
-  readonly message: (k: number) => ToServer
-  /** Anything that must not happen: a protocol error, a client that gave up, a send refused. */
-  readonly problems: string[]
-}
-
-function peer(
-  name: string,
-  url: string,
-  stopping: () => boolean,
-  quota: number,
-  message: (k: number) => ToServer,
-): Peer {
-  const client = connect<ToClient, ToServer>(url, {
-    WebSocket: NodeWs as unknown as WebSocketConstructor,
-    reconnect: { initialDelay: 50, maxDelay: 500 },
-    // Room for every message of the run: a restart must queue them, never refuse one.
-    maxQueued: 2 * MESSAGES,
-  })
-  const state: Peer = {
-    name,
-    client,
-    broadcasts: [],
-    ids: [],
-    resumes: 0,
-    resets: 0,
-    problems: [],
-    sent: 0,
-    quota,
-    message,
-  }
-  client.on('open', ({ resumed }) => {
-    state.ids.push(client.id)
-    if (resumed) state.resumes += 1
-  })
-  client.on('reset', () => {
-    state.resets += 1
-    state.problems.push('reset')
-  })
-  client.on('message', (message) => state.broadcasts.push(message.b))
-  client.on('error', (error) => {
-    // A socket that failed (a cut, a refused handshake while wrangler restarts) is what the run is about.
-    if (error.code !== 'ERR_DWS_SOCKET_ERROR') state.problems.push(`${error.code}: ${error.message}`)
-  })
-  client.on('close', ({ code, willReconnect }) => {
-    if (!willReconnect && !stopping()) state.problems.push(`gave up after close ${String(code)}`)
-  })
-  return state
-}
-
-function failOnProblems(during: string, peers: readonly Peer[]): void {
-  const problems = peers.flatMap((p) => p.problems.map((problem) => `${p.name}: ${problem}`))
-  if (problems.length > 0) throw new Error(`during ${during}: ${problems.slice(0, 5).join('; ')}`)
-}
-
-/** Polls until `done` holds, failing with `what` and `detail()` after `ms`; fails at once on a problem. */
-async function until(
-  what: string,
-  done: () => boolean,
-  ms: number,
-  peers: readonly Peer[],
-  detail: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    failOnProblems(`waiting for ${what}`, peers)
-    if (done()) return
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${detail()}`)
-    await sleep(50)
-  }
-}
-
 describe(`${String(WORKERS)} session clients behind a proxy that cuts connections, with wrangler dev killed twice`, () => {
   it(`hands every client message to the server exactly once and in order, delivers every broadcast to every client exactly once and in order, and resets no session`, async () => {
     const started = Date.now()
@@ -215,6 +128,7 @@ describe(`${String(WORKERS)} session clients behind a proxy that cuts connection
         () => stopping,
         MESSAGES,
         (n) => ({ n }),
+        CHAOS_RETRY,
       ),
     )
     const broadcaster = peer(
@@ -223,6 +137,7 @@ describe(`${String(WORKERS)} session clients behind a proxy that cuts connection
       () => stopping,
       BROADCASTS,
       (b) => ({ b }),
+      CHAOS_RETRY,
     )
     const peers = [...workers, broadcaster]
     let cutter: ReturnType<typeof setTimeout> | undefined

@@ -23,6 +23,8 @@ export async function createWorkspace(): Promise<Workspace> {
 }
 
 export interface DevServer {
+  /** The process group of wrangler and its two workerd processes. */
+  readonly pgid: number
   /** `http://127.0.0.1:<port>` */
   readonly origin: string
   /** `ws://127.0.0.1:<port>` */
@@ -99,6 +101,7 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
   }
 
   return {
+    pgid: group.pgid,
     origin: `http://127.0.0.1:${port}`,
     wsOrigin: `ws://127.0.0.1:${port}`,
     output: () => group.output(),

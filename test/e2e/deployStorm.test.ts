@@ -1,0 +1,213 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import type { Seen } from './fixtures/chaos/protocol.js'
+import { failOnProblems, oneTo, peer, until, type Peer } from './sessionPeers.js'
+import { useDevServer } from './useDevServer.js'
+
+/**
+ * A deploy, as a room's clients meet it: every socket drops at once while the
+ * room is busy, and everyone comes back together. Here `wrangler dev` is
+ * SIGKILLed mid-stream and started again on the same state and port, and the
+ * package's own client, with its default backoff, does the rest.
+ */
+
+const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')
+const ROOM = 'storm'
+
+const CLIENTS = 1_000
+/** What each client sends over the run, spread over the ticks. */
+const MESSAGES = 6
+/** One broadcast per tick, each with about 1 KB of padding, to every client. */
+const TICKS = 120
+const TICK_MS = 100
+const PADDING = 'x'.repeat(1_000)
+/** The runtime is killed after this many ticks, and the stream goes on through the restart. */
+const KILL_AT_TICK = 40
+const OPEN_MS = 90_000
+const SETTLE_MS = 90_000
+
+const dev = useDevServer({ config: CONFIG })
+
+describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, the runtime SIGKILLed mid-stream`, () => {
+  it('resumes every session, with every broadcast delivered once and in order and every client message handled once and in order, resetting none', async () => {
+    let stopping = false
+    const url = `${dev().wsOrigin}/ws/${ROOM}`
+    const memory = new PeakMemory()
+    const peers: Peer[] = []
+    const openStarted = Date.now()
+    try {
+      for (let i = 0; i < CLIENTS; i++) {
+        peers.push(
+          peer(
+            `client ${String(i)}`,
+            url,
+            () => stopping,
+            MESSAGES,
+            (n) => ({ n }),
+          ),
+        )
+      }
+      const broadcaster = peer(
+        'broadcaster',
+        url,
+        () => stopping,
+        TICKS,
+        (b) => ({ b, p: PADDING }),
+      )
+      const everyone = [...peers, broadcaster]
+      // Every session exists before the first broadcast, so each must receive all of them.
+      await until('every client to open', () => everyone.every((p) => p.ids.length > 0), OPEN_MS, everyone)
+      const openMs = Date.now() - openStarted
+      memory.watch(dev().pgid)
+
+      let killedAt = 0
+      let backAt = 0
+      let restart: Promise<void> = Promise.resolve()
+      const perTick = Math.ceil((CLIENTS * MESSAGES) / TICKS)
+      let next = 0
+      for (let tick = 1; tick <= TICKS; tick++) {
+        if (tick === KILL_AT_TICK) {
+          killedAt = Date.now()
+          restart = (async () => {
+            await dev().kill()
+            memory.stop()
+            await dev.startAgain()
+            backAt = Date.now()
+            memory.watch(dev().pgid)
+          })()
+        }
+        broadcaster.sent += 1
+        if (!broadcaster.client.send(broadcaster.message(broadcaster.sent)))
+          broadcaster.problems.push(`broadcast ${String(broadcaster.sent)} refused`)
+        for (let k = 0; k < perTick; k++) {
+          const p = peers[next % CLIENTS]
+          next += 1
+          if (p === undefined || p.sent === p.quota) continue
+          p.sent += 1
+          if (!p.client.send(p.message(p.sent))) p.problems.push(`send ${String(p.sent)} refused`)
+        }
+        failOnProblems('the stream', everyone)
+        await sleep(TICK_MS)
+      }
+      await restart
+      expect(backAt).toBeGreaterThan(killedAt)
+
+      // Every socket dropped with the runtime: each client is back once it opened a second time.
+      await until(
+        'every session to resume',
+        () => everyone.every((p) => p.ids.length >= 2),
+        SETTLE_MS,
+        everyone,
+      )
+      const resumedMs = Date.now() - backAt
+      const behind = (): string =>
+        everyone
+          .filter((p) => p.client.queued > 0 || p.broadcasts.length < TICKS)
+          .slice(0, 5)
+          .map(
+            (p) =>
+              `${p.name}: ${String(p.client.queued)} unacknowledged, ${String(p.broadcasts.length)} broadcasts, ${p.client.state}`,
+          )
+          .join('; ')
+      await until(
+        'every message acknowledged and every broadcast delivered',
+        () => everyone.every((p) => p.client.queued === 0 && p.broadcasts.length >= TICKS),
+        SETTLE_MS,
+        everyone,
+        behind,
+      )
+      const caughtUpMs = Date.now() - backAt
+      memory.stop()
+
+      const response = await fetch(`${dev().origin}/rooms/${ROOM}/seen`)
+      expect(response.status).toBe(200)
+      const seen = (await response.json()) as Seen
+      for (const p of everyone) {
+        expect(p.resets, `${p.name} reset`).toBe(0)
+        expect(p.resumes, `${p.name} resumed`).toBeGreaterThanOrEqual(1)
+        expect(new Set(p.ids).size, `${p.name} kept one id`).toBe(1)
+        expect(p.broadcasts, `the broadcasts ${p.name} received`).toEqual(oneTo(TICKS))
+      }
+      const idOf = (p: Peer): string => String(p.ids[0])
+      for (const p of peers) {
+        expect(seen.messages[idOf(p)], `what the server handled from ${p.name}`).toEqual({
+          n: oneTo(MESSAGES),
+          b: [],
+        })
+      }
+      expect(seen.messages[idOf(broadcaster)]).toEqual({ n: [], b: oneTo(TICKS) })
+      expect(Object.keys(seen.opens).sort()).toEqual(everyone.map(idOf).sort())
+      for (const [id, opens] of Object.entries(seen.opens)) {
+        expect(opens[0], `the first open of session ${id}`).toBe(false)
+        expect(opens.slice(1).every(Boolean), `every later open of session ${id} resumed`).toBe(true)
+      }
+      expect(seen.closes).toEqual({})
+
+      const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+      console.log(
+        [
+          `deploy storm: ${String(everyone.length)} session clients, ${String(TICKS)} broadcasts of ~1 KB and ${String(CLIENTS * MESSAGES)} client messages`,
+          `  first open of the room: ${seconds(openMs)}`,
+          `  runtime down for ${seconds(backAt - killedAt)} (SIGKILL to ready again)`,
+          `  every session resumed ${seconds(resumedMs)} after the runtime was back (${(resumedMs / openMs).toFixed(2)}x the first open)`,
+          `  every client caught up ${seconds(caughtUpMs)} after the runtime was back`,
+          `  runtime peak memory: ${memory.describe()}`,
+        ].join('\n'),
+      )
+    } finally {
+      stopping = true
+      memory.stop()
+      for (const p of peers) p.client.close()
+    }
+  }, 300_000)
+})
+
+/**
+ * The highest resident memory any workerd of a process group reached (Linux's
+ * VmHWM), sampled twice a second: the runtime's peak, across restarts.
+ */
+class PeakMemory {
+  #peakKiB = 0
+  #timer: ReturnType<typeof setInterval> | undefined
+
+  watch(pgid: number): void {
+    this.stop()
+    this.#timer = setInterval(() => {
+      void this.#sample(pgid)
+    }, 500)
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  describe(): string {
+    return this.#peakKiB === 0 ? 'not measured (no /proc)' : `${(this.#peakKiB / 1024).toFixed(0)} MiB`
+  }
+
+  async #sample(pgid: number): Promise<void> {
+    let pids: string[]
+    try {
+      pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name))
+    } catch {
+      return
+    }
+    for (const pid of pids) {
+      try {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+        const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+        if (group !== pgid || command !== 'workerd') continue
+        const status = await readFile(`/proc/${pid}/status`, 'utf8')
+        const peak = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)
+        this.#peakKiB = Math.max(this.#peakKiB, peak)
+      } catch {
+        // The process ended between the listing and the read.
+      }
+    }
+  }
+}
