@@ -448,6 +448,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       } else if (incoming.kind === 'ack') {
         session.acknowledge(incoming.handled)
         this.#changed('messages')
+        if (incoming.last !== undefined && session.advance(incoming.last)) this.#changed('position')
       } else if (incoming.kind === 'data') {
         this.#changed('position')
         if (session.ackDue) this.#socket?.send(session.ack())

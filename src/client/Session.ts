@@ -32,7 +32,7 @@ export interface SessionState {
 export type Incoming =
   | { kind: 'data'; seq: number; payload: string | ArrayBuffer }
   | { kind: 'welcome'; welcome: Welcome }
-  | { kind: 'ack'; handled: number }
+  | { kind: 'ack'; handled: number; last?: number }
   | { kind: 'other' }
 
 /** The server broke the session protocol; the message says how, never what a token was. */
@@ -97,6 +97,16 @@ export class Session {
     this.next += 1
     this.unacknowledged.push(entry)
     return numbered(entry.seq, entry.frame)
+  }
+
+  /**
+   * Takes the server's position advance: nothing for this session up to
+   * `last` is still to come, so a resume may start there. Returns whether the position moved.
+   */
+  advance(last: number): boolean {
+    if (last <= this.last) return false
+    this.last = last
+    return true
   }
 
   /** Forgets every frame the server says it handled. */

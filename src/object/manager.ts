@@ -55,6 +55,9 @@ const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 /** Numbers per ms of the clock under the sequence numbers of `resume: false` (see #nextUnloggedSeq). */
 const UNLOGGED_SEQ_PER_MS = 1024
 
+/** Log rows a replay looks at per query; their frames are read only as far as the send window goes. */
+const REPLAY_PAGE_ROWS = 64
+
 /** The server acknowledges a session client's messages at least this often. */
 const ACK_EVERY = 32
 
@@ -398,8 +401,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       last = resume.last
       this.#track(entry)
       this.#welcome(entry, token, last, protocol)
-      for (const missed of store.missed(found.id, sessionTags, last))
-        server.send(numbered(missed.seq, missed.frame))
+      // The replay is a catch-up like any other: paged from the log within the send window, the rest
+      // as acks arrive, and live sends held behind it, so no number of resumes holds more than
+      // their windows in memory.
+      entry.hold(last)
+      this.#catchUp(entry, this.#flowOf(entry))
     } else {
       const id = this.#nextId()
       store?.create(id, tokenHash, {}, tags)
@@ -637,15 +643,34 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#tooSlow(entry)
       return
     }
-    for (const missed of store.missed(entry.id, this.ctx.getTags(entry.socket), flow.sent)) {
-      const frame = numbered(missed.seq, missed.frame)
-      const size = sizeOf(frame)
-      if (!fitsWindow(flow, size, this.#options.sendWindow)) {
+    const tags = this.ctx.getTags(entry.socket)
+    const window = this.#options.sendWindow
+    for (let after = flow.sent; ;) {
+      const page = store.pending(entry.id, tags, after, REPLAY_PAGE_ROWS)
+      const fitting: number[] = []
+      let bytes = flow.bytes
+      for (const { seq, size } of page.pending) {
+        const count = flow.seqs.length - flow.start + fitting.length
+        if (count > 0 && (count >= window.messages || bytes + size > window.bytes)) break
+        fitting.push(seq)
+        bytes += size
+      }
+      for (const logged of store.frames(fitting)) {
+        const frame = numbered(logged.seq, logged.frame)
+        const size = sizeOf(frame)
+        if (!fitsWindow(flow, size, window)) {
+          entry.hold(flow.sent)
+          return
+        }
+        if (!entry.sendFrame(frame)) return
+        sent(flow, logged.seq, size)
+      }
+      if (fitting.length < page.pending.length) {
         entry.hold(flow.sent)
         return
       }
-      if (!entry.sendFrame(frame)) return
-      sent(flow, missed.seq, size)
+      if (!page.full || page.through === undefined) break
+      after = page.through
     }
     flow.held = false
     entry.hold(undefined)
@@ -663,6 +688,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       const heldAfter = entry.heldAfter
       flow = {
         sent: heldAfter ?? this.#store?.head() ?? this.#unloggedSeq,
+        // A woken object does not know what its clients were last told; a trim tells them again.
+        told: 0,
         seqs: [],
         sizes: [],
         start: 0,
@@ -674,12 +701,35 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return flow
   }
 
-  #ack(entry: Entry<Env, Data, In, Out>, session: SessionState): void {
+  /**
+   * The server's ack, with a position advance when the socket is not held
+   * back: then every frame for it up to the log's head has been sent, and the
+   * client may take the head as its position.
+   */
+  #ack(entry: Entry<Env, Data, In, Out>, session: SessionState, head = this.#store?.head()): void {
     session.acked = session.handled
+    const flow = head === undefined ? undefined : this.#flowOf(entry)
+    const last = flow === undefined || flow.held ? undefined : head
     try {
-      entry.socket.send(encodeServerAck(session.handled))
+      entry.socket.send(encodeServerAck(session.handled, last))
+      if (flow !== undefined && last !== undefined) flow.told = last
     } catch {
       // The socket is gone; the next welcome carries the count instead.
+    }
+  }
+
+  /**
+   * The log dropped everything through `trimmed`: a client that was sent
+   * nothing past it (nothing was for it) would be reset on its next resume,
+   * though it missed nothing. Each such live socket gets the head as its
+   * position first, in the same turn as the trim.
+   */
+  #tellPositions(trimmed: number, head: number): void {
+    for (const entry of this.#live()) {
+      const session = entry.session
+      if (session === undefined) continue
+      const flow = this.#flowOf(entry)
+      if (!flow.held && flow.told < trimmed) this.#ack(entry, session, head)
     }
   }
 
@@ -726,7 +776,9 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const store = this.#store
     if (store?.exists()) {
       for (const expired of store.expired(now)) this.#endSession(expired.id, expired.data, expired.tags)
+      const kept = store.oldestKept
       store.trim(now)
+      if (store.oldestKept !== kept) this.#tellPositions(store.oldestKept - 1, store.head())
       const expiry = store.nextExpiry()
       if (expiry !== undefined && (next === undefined || expiry < next)) next = expiry
     }
@@ -1038,7 +1090,14 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   #log(target: number | null, tag: string | null, except: readonly number[] | null, frame: Frame): number {
-    return this.#store?.append(target, tag, except, frame, Date.now()) ?? this.#nextUnloggedSeq()
+    const store = this.#store
+    if (store === undefined) return this.#nextUnloggedSeq()
+    const kept = store.oldestKept
+    // The frame being logged goes out after this returns: the position told is the head before it.
+    const head = store.head()
+    const seq = store.append(target, tag, except, frame, Date.now())
+    if (store.oldestKept !== kept) this.#tellPositions(store.oldestKept - 1, head)
+    return seq
   }
 
   /**
@@ -1204,6 +1263,8 @@ interface SessionKeys {
 interface Flow {
   /** The highest `g` sent on this socket, live or from the log. */
   sent: number
+  /** The highest position this socket's client was sent, by a data frame or a position advance; 0 when unknown. */
+  told: number
   seqs: number[]
   sizes: number[]
   start: number
@@ -1226,6 +1287,7 @@ function fitsWindow(flow: Flow, size: number, window: { messages: number; bytes:
 
 function sent(flow: Flow, seq: number, size: number): void {
   flow.sent = seq
+  flow.told = seq
   flow.seqs.push(seq)
   flow.sizes.push(size)
   flow.bytes += size

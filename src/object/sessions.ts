@@ -39,6 +39,16 @@ export interface LoggedFrame {
   readonly frame: Frame
 }
 
+/** A page of what a session has still to be sent from the log (SessionStore's pending). */
+export interface PendingPage {
+  /** The messages for the session, oldest first, with their sizes as stored. */
+  readonly pending: readonly { readonly seq: number; readonly size: number }[]
+  /** The last log row looked at; undefined when there was none. */
+  readonly through: number | undefined
+  /** Whether the page was cut at its row limit, so more may follow. */
+  readonly full: boolean
+}
+
 /**
  * A room's sessions and the log of what it sent to them, in the object's
  * SQLite storage. A message goes into the log once, however many sessions
@@ -279,34 +289,53 @@ export class SessionStore {
     if (row?.seq !== null && row?.seq !== undefined) this.#trimTo(row.seq)
   }
 
+  /** The oldest row the log keeps (or the next to be written, when it keeps none): one query per instance, then cached. */
+  get oldestKept(): number {
+    this.#oldest ??= this.#firstSeq() ?? this.head() + 1
+    return this.#oldest
+  }
+
   /** Everything up to here was deleted (or never written): a client behind it may have missed something. */
   trimmedThrough(): number {
     const first = this.#firstSeq()
     return first === undefined ? this.head() : first - 1
   }
 
-  /** What a session missed after `after`: messages addressed to everyone, to its id, or to one of its tags. */
-  missed(id: number, tags: readonly string[], after: number): LoggedFrame[] {
-    const rows = this.#ensure()
-      .exec<{
-        seq: number
-        target: number | null
-        tag: string | null
-        excluded: string | null
-        frame: string | ArrayBuffer
-      }>(
-        'SELECT seq, target, tag, excluded, frame FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq',
+  /**
+   * The next messages after `after` that were for session `id` (addressed
+   * to everyone, to its id, or to one of its tags), at most `rows` log rows
+   * looked at, with their sizes but not their frames: a replay decides from
+   * the sizes how many fit its window, and reads only those ({@link frames}),
+   * so its memory is bounded by the window whatever the log holds.
+   * `through` is the last row looked at, for the next page.
+   */
+  pending(id: number, tags: readonly string[], after: number, rows: number): PendingPage {
+    const found = this.#ensure()
+      .exec<{ seq: number; tag: string | null; excluded: string | null; size: number }>(
+        'SELECT seq, tag, excluded, length(frame) AS size FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?',
         after,
         id,
+        rows,
       )
       .toArray()
-    const missed: LoggedFrame[] = []
-    for (const row of rows) {
+    const pending: { seq: number; size: number }[] = []
+    for (const row of found) {
       if (row.tag !== null && !tags.includes(row.tag)) continue
       if (row.excluded !== null && (JSON.parse(row.excluded) as number[]).includes(id)) continue
-      missed.push({ seq: row.seq, frame: row.frame })
+      pending.push({ seq: row.seq, size: row.size })
     }
-    return missed
+    return { pending, through: found.at(-1)?.seq, full: found.length === rows }
+  }
+
+  /** The frames of these logged messages, in the order given. */
+  frames(seqs: readonly number[]): LoggedFrame[] {
+    if (seqs.length === 0) return []
+    return this.#ensure()
+      .exec<{ seq: number; frame: string | ArrayBuffer }>(
+        `SELECT seq, frame FROM dws_log WHERE seq IN (${seqs.map(() => '?').join(', ')}) ORDER BY seq`,
+        ...seqs,
+      )
+      .toArray()
   }
 
   #firstSeq(): number | undefined {

@@ -138,9 +138,16 @@ export function encodeWelcome(welcome: Welcome): string {
   })
 }
 
-/** The server's acknowledgement: the highest `c` it handled. */
-export function encodeServerAck(handled: number): string {
-  return `{"t":"ack","handled":${String(handled)}}`
+/**
+ * The server's acknowledgement: the highest `c` it handled and, when it
+ * knows it, `last`: every data frame for this session up to that `g` has
+ * been sent on this socket before this frame (position advance: a client
+ * that nothing was for keeps up with the log, so a trim cannot reset it).
+ */
+export function encodeServerAck(handled: number, last?: number): string {
+  return last === undefined
+    ? `{"t":"ack","handled":${String(handled)}}`
+    : `{"t":"ack","handled":${String(handled)},"last":${String(last)}}`
 }
 
 /** The client's acknowledgement: the highest `g` it received. */
@@ -185,7 +192,7 @@ export type ClientFrame =
 export type ServerFrame =
   | DataFrame
   | { readonly kind: 'welcome'; readonly welcome: Welcome }
-  | { readonly kind: 'ack'; readonly handled: number }
+  | { readonly kind: 'ack'; readonly handled: number; readonly last?: number }
   | { readonly kind: 'other' }
   | InvalidFrame
 
@@ -223,7 +230,9 @@ export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
       return readWelcome(fields)
     case 'ack':
       if (!isCount(fields.handled)) return invalid('an ack from the server without a whole handled')
-      return { kind: 'ack', handled: fields.handled }
+      if (fields.last === undefined) return { kind: 'ack', handled: fields.handled }
+      if (!isCount(fields.last)) return invalid('an ack from the server whose last is not a whole number')
+      return { kind: 'ack', handled: fields.handled, last: fields.last }
     default:
       if (typeof fields.t !== 'string') return invalid('a control frame without a string t')
       return { kind: 'other' }

@@ -307,6 +307,19 @@ describe('a reset', () => {
 })
 
 describe('start(options) with a store', () => {
+  it("moves its position to a server ack's last and stores it, so a resume starts past what the log dropped", async () => {
+    const store = memoryStore()
+    const page = start({ store })
+    const socket = establish(page, { id: 5, token: 'token-1-0123456789abcdef', last: 3 })
+    socket.receive('{"t":"ack","handled":0,"last":900}')
+    // An older position never moves it back.
+    socket.receive('{"t":"ack","handled":0,"last":40}')
+    socket.drop(1006)
+    await vi.advanceTimersByTimeAsync(0)
+    const reloaded = start({ store })
+    expect(reloaded.fake.last().offered).toEqual([SESSION, 'dws.resume.900.token-1-0123456789abcdef'])
+  })
+
   it('keeps the token, the position and the unacknowledged and waiting messages, so a reload resumes', async () => {
     const store = memoryStore()
     const page = start({ store })

@@ -128,6 +128,13 @@ describe('readClientFrame(raw)', () => {
 })
 
 describe('readServerFrame(raw)', () => {
+  it("reads a server ack's position advance, and writes it back", () => {
+    const frame = encodeServerAck(3, 4212)
+    expect(frame).toBe('{"t":"ack","handled":3,"last":4212}')
+    expect(readServerFrame(frame)).toEqual({ kind: 'ack', handled: 3, last: 4212 })
+    expect(readServerFrame('{"t":"ack","handled":3,"last":-1}').kind).toBe('invalid')
+  })
+
   it('skips a control frame of a later version, and fields it does not know', () => {
     expect(readServerFrame('{"t":"presence","members":[]}')).toEqual({ kind: 'other' })
     expect(readServerFrame('{"t":"ack","handled":3,"later":true}')).toEqual({ kind: 'ack', handled: 3 })

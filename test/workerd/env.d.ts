@@ -53,6 +53,7 @@ declare global {
       BRIEF_SESSIONS: Namespace<'BriefSessionsObject'>
       UNLOGGED_SESSIONS: Namespace<'UnloggedSessionsObject'>
       STRICT_SESSIONS: Namespace<'StrictSessionsObject'>
+      PAGED_SESSIONS: Namespace<'PagedSessionsObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

@@ -251,6 +251,8 @@ export class SessionClient {
       case 'welcome':
         throw new Error(`a second welcome on connection ${String(this.id)}`)
       case 'ack':
+        // A position advance: nothing for this session up to `last` is still to come.
+        if (frame.last !== undefined) this.#last = Math.max(this.#last, frame.last)
         this.handledByServer = Math.max(this.handledByServer, frame.handled)
         for (const c of [...this.#unacked.keys()]) if (c <= frame.handled) this.#unacked.delete(c)
         return undefined
