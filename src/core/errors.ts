@@ -21,6 +21,7 @@ export type DurableWebSocketErrorCode =
   | 'ERR_DWS_INVALID_ROOM'
   | 'ERR_DWS_INVALID_MESSAGE'
   | 'ERR_DWS_HANDLER_TIMEOUT'
+  | 'ERR_DWS_MESSAGE_TOO_LARGE'
 
 export class DurableWebSocketError extends Error {
   readonly code: DurableWebSocketErrorCode

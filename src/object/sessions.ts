@@ -1,4 +1,11 @@
+import { DurableWebSocketError } from '../core/errors.js'
 import type { Frame } from '../core/outgoing.js'
+
+/**
+ * The largest frame the log takes, in bytes: SQLite in a Durable Object
+ * refuses a row over 2 MB, and the row holds a few numbers besides the frame.
+ */
+export const MAX_LOGGED_FRAME_BYTES = 1_900_000
 
 /**
  * Every session socket carries this hibernation tag, so a woken object finds
@@ -185,8 +192,14 @@ export class SessionStore {
     )
   }
 
+  /** Ends a session; the last one to end takes the log with it, all but the row that keeps the numbering. */
   remove(id: number): void {
-    this.#ensure().exec('DELETE FROM dws_sessions WHERE id = ?', id)
+    const sql = this.#ensure()
+    sql.exec('DELETE FROM dws_sessions WHERE id = ?', id)
+    if (this.count() > 0) return
+    const head = this.head()
+    sql.exec('DELETE FROM dws_log WHERE seq < ?', head)
+    this.#oldest = head === 0 ? undefined : head
   }
 
   count(): number {
@@ -259,6 +272,12 @@ export class SessionStore {
     frame: Frame,
     now: number,
   ): number {
+    if (exceedsLogLimit(frame)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_MESSAGE_TOO_LARGE',
+        `a message of more than ${String(MAX_LOGGED_FRAME_BYTES)} bytes cannot be kept for session clients' resumes, so it was not sent to anyone. Send large payloads in parts, or keep them in storage and send a reference.`,
+      )
+    }
     const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
     // The number is the store's, not SQLite's: no RETURNING to read back, and
     // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
@@ -352,6 +371,15 @@ export class SessionStore {
     this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', through)
     this.#oldest = through + 1
   }
+}
+
+const utf8 = new TextEncoder()
+
+/** Whether a frame is over the log's limit; text is encoded only when its length leaves it in doubt. */
+function exceedsLogLimit(frame: Frame): boolean {
+  if (typeof frame !== 'string') return frame.byteLength > MAX_LOGGED_FRAME_BYTES
+  if (frame.length > MAX_LOGGED_FRAME_BYTES) return true
+  return frame.length * 3 > MAX_LOGGED_FRAME_BYTES && utf8.encode(frame).byteLength > MAX_LOGGED_FRAME_BYTES
 }
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {

@@ -1,4 +1,5 @@
 import { env } from 'cloudflare:workers'
+import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import {
   PAGED_WINDOW,
@@ -6,6 +7,8 @@ import {
   pagedSessions,
   type PagedSessionsObject,
 } from './fixture/endpoints/sessions.js'
+import { MAX_LOGGED_FRAME_BYTES } from '../../src/object/sessions.js'
+import { closesOf } from './closesOf.js'
 import { opened, sessionsRoom } from './sessionFixture.js'
 
 /**
@@ -79,5 +82,50 @@ describe('a session that nothing in the log was for', () => {
     back.close(1000)
     loud.close(1000)
     await Promise.all([back.whenClosed(), loud.whenClosed()])
+  })
+})
+
+describe('a message too large for the session log', () => {
+  it('fails only the call that sent it, with ERR_DWS_MESSAGE_TOO_LARGE: nothing is sent or logged, and the room goes on', async () => {
+    const sender = await opened('/sessions/too-large')
+    const other = await opened('/sessions/too-large')
+    sender.send(`big:${String(MAX_LOGGED_FRAME_BYTES + 1)}`)
+    expect(await sender.nextPayload()).toBe('refused:ERR_DWS_MESSAGE_TOO_LARGE')
+    sender.send('big:1000')
+    expect((await sender.nextPayload()).length).toBe(1000)
+    // The other client gets the broadcast that fitted, and nothing of the one that did not.
+    expect((await other.nextPayload()).length).toBe(1000)
+    sender.close(1000)
+    other.close(1000)
+    await Promise.all([sender.whenClosed(), other.whenClosed()])
+  })
+})
+
+describe('the session log', () => {
+  it('is dropped when the last session ends, all but the row that keeps the numbering', async () => {
+    const room = sessionsRoom('log-dropped')
+    const rows = (): Promise<number> =>
+      runInDurableObject(
+        room,
+        (_instance, state) =>
+          state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dws_log').one().n,
+      )
+    const first = await opened('/sessions/log-dropped')
+    const second = await opened('/sessions/log-dropped')
+    for (let i = 0; i < 10; i++) first.send(`all:${String(i)}`)
+    await first.sync()
+    expect(await rows()).toBeGreaterThan(10)
+    first.close(1000)
+    await closesOf(room, first.id)
+    // One session is left, and it may still need the log.
+    expect(await rows()).toBeGreaterThan(10)
+    second.close(1000)
+    await closesOf(room, second.id)
+    expect(await rows()).toBe(1)
+    // Numbering goes on after the newest row: a new session starts there.
+    const third = await opened('/sessions/log-dropped')
+    expect(third.welcome.last).toBeGreaterThan(10)
+    third.close(1000)
+    await third.whenClosed()
   })
 })
