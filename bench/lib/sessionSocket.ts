@@ -8,7 +8,7 @@ import {
   resumeEntry,
   type ResumePoint,
   type Welcome,
-} from '../../src/shared/sessionProtocol.js'
+} from '../../src/shared/sessionProtocol.ts'
 
 export { SESSION_PROTOCOL }
 export type { Welcome }

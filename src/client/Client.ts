@@ -1,3 +1,4 @@
+import { exceedsBytes } from '../shared/byteSize.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
 import { ClientError } from './ClientError.js'
@@ -144,6 +145,8 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #sessionSeen = false
   /** Whether the current socket speaks the session protocol, and whether it still waits for its welcome. */
   #mode: 'plain' | 'session' | 'welcome' = 'plain'
+  /** The current socket failed; reported only if the close that follows gets no retry. */
+  #socketError: ClientError | undefined
   /** The current socket's attempt: what the app offered, whether the session was offered too, whether it opened. */
   #offer: readonly string[] = []
   #offered = false
@@ -222,6 +225,13 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const frame = this.#encode(message)
     const socket = this.#socket
     const session = this.#session
+    const limit = session?.maxMessageBytes
+    if (limit !== undefined && exceedsBytes(frame, limit)) {
+      throw new ClientError(
+        'ERR_DWS_MESSAGE_TOO_BIG',
+        `This message is over the server's maxMessageBytes (${String(limit)} bytes), so the server would close the connection for it; nothing was sent. Send it in smaller parts.`,
+      )
+    }
     if (this.#state === 'open' && socket?.readyState === OPEN) {
       if (this.#mode !== 'session' || session === undefined) {
         socket.send(frame)
@@ -344,11 +354,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       if (socket !== this.#socket) return
       // Browsers say nothing more, on purpose; the close event that follows has the code.
       // A handshake that failed only for the session offer is tried again without it, quietly.
+      // Reported with the close that follows, and only when no retry does: while a server is down,
+      // each failed attempt is a `close` and a `reconnecting`, not an error the app must act on.
       if (!this.#fallsBack()) {
-        this.#events.emit(
-          'error',
-          new ClientError('ERR_DWS_SOCKET_ERROR', `The WebSocket to ${this.url} failed.`),
-        )
+        this.#socketError = new ClientError('ERR_DWS_SOCKET_ERROR', `The WebSocket to ${this.url} failed.`)
       }
       // Node 22's WebSocket (undici) reports a failed handshake with this error alone and stays
       // CONNECTING for good (nodejs/undici#3546); by the spec it is CLOSED by now, with a close to follow.
@@ -566,7 +575,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       // Another socket holds the session now; coming back would only take it away again.
       !(inSession && close.code === SessionCloseCode.TAKEN_OVER) &&
       this.#wantsRetry(close)
+    const socketError = this.#socketError
+    this.#socketError = undefined
     if (!retry) {
+      if (socketError !== undefined && this.#state !== 'closed') this.#events.emit('error', socketError)
       if (this.#state !== 'closed') this.#forgetSession(endsSession(close.code))
       this.#state = 'closed'
       this.#outbox.clear()

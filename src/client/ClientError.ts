@@ -13,6 +13,7 @@ export type ClientErrorCode =
   | 'ERR_DWS_SOCKET_ERROR'
   | 'ERR_DWS_PROTOCOL_ERROR'
   | 'ERR_DWS_STORE_FAILED'
+  | 'ERR_DWS_MESSAGE_TOO_BIG'
 
 /** Every error the client throws or reports on its `error` event. */
 export class ClientError extends Error {

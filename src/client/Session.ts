@@ -57,6 +57,8 @@ export class Session {
   /** From the welcome: how many frames, or how much of them, the client takes before it acks. */
   ackEvery = ACK_EVERY
   ackBytes = Infinity
+  /** From the latest welcome: the largest message the server takes; unknown before the first. */
+  maxMessageBytes: number | undefined
 
   constructor(state?: SessionState) {
     if (state === undefined) return
@@ -142,6 +144,7 @@ export class Session {
     this.receivedSizeSinceAck = 0
     this.ackEvery = welcome.ackEvery ?? ACK_EVERY
     this.ackBytes = welcome.ackBytes ?? Infinity
+    this.maxMessageBytes = welcome.maxMessageBytes
     this.last = welcome.last
     if (!welcome.resumed) {
       const lost = this.unacknowledged.map((entry) => entry.frame)

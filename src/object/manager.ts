@@ -442,6 +442,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ackEvery: Math.max(1, Math.floor(messages / 4)),
         ackBytes: Math.max(1, Math.floor(bytes / 4)),
         ...(protocol === undefined ? {} : { protocol }),
+        // So the client refuses a message the server would close the socket for, and keeps its session.
+        maxMessageBytes: this.#options.maxMessageBytes,
       }),
     )
   }

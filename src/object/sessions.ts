@@ -1,5 +1,6 @@
 import { DurableWebSocketError } from '../core/errors.js'
 import type { Frame } from '../core/outgoing.js'
+import { exceedsBytes } from '../shared/byteSize.js'
 
 /**
  * The largest frame the log takes, in bytes: SQLite in a Durable Object
@@ -272,7 +273,7 @@ export class SessionStore {
     frame: Frame,
     now: number,
   ): number {
-    if (exceedsLogLimit(frame)) {
+    if (exceedsBytes(frame, MAX_LOGGED_FRAME_BYTES)) {
       throw new DurableWebSocketError(
         'ERR_DWS_MESSAGE_TOO_LARGE',
         `a message of more than ${String(MAX_LOGGED_FRAME_BYTES)} bytes cannot be kept for session clients' resumes, so it was not sent to anyone. Send large payloads in parts, or keep them in storage and send a reference.`,
@@ -371,15 +372,6 @@ export class SessionStore {
     this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', through)
     this.#oldest = through + 1
   }
-}
-
-const utf8 = new TextEncoder()
-
-/** Whether a frame is over the log's limit; text is encoded only when its length leaves it in doubt. */
-function exceedsLogLimit(frame: Frame): boolean {
-  if (typeof frame !== 'string') return frame.byteLength > MAX_LOGGED_FRAME_BYTES
-  if (frame.length > MAX_LOGGED_FRAME_BYTES) return true
-  return frame.length * 3 > MAX_LOGGED_FRAME_BYTES && utf8.encode(frame).byteLength > MAX_LOGGED_FRAME_BYTES
 }
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {

@@ -116,13 +116,15 @@ export interface Welcome {
   ackBytes?: number
   /** The subprotocol the server's `protocol` option picked among the app's own offers, if any. */
   protocol?: string
+  /** The largest message the server takes from the client, in bytes (UTF-8 for text); it closes with 1009 past it. */
+  maxMessageBytes?: number
 }
 
 /** How often a client acknowledges when the welcome does not say (`ackEvery`). */
 export const ACK_EVERY = 32
 
 export function encodeWelcome(welcome: Welcome): string {
-  const { id, token, resumed, handled, last, window, ackEvery, ackBytes, protocol } = welcome
+  const { id, token, resumed, handled, last, window, ackEvery, ackBytes, protocol, maxMessageBytes } = welcome
   return JSON.stringify({
     t: 'welcome',
     v: 1,
@@ -135,6 +137,7 @@ export function encodeWelcome(welcome: Welcome): string {
     ...(ackEvery === undefined ? {} : { ackEvery }),
     ...(ackBytes === undefined ? {} : { ackBytes }),
     ...(protocol === undefined ? {} : { protocol }),
+    ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
   })
 }
 
@@ -240,7 +243,8 @@ export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
 }
 
 function readWelcome(fields: Record<string, unknown>): ServerFrame {
-  const { v, id, token, resumed, handled, last, window, protocol, ackEvery, ackBytes } = fields
+  const { v, id, token, resumed, handled, last, window, protocol, ackEvery, ackBytes, maxMessageBytes } =
+    fields
   if (
     v !== 1 ||
     !isCount(id) ||
@@ -251,7 +255,8 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
     !isCount(window) ||
     (protocol !== undefined && typeof protocol !== 'string') ||
     (ackEvery !== undefined && !isPositive(ackEvery)) ||
-    (ackBytes !== undefined && !isPositive(ackBytes))
+    (ackBytes !== undefined && !isPositive(ackBytes)) ||
+    (maxMessageBytes !== undefined && !isPositive(maxMessageBytes))
   ) {
     return invalid(
       'a welcome without v: 1, id, a base64url token, resumed, handled, last or window, or with one of the wrong type',
@@ -261,6 +266,7 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
   if (protocol !== undefined) welcome.protocol = protocol
   if (ackEvery !== undefined) welcome.ackEvery = ackEvery
   if (ackBytes !== undefined) welcome.ackBytes = ackBytes
+  if (maxMessageBytes !== undefined) welcome.maxMessageBytes = maxMessageBytes
   return { kind: 'welcome', welcome }
 }
 

@@ -112,6 +112,19 @@ describe('connect(url) negotiates a session', () => {
     expect(socket.texts().at(-1)).toBe('3 [3]')
   })
 
+  it("refuses a send over the welcome's maxMessageBytes with ERR_DWS_MESSAGE_TOO_BIG, sends nothing, and stays open", () => {
+    const started = start()
+    const socket = establish(started, { maxMessageBytes: 16 })
+    // 16 bytes of JSON text is the limit; 'é' is two bytes in UTF-8, so 8 of them in quotes are 18.
+    expect(() => started.client.send('é'.repeat(8))).toThrow(
+      expect.objectContaining({ name: 'ClientError', code: 'ERR_DWS_MESSAGE_TOO_BIG' }) as Error,
+    )
+    expect(started.client.send('fits')).toBe(true)
+    expect(socket.texts()).toEqual(['1 "fits"'])
+    expect(started.client.state).toBe('open')
+    expect(started.of('error')).toEqual([])
+  })
+
   it("reports the subprotocol the welcome names as the server's pick as client.protocol", () => {
     const started = start()
     establish(started, { protocol: 'dws.auth' })
@@ -265,6 +278,20 @@ describe('a resume after a cut', () => {
     ])
     expect(socket.closedWith).toEqual({ code: 1000, reason: 'Protocol error' })
     expect(started.client.state).toBe('closed')
+  })
+})
+
+describe('a server that is down', () => {
+  it('costs a close and a reconnecting per failed attempt, no error, and an error only from the attempt after which the client gives up', async () => {
+    const started = start({ reconnect: { initialDelay: 10, maxDelay: 10, maxAttempts: 3 } })
+    establish(started).drop(1006)
+    ;(await nextAttempt(started)).refuse()
+    ;(await nextAttempt(started)).refuse()
+    expect(started.of('error')).toEqual([])
+    expect(started.of('reconnecting')).toHaveLength(3)
+    ;(await nextAttempt(started)).refuse()
+    expect(started.of('error')).toEqual([expect.objectContaining({ code: 'ERR_DWS_SOCKET_ERROR' })])
+    expect(started.of('close').at(-1)).toMatchObject({ code: 1006, willReconnect: false })
   })
 })
 
@@ -438,12 +465,12 @@ describe('falling back to plain WebSocket', () => {
     expect(again.offered).toEqual([])
   })
 
-  it('reports the failure as usual when the plain attempt fails too, and offers the session again next time', async () => {
+  it('reports the failure as a close and a retry when the plain attempt fails too, and offers the session again next time', async () => {
     const started = start({ protocols: ['chat.v2'] })
     started.fake.last().refuse()
     expect(started.fake.last().offered).toEqual(['chat.v2'])
     started.fake.last().refuse()
-    expect(started.events.map(([name]) => name)).toEqual(['error', 'close', 'reconnecting'])
+    expect(started.events.map(([name]) => name)).toEqual(['close', 'reconnecting'])
     const next = await nextAttempt(started)
     expect(next.offered).toEqual([SESSION, 'chat.v2'])
   })
@@ -453,8 +480,9 @@ describe('falling back to plain WebSocket', () => {
     establish(started).drop(1006)
     const next = await nextAttempt(started)
     next.refuse()
+    // A fallback would have tried again at once; this is the usual retry, after a delay.
     expect(started.fake.made).toHaveLength(2)
-    expect(started.of('error')).toHaveLength(1)
+    expect(started.of('reconnecting')).toHaveLength(2)
   })
 
   it('with session: false, offers only the app’s protocols and writes frames as they are', () => {

@@ -145,6 +145,7 @@ describe('readServerFrame(raw)', () => {
     ['a welcome whose token has a dot', { token: 'a.bcdefghijklmnopqrstuvwxyz' }],
     ['a welcome whose token is too short to be one', { token: 'abc' }],
     ['a welcome of another version', { v: 2 }],
+    ['a welcome whose maxMessageBytes is 0', { maxMessageBytes: 0 }],
   ])('refuses %s', (_what, fields) => {
     const welcome = {
       t: 'welcome',

@@ -11,6 +11,7 @@ import {
 } from './fixture/endpoints/sessions.js'
 import type { Entry } from './fixture/record.js'
 import { eventually, sleep } from './client.js'
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/options.js'
 import { SESSION_PROTOCOL, SessionClient, evictWithSockets } from './sessionClient.js'
 import { opened, sessionsRoom } from './sessionFixture.js'
 
@@ -27,7 +28,7 @@ describe('a session resumed after a forced eviction', () => {
     const room = sessionsRoom('evicted')
     const first = await SessionClient.open('/sessions/evicted?tag=blue&tag=green')
     expect(first.protocol).toBe(SESSION_PROTOCOL)
-    // ackEvery and ackBytes: a quarter of the default send window (500 frames, 1 MiB).
+    // ackEvery and ackBytes: a quarter of the default send window (500 frames, 1 MiB); maxMessageBytes: the default.
     expect(first.welcome).toMatchObject({
       v: 1,
       resumed: false,
@@ -35,6 +36,7 @@ describe('a session resumed after a forced eviction', () => {
       window: SESSION_WINDOW_MS,
       ackEvery: 125,
       ackBytes: 262_144,
+      maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     })
     expect(await first.nextPayload()).toBe(`open:${String(first.id)}:false`)
     first.send('set:color=teal')
