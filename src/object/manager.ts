@@ -366,9 +366,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // Read before this call, and nothing awaited since: no message of the old socket can have been
     // handled in between, after the welcome's `handled` was read.
     let found = keys.found
+    // A session never goes back before its own start, whatever position the client offers.
+    const from = resume === undefined ? 0 : Math.max(resume.last, found?.floor ?? 0)
     if (found !== undefined && store !== undefined && resume !== undefined) {
       const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
-      if (expired || resume.last < store.trimmedThrough()) {
+      if (expired || from < store.trimmedThrough()) {
         this.#endSession(found.id, found.data, found.tags)
         found = undefined
       }
@@ -398,7 +400,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         session,
         previous?.queue,
       )
-      last = resume.last
+      last = from
       this.#track(entry)
       this.#welcome(entry, token, last, protocol)
       // The replay is a catch-up like any other: paged from the log within the send window, the rest

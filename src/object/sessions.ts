@@ -39,6 +39,8 @@ export interface SessionRecord {
   readonly suspendedAt: number | null
   /** True when the token that matched is the previous one, which the client never confirmed replacing. */
   readonly matchedPrevious: boolean
+  /** The log's head when the session began: a resume never goes back before it, whatever `last` it offers. */
+  readonly floor: number
 }
 
 /** One logged outgoing message, as a resume replays it. */
@@ -91,8 +93,10 @@ export class SessionStore {
         data TEXT NOT NULL,
         tags TEXT NOT NULL,
         handled INTEGER NOT NULL DEFAULT 0,
-        suspended_at INTEGER
+        suspended_at INTEGER,
+        floor INTEGER NOT NULL DEFAULT 0
       )`)
+      addFloorColumn(this.#sql)
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_previous ON dws_sessions (previous)')
       this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
@@ -115,13 +119,15 @@ export class SessionStore {
     return found.toArray().length > 0
   }
 
+  /** A new session, whose floor is the log's head: its resumes never replay what came before it. */
   create(id: number, tokenHash: string, data: unknown, tags: readonly string[]): void {
     this.#ensure().exec(
-      'INSERT INTO dws_sessions (id, token, data, tags) VALUES (?, ?, ?, ?)',
+      'INSERT INTO dws_sessions (id, token, data, tags, floor) VALUES (?, ?, ?, ?, ?)',
       id,
       tokenHash,
       JSON.stringify(data),
       JSON.stringify(tags),
+      this.head(),
     )
   }
 
@@ -134,8 +140,9 @@ export class SessionStore {
         handled: number
         suspended_at: number | null
         previous: string | null
+        floor: number
       }>(
-        'SELECT id, data, tags, handled, suspended_at, previous FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        'SELECT id, data, tags, handled, suspended_at, previous, floor FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
         tokenHash,
       )
       .toArray()[0]
@@ -147,6 +154,7 @@ export class SessionStore {
       handled: row.handled,
       suspendedAt: row.suspended_at,
       matchedPrevious: row.previous === tokenHash,
+      floor: row.floor,
     }
   }
 
@@ -372,6 +380,18 @@ export class SessionStore {
     this.#ensure().exec('DELETE FROM dws_log WHERE seq <= ?', through)
     this.#oldest = through + 1
   }
+}
+
+/**
+ * Tables made before sessions had a floor lack the column: add it once.
+ * Their sessions get 0, as before (a resume may then start anywhere the log reaches).
+ */
+function addFloorColumn(sql: SqlStorage): void {
+  const table = sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
+    .toArray()[0]
+  if (table !== undefined && !/\bfloor\b/.test(table.sql))
+    sql.exec('ALTER TABLE dws_sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0')
 }
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {

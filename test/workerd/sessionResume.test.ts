@@ -323,3 +323,46 @@ describe('a resume while the old socket still looks open', () => {
     await second.whenClosed()
   })
 })
+
+describe('a resume that offers a position from before its session began', () => {
+  it('is resumed from where the session began: nothing sent before it joined is replayed', async () => {
+    const room = sessionsRoom('forged-position')
+    const earlier = await opened('/sessions/forged-position')
+    for (const n of [1, 2, 3]) earlier.send(`all:before-${String(n)}`)
+    await earlier.sync()
+    const joined = await opened('/sessions/forged-position')
+    expect(joined.welcome.last).toBeGreaterThan(3)
+    await joined.drop(room)
+    // The token is the session's own; the position is one it never held.
+    const forged = await SessionClient.open('/sessions/forged-position', {
+      resume: { last: 0, token: joined.position.token },
+    })
+    expect(forged.welcome).toMatchObject({ id: joined.id, resumed: true, last: joined.welcome.last })
+    // From the session's start: its own first greeting again, then the resume's; no "all:before-…".
+    expect(await forged.payloads(2)).toEqual([
+      `open:${String(joined.id)}:false`,
+      `open:${String(joined.id)}:true`,
+    ])
+    forged.close(1000)
+    earlier.close(1000)
+    await Promise.all([forged.whenClosed(), earlier.whenClosed()])
+  })
+})
+
+describe('a room whose session table was made before sessions had a floor', () => {
+  it('gets the column on first use, and its sessions open and resume as usual', async () => {
+    const room = sessionsRoom('old-schema')
+    await runInDurableObject(room, (_instance, state) => {
+      state.storage.sql.exec(`CREATE TABLE dws_sessions (
+        id INTEGER PRIMARY KEY, token TEXT NOT NULL, previous TEXT, data TEXT NOT NULL,
+        tags TEXT NOT NULL, handled INTEGER NOT NULL DEFAULT 0, suspended_at INTEGER
+      )`)
+    })
+    const first = await opened('/sessions/old-schema')
+    await first.drop(room)
+    const back = await first.resume('/sessions/old-schema')
+    expect(back.welcome).toMatchObject({ id: first.id, resumed: true })
+    back.close(1000)
+    await back.whenClosed()
+  })
+})
