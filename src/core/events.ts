@@ -14,6 +14,14 @@ export interface EventHandlers<Env, Data extends object, In, Out = In, L extends
   message: (conn: Connection<Env, Data, In, Out>, message: Incoming<In>) => unknown
   /** A text frame the serializer could not decode. Without this handler the connection closes with 1007. */
   malformed_message: (conn: Connection<Env, Data, In, Out>, raw: string, error: unknown) => unknown
+  /**
+   * A session's socket dropped and the session waits for a resume (only
+   * sessions; never for the close that ends one). If the client comes back
+   * within the window, `open` runs again with `conn.resumed` true; if not,
+   * `close` runs with 3902. Not after a restart of the object, which never
+   * saw its sockets go.
+   */
+  suspend: (conn: Connection<Env, Data, In, Out>, code: number, reason: string) => unknown
   /** Runs once per connection, however it ended. */
   close: (conn: Connection<Env, Data, In, Out>, code: number, reason: string) => unknown
   /** Answers a request to the mount path that is not a valid WebSocket upgrade. Runs in the Worker. */
@@ -22,7 +30,14 @@ export interface EventHandlers<Env, Data extends object, In, Out = In, L extends
 
 export type EventName = keyof EventHandlers<unknown, object, unknown>
 
-export const EVENT_NAMES: readonly EventName[] = ['open', 'message', 'malformed_message', 'close', 'error']
+export const EVENT_NAMES: readonly EventName[] = [
+  'open',
+  'message',
+  'malformed_message',
+  'suspend',
+  'close',
+  'error',
+]
 
 function isEventName(value: unknown): value is EventName {
   return (EVENT_NAMES as readonly unknown[]).includes(value)

@@ -988,7 +988,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       log.warn(`closing ${this.#label(entry)} failed:`, error)
     }
     if (suspends) {
-      this.ctx.waitUntil(this.#suspend(entry))
+      this.ctx.waitUntil(this.#suspend(entry, code, reason))
       return
     }
     const closing = this.#queueClose(entry, code, reason)
@@ -1005,7 +1005,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (entry.session !== undefined && store !== undefined && !endsSession(code)) {
       if (!entry.move('suspend')) return undefined
       this.#open.delete(entry.id)
-      return this.#suspend(entry)
+      return this.#suspend(entry, code, reason)
     }
     if (!entry.move('peerClose')) return undefined
     this.#open.delete(entry.id)
@@ -1013,13 +1013,22 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.#queueClose(entry, code, reason)
   }
 
-  /** A session whose socket is gone waits for its resume until the window ends, which the alarm checks. */
-  #suspend(entry: Entry<Env, Data, In, Out>): Promise<void> {
+  /**
+   * A session whose socket is gone waits for its resume until the window
+   * ends, which the alarm checks; `suspend` runs behind what its socket still had queued.
+   */
+  #suspend(entry: Entry<Env, Data, In, Out>, code: number, reason: string): Promise<void> {
     this.#suspended.set(entry.id, entry)
     const now = Date.now()
     const store = this.#store
     if (store === undefined) return Promise.resolve()
     store.suspend(entry.id, now)
+    // Not awaited here: a handler still running on the socket (and `suspend` behind it) must not
+    // hold up the close event that brought the drop.
+    const told = entry.queue.run(() =>
+      this.#invoke(entry, 'suspend', (suspend) => suspend(entry.view, code, reason)),
+    )
+    if (told !== undefined) this.ctx.waitUntil(told)
     return alarmNoLaterThan(this.storage, now + store.window)
   }
 

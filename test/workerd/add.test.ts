@@ -11,12 +11,13 @@ import { connect } from './client.js'
 import { thrownBy } from './thrownBy.js'
 
 describe('add(event, handler)', () => {
-  it('accepts a function for each of open, message, malformed_message, close and error, and returns the module', () => {
+  it('accepts a function for each of open, message, malformed_message, suspend, close and error, and returns the module', () => {
     const module = websocket({ binding: 'ADD_TEST' })
-    expect(EVENT_NAMES).toEqual(['open', 'message', 'malformed_message', 'close', 'error'])
+    expect(EVENT_NAMES).toEqual(['open', 'message', 'malformed_message', 'suspend', 'close', 'error'])
     expect(module.add('open', () => undefined)).toBe(module)
     expect(module.add('message', () => undefined)).toBe(module)
     expect(module.add('malformed_message', () => undefined)).toBe(module)
+    expect(module.add('suspend', () => undefined)).toBe(module)
     expect(module.add('close', () => undefined)).toBe(module)
     expect(module.add('error', () => new Response(null, { status: 400 }))).toBe(module)
   })

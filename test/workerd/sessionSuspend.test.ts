@@ -13,6 +13,13 @@ import { expectEnded, opened, sessionsRoom } from './sessionFixture.js'
  * a suspended session runs no `close`, and its token resumes it with its id
  * and data; an ended one runs `close` once, and its token resumes nothing.
  */
+async function suspendsFor(
+  room: DurableObjectStub<StrictSessionsObject> | ReturnType<typeof sessionsRoom>,
+  id: number,
+): Promise<Entry[]> {
+  return (await room.log()).filter((entry) => entry.event === 'suspend' && entry.id === id)
+}
+
 async function closesFor(
   room: DurableObjectStub<StrictSessionsObject> | ReturnType<typeof sessionsRoom>,
   id: number,
@@ -44,6 +51,7 @@ describe('a close from the client', () => {
     await session.whenClosed()
     const again = await expectResumed(session, path)
     expect(await closesFor(room, session.id)).toEqual([])
+    expect(await suspendsFor(room, session.id)).toMatchObject([{ code, data: '{"kept":"yes"}' }])
     again.close(1000)
     expect(await closesOf(room, session.id)).toMatchObject([{ code: 1000, data: '{"kept":"yes"}' }])
   })
@@ -54,6 +62,7 @@ describe('a close from the client', () => {
     session.close()
     await session.whenClosed()
     expect(await closesOf(room, session.id)).toMatchObject([{ code: 1005 }])
+    expect(await suspendsFor(room, session.id)).toEqual([])
     await expectEnded(session, '/sessions/client-no-code')
   })
 })
@@ -67,6 +76,7 @@ describe('a close the server starts', () => {
     expect(await session.whenClosed()).toMatchObject({ code: 1011 })
     const again = await expectResumed(session, '/sessions/server-1011')
     expect(await closesFor(room, session.id)).toEqual([])
+    expect(await suspendsFor(room, session.id)).toMatchObject([{ code: 1011 }])
     again.close(1000)
     expect(await closesOf(room, session.id)).toMatchObject([{ code: 1000, data: '{"kept":"yes"}' }])
   })
