@@ -495,6 +495,9 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     // Resent first, with their old numbers: anything new must come after them.
     for (const frame of resend) socket.send(frame)
     if (resend.length > 0) this.#armAck()
+    // Any frame on the new socket tells the server the new token arrived, so it retires the one this
+    // resume used; with nothing to resend, an ack says it at once rather than at the first message.
+    else if (welcome.resumed) socket.send(session.ack())
     this.#ready(socket, welcome.resumed)
   }
 

@@ -254,6 +254,17 @@ describe('a resume after a cut', () => {
     expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2-0123456789abcdef'])
   })
 
+  it('acknowledges a resumed welcome at once when it has nothing to resend, so the server retires the token it used', async () => {
+    const started = start()
+    const first = establish(started, { id: 9, token: 'token-1-0123456789abcdef' })
+    first.receive('4 "seen"')
+    first.drop(1006)
+    const second = await nextAttempt(started)
+    second.accept(SESSION)
+    second.receive(welcome({ id: 9, token: 'token-2-0123456789abcdef', resumed: true, handled: 0, last: 4 }))
+    expect(second.texts()).toEqual(['{"t":"ack","last":4}'])
+  })
+
   it('sends what an open listener sends after the resent messages and before what waited', async () => {
     const started = start()
     const first = establish(started)
