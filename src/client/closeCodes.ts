@@ -37,7 +37,7 @@ export function isIdleTimeout(close: CloseEventInfo): boolean {
 }
 
 export const IDLE_WITHOUT_HEARTBEAT =
-  'durable-websocket/client: the server closed this connection as idle (1001 "Idle timeout"), and this client sends no heartbeat, so it will be closed again every idleTimeout and get a new id each time. Pass connect(target, { heartbeat: N }) with N well below the server\'s idleTimeout, e.g. half of it.'
+  'durable-websocket/client: the server closed this connection as idle (1001 "Idle timeout"), and this client sends no heartbeat, so it will be closed again every idleTimeout and reconnect each time (a new id each time without a session). Pass connect(target, { heartbeat: N }) with N well below the server\'s idleTimeout, e.g. half of it.'
 
 /** Browsers only let a page send 1000 or an application code (3000-4999); checked here everywhere alike. */
 export function validateClose(code: number, reason: string): void {

@@ -29,7 +29,7 @@ describe("the client's heartbeat against the server's idleTimeout", () => {
   const server = useDevServer({ config: resolve(import.meta.dirname, 'fixtures/idle/wrangler.toml') })
 
   it(
-    'without a heartbeat, is reaped with 1001, warns once that it needs one, and comes back with a new id',
+    'without a heartbeat, is reaped with 1001, warns once that it needs one, and comes back, resuming its session (an idle close only suspends it)',
     {
       timeout: 3 * REAP_SEEN_MS,
     },
@@ -43,7 +43,8 @@ describe("the client's heartbeat against the server's idleTimeout", () => {
         willReconnect: true,
       })
       const second = await events.next('message')
-      expect(second.id).toBeGreaterThan(first.id)
+      expect(second.id).toBe(first.id)
+      expect(events.of('open').at(-1)).toEqual({ reconnected: true, resumed: true })
       expect(await events.next('close', () => true, REAP_SEEN_MS)).toMatchObject({
         code: 1001,
         reason: 'Idle timeout',
