@@ -46,9 +46,18 @@ export interface ResumeOptions {
   window?: number
   /** How many outgoing messages the log keeps for resumes. Default: 5000. */
   maxMessages?: number
+  /**
+   * How long a session may live, from its first open, in ms; then it ends
+   * (3905), connected or not, and the client starts a new one. Default: 86400000 (a day).
+   */
+  maxAge?: number
 }
 
-export const DEFAULT_RESUME: Required<ResumeOptions> = { window: 120_000, maxMessages: 5_000 }
+export const DEFAULT_RESUME: Required<ResumeOptions> = {
+  window: 120_000,
+  maxMessages: 5_000,
+  maxAge: 86_400_000,
+}
 
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
@@ -280,12 +289,13 @@ function resolveResume(value: unknown): Required<ResumeOptions> | undefined {
   if (value === false) return undefined
   if (value === undefined) return DEFAULT_RESUME
   if (typeof value !== 'object' || value === null) {
-    throw invalid(`options.resume must be false or { window, maxMessages }, got ${describe(value)}.`)
+    throw invalid(`options.resume must be false or { window, maxMessages, maxAge }, got ${describe(value)}.`)
   }
-  const { window, maxMessages } = value as ResumeOptions
+  const { window, maxMessages, maxAge } = value as ResumeOptions
   return {
     window: positiveInteger('resume.window', window) ?? DEFAULT_RESUME.window,
     maxMessages: positiveInteger('resume.maxMessages', maxMessages) ?? DEFAULT_RESUME.maxMessages,
+    maxAge: positiveInteger('resume.maxAge', maxAge) ?? DEFAULT_RESUME.maxAge,
   }
 }
 

@@ -708,6 +708,7 @@ function endsSession(code: number): boolean {
     (code >= 3000 &&
       code <= 4999 &&
       code !== SessionCloseCode.TAKEN_OVER &&
-      code !== SessionCloseCode.SLOW_CONSUMER)
+      code !== SessionCloseCode.SLOW_CONSUMER &&
+      code !== SessionCloseCode.TOO_OLD)
   )
 }

@@ -129,7 +129,9 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     }
     const resume = options.resume
     this.#store =
-      resume === undefined ? undefined : new SessionStore(ctx.storage.sql, resume.window, resume.maxMessages)
+      resume === undefined
+        ? undefined
+        : new SessionStore(ctx.storage.sql, resume.window, resume.maxMessages, resume.maxAge)
   }
 
   get storage(): DurableObjectStorage {
@@ -277,6 +279,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         : this.#acceptSession(server, offer, keys, tags, protocol)
     entry.key = key
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
+    // A new session ends at maxAge even if it never drops: the alarm sees to it.
+    const store = this.#store
+    if (store !== undefined && entry.session?.resumed === false)
+      await alarmNoLaterThan(this.storage, Date.now() + store.maxAge)
     const opening = entry.queue.run(() =>
       this.#invoke(entry, 'open', (open) => open(entry.view, request, locals)),
     )
@@ -369,8 +375,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // A session never goes back before its own start, whatever position the client offers.
     const from = resume === undefined ? 0 : Math.max(resume.last, found?.floor ?? 0)
     if (found !== undefined && store !== undefined && resume !== undefined) {
-      const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= Date.now()
-      if (expired || from < store.trimmedThrough()) {
+      const now = Date.now()
+      const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= now
+      if (found.createdAt + store.maxAge <= now) {
+        this.#endSession(found.id, found.data, found.tags, SessionCloseCode.TOO_OLD, 'Session too old')
+        found = undefined
+      } else if (expired || from < store.trimmedThrough()) {
         this.#endSession(found.id, found.data, found.tags)
         found = undefined
       }
@@ -410,7 +420,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#catchUp(entry, this.#flowOf(entry))
     } else {
       const id = this.#nextId()
-      store?.create(id, tokenHash, {}, tags)
+      store?.create(id, tokenHash, {}, tags, Date.now())
       this.#anySessions = true
       this.ctx.acceptWebSocket(server, [...tags, SESSION_TAG])
       const session: SessionState = { resumed: false, handled: 0, received: 0, acked: 0, confirmed: true }
@@ -779,6 +789,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     let next = this.#reapIdle(now)
     const store = this.#store
     if (store?.exists()) {
+      for (const old of store.tooOld(now)) {
+        const live = this.#openEntry(old.id)
+        if (live !== undefined) this.#closeByServer(live, SessionCloseCode.TOO_OLD, 'Session too old')
+        else this.#endSession(old.id, old.data, old.tags, SessionCloseCode.TOO_OLD, 'Session too old')
+      }
       for (const expired of store.expired(now)) this.#endSession(expired.id, expired.data, expired.tags)
       const kept = store.oldestKept
       store.trim(now)

@@ -41,6 +41,8 @@ export interface SessionRecord {
   readonly matchedPrevious: boolean
   /** The log's head when the session began: a resume never goes back before it, whatever `last` it offers. */
   readonly floor: number
+  /** When the session began, in ms since the epoch; `maxAge` counts from here. */
+  readonly createdAt: number
 }
 
 /** One logged outgoing message, as a resume replays it. */
@@ -73,10 +75,17 @@ export class SessionStore {
   #head: number | undefined
   #oldest: number | undefined
 
-  constructor(sql: SqlStorage, window: number, maxMessages: number) {
+  readonly #maxAge: number
+
+  constructor(sql: SqlStorage, window: number, maxMessages: number, maxAge: number) {
     this.#sql = sql
     this.#window = window
     this.#maxMessages = maxMessages
+    this.#maxAge = maxAge
+  }
+
+  get maxAge(): number {
+    return this.#maxAge
   }
 
   get window(): number {
@@ -94,9 +103,10 @@ export class SessionStore {
         tags TEXT NOT NULL,
         handled INTEGER NOT NULL DEFAULT 0,
         suspended_at INTEGER,
-        floor INTEGER NOT NULL DEFAULT 0
+        floor INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL DEFAULT 0
       )`)
-      addFloorColumn(this.#sql)
+      addMissingColumns(this.#sql, Date.now())
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_previous ON dws_sessions (previous)')
       this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
@@ -120,14 +130,15 @@ export class SessionStore {
   }
 
   /** A new session, whose floor is the log's head: its resumes never replay what came before it. */
-  create(id: number, tokenHash: string, data: unknown, tags: readonly string[]): void {
+  create(id: number, tokenHash: string, data: unknown, tags: readonly string[], now: number): void {
     this.#ensure().exec(
-      'INSERT INTO dws_sessions (id, token, data, tags, floor) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO dws_sessions (id, token, data, tags, floor, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       id,
       tokenHash,
       JSON.stringify(data),
       JSON.stringify(tags),
       this.head(),
+      now,
     )
   }
 
@@ -141,8 +152,9 @@ export class SessionStore {
         suspended_at: number | null
         previous: string | null
         floor: number
+        created_at: number
       }>(
-        'SELECT id, data, tags, handled, suspended_at, previous, floor FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        'SELECT id, data, tags, handled, suspended_at, previous, floor, created_at FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
         tokenHash,
       )
       .toArray()[0]
@@ -155,6 +167,7 @@ export class SessionStore {
       suspendedAt: row.suspended_at,
       matchedPrevious: row.previous === tokenHash,
       floor: row.floor,
+      createdAt: row.created_at,
     }
   }
 
@@ -244,14 +257,27 @@ export class SessionStore {
       .toArray()
   }
 
-  /** When the next suspended session's window ends, if any is suspended. */
+  /** Sessions that began `maxAge` or more before `now`, connected or not, with what their `close` needs. */
+  tooOld(now: number): { id: number; data: string; tags: string }[] {
+    return this.#ensure()
+      .exec<{ id: number; data: string; tags: string }>(
+        'SELECT id, data, tags FROM dws_sessions WHERE created_at <= ? ORDER BY id',
+        now - this.#maxAge,
+      )
+      .toArray()
+  }
+
+  /** When the next session ends by itself: a suspended one's window, or any one's `maxAge`. */
   nextExpiry(): number | undefined {
     const row = this.#ensure()
-      .exec<{ first: number | null }>(
-        'SELECT min(suspended_at) AS first FROM dws_sessions WHERE suspended_at IS NOT NULL',
+      .exec<{ suspended: number | null; created: number | null }>(
+        'SELECT min(suspended_at) AS suspended, min(created_at) AS created FROM dws_sessions',
       )
       .toArray()[0]
-    return row?.first === null || row?.first === undefined ? undefined : row.first + this.#window
+    const ends: number[] = []
+    if (row?.suspended !== null && row?.suspended !== undefined) ends.push(row.suspended + this.#window)
+    if (row?.created !== null && row?.created !== undefined) ends.push(row.created + this.#maxAge)
+    return ends.length === 0 ? undefined : Math.min(...ends)
   }
 
   /**
@@ -383,15 +409,21 @@ export class SessionStore {
 }
 
 /**
- * Tables made before sessions had a floor lack the column: add it once.
- * Their sessions get 0, as before (a resume may then start anywhere the log reaches).
+ * Tables made by an earlier version lack the newer columns: add them once.
+ * Their sessions get floor 0, as before (a resume may start anywhere the log
+ * reaches), and start their `maxAge` now.
  */
-function addFloorColumn(sql: SqlStorage): void {
+function addMissingColumns(sql: SqlStorage, now: number): void {
   const table = sql
     .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
     .toArray()[0]
-  if (table !== undefined && !/\bfloor\b/.test(table.sql))
+  if (table === undefined) return
+  if (!/\bfloor\b/.test(table.sql))
     sql.exec('ALTER TABLE dws_sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0')
+  if (!/\bcreated_at\b/.test(table.sql)) {
+    sql.exec('ALTER TABLE dws_sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0')
+    sql.exec('UPDATE dws_sessions SET created_at = ?', now)
+  }
 }
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {

@@ -76,6 +76,8 @@ export const SessionCloseCode = {
   EXPIRED: 3902,
   /** The session fell behind what the server's log holds; it is over, and the client starts a new one. */
   SLOW_CONSUMER: 3903,
+  /** The session passed the server's `resume.maxAge`; it is over, and the client starts a new one. */
+  TOO_OLD: 3905,
 } as const
 
 /**

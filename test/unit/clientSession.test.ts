@@ -532,10 +532,24 @@ describe('close codes of a session', () => {
     expect(started.of('close')).toMatchObject([{ code: 1002, willReconnect: false }])
   })
 
-  it('reconnects after 3903 Slow consumer', () => {
+  it.each([
+    [3903, 'Slow consumer'],
+    [3905, 'Session too old'],
+  ])('reconnects after %i %s', (code, reason) => {
     const started = start()
-    establish(started).drop(3903, 'Slow consumer')
-    expect(started.of('close')).toMatchObject([{ code: 3903, willReconnect: true }])
+    establish(started).drop(code, reason)
+    expect(started.of('close')).toMatchObject([{ code, willReconnect: true }])
+  })
+
+  it.each([
+    [1011, 'Internal Error'],
+    [1001, 'Idle timeout'],
+    [1013, 'Too many queued messages'],
+  ])('reconnects to resume after %i %s, which only suspends the session', async (code, reason) => {
+    const started = start()
+    establish(started, { token: 'token-1-0123456789abcdef', last: 7 }).drop(code, reason)
+    expect(started.of('close')).toMatchObject([{ code, willReconnect: true }])
+    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.7.token-1-0123456789abcdef'])
   })
 })
 

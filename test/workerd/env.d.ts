@@ -54,6 +54,7 @@ declare global {
       UNLOGGED_SESSIONS: Namespace<'UnloggedSessionsObject'>
       STRICT_SESSIONS: Namespace<'StrictSessionsObject'>
       PAGED_SESSIONS: Namespace<'PagedSessionsObject'>
+      AGED_SESSIONS: Namespace<'AgedSessionsObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture
