@@ -41,7 +41,17 @@ export interface Heartbeat {
 
 export const DEFAULT_HEARTBEAT: Heartbeat = { request: 'ping', response: 'pong' }
 
-export interface ResumeOptions {
+/** Names who a session belongs to, from the upgrade and the locals the app's middleware set. */
+export type SessionOwnerFunction<L = Locals> = (request: Request, locals: L) => string
+
+export interface ResumeOptions<L = Locals> {
+  /**
+   * Binds each session to an identity, e.g. the user id a middleware put in
+   * `locals`: a resume whose owner differs (a token used by someone else) is
+   * refused with 3904, and the session stays its owner's. 1 to 256 characters.
+   * Default: none, a token alone resumes its session.
+   */
+  owner?: SessionOwnerFunction<L>
   /** How long a dropped session waits for its client, in ms. Default: 120000. */
   window?: number
   /** How many outgoing messages the log keeps for resumes. Default: 5000. */
@@ -53,11 +63,15 @@ export interface ResumeOptions {
   maxAge?: number
 }
 
-export const DEFAULT_RESUME: Required<ResumeOptions> = {
-  window: 120_000,
-  maxMessages: 5_000,
-  maxAge: 86_400_000,
+/** Resume options with every default filled in; `owner` stays optional. */
+export interface ResolvedResume<L = Locals> {
+  readonly window: number
+  readonly maxMessages: number
+  readonly maxAge: number
+  readonly owner: SessionOwnerFunction<L> | undefined
 }
+
+export const DEFAULT_RESUME = { window: 120_000, maxMessages: 5_000, maxAge: 86_400_000 } as const
 
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
@@ -153,7 +167,7 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
    * dropped session waits `window` ms for its client, with what it missed.
    * `false` still speaks the protocol, but a drop ends the session. Default: on.
    */
-  resume?: ResumeOptions | false
+  resume?: ResumeOptions<L> | false
 }
 
 /** The limits a module was made with, defaults filled in. */
@@ -172,7 +186,7 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly tags: TagsFunction<L> | undefined
   readonly protocol: ProtocolFunction<L> | undefined
   readonly validate: Validator | undefined
-  readonly resume: Required<ResumeOptions> | undefined
+  readonly resume: ResolvedResume<L> | undefined
   readonly maxConnectionsPerKey: ConnectionsPerKey<L> | undefined
   readonly rateLimit: RateLimit | undefined
   readonly maxQueued: Required<QueueLimit>
@@ -285,17 +299,25 @@ function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INT
   return value
 }
 
-function resolveResume(value: unknown): Required<ResumeOptions> | undefined {
+function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
   if (value === false) return undefined
-  if (value === undefined) return DEFAULT_RESUME
+  if (value === undefined) return { ...DEFAULT_RESUME, owner: undefined }
   if (typeof value !== 'object' || value === null) {
-    throw invalid(`options.resume must be false or { window, maxMessages, maxAge }, got ${describe(value)}.`)
+    throw invalid(
+      `options.resume must be false or { window, maxMessages, maxAge, owner }, got ${describe(value)}.`,
+    )
   }
-  const { window, maxMessages, maxAge } = value as ResumeOptions
+  const { window, maxMessages, maxAge, owner } = value as ResumeOptions<L>
+  if (owner !== undefined && typeof owner !== 'function') {
+    throw invalid(
+      `options.resume.owner must be a function (request, locals) => string, got ${describe(owner)}.`,
+    )
+  }
   return {
     window: positiveInteger('resume.window', window) ?? DEFAULT_RESUME.window,
     maxMessages: positiveInteger('resume.maxMessages', maxMessages) ?? DEFAULT_RESUME.maxMessages,
     maxAge: positiveInteger('resume.maxAge', maxAge) ?? DEFAULT_RESUME.maxAge,
+    owner,
   }
 }
 

@@ -570,6 +570,11 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
     }
+    if (inSession && close.code === SessionCloseCode.NOT_YOURS) {
+      // Someone else's session: never offer its token again; the next connection is a new session.
+      this.#session?.disown()
+      this.#changed('position')
+    }
     const reconnect = this.#options.reconnect
     const retry =
       this.#state !== 'closed' &&

@@ -68,6 +68,19 @@ export class Session {
     this.unacknowledged = state.unacknowledged
   }
 
+  /** Set by {@link disown} until the next welcome: that one starts over, and its `reset` carries what was unacknowledged. */
+  #disowned = false
+
+  /**
+   * The server refused this session to this client (3904: it belongs to
+   * someone else): the next connection offers no resume and starts a new
+   * session, as a reset.
+   */
+  disown(): void {
+    this.token = null
+    this.#disowned = true
+  }
+
   state(): SessionState {
     return { token: this.token, last: this.last, next: this.next, unacknowledged: this.unacknowledged }
   }
@@ -131,7 +144,8 @@ export class Session {
    * that old session never confirmed, as `reset`, and starts over.
    */
   welcome(welcome: Welcome): { resend: Frame[]; reset: Frame[] | undefined } {
-    const askedToResume = this.token !== null
+    const askedToResume = this.token !== null || this.#disowned
+    this.#disowned = false
     if (welcome.resumed && !askedToResume) {
       throw new ProtocolViolation('the server resumed a session the client did not ask for.')
     }

@@ -13,7 +13,7 @@ export interface CloseEventInfo {
 /**
  * Drops worth retrying: the server went away or restarted (1001, 1012), the
  * connection vanished (1006), the server failed or is overloaded (1011, 1013,
- * 1014), the client fell behind (3903) or its session grew too old (3905). Anything else is a deliberate answer
+ * 1014), the client fell behind (3903) its session belongs to someone else (3904) or grew too old (3905). Anything else is a deliberate answer
  * (1000 from the server, 1002, 1007, 1008, 1009, 3901, an application's
  * 4xxx), and retrying would only repeat it.
  */
@@ -25,6 +25,7 @@ const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([
   1013,
   1014,
   SessionCloseCode.SLOW_CONSUMER,
+  SessionCloseCode.NOT_YOURS,
   SessionCloseCode.TOO_OLD,
 ])
 

@@ -235,6 +235,18 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // The one await of an upgrade comes before its checks: from the limits to acceptWebSocket nothing
     // may await, so two upgrades cannot both take a last place.
     const keys = offer.wanted ? await this.#sessionKeys(offer) : undefined
+    let owner: string | undefined
+    if (keys !== undefined) {
+      try {
+        owner = this.#ownerOf(request, locals)
+      } catch (error) {
+        log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
+        return new Response('Internal Server Error\n', { status: 500 })
+      }
+      const found = keys.found
+      if (found !== undefined && found.owner !== null && found.owner !== owner)
+        return this.#notYours(found.id)
+    }
     // A resume closes its session's socket that still looks open as it takes over: that one does not count.
     const replaced = keys?.found === undefined ? undefined : this.#openEntry(keys.found.id)
     if (maxConnections !== undefined && this.count() - (replaced === undefined ? 0 : 1) >= maxConnections) {
@@ -247,7 +259,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const perKey = this.#options.maxConnectionsPerKey
     if (perKey !== undefined) {
       try {
-        key = validateKey(perKey.key(request, locals))
+        key = validateKey(perKey.key(request, locals), 'maxConnectionsPerKey.key')
       } catch (error) {
         log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
         return new Response('Internal Server Error\n', { status: 500 })
@@ -276,7 +288,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const entry =
       keys === undefined
         ? this.#acceptPlain(server, tags)
-        : this.#acceptSession(server, offer, keys, tags, protocol)
+        : this.#acceptSession(server, offer, keys, tags, protocol, owner)
     entry.key = key
     if (idleTimeout !== undefined) await alarmNoLaterThan(this.storage, Date.now() + idleTimeout)
     // A new session ends at maxAge even if it never drops: the alarm sees to it.
@@ -295,6 +307,31 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
     if (chosen !== undefined) headers['Sec-WebSocket-Protocol'] = chosen
     return new Response(null, { status: 101, webSocket: client, headers })
+  }
+
+  /** Who a session upgrade is, by `resume.owner`; undefined when the module names no owner. */
+  #ownerOf(request: Request, locals: L): string | undefined {
+    const pick = this.#options.resume?.owner
+    return pick === undefined ? undefined : validateKey(pick(request, locals), 'resume.owner')
+  }
+
+  /**
+   * Refuses a resume by someone other than the session's owner with 3904,
+   * after the handshake so that a browser sees the code: the socket is never
+   * accepted into the object, no id is spent, and the session stays its owner's.
+   */
+  #notYours(id: number): Response {
+    log.warn(
+      `refused a resume of session ${String(id)}${this.room === undefined ? '' : ` in room ${this.room}`} by another owner, closing it with 3904`,
+    )
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    server.accept()
+    server.close(SessionCloseCode.NOT_YOURS, 'Session belongs to another client')
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { 'Sec-WebSocket-Protocol': SESSION_PROTOCOL, 'Sec-WebSocket-Extensions': 'no-compression' },
+    })
   }
 
   #countKey(key: string): number {
@@ -365,6 +402,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     keys: SessionKeys,
     tags: string[],
     protocol: string | undefined,
+    owner: string | undefined,
   ): Entry<Env, Data, In, Out> {
     const store = this.#store
     const resume = offer.resume
@@ -420,7 +458,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       this.#catchUp(entry, this.#flowOf(entry))
     } else {
       const id = this.#nextId()
-      store?.create(id, tokenHash, {}, tags, Date.now())
+      store?.create(id, tokenHash, {}, tags, Date.now(), owner)
       this.#anySessions = true
       this.ctx.acceptWebSocket(server, [...tags, SESSION_TAG])
       const session: SessionState = { resumed: false, handled: 0, received: 0, acked: 0, confirmed: true }
@@ -1321,11 +1359,12 @@ function sent(flow: Flow, seq: number, size: number): void {
   flow.bytes += size
 }
 
-function validateKey(key: unknown): string {
+/** A key or an owner an option's function derived: kept in storage, so bounded. */
+function validateKey(key: unknown, option: string): string {
   if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new DurableWebSocketError(
       'ERR_DWS_INVALID_OPTIONS',
-      `maxConnectionsPerKey.key must return a string of 1 to ${String(MAX_KEY_LENGTH)} characters, got ${typeof key === 'string' ? `${String(key.length)} characters` : describe(key)}.`,
+      `${option} must return a string of 1 to ${String(MAX_KEY_LENGTH)} characters, got ${typeof key === 'string' ? `${String(key.length)} characters` : describe(key)}.`,
     )
   }
   return key

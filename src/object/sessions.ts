@@ -43,6 +43,8 @@ export interface SessionRecord {
   readonly floor: number
   /** When the session began, in ms since the epoch; `maxAge` counts from here. */
   readonly createdAt: number
+  /** Who the session belongs to (`resume.owner`); null when the module names no owner. */
+  readonly owner: string | null
 }
 
 /** One logged outgoing message, as a resume replays it. */
@@ -104,7 +106,8 @@ export class SessionStore {
         handled INTEGER NOT NULL DEFAULT 0,
         suspended_at INTEGER,
         floor INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL DEFAULT 0
+        created_at INTEGER NOT NULL DEFAULT 0,
+        owner TEXT
       )`)
       addMissingColumns(this.#sql, Date.now())
       this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
@@ -130,15 +133,23 @@ export class SessionStore {
   }
 
   /** A new session, whose floor is the log's head: its resumes never replay what came before it. */
-  create(id: number, tokenHash: string, data: unknown, tags: readonly string[], now: number): void {
+  create(
+    id: number,
+    tokenHash: string,
+    data: unknown,
+    tags: readonly string[],
+    now: number,
+    owner: string | undefined,
+  ): void {
     this.#ensure().exec(
-      'INSERT INTO dws_sessions (id, token, data, tags, floor, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO dws_sessions (id, token, data, tags, floor, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)',
       id,
       tokenHash,
       JSON.stringify(data),
       JSON.stringify(tags),
       this.head(),
       now,
+      owner ?? null,
     )
   }
 
@@ -153,8 +164,9 @@ export class SessionStore {
         previous: string | null
         floor: number
         created_at: number
+        owner: string | null
       }>(
-        'SELECT id, data, tags, handled, suspended_at, previous, floor, created_at FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        'SELECT id, data, tags, handled, suspended_at, previous, floor, created_at, owner FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
         tokenHash,
       )
       .toArray()[0]
@@ -168,6 +180,7 @@ export class SessionStore {
       matchedPrevious: row.previous === tokenHash,
       floor: row.floor,
       createdAt: row.created_at,
+      owner: row.owner,
     }
   }
 
@@ -420,6 +433,7 @@ function addMissingColumns(sql: SqlStorage, now: number): void {
   if (table === undefined) return
   if (!/\bfloor\b/.test(table.sql))
     sql.exec('ALTER TABLE dws_sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0')
+  if (!/\bowner\b/.test(table.sql)) sql.exec('ALTER TABLE dws_sessions ADD COLUMN owner TEXT')
   if (!/\bcreated_at\b/.test(table.sql)) {
     sql.exec('ALTER TABLE dws_sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0')
     sql.exec('UPDATE dws_sessions SET created_at = ?', now)

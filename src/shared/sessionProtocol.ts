@@ -76,6 +76,8 @@ export const SessionCloseCode = {
   EXPIRED: 3902,
   /** The session fell behind what the server's log holds; it is over, and the client starts a new one. */
   SLOW_CONSUMER: 3903,
+  /** A resume by someone other than the session's owner (`resume.owner`); the client starts a new session. */
+  NOT_YOURS: 3904,
   /** The session passed the server's `resume.maxAge`; it is over, and the client starts a new one. */
   TOO_OLD: 3905,
 } as const

@@ -541,6 +541,20 @@ describe('close codes of a session', () => {
     expect(started.of('close')).toMatchObject([{ code, willReconnect: true }])
   })
 
+  it('after 3904 (the session is someone else’s), offers no resume again, and takes the new session as a reset', async () => {
+    const started = start()
+    const socket = establish(started, { token: 'token-1-0123456789abcdef', last: 7 })
+    started.client.send('unacked')
+    socket.drop(3904, 'Session belongs to another client')
+    expect(started.of('close')).toMatchObject([{ code: 3904, willReconnect: true }])
+    const next = await nextAttempt(started)
+    expect(next.offered).toEqual([SESSION])
+    next.accept(SESSION)
+    next.receive(welcome({ id: 8, token: 'token-2-0123456789abcdef', resumed: false, last: 9 }))
+    expect(started.of('reset')).toEqual([{ unacknowledged: ['"unacked"'] }])
+    expect(started.client.id).toBe(8)
+  })
+
   it.each([
     [1011, 'Internal Error'],
     [1001, 'Idle timeout'],

@@ -55,6 +55,7 @@ declare global {
       STRICT_SESSIONS: Namespace<'StrictSessionsObject'>
       PAGED_SESSIONS: Namespace<'PagedSessionsObject'>
       AGED_SESSIONS: Namespace<'AgedSessionsObject'>
+      OWNED_SESSIONS: Namespace<'OwnedSessionsObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture
