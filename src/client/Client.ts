@@ -10,10 +10,12 @@ import { resolveOptions, type ClientOptions, type ResolvedOptions } from './opti
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
 import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
+import { CloseCode } from '../shared/closeCodes.js'
 import {
   SESSION_PROTOCOL,
   SessionCloseCode,
   isSessionProtocolName,
+  retryHint,
   type Welcome,
 } from '../shared/sessionProtocol.js'
 import { StoredSession } from './StoredSession.js'
@@ -595,7 +597,9 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     }
     this.#state = 'reconnecting'
     this.#attempts += 1
-    const delay = backoffDelay(this.#step, reconnect.initialDelay, reconnect.maxDelay)
+    // A server shedding load says when to come back; the jitter still spreads everyone it told so.
+    const hint = close.code === CloseCode.TRY_AGAIN_LATER ? (retryHint(close.reason) ?? 0) : 0
+    const delay = hint + backoffDelay(this.#step, reconnect.initialDelay, reconnect.maxDelay)
     this.#step += 1
     this.#events.emit('close', { ...close, willReconnect: true })
     // A close listener may have closed the client for good.

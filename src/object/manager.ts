@@ -32,6 +32,7 @@ import {
   numbered,
   readClientFrame,
   readSessionOffer,
+  retryReason,
   serverCloseSuspends,
   type SessionOffer,
 } from '../shared/sessionProtocol.js'
@@ -250,6 +251,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // A resume closes its session's socket that still looks open as it takes over: that one does not count.
     const replaced = keys?.found === undefined ? undefined : this.#openEntry(keys.found.id)
     if (maxConnections !== undefined && this.count() - (replaced === undefined ? 0 : 1) >= maxConnections) {
+      if (offer.wanted) return shed(RETRY_AFTER_SECONDS)
       return new Response('Service Unavailable: this room is full, try again shortly.\n', {
         status: 503,
         headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
@@ -265,6 +267,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         return new Response('Internal Server Error\n', { status: 500 })
       }
       if (this.#countKey(key) - (replaced?.key === key ? 1 : 0) >= perKey.max) {
+        if (offer.wanted) return shed(RETRY_AFTER_KEY_SECONDS)
         return new Response('Too Many Requests: too many connections for this client, try again later.\n', {
           status: 429,
           headers: { 'Retry-After': String(RETRY_AFTER_KEY_SECONDS) },
@@ -324,14 +327,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     log.warn(
       `refused a resume of session ${String(id)}${this.room === undefined ? '' : ` in room ${this.room}`} by another owner, closing it with 3904`,
     )
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
-    server.accept()
-    server.close(SessionCloseCode.NOT_YOURS, 'Session belongs to another client')
-    return new Response(null, {
-      status: 101,
-      webSocket: client,
-      headers: { 'Sec-WebSocket-Protocol': SESSION_PROTOCOL, 'Sec-WebSocket-Extensions': 'no-compression' },
-    })
+    return refusedSession(SessionCloseCode.NOT_YOURS, 'Session belongs to another client')
   }
 
   #countKey(key: string): number {
@@ -1357,6 +1353,27 @@ function sent(flow: Flow, seq: number, size: number): void {
   flow.seqs.push(seq)
   flow.sizes.push(size)
   flow.bytes += size
+}
+
+/**
+ * A session upgrade turned away after the handshake, with a close code its
+ * client can read (a browser's WebSocket shows no HTTP status): the socket is
+ * never accepted into the object, and no id is spent.
+ */
+function refusedSession(code: number, reason: string): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+  server.accept()
+  server.close(code, reason)
+  return new Response(null, {
+    status: 101,
+    webSocket: client,
+    headers: { 'Sec-WebSocket-Protocol': SESSION_PROTOCOL, 'Sec-WebSocket-Extensions': 'no-compression' },
+  })
+}
+
+/** Load shed from a session client: 1013 with when to come back, where a plain client gets 503 or 429. */
+function shed(seconds: number): Response {
+  return refusedSession(CloseCode.TRY_AGAIN_LATER, retryReason(seconds * 1000))
 }
 
 /** A key or an owner an option's function derived: kept in storage, so bounded. */

@@ -104,6 +104,22 @@ export function serverCloseSuspends(code: number): boolean {
   return code === 1011 || code === 1001 || code === 1013
 }
 
+/**
+ * The reason of a 1013 close by which a server sheds load: when to try
+ * again. A session upgrade the server cannot take (a full room, a key at its
+ * limit) gets a 101 and this close rather than an HTTP status, which a
+ * browser's WebSocket never shows its page.
+ */
+export function retryReason(ms: number): string {
+  return `retry after ${String(Math.max(0, Math.round(ms)))} ms`
+}
+
+/** The wait a 1013 close's reason asks for, in ms; undefined when it names none. */
+export function retryHint(reason: string): number | undefined {
+  const match = /^retry after (\d{1,9}) ms$/.exec(reason)
+  return match === null ? undefined : Number(match[1])
+}
+
 /** The server's first frame on a session socket (docs/protocol.md §4). */
 export interface Welcome {
   id: number

@@ -555,6 +555,19 @@ describe('close codes of a session', () => {
     expect(started.client.id).toBe(8)
   })
 
+  it('waits at least the retry hint of a 1013 from a server shedding load before its next attempt', async () => {
+    const started = start()
+    establish(started).drop(1013, 'retry after 500 ms')
+    expect(started.of('reconnecting')).toMatchObject([{ delay: expect.any(Number) as number }])
+    const [scheduled] = started.of('reconnecting') as { delay: number }[]
+    expect(scheduled?.delay).toBeGreaterThanOrEqual(500)
+    const before = started.fake.made.length
+    await vi.advanceTimersByTimeAsync(499)
+    expect(started.fake.made.length).toBe(before)
+    await vi.advanceTimersByTimeAsync(20)
+    expect(started.fake.made.length).toBe(before + 1)
+  })
+
   it.each([
     [1011, 'Internal Error'],
     [1001, 'Idle timeout'],

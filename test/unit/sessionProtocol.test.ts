@@ -13,6 +13,8 @@ import {
   readServerFrame,
   readSessionOffer,
   resumeEntry,
+  retryHint,
+  retryReason,
   serverCloseSuspends,
 } from '../../src/shared/sessionProtocol.js'
 
@@ -158,6 +160,15 @@ describe('readServerFrame(raw)', () => {
       window: 0,
     }
     expect(readServerFrame(JSON.stringify({ ...welcome, ...fields })).kind).toBe('invalid')
+  })
+})
+
+describe('retryReason(ms) and retryHint(reason)', () => {
+  it('writes a wait and reads it back, and reads nothing from any other reason', () => {
+    expect(retryReason(5000)).toBe('retry after 5000 ms')
+    expect(retryHint(retryReason(5000))).toBe(5000)
+    expect(retryHint('Too many queued messages')).toBeUndefined()
+    expect(retryHint('retry after soon ms')).toBeUndefined()
   })
 })
 

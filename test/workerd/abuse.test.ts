@@ -112,10 +112,24 @@ describe('maxConnectionsPerKey', () => {
     await first.nextText()
     const offer = { 'Sec-WebSocket-Protocol': 'dws.session.v1' }
     const answers = await Promise.all([upgrade(path, offer), upgrade(path, offer)])
-    expect(answers.map((answer) => answer.status).sort()).toEqual([101, 429])
-    const accepted = answers.find((answer) => answer.status === 101)?.webSocket
-    accepted?.accept()
-    accepted?.close(1000)
+    // A session client is turned away after the handshake, with a close its page can read.
+    expect(answers.map((answer) => answer.status)).toEqual([101, 101])
+    const clients = answers.map((answer) => {
+      if (answer.webSocket === null) throw new Error('a 101 without a socket')
+      return new Client(answer.webSocket)
+    })
+    const firsts = await Promise.all(
+      clients.map((client) =>
+        client.next().then(
+          () => 'welcome',
+          (error: unknown) => String(error),
+        ),
+      ),
+    )
+    expect(firsts.filter((first) => first === 'welcome')).toHaveLength(1)
+    const refused = clients[firsts.indexOf('welcome') === 0 ? 1 : 0]
+    expect(await refused?.whenClosed()).toMatchObject({ code: 1013, reason: 'retry after 30000 ms' })
+    clients[firsts.indexOf('welcome')]?.close(1000)
     await leave(first)
   })
 

@@ -11,9 +11,9 @@ import {
   sizedByDefault,
 } from './fixture/endpoints/limits.js'
 import type { FixtureObject } from './fixture/record.js'
-import { eventually, join, leave, upgrade } from './client.js'
+import { Client, eventually, join, leave, upgrade } from './client.js'
 import { closesOf } from './closesOf.js'
-import { SessionClient } from './sessionClient.js'
+import { SESSION_PROTOCOL, SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
 
 const utf8 = new TextEncoder()
@@ -73,6 +73,15 @@ describe('maxConnections', () => {
     expect(await session.whenClosed()).toMatchObject({ code: 3901 })
     expect(await room.count()).toBe(MAX_CONNECTIONS)
     expect((await upgrade('/capped/cap-resume')).status).toBe(503)
+    // A session newcomer gets the same refusal as a close it can read, with when to come back.
+    const shed = await upgrade('/capped/cap-resume', { 'Sec-WebSocket-Protocol': SESSION_PROTOCOL })
+    expect(shed.status).toBe(101)
+    if (shed.webSocket === null) throw new Error('a 101 without a socket')
+    expect(await new Client(shed.webSocket).whenClosed()).toMatchObject({
+      code: 1013,
+      reason: 'retry after 5000 ms',
+    })
+    expect(await room.count()).toBe(MAX_CONNECTIONS)
     back.close(1000)
     await back.whenClosed()
     await leave(other.client)
