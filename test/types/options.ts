@@ -143,3 +143,14 @@ const shortSessions: ResumeOptions = { window: 30_000 }
 websocket({ binding: 'CHAT', resume: shortSessions })
 // @ts-expect-error: a window is a number of milliseconds, not a string.
 const _badWindow: ResumeOptions = { window: '30s' }
+
+// resume.owner reads the locals the middleware set, typed as the module's locals.
+websocket<Env, Record<string, never>, unknown, unknown, { user: string }>({
+  binding: 'CHAT',
+  resume: { owner: (_request, locals) => locals.user, maxAge: 3_600_000 },
+})
+websocket<Env, Record<string, never>, unknown, unknown, { user: string }>({
+  binding: 'CHAT',
+  // @ts-expect-error: an owner is a string, not a number.
+  resume: { owner: (_request, locals) => locals.user.length },
+})
