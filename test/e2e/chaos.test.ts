@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import type { Seen } from './fixtures/chaos/protocol.js'
-import { failOnProblems, oneTo, peer, until, type Peer } from './sessionPeers.js'
+import { expectExactlyOnce, failOnProblems, peer, until, untilSettled } from './sessionPeers.js'
 import { useDevServer } from './useDevServer.js'
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')
@@ -187,50 +187,13 @@ describe(`${String(WORKERS)} session clients behind a proxy that cuts connection
       await until(`${String(MIN_CUTS)} cuts`, () => proxy.cuts >= MIN_CUTS, 30_000, peers)
       cutting = false
 
-      const behind = (): string =>
-        peers
-          .filter((p) => p.client.queued > 0 || p.broadcasts.length < BROADCASTS)
-          .slice(0, 5)
-          .map(
-            (p) =>
-              `${p.name}: ${String(p.client.queued)} unacknowledged, ${String(p.broadcasts.length)} broadcasts, ${p.client.state}`,
-          )
-          .join('; ')
-      await until(
-        'every message acknowledged and every broadcast delivered',
-        () => peers.every((p) => p.client.queued === 0 && p.broadcasts.length >= BROADCASTS),
-        SETTLE_MS,
-        peers,
-        behind,
-      )
-
+      await untilSettled(peers, BROADCASTS, SETTLE_MS)
       const response = await fetch(`${dev().origin}/rooms/${ROOM}/seen`)
       expect(response.status).toBe(200)
-      const seen = (await response.json()) as Seen
-
-      for (const p of peers) {
-        expect(p.resets, `${p.name} reset`).toBe(0)
-        expect(new Set(p.ids).size, `${p.name} kept one id`).toBe(1)
-        expect(p.broadcasts, `the broadcasts ${p.name} received`).toEqual(oneTo(BROADCASTS))
-      }
-      const idOf = (p: Peer): string => String(p.ids[0])
-      for (const worker of workers) {
-        expect(seen.messages[idOf(worker)], `what the server handled from ${worker.name}`).toEqual({
-          n: oneTo(MESSAGES),
-          b: [],
-        })
-      }
-      expect(seen.messages[idOf(broadcaster)], 'what the server handled from the broadcaster').toEqual({
-        n: [],
-        b: oneTo(BROADCASTS),
+      expectExactlyOnce((await response.json()) as Seen, workers, broadcaster, {
+        messages: MESSAGES,
+        broadcasts: BROADCASTS,
       })
-      // One session per client, opened once as new and only ever resumed after that; none ended.
-      expect(Object.keys(seen.opens).sort()).toEqual(peers.map(idOf).sort())
-      for (const [id, opens] of Object.entries(seen.opens)) {
-        expect(opens[0], `the first open of session ${id}`).toBe(false)
-        expect(opens.slice(1).every(Boolean), `every later open of session ${id} resumed`).toBe(true)
-      }
-      expect(seen.closes).toEqual({})
 
       const resumes = peers.reduce((sum, p) => sum + p.resumes, 0)
       const seconds = ((Date.now() - started) / 1000).toFixed(1)

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import type { Seen } from './fixtures/chaos/protocol.js'
-import { failOnProblems, oneTo, peer, until, type Peer } from './sessionPeers.js'
+import { expectExactlyOnce, failOnProblems, peer, until, untilSettled, type Peer } from './sessionPeers.js'
 import { useDevServer } from './useDevServer.js'
 
 /**
@@ -102,48 +102,18 @@ describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, t
         everyone,
       )
       const resumedMs = Date.now() - backAt
-      const behind = (): string =>
-        everyone
-          .filter((p) => p.client.queued > 0 || p.broadcasts.length < TICKS)
-          .slice(0, 5)
-          .map(
-            (p) =>
-              `${p.name}: ${String(p.client.queued)} unacknowledged, ${String(p.broadcasts.length)} broadcasts, ${p.client.state}`,
-          )
-          .join('; ')
-      await until(
-        'every message acknowledged and every broadcast delivered',
-        () => everyone.every((p) => p.client.queued === 0 && p.broadcasts.length >= TICKS),
-        SETTLE_MS,
-        everyone,
-        behind,
-      )
+      await untilSettled(everyone, TICKS, SETTLE_MS)
       const caughtUpMs = Date.now() - backAt
       memory.stop()
 
       const response = await fetch(`${dev().origin}/rooms/${ROOM}/seen`)
       expect(response.status).toBe(200)
-      const seen = (await response.json()) as Seen
-      for (const p of everyone) {
-        expect(p.resets, `${p.name} reset`).toBe(0)
-        expect(p.resumes, `${p.name} resumed`).toBeGreaterThanOrEqual(1)
-        expect(new Set(p.ids).size, `${p.name} kept one id`).toBe(1)
-        expect(p.broadcasts, `the broadcasts ${p.name} received`).toEqual(oneTo(TICKS))
-      }
-      const idOf = (p: Peer): string => String(p.ids[0])
-      for (const p of peers) {
-        expect(seen.messages[idOf(p)], `what the server handled from ${p.name}`).toEqual({
-          n: oneTo(MESSAGES),
-          b: [],
-        })
-      }
-      expect(seen.messages[idOf(broadcaster)]).toEqual({ n: [], b: oneTo(TICKS) })
-      expect(Object.keys(seen.opens).sort()).toEqual(everyone.map(idOf).sort())
-      for (const [id, opens] of Object.entries(seen.opens)) {
-        expect(opens[0], `the first open of session ${id}`).toBe(false)
-        expect(opens.slice(1).every(Boolean), `every later open of session ${id} resumed`).toBe(true)
-      }
-      expect(seen.closes).toEqual({})
+      expectExactlyOnce((await response.json()) as Seen, peers, broadcaster, {
+        messages: MESSAGES,
+        broadcasts: TICKS,
+      })
+      // The runtime dropped every socket: each session came back at least once.
+      for (const p of everyone) expect(p.resumes, `${p.name} resumed`).toBeGreaterThanOrEqual(1)
 
       const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
       console.log(

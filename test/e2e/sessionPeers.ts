@@ -6,7 +6,8 @@ import {
   type ClientOptions,
   type WebSocketConstructor,
 } from '../../src/client/index.js'
-import type { ToClient, ToServer } from './fixtures/chaos/protocol.js'
+import { expect } from 'vitest'
+import type { Seen, ToClient, ToServer } from './fixtures/chaos/protocol.js'
 
 // Session clients of the package's own client, as the chaos and deploy-storm runs drive them: what
 // each one sent and saw, and anything that must not happen.
@@ -99,4 +100,62 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${detail()}`)
     await sleep(50)
   }
+}
+
+/** Waits until every peer has all its messages acknowledged and `broadcasts` broadcasts delivered. */
+export async function untilSettled(peers: readonly Peer[], broadcasts: number, ms: number): Promise<void> {
+  const behind = (): string =>
+    peers
+      .filter((p) => p.client.queued > 0 || p.broadcasts.length < broadcasts)
+      .slice(0, 5)
+      .map(
+        (p) =>
+          `${p.name}: ${String(p.client.queued)} unacknowledged, ${String(p.broadcasts.length)} broadcasts, ${p.client.state}`,
+      )
+      .join('; ')
+  await until(
+    'every message acknowledged and every broadcast delivered',
+    () => peers.every((p) => p.client.queued === 0 && p.broadcasts.length >= broadcasts),
+    ms,
+    peers,
+    behind,
+  )
+}
+
+/**
+ * Checks a run against what the room's handlers recorded (`GET /rooms/<room>/seen`):
+ * each worker's `messages` handled once and in order, the broadcaster's
+ * `broadcasts` likewise and each delivered once and in order to everyone, one
+ * session per peer that was only ever resumed after its first open, none reset,
+ * none ended.
+ */
+export function expectExactlyOnce(
+  seen: Seen,
+  workers: readonly Peer[],
+  broadcaster: Peer,
+  counts: { messages: number; broadcasts: number },
+): void {
+  const peers = [...workers, broadcaster]
+  for (const p of peers) {
+    expect(p.resets, `${p.name} reset`).toBe(0)
+    expect(new Set(p.ids).size, `${p.name} kept one id`).toBe(1)
+    expect(p.broadcasts, `the broadcasts ${p.name} received`).toEqual(oneTo(counts.broadcasts))
+  }
+  const idOf = (p: Peer): string => String(p.ids[0])
+  for (const worker of workers) {
+    expect(seen.messages[idOf(worker)], `what the server handled from ${worker.name}`).toEqual({
+      n: oneTo(counts.messages),
+      b: [],
+    })
+  }
+  expect(seen.messages[idOf(broadcaster)], 'what the server handled from the broadcaster').toEqual({
+    n: [],
+    b: oneTo(counts.broadcasts),
+  })
+  expect(Object.keys(seen.opens).sort()).toEqual(peers.map(idOf).sort())
+  for (const [id, opens] of Object.entries(seen.opens)) {
+    expect(opens[0], `the first open of session ${id}`).toBe(false)
+    expect(opens.slice(1).every(Boolean), `every later open of session ${id} resumed`).toBe(true)
+  }
+  expect(seen.closes).toEqual({})
 }
