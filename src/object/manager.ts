@@ -241,8 +241,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       try {
         owner = this.#ownerOf(request, locals)
       } catch (error) {
-        log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
-        return new Response('Internal Server Error\n', { status: 500 })
+        return this.#refuseUpgrade(error)
       }
       const found = keys.found
       if (found !== undefined && found.owner !== null && found.owner !== owner)
@@ -263,8 +262,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       try {
         key = validateKey(perKey.key(request, locals), 'maxConnectionsPerKey.key')
       } catch (error) {
-        log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
-        return new Response('Internal Server Error\n', { status: 500 })
+        return this.#refuseUpgrade(error)
       }
       if (this.#countKey(key) - (replaced?.key === key ? 1 : 0) >= perKey.max) {
         if (offer.wanted) return shed(RETRY_AFTER_KEY_SECONDS)
@@ -284,8 +282,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       if (pickTags !== undefined) tags = validateTags(pickTags(request, locals), this.lastId + 1, maxTags)
       protocol = chooseProtocol(offer.rest, request, locals, this.#options.protocol)
     } catch (error) {
-      log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
-      return new Response('Internal Server Error\n', { status: 500 })
+      return this.#refuseUpgrade(error)
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
     const entry =
@@ -310,6 +307,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
     if (chosen !== undefined) headers['Sec-WebSocket-Protocol'] = chosen
     return new Response(null, { status: 101, webSocket: client, headers })
+  }
+
+  /** An option's function failed on an upgrade: logged with the room, answered 500, nothing accepted. */
+  #refuseUpgrade(error: unknown): Response {
+    log.error(`refusing an upgrade${this.room === undefined ? '' : ` to room ${this.room}`}:`, error)
+    return new Response('Internal Server Error\n', { status: 500 })
   }
 
   /** Who a session upgrade is, by `resume.owner`; undefined when the module names no owner. */
@@ -698,8 +701,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       const fitting: number[] = []
       let bytes = flow.bytes
       for (const { seq, size } of page.pending) {
-        const count = flow.seqs.length - flow.start + fitting.length
-        if (count > 0 && (count >= window.messages || bytes + size > window.bytes)) break
+        if (!fits(flow.seqs.length - flow.start + fitting.length, bytes, size, window)) break
         fitting.push(seq)
         bytes += size
       }
@@ -1343,8 +1345,17 @@ interface Bucket {
 
 /** One more frame fits: always when nothing is unacknowledged, so one large frame cannot stall a client. */
 function fitsWindow(flow: Flow, size: number, window: { messages: number; bytes: number }): boolean {
-  const count = flow.seqs.length - flow.start
-  return count === 0 || (count < window.messages && flow.bytes + size <= window.bytes)
+  return fits(flow.seqs.length - flow.start, flow.bytes, size, window)
+}
+
+/** Whether a frame of `size` fits beside `count` frames of `bytes` in all that no ack has covered yet. */
+function fits(
+  count: number,
+  bytes: number,
+  size: number,
+  window: { messages: number; bytes: number },
+): boolean {
+  return count === 0 || (count < window.messages && bytes + size <= window.bytes)
 }
 
 function sent(flow: Flow, seq: number, size: number): void {
