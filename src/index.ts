@@ -1,7 +1,7 @@
 export { websocket, WebSocketModule } from './module.js'
 export { WebSocketObject } from './object/WebSocketObject.js'
 export { Connection, MAX_ATTACHMENT_BYTES } from './object/connection.js'
-export { MAX_TAGS, MAX_TAG_LENGTH } from './object/manager.js'
+export { MAX_TAGS, MAX_TAG_LENGTH } from './object/admission.js'
 export { CloseCode, MAX_CLOSE_REASON_BYTES } from './shared/closeCodes.js'
 export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES } from './options.js'
 export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, isRoomName, roomNameProblem } from './shared/roomName.js'
@@ -24,7 +24,7 @@ export type {
   TagsFunction,
   Validator,
 } from './options.js'
-export type { EventHandlers, EventName, Incoming, Locals } from './core/events.js'
+export type { EventHandlers, EventName, Incoming, Locals, MessageInfo } from './core/events.js'
 export type { Manager, BroadcastOptions, ObjectRouter, Outgoing, TaggedGroup } from './core/types.js'
 export type { Serializer, SerializerOption } from './shared/serializer.js'
 export type { DurableWebSocketErrorCode } from './core/errors.js'

@@ -57,6 +57,12 @@ export interface ResumeOptions<L = Locals> {
   /** How many outgoing messages the log keeps for resumes. Default: 5000. */
   maxMessages?: number
   /**
+   * How many bytes of outgoing messages the log keeps (characters for
+   * text), whatever their count; past it, the oldest go first. Default:
+   * 33554432 (32 MiB).
+   */
+  maxBytes?: number
+  /**
    * How long a session may live, from its first open, in ms; then it ends
    * (3905), connected or not, and the client starts a new one. Default: 86400000 (a day).
    */
@@ -67,11 +73,17 @@ export interface ResumeOptions<L = Locals> {
 export interface ResolvedResume<L = Locals> {
   readonly window: number
   readonly maxMessages: number
+  readonly maxBytes: number
   readonly maxAge: number
   readonly owner: SessionOwnerFunction<L> | undefined
 }
 
-export const DEFAULT_RESUME = { window: 120_000, maxMessages: 5_000, maxAge: 86_400_000 } as const
+export const DEFAULT_RESUME = {
+  window: 120_000,
+  maxMessages: 5_000,
+  maxBytes: 33_554_432,
+  maxAge: 86_400_000,
+} as const
 
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
@@ -304,10 +316,10 @@ function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
   if (value === undefined) return { ...DEFAULT_RESUME, owner: undefined }
   if (typeof value !== 'object' || value === null) {
     throw invalid(
-      `options.resume must be false or { window, maxMessages, maxAge, owner }, got ${describe(value)}.`,
+      `options.resume must be false or { window, maxMessages, maxBytes, maxAge, owner }, got ${describe(value)}.`,
     )
   }
-  const { window, maxMessages, maxAge, owner } = value as ResumeOptions<L>
+  const { window, maxMessages, maxBytes, maxAge, owner } = value as ResumeOptions<L>
   if (owner !== undefined && typeof owner !== 'function') {
     throw invalid(
       `options.resume.owner must be a function (request, locals) => string, got ${describe(owner)}.`,
@@ -316,6 +328,7 @@ function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
   return {
     window: positiveInteger('resume.window', window) ?? DEFAULT_RESUME.window,
     maxMessages: positiveInteger('resume.maxMessages', maxMessages) ?? DEFAULT_RESUME.maxMessages,
+    maxBytes: positiveInteger('resume.maxBytes', maxBytes) ?? DEFAULT_RESUME.maxBytes,
     maxAge: positiveInteger('resume.maxAge', maxAge) ?? DEFAULT_RESUME.maxAge,
     owner,
   }

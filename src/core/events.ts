@@ -7,11 +7,22 @@ export type Locals = Record<string, unknown>
 /** What a text message becomes once decoded; binary frames stay bytes. */
 export type Incoming<In> = In | ArrayBuffer
 
+/** What the object knows about one message besides its content. */
+export interface MessageInfo {
+  /**
+   * A session message's number: stable across resends and resumes, one more
+   * per message of the session, so `${conn.id}:${seq}` is an idempotency key
+   * for effects outside storage (docs/guarantees.md). Undefined on a plain
+   * connection.
+   */
+  readonly seq: number | undefined
+}
+
 export interface EventHandlers<Env, Data extends object, In, Out = In, L extends object = Locals> {
   /** A connection was accepted; `request` is the upgrade request. */
   open: (conn: Connection<Env, Data, In, Out>, request: Request, locals: L) => unknown
   /** One decoded text message (a string without a serializer) or one binary frame as an ArrayBuffer. */
-  message: (conn: Connection<Env, Data, In, Out>, message: Incoming<In>) => unknown
+  message: (conn: Connection<Env, Data, In, Out>, message: Incoming<In>, info: MessageInfo) => unknown
   /** A text frame the serializer could not decode. Without this handler the connection closes with 1007. */
   malformed_message: (conn: Connection<Env, Data, In, Out>, raw: string, error: unknown) => unknown
   /**

@@ -5,7 +5,7 @@ import { SerialQueue } from '../core/serialQueue.js'
 import type { Frame } from '../core/outgoing.js'
 import { CloseCode, closeReasonProblem, isSendableCloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
-import { SESSION_TAG } from './sessions.js'
+import type { Transport } from './transport.js'
 
 /** workerd refuses attachments whose serialized form is over 16 KiB. */
 export const MAX_ATTACHMENT_BYTES = 16_384
@@ -21,7 +21,7 @@ export const CLOSED = 3
 export const ATTACHMENT_KEY = 'durable-websocket'
 
 /** What a socket's attachment holds, so a woken object knows the connection again. */
-interface StoredRecord<Data> {
+interface StoredRecord<Data> extends TransportRecord {
   id: number
   data: Data
   /** When the client last sent a message (ms since the epoch); what idle reaping looks at. */
@@ -31,26 +31,16 @@ interface StoredRecord<Data> {
    * another socket: a late close event after a wake is then only answered.
    */
   state?: 'closedByServer' | 'replaced'
-  /** Present on a session's socket; the rest of the session lives in SQLite (sessions.ts). */
-  session?: { resumed: boolean }
   /** What `maxConnectionsPerKey` counted this socket under, when that option is set. */
   key?: string
-  /** A session socket whose live sends are held back: the last `g` it was sent (manager.ts, sendWindow). */
-  held?: number
 }
 
-/** A session's per-socket counters; the durable half is in SQLite (sessions.ts). */
-export interface SessionState {
-  /** Whether this socket resumed an earlier session. */
-  readonly resumed: boolean
-  /** The client's sequence number of the last message handed to a handler. */
-  handled: number
-  /** The last one taken into the queue; later copies of it are resends and are dropped. */
-  received: number
-  /** The last `handled` acknowledged to the client. */
-  acked: number
-  /** Set once the client used this socket after its welcome: its previous token then retires. */
-  confirmed: boolean
+/** What a socket's transport keeps in its record to find itself again after a wake (transport.ts). */
+export interface TransportRecord {
+  /** Present on a session's socket; the rest of the session lives in SQLite (session/store.ts). */
+  session?: { resumed: boolean }
+  /** A session socket whose live sends are held back: the last `g` it was sent (session/link.ts). */
+  held?: number
 }
 
 /** What a connection needs from the manager that owns it; never reachable from the public view. */
@@ -59,12 +49,8 @@ export interface ConnectionHost<Env, Data extends object, In, Out> {
   encode(message: Outgoing<Out>): Frame
   /** The server starts the close: the frame is sent, and `close` is queued. */
   close(entry: ConnectionEntry<Env, Data, In, Out>, code: number, reason: string): void
-  /** A session's send: numbered and logged, so a resume can replay it. */
-  sendToSession(entry: ConnectionEntry<Env, Data, In, Out>, frame: Frame): boolean
-  /** The record was written; a session keeps `data` in SQLite too. */
-  stored(entry: ConnectionEntry<Env, Data, In, Out>): void
-  /** A session socket found again after a wake: its counters, from SQLite. */
-  sessionOf(id: number, resumed: boolean): SessionState
+  /** The transport of a socket found again after a wake, from what its record says. */
+  transportFor(id: number, record: TransportRecord): Transport<Env, Data, In, Out>
   /** `send` was given a value that cannot go on the wire. */
   unsendable(entry: ConnectionEntry<Env, Data, In, Out>, error: unknown): void
 }
@@ -83,8 +69,8 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
    */
   readonly queue: SerialQueue
   readonly view: Connection<Env, Data, In, Out>
-  readonly session: SessionState | undefined
-  readonly #host: ConnectionHost<Env, Data, In, Out>
+  /** Plain or session, chosen once: how frames travel on this socket. */
+  readonly transport: Transport<Env, Data, In, Out>
   state: ConnectionState
   data: Data
   /** When the client last sent a message, in ms since the epoch. */
@@ -95,8 +81,6 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   detachedTags: string[] | undefined
   /** What `maxConnectionsPerKey` counts this connection under. */
   key: string | undefined
-  /** Set while a session socket's live sends are held back: the last `g` it was sent. */
-  heldAfter: number | undefined
 
   constructor(
     socket: WebSocket,
@@ -105,7 +89,7 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     seen: number,
     state: ConnectionState,
     host: ConnectionHost<Env, Data, In, Out>,
-    session?: SessionState,
+    transport: Transport<Env, Data, In, Out>,
     queue = new SerialQueue(),
   ) {
     this.socket = socket
@@ -113,9 +97,8 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     this.data = data
     this.seen = seen
     this.state = state
-    this.session = session
+    this.transport = transport
     this.queue = queue
-    this.#host = host
     this.view = new Connection(this, host)
   }
 
@@ -126,8 +109,6 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
   ): ConnectionEntry<Env, Data, In, Out> | undefined {
     const record = readRecord<Data>(socket)
     if (record === undefined) return undefined
-    const session =
-      record.session === undefined ? undefined : host.sessionOf(record.id, record.session.resumed)
     const entry = new ConnectionEntry(
       socket,
       record.id,
@@ -135,10 +116,9 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
       record.seen,
       record.state ?? 'open',
       host,
-      session,
+      host.transportFor(record.id, record),
     )
     entry.key = record.key
-    entry.heldAfter = record.held
     return entry
   }
 
@@ -156,18 +136,8 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     this.state = next
     // A rebuilt object must not run `close` when the client answers our close frame: not again
     // after the server's close, and not at all for a socket whose session went on elsewhere.
-    if ((closedByServer(next) || next === 'replaced') && this.socket.readyState === OPEN) this.#writeQuietly()
+    if ((closedByServer(next) || next === 'replaced') && this.socket.readyState === OPEN) this.writeQuietly()
     return true
-  }
-
-  /**
-   * Holds a session socket's live sends back after `g` = `after`, or lets
-   * them go again (undefined). Stored, so a woken object goes on from there.
-   */
-  hold(after: number | undefined): void {
-    if (this.heldAfter === after) return
-    this.heldAfter = after
-    if (this.state !== 'opening') this.#writeQuietly()
   }
 
   /** Whether `data` must be written after a handler: never stored yet, or read since. */
@@ -188,7 +158,7 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     } catch (error) {
       const lastGood = readRecord<Data>(this.socket)
       this.data = lastGood?.data ?? ({} as Data)
-      if (lastGood === undefined) this.#writeQuietly()
+      if (lastGood === undefined) this.writeQuietly()
       throw error
     } finally {
       this.move('stored')
@@ -215,15 +185,15 @@ export class ConnectionEntry<Env, Data extends object, In, Out> {
     const record: StoredRecord<Data> = { id: this.id, data: this.data, seen: this.seen }
     if (closedByServer(this.state)) record.state = 'closedByServer'
     else if (this.state === 'replaced') record.state = 'replaced'
-    if (this.session !== undefined) record.session = { resumed: this.session.resumed }
     if (this.key !== undefined) record.key = this.key
-    if (this.heldAfter !== undefined) record.held = this.heldAfter
+    this.transport.describe(record)
     writeRecord(this.socket, record)
     // A replaced socket's data is the session's no more: the socket that took it over owns it.
-    if (this.state !== 'replaced') this.#host.stored(this)
+    if (this.state !== 'replaced') this.transport.stored(this)
   }
 
-  #writeQuietly(): void {
+  /** Writes the record where nothing can be done about a failure: a state change, not new data. */
+  writeQuietly(): void {
     try {
       this.#write()
     } catch {
@@ -275,8 +245,7 @@ export class Connection<
   get tags(): string[] {
     const entry = this.#entry
     if (entry.detachedTags !== undefined) return entry.detachedTags
-    const tags = this.#host.manager.ctx.getTags(entry.socket)
-    return entry.session === undefined ? tags : tags.filter((tag) => tag !== SESSION_TAG)
+    return entry.transport.visibleTags(this.#host.manager.ctx.getTags(entry.socket))
   }
 
   /** True once either side has started closing; such a connection is out of `connections()`. */
@@ -318,7 +287,8 @@ export class Connection<
    */
   send(message: Outgoing<Out>): boolean {
     const entry = this.#entry
-    if (entry.session === undefined && !isLive(entry.state)) return false
+    const transport = entry.transport
+    if (!transport.canSend(entry)) return false
     let frame: Frame
     try {
       frame = this.#host.encode(message)
@@ -326,12 +296,12 @@ export class Connection<
       this.#host.unsendable(entry, error)
       return false
     }
-    return entry.session === undefined ? entry.sendFrame(frame) : this.#host.sendToSession(entry, frame)
+    return transport.send(entry, frame)
   }
 
   /** True when this connection resumed an earlier session (same id, data and tags); false for a new one. */
   get resumed(): boolean {
-    return this.#entry.session?.resumed ?? false
+    return this.#entry.transport.resumed
   }
 
   /**

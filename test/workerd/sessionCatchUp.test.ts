@@ -7,7 +7,7 @@ import {
   pagedSessions,
   type PagedSessionsObject,
 } from './fixture/endpoints/sessions.js'
-import { MAX_LOGGED_FRAME_BYTES } from '../../src/object/sessions.js'
+import { MAX_LOGGED_FRAME_BYTES } from '../../src/object/session/log.js'
 import { closesOf } from './closesOf.js'
 import { opened, sessionsRoom } from './sessionFixture.js'
 

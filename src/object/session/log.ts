@@ -1,0 +1,269 @@
+import { DurableWebSocketError } from '../../core/errors.js'
+import type { Frame } from '../../core/outgoing.js'
+import { exceedsBytes } from '../../shared/byteSize.js'
+
+/**
+ * The largest frame the log takes, in bytes: SQLite in a Durable Object
+ * refuses a row over 2 MB, and the row holds a few numbers besides the frame.
+ */
+export const MAX_LOGGED_FRAME_BYTES = 1_900_000
+
+/** One logged outgoing message, as a resume replays it. */
+export interface LoggedFrame {
+  readonly seq: number
+  readonly frame: Frame
+}
+
+/** A page of what a session has still to be sent from the log ({@link SessionLog.pending}). */
+export interface PendingPage {
+  /** The messages for the session, oldest first, with their sizes as stored. */
+  readonly pending: readonly { readonly seq: number; readonly size: number }[]
+  /** The last log row looked at; undefined when there was none. */
+  readonly through: number | undefined
+  /** Whether the page was cut at its row limit, so more may follow. */
+  readonly full: boolean
+}
+
+export interface LogBounds {
+  /** How long a row is kept for a suspended session, in ms: the resume window. */
+  readonly window: number
+  readonly maxMessages: number
+  readonly maxBytes: number
+}
+
+/**
+ * What the room sent to its sessions, in the object's SQLite storage, for
+ * resumes to replay. A message goes in once however many sessions it
+ * reached: a broadcast is one row, `to(tag)` one row naming the tag, and a
+ * send one row naming its connection; replays filter by those columns. Its
+ * row numbers are the sessions' `g`. Bounded by age, rows and bytes.
+ */
+export class SessionLog {
+  readonly #sql: SqlStorage
+  readonly #bounds: LogBounds
+  #ready = false
+  #head: number | undefined
+  #oldest: number | undefined
+  /** The bytes of every frame kept; read once per instance, then kept up as rows come and go. */
+  #bytes: number | undefined
+
+  constructor(sql: SqlStorage, bounds: LogBounds) {
+    this.#sql = sql
+    this.#bounds = bounds
+  }
+
+  #ensure(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        target INTEGER,
+        tag TEXT,
+        excluded TEXT,
+        frame BLOB NOT NULL
+      )`)
+      this.#ready = true
+    }
+    return this.#sql
+  }
+
+  /** Forgets every cached position: `deleteAll` dropped the table. */
+  reset(): void {
+    this.#ready = false
+    this.#head = undefined
+    this.#oldest = undefined
+    this.#bytes = undefined
+  }
+
+  /**
+   * The last sequence number handed out; 0 before the first. It is the
+   * log's highest row, which trimming never deletes, so a number is never
+   * handed out twice.
+   */
+  head(): number {
+    if (this.#head === undefined) {
+      const row = this.#ensure()
+        .exec<{ seq: number | null }>('SELECT max(seq) AS seq FROM dws_log')
+        .toArray()[0]
+      this.#head = row?.seq ?? 0
+    }
+    return this.#head
+  }
+
+  /**
+   * Appends one outgoing message and returns its sequence number. Trimming
+   * deletes a range of the primary key at most once per 1/16 of
+   * `maxMessages` or `maxBytes`, never a scan per message.
+   */
+  append(
+    target: number | null,
+    tag: string | null,
+    except: readonly number[] | null,
+    frame: Frame,
+    now: number,
+  ): number {
+    if (exceedsBytes(frame, MAX_LOGGED_FRAME_BYTES)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_MESSAGE_TOO_LARGE',
+        `a message of more than ${String(MAX_LOGGED_FRAME_BYTES)} bytes cannot be kept for session clients' resumes, so it was not sent to anyone. Send large payloads in parts, or keep them in storage and send a reference.`,
+      )
+    }
+    const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
+    const bytes = this.#totalBytes()
+    // The number is the log's, not SQLite's: no RETURNING to read back, and
+    // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
+    const seq = this.head() + 1
+    this.#ensure().exec(
+      'INSERT INTO dws_log (seq, at, target, tag, excluded, frame) VALUES (?, ?, ?, ?, ?, ?)',
+      seq,
+      now,
+      target,
+      tag,
+      except === null || except.length === 0 ? null : JSON.stringify(except),
+      stored,
+    )
+    this.#head = seq
+    this.#bytes = bytes + storedSize(stored)
+    this.#oldest ??= this.#firstSeq() ?? seq
+    const { maxMessages, maxBytes } = this.#bounds
+    if (seq - this.#oldest >= maxMessages + Math.max(1, maxMessages >> 4)) this.#trimTo(seq - maxMessages)
+    if (this.#bytes > maxBytes + (maxBytes >> 4)) this.#trimBytes(maxBytes)
+    return seq
+  }
+
+  /** Drops rows older than the window: no suspended session can still need them. */
+  trim(now: number): void {
+    const row = this.#ensure()
+      .exec<{ seq: number | null }>(
+        'SELECT max(seq) AS seq FROM dws_log WHERE at < ?',
+        now - this.#bounds.window,
+      )
+      .toArray()[0]
+    if (row?.seq !== null && row?.seq !== undefined) this.#trimTo(row.seq)
+  }
+
+  /** No session is left: everything goes but the newest row, which keeps the numbering. */
+  dropAllButHead(): void {
+    const head = this.head()
+    this.#ensure().exec('DELETE FROM dws_log WHERE seq < ?', head)
+    this.#oldest = head === 0 ? undefined : head
+    this.#bytes = undefined
+  }
+
+  /** The oldest row the log keeps (or the next to be written, when it keeps none): one query per instance, then cached. */
+  get oldestKept(): number {
+    this.#oldest ??= this.#firstSeq() ?? this.head() + 1
+    return this.#oldest
+  }
+
+  /** Everything up to here was deleted (or never written): a client behind it may have missed something. */
+  trimmedThrough(): number {
+    const first = this.#firstSeq()
+    return first === undefined ? this.head() : first - 1
+  }
+
+  /**
+   * The next messages after `after` that were for session `id` (addressed
+   * to everyone, to its id, or to one of its tags), at most `rows` log rows
+   * looked at, with their sizes but not their frames: a replay decides from
+   * the sizes how many fit its window, and reads only those ({@link frames}),
+   * so its memory is bounded by the window whatever the log holds.
+   * `through` is the last row looked at, for the next page.
+   */
+  pending(id: number, tags: readonly string[], after: number, rows: number): PendingPage {
+    const found = this.#ensure()
+      .exec<{ seq: number; tag: string | null; excluded: string | null; size: number }>(
+        'SELECT seq, tag, excluded, length(frame) AS size FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?',
+        after,
+        id,
+        rows,
+      )
+      .toArray()
+    const pending: { seq: number; size: number }[] = []
+    for (const row of found) {
+      if (row.tag !== null && !tags.includes(row.tag)) continue
+      if (row.excluded !== null && (JSON.parse(row.excluded) as number[]).includes(id)) continue
+      pending.push({ seq: row.seq, size: row.size })
+    }
+    return { pending, through: found.at(-1)?.seq, full: found.length === rows }
+  }
+
+  /** The frames of these logged messages, in the order given. */
+  frames(seqs: readonly number[]): LoggedFrame[] {
+    if (seqs.length === 0) return []
+    return this.#ensure()
+      .exec<{ seq: number; frame: string | ArrayBuffer }>(
+        `SELECT seq, frame FROM dws_log WHERE seq IN (${seqs.map(() => '?').join(', ')}) ORDER BY seq`,
+        ...seqs,
+      )
+      .toArray()
+  }
+
+  /** The bytes the log holds, as `length(frame)` counts them. */
+  bytes(): number {
+    return this.#totalBytes()
+  }
+
+  #totalBytes(): number {
+    this.#bytes ??=
+      this.#ensure().exec<{ bytes: number | null }>('SELECT sum(length(frame)) AS bytes FROM dws_log').one()
+        .bytes ?? 0
+    return this.#bytes
+  }
+
+  #firstSeq(): number | undefined {
+    const row = this.#ensure()
+      .exec<{ seq: number | null }>('SELECT min(seq) AS seq FROM dws_log')
+      .toArray()[0]
+    return row?.seq ?? undefined
+  }
+
+  /** Drops the oldest rows until at most `limit` bytes are left (but never the newest row). */
+  #trimBytes(limit: number): void {
+    let excess = this.#totalBytes() - limit
+    let through: number | undefined
+    for (let after = 0; excess > 0;) {
+      const rows = this.#ensure()
+        .exec<{ seq: number; size: number }>(
+          'SELECT seq, length(frame) AS size FROM dws_log WHERE seq > ? ORDER BY seq LIMIT 256',
+          after,
+        )
+        .toArray()
+      if (rows.length === 0) break
+      for (const row of rows) {
+        through = row.seq
+        excess -= row.size
+        if (excess <= 0) break
+      }
+      after = rows.at(-1)?.seq ?? after
+    }
+    if (through !== undefined) this.#trimTo(through)
+  }
+
+  /** Deletes through `seq`, but never the newest row: it is what `head` reads after a wake. */
+  #trimTo(seq: number): void {
+    const through = Math.min(seq, this.head() - 1)
+    if (through < (this.#oldest ?? 1)) return
+    const sql = this.#ensure()
+    if (this.#bytes !== undefined) {
+      const gone = sql
+        .exec<{ bytes: number | null }>(
+          'SELECT sum(length(frame)) AS bytes FROM dws_log WHERE seq <= ?',
+          through,
+        )
+        .one().bytes
+      this.#bytes -= gone ?? 0
+    }
+    sql.exec('DELETE FROM dws_log WHERE seq <= ?', through)
+    this.#oldest = through + 1
+  }
+}
+
+/** What `length(frame)` gives for a row: characters for text, bytes for a blob. */
+function storedSize(frame: string | ArrayBuffer): number {
+  return typeof frame === 'string' ? frame.length : frame.byteLength
+}
+
+function copyBytes(view: ArrayBufferView): ArrayBuffer {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
+}

@@ -1,0 +1,270 @@
+/**
+ * Every session socket carries this hibernation tag, so a woken object finds
+ * them without a scan. It is the package's, not the app's: `conn.tags` leaves it out.
+ */
+export const SESSION_TAG = 'dws.session'
+
+export interface SessionRecord {
+  readonly id: number
+  readonly data: string
+  readonly tags: string
+  readonly handled: number
+  /** Null while a socket is attached; otherwise when the session lost it, in ms since the epoch. */
+  readonly suspendedAt: number | null
+  /** True when the token that matched is the previous one, which the client never confirmed replacing. */
+  readonly matchedPrevious: boolean
+  /** The log's head when the session began: a resume never goes back before it, whatever `last` it offers. */
+  readonly floor: number
+  /** When the session began, in ms since the epoch; `maxAge` counts from here. */
+  readonly createdAt: number
+  /** Who the session belongs to (`resume.owner`); null when the module names no owner. */
+  readonly owner: string | null
+}
+
+/** What a session's `close` handler needs once it has no socket. */
+export interface EndedSession {
+  readonly id: number
+  readonly data: string
+  readonly tags: string
+}
+
+/** The row shape of an {@link EndedSession}, as SQL reads it. */
+type EndedRow = Record<'data' | 'tags', string> & Record<'id', number>
+
+/**
+ * A room's sessions, one row each in the object's SQLite storage: the token
+ * that resumes it (hashed), its data and tags, how far its client's messages
+ * were handled, and when it was suspended. What was sent to sessions is in
+ * the log (log.ts).
+ */
+export class SessionStore {
+  readonly #sql: SqlStorage
+  readonly #window: number
+  readonly #maxAge: number
+  #ready = false
+
+  constructor(sql: SqlStorage, window: number, maxAge: number) {
+    this.#sql = sql
+    this.#window = window
+    this.#maxAge = maxAge
+  }
+
+  get maxAge(): number {
+    return this.#maxAge
+  }
+
+  get window(): number {
+    return this.#window
+  }
+
+  /** The table is made on first use, so an object with only plain clients never gets it. */
+  #ensure(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_sessions (
+        id INTEGER PRIMARY KEY,
+        token TEXT NOT NULL,
+        previous TEXT,
+        data TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        handled INTEGER NOT NULL DEFAULT 0,
+        suspended_at INTEGER,
+        floor INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL DEFAULT 0,
+        owner TEXT
+      )`)
+      addMissingColumns(this.#sql, Date.now())
+      this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_token ON dws_sessions (token)')
+      this.#sql.exec('CREATE INDEX IF NOT EXISTS dws_sessions_previous ON dws_sessions (previous)')
+      this.#ready = true
+    }
+    return this.#sql
+  }
+
+  /** Whether the table exists: an object that never had a session has nothing to reconcile. */
+  exists(): boolean {
+    if (this.#ready) return true
+    const found = this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
+    return found.toArray().length > 0
+  }
+
+  /** Forgets that the table was made: `deleteAll` dropped it. */
+  reset(): void {
+    this.#ready = false
+  }
+
+  /** A new session; `floor` is the log's head, so its resumes never replay what came before it. */
+  create(
+    id: number,
+    tokenHash: string,
+    tags: readonly string[],
+    floor: number,
+    now: number,
+    owner: string | undefined,
+  ): void {
+    this.#ensure().exec(
+      'INSERT INTO dws_sessions (id, token, data, tags, floor, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      id,
+      tokenHash,
+      '{}',
+      JSON.stringify(tags),
+      floor,
+      now,
+      owner ?? null,
+    )
+  }
+
+  find(tokenHash: string): SessionRecord | undefined {
+    const row = this.#ensure()
+      .exec<{
+        id: number
+        data: string
+        tags: string
+        handled: number
+        suspended_at: number | null
+        previous: string | null
+        floor: number
+        created_at: number
+        owner: string | null
+      }>(
+        'SELECT id, data, tags, handled, suspended_at, previous, floor, created_at, owner FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        tokenHash,
+      )
+      .toArray()[0]
+    if (row === undefined) return undefined
+    return {
+      id: row.id,
+      data: row.data,
+      tags: row.tags,
+      handled: row.handled,
+      suspendedAt: row.suspended_at,
+      matchedPrevious: row.previous === tokenHash,
+      floor: row.floor,
+      createdAt: row.created_at,
+      owner: row.owner,
+    }
+  }
+
+  /**
+   * A resume hands out a new token and keeps the one just used as the
+   * previous, until the client shows it has the new one ({@link confirm}):
+   * a cut right after the resume then leaves it a token that still works.
+   * Resuming with the previous token retires the unconfirmed current one.
+   */
+  rotate(id: number, newHash: string, usedHash: string): void {
+    this.#ensure().exec(
+      'UPDATE dws_sessions SET previous = ?2, token = ?3, suspended_at = NULL WHERE id = ?1',
+      id,
+      usedHash,
+      newHash,
+    )
+  }
+
+  /** The client used its new token's connection: the previous token stops working. */
+  confirm(id: number): void {
+    this.#ensure().exec('UPDATE dws_sessions SET previous = NULL WHERE id = ? AND previous IS NOT NULL', id)
+  }
+
+  saveData(id: number, data: unknown): void {
+    this.#ensure().exec('UPDATE dws_sessions SET data = ? WHERE id = ?', JSON.stringify(data), id)
+  }
+
+  saveHandled(id: number, handled: number): void {
+    this.#ensure().exec('UPDATE dws_sessions SET handled = ? WHERE id = ?', handled, id)
+  }
+
+  handled(id: number): number {
+    const row = this.#ensure()
+      .exec<{ handled: number }>('SELECT handled FROM dws_sessions WHERE id = ?', id)
+      .toArray()[0]
+    return row?.handled ?? 0
+  }
+
+  suspend(id: number, now: number): void {
+    this.#ensure().exec(
+      'UPDATE dws_sessions SET suspended_at = ? WHERE id = ? AND suspended_at IS NULL',
+      now,
+      id,
+    )
+  }
+
+  /** Ends a session; returns how many are left. */
+  remove(id: number): number {
+    this.#ensure().exec('DELETE FROM dws_sessions WHERE id = ?', id)
+    return this.count()
+  }
+
+  count(): number {
+    return this.#ensure().exec<{ n: number }>('SELECT count(*) AS n FROM dws_sessions').one().n
+  }
+
+  /** Ids of sessions that believe a socket is attached. */
+  attachedIds(): number[] {
+    return this.#ensure()
+      .exec<{ id: number }>('SELECT id FROM dws_sessions WHERE suspended_at IS NULL')
+      .toArray()
+      .map((row) => row.id)
+  }
+
+  /** A session that is suspended and still within its window, with what its `close` handler needs. */
+  suspended(id: number, now: number): EndedSession | undefined {
+    return this.#ensure()
+      .exec<EndedRow>(
+        'SELECT id, data, tags FROM dws_sessions WHERE id = ? AND suspended_at IS NOT NULL AND suspended_at > ?',
+        id,
+        now - this.#window,
+      )
+      .toArray()[0]
+  }
+
+  /** Sessions whose window ended by `now`. */
+  expired(now: number): EndedSession[] {
+    return this.#ensure()
+      .exec<EndedRow>(
+        'SELECT id, data, tags FROM dws_sessions WHERE suspended_at IS NOT NULL AND suspended_at <= ? ORDER BY id',
+        now - this.#window,
+      )
+      .toArray()
+  }
+
+  /** Sessions that began `maxAge` or more before `now`, connected or not. */
+  tooOld(now: number): EndedSession[] {
+    return this.#ensure()
+      .exec<EndedRow>(
+        'SELECT id, data, tags FROM dws_sessions WHERE created_at <= ? ORDER BY id',
+        now - this.#maxAge,
+      )
+      .toArray()
+  }
+
+  /** When the next session ends by itself: a suspended one's window, or any one's `maxAge`. */
+  nextExpiry(): number | undefined {
+    const row = this.#ensure()
+      .exec<{ suspended: number | null; created: number | null }>(
+        'SELECT min(suspended_at) AS suspended, min(created_at) AS created FROM dws_sessions',
+      )
+      .toArray()[0]
+    const ends: number[] = []
+    if (row?.suspended !== null && row?.suspended !== undefined) ends.push(row.suspended + this.#window)
+    if (row?.created !== null && row?.created !== undefined) ends.push(row.created + this.#maxAge)
+    return ends.length === 0 ? undefined : Math.min(...ends)
+  }
+}
+
+/**
+ * Tables made by an earlier version lack the newer columns: add them once.
+ * Their sessions get floor 0, as before (a resume may start anywhere the log
+ * reaches), and start their `maxAge` now.
+ */
+function addMissingColumns(sql: SqlStorage, now: number): void {
+  const table = sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
+    .toArray()[0]
+  if (table === undefined) return
+  if (!/\bfloor\b/.test(table.sql))
+    sql.exec('ALTER TABLE dws_sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0')
+  if (!/\bowner\b/.test(table.sql)) sql.exec('ALTER TABLE dws_sessions ADD COLUMN owner TEXT')
+  if (!/\bcreated_at\b/.test(table.sql)) {
+    sql.exec('ALTER TABLE dws_sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0')
+    sql.exec('UPDATE dws_sessions SET created_at = ?', now)
+  }
+}
