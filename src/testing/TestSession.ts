@@ -64,14 +64,20 @@ export class TestSession<Message = unknown> {
   #pending: DataFrame | undefined
 
   /** Made by `openSession` and `resume()`; a test does not call it. */
-  constructor(link: SessionLink<Message>, socket: TestSocket<string>, welcome: Welcome, carried?: Carried<Message>) {
+  constructor(
+    link: SessionLink<Message>,
+    socket: TestSocket<string>,
+    welcome: Welcome,
+    carried?: Carried<Message>,
+  ) {
     this.#link = link
     this.socket = socket
     this.welcome = welcome
     this.#last = welcome.last
     this.#token = welcome.token
     if (carried === undefined || !welcome.resumed) {
-      this.unconfirmed = carried === undefined ? [] : [...carried.unacked.values()].map((kept) => kept.message)
+      this.unconfirmed =
+        carried === undefined ? [] : [...carried.unacked.values()].map((kept) => kept.message)
       return
     }
     this.unconfirmed = []
@@ -204,7 +210,7 @@ export class TestSession<Message = unknown> {
         raw = await this.socket.nextFrame({ timeout: Math.max(1, deadline - Date.now()) })
       } catch (error) {
         if (!this.socket.isOpen) throw error
-        throw new Error(`timed out after ${String(timeout)} ms waiting for ${what}`)
+        throw new Error(`timed out after ${String(timeout)} ms waiting for ${what}`, { cause: error })
       }
       const frame = this.#take(raw)
       if (frame !== undefined) {

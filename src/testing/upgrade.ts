@@ -1,10 +1,6 @@
 import { DurableWebSocketError } from '../core/errors.js'
 import { describe } from '../shared/describe.js'
-import {
-  SERIALIZER_EXPECTED,
-  serializerFrom,
-  type Serializer,
-} from '../shared/serializer.js'
+import { SERIALIZER_EXPECTED, serializerFrom, type Serializer } from '../shared/serializer.js'
 import { HandshakeError } from './HandshakeError.js'
 import type { Fetchable, OpenSocketOptions } from './openSocket.js'
 
@@ -27,7 +23,9 @@ export function upgradeRequest<Message>(
 ): UpgradeRequest<Message> {
   const { headers, serializer = 'json', timeout = DEFAULT_TIMEOUT_MS, base = DEFAULT_BASE } = options
   if (typeof timeout !== 'number' || !(timeout > 0)) {
-    throw new TypeError(`${caller}(): options.timeout must be a positive number of ms, got ${String(timeout)}.`)
+    throw new TypeError(
+      `${caller}(): options.timeout must be a positive number of ms, got ${String(timeout)}.`,
+    )
   }
   return {
     url: new URL(path, base).href,

@@ -34,7 +34,12 @@ describe('openSession(worker, path, options?)', () => {
     const session = await openSession(worker, '/sessions/testing-open', { serializer: false })
     expect(session.id).toBeGreaterThan(0)
     expect(session.resumed).toBe(false)
-    expect(session.welcome).toMatchObject({ id: session.id, resumed: false, handled: 0, window: SESSION_WINDOW_MS })
+    expect(session.welcome).toMatchObject({
+      id: session.id,
+      resumed: false,
+      handled: 0,
+      window: SESSION_WINDOW_MS,
+    })
     expect(await session.nextMessage()).toBe(`open:${String(session.id)}:false`)
     expect(session.send('echo:hello')).toBe(1)
     expect(await session.nextMessage()).toBe('echo:hello')
@@ -58,7 +63,9 @@ describe('openSession(worker, path, options?)', () => {
   })
 
   it('refuses protocols that are the session protocol’s own', async () => {
-    const error = await rejection(openSession(worker, '/sessions/testing-bad', { protocols: ['dws.resume.1.x'] }))
+    const error = await rejection(
+      openSession(worker, '/sessions/testing-bad', { protocols: ['dws.resume.1.x'] }),
+    )
     expect(error).toMatchObject({ name: 'DurableWebSocketError', code: 'ERR_DWS_INVALID_OPTIONS' })
     expect(error.message).toMatch(/leave those out/)
   })
@@ -119,7 +126,9 @@ describe('session.close(code?) and session.resume()', () => {
     expect(await first.nextMessage()).toBe('echo:before')
     expect(await first.close()).toMatchObject({ code: 1000 })
     await vi.waitFor(async () => {
-      expect(await room.log()).toContainEqual(expect.objectContaining({ event: 'close', id: first.id, code: 1000 }))
+      expect(await room.log()).toContainEqual(
+        expect.objectContaining({ event: 'close', id: first.id, code: 1000 }),
+      )
     })
 
     const next = await first.resume()
