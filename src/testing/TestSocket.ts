@@ -1,6 +1,7 @@
 import type { Outgoing } from '../core/types.js'
 import { toFrame } from '../core/outgoing.js'
 import type { Serializer } from '../shared/serializer.js'
+import { decodeText } from './decodeText.js'
 
 /** What the client saw when its socket closed. */
 export interface SocketClose {
@@ -80,7 +81,7 @@ export class TestSocket<Message = unknown> {
         )
       }
       this.#inbox.shift()
-      return this.#decode(frame) as T
+      return decodeText(this.#serializer, frame) as T
     })
   }
 
@@ -101,16 +102,6 @@ export class TestSocket<Message = unknown> {
   close(code = 1000, reason = '', options: WaitOptions = {}): Promise<SocketClose> {
     if (this.isOpen) this.socket.close(code, reason)
     return this.nextClose(options)
-  }
-
-  #decode(text: string): Message {
-    if (this.#serializer === undefined) return text as Message
-    try {
-      return this.#serializer.decode(text)
-    } catch (cause) {
-      const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text
-      throw new Error(`the serializer could not decode the text frame ${JSON.stringify(shown)}`, { cause })
-    }
   }
 
   #failIfClosed(what: string): undefined {

@@ -1,6 +1,10 @@
 export { openSocket } from './openSocket.js'
+export { openSession } from './openSession.js'
 export { TestSocket } from './TestSocket.js'
+export { TestSession } from './TestSession.js'
 export { HandshakeError } from './HandshakeError.js'
 
 export type { Fetchable, OpenSocketOptions } from './openSocket.js'
+export type { OpenSessionOptions } from './openSession.js'
 export type { SocketClose, WaitOptions } from './TestSocket.js'
+export type { Welcome } from '../shared/sessionProtocol.js'

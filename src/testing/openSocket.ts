@@ -1,13 +1,6 @@
-import { DurableWebSocketError } from '../core/errors.js'
-import { describe } from '../shared/describe.js'
-import {
-  SERIALIZER_EXPECTED,
-  serializerFrom,
-  type Serializer,
-  type SerializerOption,
-} from '../shared/serializer.js'
-import { HandshakeError } from './HandshakeError.js'
+import type { SerializerOption } from '../shared/serializer.js'
 import { TestSocket } from './TestSocket.js'
+import { upgrade, upgradeRequest } from './upgrade.js'
 
 /**
  * Whatever reaches your worker: `exports.default` from `cloudflare:workers`,
@@ -32,9 +25,6 @@ export interface OpenSocketOptions<Message> {
   base?: string | undefined
 }
 
-const DEFAULT_TIMEOUT_MS = 2_000
-const DEFAULT_BASE = 'http://localhost'
-
 /**
  * Opens a WebSocket to your worker the way a client on the network would: a
  * GET with `Upgrade: websocket` through its `fetch`, so routing, the mount
@@ -56,28 +46,7 @@ export async function openSocket<Message>(
   path: string,
   options: OpenSocketOptions<Message> = {},
 ): Promise<TestSocket<Message>> {
-  const { headers: extra, serializer = 'json', timeout = DEFAULT_TIMEOUT_MS, base = DEFAULT_BASE } = options
-  if (typeof timeout !== 'number' || !(timeout > 0)) {
-    throw new TypeError(
-      `openSocket(): options.timeout must be a positive number of ms, got ${String(timeout)}.`,
-    )
-  }
-  const resolved = serializer === false ? undefined : testSerializer<Message>(serializer)
-  const url = new URL(path, base).href
-  const headers = new Headers(extra)
-  if (!headers.has('Upgrade')) headers.set('Upgrade', 'websocket')
-  const response = await worker.fetch(new Request(url, { headers }))
-  if (response.status !== 101 || response.webSocket === null) {
-    throw new HandshakeError(url, response, await response.text())
-  }
-  return new TestSocket<Message>(response.webSocket, resolved, timeout)
-}
-
-function testSerializer<Message>(option: unknown): Serializer<Message> {
-  const serializer = serializerFrom<Message, Message>(option)
-  if (serializer !== undefined) return serializer
-  throw new DurableWebSocketError(
-    'ERR_DWS_INVALID_OPTIONS',
-    `openSocket(): options.serializer must be false, ${SERIALIZER_EXPECTED}, got ${describe(option)}.`,
-  )
+  const request = upgradeRequest('openSocket', path, options)
+  const { webSocket } = await upgrade(worker, request)
+  return new TestSocket<Message>(webSocket, request.serializer, request.timeout)
 }
