@@ -10,9 +10,10 @@ import { resolveOptions, type ClientOptions, type ResolvedOptions } from './opti
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
 import { CloseCode } from '../shared/closeCodes.js'
-import { SessionCloseCode, isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
+import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
 import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
-import { SessionLink, type Heard } from './SessionLink.js'
+import { SessionLink, type Welcomed } from './SessionLink.js'
+import { CONNECTING, OPEN, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -22,23 +23,6 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
-
-/** The part of a WebSocket the client uses; browsers, Node 22 and `ws` all have it. */
-interface Socket {
-  readonly readyState: number
-  /** The subprotocol the server picked, '' for none; a minimal WebSocket class may lack it. */
-  readonly protocol?: string
-  binaryType: string
-  send(data: Frame): void
-  close(code?: number, reason?: string): void
-  onopen: (() => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: CloseEventInfo) => void) | null
-  onerror: (() => void) | null
-}
-
-const CONNECTING = 0
-const OPEN = 1
 
 /** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
 const STABLE_MS = 5_000
@@ -370,7 +354,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     else if (heard.kind === 'data') this.#deliver(heard.payload)
   }
 
-  #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Heard & { kind: 'welcome' }): void {
+  #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Welcomed): void {
     // The 101 names the session protocol; what the server picked among the app's own offers comes here.
     this.#protocol = welcome.protocol ?? ''
     if (lost !== undefined) {
@@ -449,21 +433,19 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#openedAt = undefined
     if (lasted) this.#step = 0
     const link = this.#link
-    const inSession = link?.seen === true
-    if (inSession && close.code === SessionCloseCode.PROTOCOL_ERROR && this.#state !== 'closed') {
+    const verdict = link?.closed(close.code)
+    if (verdict === 'broken' && this.#state !== 'closed') {
       const why =
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
     }
-    // Someone else's session: never offer its token again; the next connection is a new session.
-    if (inSession && close.code === SessionCloseCode.NOT_YOURS) link.disown()
     const reconnect = this.#options.reconnect
     const retry =
       this.#state !== 'closed' &&
       reconnect !== undefined &&
       this.#attempts < reconnect.maxAttempts &&
       // Another socket holds the session now; coming back would only take it away again.
-      !(inSession && close.code === SessionCloseCode.TAKEN_OVER) &&
+      verdict !== 'taken' &&
       this.#wantsRetry(close)
     const socketError = this.#socketError
     this.#socketError = undefined

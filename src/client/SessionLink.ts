@@ -2,6 +2,7 @@ import type { Frame } from '../shared/serializer.js'
 import { SESSION_PROTOCOL, SessionCloseCode, type Welcome } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
+import { OPEN, type Socket } from './socket.js'
 import { StoredSession, type SessionStore } from './StoredSession.js'
 
 /**
@@ -17,20 +18,22 @@ export interface LinkHost {
 }
 
 /** The part of a socket the link writes to. */
-interface Wire {
-  readonly readyState: number
-  readonly protocol?: string
-  send(data: Frame): void
-}
+type Wire = Pick<Socket, 'readyState' | 'protocol' | 'send'>
 
 /** What a frame from the server asks of the client, once the link has taken its part. */
 export type Heard =
   | { kind: 'data'; payload: string | ArrayBuffer }
-  | { kind: 'welcome'; welcome: Welcome; resend: Frame[]; lost: Frame[] | undefined }
+  | Welcomed
   | { kind: 'broken'; why: string }
   | { kind: 'none' }
 
-const OPEN = 1
+/** A welcome: what to write again before anything new, and what a reset lost. */
+export interface Welcomed {
+  kind: 'welcome'
+  welcome: Welcome
+  resend: Frame[]
+  lost: Frame[] | undefined
+}
 
 /**
  * A client's durable session across its sockets: the welcome, numbered
@@ -193,10 +196,21 @@ export class SessionLink {
     else if (resumed) socket.send(this.#session.ack())
   }
 
-  /** The server refused this session to this client (3904): the next connection starts a new one. */
-  disown(): void {
-    this.#session.disown()
-    this.#changed('position')
+  /**
+   * What a socket's close says about the session, once a server has spoken
+   * it: `broken` when the server saw this client break the protocol, `taken`
+   * when another socket holds the session now.
+   */
+  closed(code: number): 'broken' | 'taken' | undefined {
+    if (!this.#seen) return undefined
+    if (code === SessionCloseCode.PROTOCOL_ERROR) return 'broken'
+    if (code === SessionCloseCode.TAKEN_OVER) return 'taken'
+    if (code === SessionCloseCode.NOT_YOURS) {
+      // Someone else's session: never offer its token again; the next connection is a new session.
+      this.#session.disown()
+      this.#changed('position')
+    }
+    return undefined
   }
 
   /** The client gave up after a close with this code: the session is forgotten, or kept for a reload. */
