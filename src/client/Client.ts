@@ -1,17 +1,16 @@
-import { exceedsBytes } from '../shared/byteSize.js'
+import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
+import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
+import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
-import { CloseCode } from '../shared/closeCodes.js'
-import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
-import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
 import { CONNECTING, OPEN, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
@@ -69,13 +68,11 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#outbox = new Outbox(this.#options.maxQueued)
     if (this.#options.session) {
       const { store, storeKey } = this.#options
-      const link = new SessionLink(
-        { waiting: () => this.#outbox.frames(), error: (error) => this.#events.emit('error', error) },
-        store,
-        storeKey ?? `durable-websocket:${this.url}`,
-      )
-      this.#outbox.restore(link.load())
-      this.#link = link
+      this.#link = new SessionLink({
+        waiting: () => this.#outbox.frames(),
+        error: (error) => this.#events.emit('error', error),
+      })
+      this.#outbox.restore(this.#link.load(store, storeKey ?? `durable-websocket:${this.url}`))
     }
     const heartbeat = this.#options.heartbeat
     this.#heartbeat =
@@ -141,21 +138,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const frame = this.#encode(message)
     const socket = this.#socket
     const link = this.#link
-    const limit = link?.maxMessageBytes
-    if (limit !== undefined && exceedsBytes(frame, limit)) {
-      throw new ClientError(
-        'ERR_DWS_MESSAGE_TOO_BIG',
-        `This message is over the server's maxMessageBytes (${String(limit)} bytes), so the server would close the connection for it; nothing was sent. Send it in smaller parts.`,
-      )
-    }
+    link?.checkSize(frame)
     if (this.#state === 'open' && socket?.readyState === OPEN) {
-      if (link?.mode !== 'session') {
-        socket.send(frame)
-        return true
-      }
-      if (link.held >= this.#options.maxQueued) return false
-      socket.send(link.number(frame))
-      link.numbered()
+      if (link?.mode === 'session') return link.send(frame, this.#options.maxQueued)
+      socket.send(frame)
       return true
     }
     if (!this.#outbox.push(frame, link?.held ?? 0)) return false

@@ -1,3 +1,4 @@
+import { exceedsBytes } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
 import { SESSION_PROTOCOL, SessionCloseCode, type Welcome } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
@@ -43,8 +44,6 @@ export interface Welcomed {
  */
 export class SessionLink {
   readonly #host: LinkHost
-  readonly #store: SessionStore | undefined
-  readonly #key: string
   #session = new Session()
   #stored: StoredSession | undefined
   #unsaved: { position: boolean; messages: boolean } | undefined
@@ -54,10 +53,8 @@ export class SessionLink {
   /** A welcome came on some socket of this client: the server speaks sessions. */
   #seen = false
 
-  constructor(host: LinkHost, store: SessionStore | undefined, key: string) {
+  constructor(host: LinkHost) {
     this.#host = host
-    this.#store = store
-    this.#key = key
   }
 
   get mode(): LinkMode {
@@ -73,20 +70,15 @@ export class SessionLink {
     return this.#session.id
   }
 
-  /** From the latest welcome; a bigger message would cost the connection. */
-  get maxMessageBytes(): number | undefined {
-    return this.#session.maxMessageBytes
-  }
-
   /** Frames sent in the session that the server has not acknowledged yet; they count against `maxQueued`. */
   get held(): number {
     return this.#mode === 'plain' ? 0 : this.#session.unacknowledged.length
   }
 
   /** Takes the session the store kept, and returns the messages that were waiting for a socket then. */
-  load(): Frame[] {
-    if (this.#store === undefined) return []
-    const stored = new StoredSession(this.#store, this.#key)
+  load(store: SessionStore | undefined, key: string): Frame[] {
+    if (store === undefined) return []
+    const stored = new StoredSession(store, key)
     this.#stored = stored
     try {
       const saved = stored.load()
@@ -112,7 +104,7 @@ export class SessionLink {
 
   /** A socket that offered the session opened; true when the server took it, so its welcome must come first. */
   opened(socket: Wire): boolean {
-    if ((socket.protocol ?? '') !== SESSION_PROTOCOL) return false
+    if (socket.protocol !== SESSION_PROTOCOL) return false
     this.#socket = socket
     this.#mode = 'welcome'
     return true
@@ -123,6 +115,26 @@ export class SessionLink {
     this.#stopAck()
     this.#socket = undefined
     this.#mode = 'plain'
+  }
+
+  /** Throws for a frame over the server's `maxMessageBytes`, from the latest welcome: the server would close for it. */
+  checkSize(frame: Frame): void {
+    const limit = this.#session.maxMessageBytes
+    if (limit !== undefined && exceedsBytes(frame, limit)) {
+      throw new ClientError(
+        'ERR_DWS_MESSAGE_TOO_BIG',
+        `This message is over the server's maxMessageBytes (${String(limit)} bytes), so the server would close the connection for it; nothing was sent. Send it in smaller parts.`,
+      )
+    }
+  }
+
+  /** Writes a frame in the session now; false, writing nothing, while `max` frames wait for the server's ack. */
+  send(frame: Frame, max: number): boolean {
+    const socket = this.#socket
+    if (socket === undefined || this.#session.unacknowledged.length >= max) return false
+    socket.send(this.number(frame))
+    this.numbered()
+    return true
   }
 
   /** Gives a frame the next number and keeps it until it is acknowledged; returns what goes on the wire. */
@@ -141,6 +153,7 @@ export class SessionLink {
     this.#changed('messages')
   }
 
+  /** A frame that breaks the protocol comes back as `broken`, not thrown: stopping is the client's call. */
   receive(data: string | ArrayBuffer): Heard {
     const session = this.#session
     try {
