@@ -1,24 +1,18 @@
-import { exceedsBytes } from '../shared/byteSize.js'
+import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
+import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
+import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox } from './Outbox.js'
 import { nextOffer } from './protocols.js'
-import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
-import { CloseCode } from '../shared/closeCodes.js'
-import {
-  SESSION_PROTOCOL,
-  SessionCloseCode,
-  isSessionProtocolName,
-  retryHint,
-  type Welcome,
-} from '../shared/sessionProtocol.js'
-import { StoredSession } from './StoredSession.js'
+import { SessionLink, type Welcomed } from './SessionLink.js'
+import { CONNECTING, OPEN, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -28,89 +22,6 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
-
-export interface OpenInfo {
-  /** True for every connection after the first. */
-  reconnected: boolean
-  /**
-   * True when the server took this connection back into the session it had
-   * before: same `client.id`, and every message it missed follows. False for
-   * a new session, and always in plain mode.
-   */
-  resumed: boolean
-}
-
-export interface ResetInfo {
-  /**
-   * What the client had sent or queued that the old session never
-   * confirmed, oldest first, as the serializer encoded it (text) or as
-   * bytes. The server may or may not have handled the ones it had sent; the
-   * client sends none of them again.
-   */
-  unacknowledged: (string | ArrayBuffer)[]
-}
-
-export interface CloseInfo extends CloseEventInfo {
-  /** Whether a retry is scheduled; false after `close()` and when the client gives up. */
-  willReconnect: boolean
-}
-
-export interface ReconnectInfo {
-  /** 1 for the first retry since the last open connection. */
-  attempt: number
-  /** How long the client waits before it, in ms. */
-  delay: number
-}
-
-export interface ClientEvents<Incoming> {
-  /** A connection opened. Messages queued meanwhile go out right after these listeners return. */
-  open: (info: OpenInfo) => void
-  /**
-   * The server could not resume the session (too late, or it lost track)
-   * and started a new one: state the app built from earlier messages may
-   * have gaps, so refetch it. Comes right before `open` with `resumed: false`.
-   */
-  reset: (info: ResetInfo) => void
-  /** One text frame, decoded by the serializer. */
-  message: (message: Incoming) => void
-  /** One binary frame, as it came. */
-  binary: (data: ArrayBuffer) => void
-  /** A connection ended (or an attempt failed); `willReconnect` tells whether another follows. */
-  close: (info: CloseInfo) => void
-  /** A retry is scheduled. */
-  reconnecting: (info: ReconnectInfo) => void
-  /** A frame the serializer could not decode (it is dropped), or an error the socket reported. */
-  error: (error: ClientError) => void
-}
-
-export type ClientEventName = keyof ClientEvents<unknown>
-
-const EVENT_NAMES: readonly ClientEventName[] = [
-  'open',
-  'reset',
-  'message',
-  'binary',
-  'close',
-  'reconnecting',
-  'error',
-]
-
-/** The part of a WebSocket the client uses; browsers, Node 22 and `ws` all have it. */
-interface Socket {
-  readonly readyState: number
-  /** The subprotocol the server picked, '' for none; a minimal WebSocket class may lack it. */
-  readonly protocol?: string
-  binaryType: string
-  send(data: Frame): void
-  close(code?: number, reason?: string): void
-  onopen: (() => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: CloseEventInfo) => void) | null
-  onerror: (() => void) | null
-}
-
-const CONNECTING = 0
-const OPEN = 1
 
 /** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
 const STABLE_MS = 5_000
@@ -138,31 +49,31 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #openedAt: number | undefined
   #everOpened = false
   #protocol = ''
-  /** The session, unless `session: false`; it lives as long as the client, across sockets. */
-  #session: Session | undefined
-  #stored: StoredSession | undefined
-  /** False after `session: false`, or once a server showed that it does not speak sessions. */
-  #offerSession: boolean
-  /** A welcome came on some socket of this client: the server speaks sessions. */
-  #sessionSeen = false
-  /** Whether the current socket speaks the session protocol, and whether it still waits for its welcome. */
-  #mode: 'plain' | 'session' | 'welcome' = 'plain'
+  /**
+   * The session, which outlives the sockets; none after `session: false`, or
+   * once a server showed that it does not speak sessions.
+   */
+  #link: SessionLink | undefined
   /** The current socket failed; reported only if the close that follows gets no retry. */
   #socketError: ClientError | undefined
   /** The current socket's attempt: what the app offered, whether the session was offered too, whether it opened. */
   #offer: readonly string[] = []
   #offered = false
   #socketOpened = false
-  #ackTimer: ReturnType<typeof setTimeout> | undefined
-  #unsaved: { position: boolean; messages: boolean } | undefined
 
   /** Checks the options (throwing `ERR_DWS_INVALID_OPTIONS`) and starts connecting; the same as `connect()`. */
   constructor(target: string | URL | ConnectTarget, options?: ClientOptions<Incoming, Outgoing>) {
     this.url = resolveUrl(target)
     this.#options = resolveOptions(options)
     this.#outbox = new Outbox(this.#options.maxQueued)
-    this.#offerSession = this.#options.session
-    if (this.#options.session) this.#session = this.#loadSession()
+    if (this.#options.session) {
+      const { store, storeKey } = this.#options
+      this.#link = new SessionLink({
+        waiting: () => this.#outbox.frames(),
+        error: (error) => this.#events.emit('error', error),
+      })
+      this.#outbox.restore(this.#link.load(store, storeKey ?? `durable-websocket:${this.url}`))
+    }
     const heartbeat = this.#options.heartbeat
     this.#heartbeat =
       heartbeat === undefined
@@ -198,7 +109,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   /** Messages the client holds: waiting for a connection, or sent in a session and not yet acknowledged. */
   get queued(): number {
-    return this.#outbox.size + this.#held()
+    return this.#outbox.size + (this.#link?.held ?? 0)
   }
 
   /**
@@ -207,7 +118,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
    * changes on a reset. Undefined before the first welcome, in plain mode, and once the session ended.
    */
   get id(): number | undefined {
-    return this.#session?.id
+    return this.#link?.id
   }
 
   /** Adds a listener; returns the function that removes it. */
@@ -226,27 +137,15 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#state === 'closed') return false
     const frame = this.#encode(message)
     const socket = this.#socket
-    const session = this.#session
-    const limit = session?.maxMessageBytes
-    if (limit !== undefined && exceedsBytes(frame, limit)) {
-      throw new ClientError(
-        'ERR_DWS_MESSAGE_TOO_BIG',
-        `This message is over the server's maxMessageBytes (${String(limit)} bytes), so the server would close the connection for it; nothing was sent. Send it in smaller parts.`,
-      )
-    }
+    const link = this.#link
+    link?.checkSize(frame)
     if (this.#state === 'open' && socket?.readyState === OPEN) {
-      if (this.#mode !== 'session' || session === undefined) {
-        socket.send(frame)
-        return true
-      }
-      if (session.unacknowledged.length >= this.#options.maxQueued) return false
-      socket.send(session.number(frame))
-      this.#changed('messages')
-      this.#armAck()
+      if (link?.mode === 'session') return link.send(frame, this.#options.maxQueued)
+      socket.send(frame)
       return true
     }
-    if (!this.#outbox.push(frame, this.#held())) return false
-    this.#changed('messages')
+    if (!this.#outbox.push(frame, link?.held ?? 0)) return false
+    link?.queueChanged()
     return true
   }
 
@@ -262,7 +161,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#heartbeat?.stop()
     this.#outbox.clear()
     // The close frame ends the session on the server; a reload must not try to resume it.
-    this.#forgetSession(true)
+    this.#link?.forget(true)
     const socket = this.#socket
     // Between attempts there is no socket to wait for: the client is closed now.
     if (socket === undefined)
@@ -316,7 +215,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#closed({ code: 1006, reason: '', wasClean: false })
   }
 
-  #dial(protocols: readonly string[], offerSession = this.#offerSession): void {
+  #dial(protocols: readonly string[], offerSession = this.#link !== undefined): void {
     if (offerSession && protocols.some(isSessionProtocolName)) {
       const why =
         'options.protocols() named a dws.session.* or dws.resume.* subprotocol, which the client offers itself; leave it out.'
@@ -326,10 +225,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#offer = protocols
     this.#offered = offerSession
     this.#socketOpened = false
-    const resume = offerSession ? this.#session?.resumeOffer() : undefined
-    const offer = offerSession
-      ? [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resume]), ...protocols]
-      : protocols
+    const offer = (offerSession ? this.#link?.offer(protocols) : undefined) ?? protocols
     let socket: Socket
     try {
       // Without an offer the second argument is left out, as a bare `new WebSocket(url)` would.
@@ -350,7 +246,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       if (socket === this.#socket) this.#opened(socket)
     }
     socket.onmessage = (event) => {
-      if (socket === this.#socket) this.#received(event.data)
+      if (socket === this.#socket) this.#received(socket, event.data)
     }
     socket.onerror = () => {
       if (socket !== this.#socket) return
@@ -382,15 +278,14 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
    * offered the session and never opened is made again at once without it.
    */
   #fallsBack(): boolean {
-    return this.#offered && !this.#socketOpened && !this.#sessionSeen && this.#state === 'connecting'
+    return this.#offered && !this.#socketOpened && this.#link?.seen !== true && this.#state === 'connecting'
   }
 
   /** The current socket is gone, by its close event or because the client gave up on it. */
   #lost(close: CloseEventInfo): void {
     this.#socket = undefined
-    this.#stopAck()
+    this.#link?.detach()
     const fallBack = this.#fallsBack()
-    this.#mode = 'plain'
     if (fallBack) this.#dial(this.#offer, false)
     else this.#closed(close)
   }
@@ -400,16 +295,13 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#socketOpened = true
     this.#protocol = socket.protocol ?? ''
     this.#heartbeat?.start()
-    if (!this.#offered && this.#offerSession) {
+    if (!this.#offered && this.#link !== undefined) {
       // This was the attempt without the session offer, and it opened: the server does not speak it.
-      this.#offerSession = false
-      this.#forgetSession(true)
+      this.#link.forget(true)
+      this.#link = undefined
     }
-    if (this.#offered && this.#protocol === SESSION_PROTOCOL && this.#session !== undefined) {
-      // The server speaks first; no data frame may go before its welcome, so the client stays `connecting`.
-      this.#mode = 'welcome'
-      return
-    }
+    // The server speaks first; no data frame may go before its welcome, so the client stays `connecting`.
+    if (this.#offered && this.#link?.opened(socket) === true) return
     this.#ready(socket, false)
   }
 
@@ -421,85 +313,45 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#everOpened = true
     this.#events.emit('open', { reconnected, resumed })
     // Listeners may have sent (e.g. to join a room again) or closed; the backlog follows what they sent.
-    const session = this.#mode === 'session' ? this.#session : undefined
+    const link = this.#link?.mode === 'session' ? this.#link : undefined
     let sent = false
     while (this.#current() === 'open' && socket === this.#socket && socket.readyState === OPEN) {
       const frame = this.#outbox.shift()
       if (frame === undefined) break
-      socket.send(session === undefined ? frame : session.number(frame))
+      socket.send(link === undefined ? frame : link.number(frame))
       sent = true
     }
-    if (sent && session !== undefined) {
-      this.#changed('messages')
-      this.#armAck()
-    }
+    if (sent) link?.numbered()
   }
 
-  #received(data: unknown): void {
+  #received(socket: Socket, data: unknown): void {
     this.#heartbeat?.received()
     if (data === this.#options.heartbeat?.response) return
-    const bytes = ArrayBuffer.isView(data)
-      ? (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer)
-      : data
-    const session = this.#session
-    if (this.#mode === 'plain' || session === undefined) {
+    const bytes = ArrayBuffer.isView(data) ? copy(data) : data
+    const link = this.#link
+    if (link === undefined || link.mode === 'plain') {
       this.#deliver(bytes)
       return
     }
     if (typeof bytes !== 'string' && !(bytes instanceof ArrayBuffer)) return
-    try {
-      const incoming = session.receive(bytes)
-      if (incoming.kind === 'welcome') {
-        if (this.#mode !== 'welcome') throw new ProtocolViolation('a second welcome came on one socket.')
-        this.#welcomed(incoming.welcome)
-      } else if (this.#mode === 'welcome' && incoming.kind !== 'other') {
-        throw new ProtocolViolation(
-          `${incoming.kind === 'ack' ? 'an ack' : 'a data frame'} came before the welcome.`,
-        )
-      } else if (incoming.kind === 'ack') {
-        session.acknowledge(incoming.handled)
-        this.#changed('messages')
-        if (incoming.last !== undefined && session.advance(incoming.last)) this.#changed('position')
-      } else if (incoming.kind === 'data') {
-        this.#changed('position')
-        if (session.ackDue) this.#socket?.send(session.ack())
-        this.#armAck()
-        this.#deliver(incoming.payload)
-      }
-    } catch (error) {
-      if (!(error instanceof ProtocolViolation)) throw error
-      this.#violated(error.message)
-    }
+    const heard = link.receive(bytes)
+    if (heard.kind === 'broken') this.#violated(heard.why)
+    else if (heard.kind === 'welcome') this.#welcomed(socket, link, heard)
+    else if (heard.kind === 'data') this.#deliver(heard.payload)
   }
 
-  /** The server's first frame on a session socket: the session is (re)established, or a new one replaces it. */
-  #welcomed(welcome: Welcome): void {
-    const session = this.#session
-    const socket = this.#socket
-    if (session === undefined || socket === undefined) return
-    const { resend, reset } = session.welcome(welcome)
+  #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Welcomed): void {
     // The 101 names the session protocol; what the server picked among the app's own offers comes here.
     this.#protocol = welcome.protocol ?? ''
-    this.#mode = 'session'
-    this.#sessionSeen = true
-    this.#changed('position')
-    this.#changed('messages')
-    if (reset !== undefined) {
-      const unacknowledged = [...reset, ...this.#outbox.clear()].map((frame) =>
-        typeof frame === 'string' || frame instanceof ArrayBuffer
-          ? frame
-          : (frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength) as ArrayBuffer),
+    if (lost !== undefined) {
+      const unacknowledged = [...lost, ...this.#outbox.clear()].map((frame) =>
+        typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copy(frame),
       )
       this.#events.emit('reset', { unacknowledged })
       // A reset listener may have closed the client.
       if (this.#state !== 'connecting' || socket !== this.#socket) return
     }
-    // Resent first, with their old numbers: anything new must come after them.
-    for (const frame of resend) socket.send(frame)
-    if (resend.length > 0) this.#armAck()
-    // Any frame on the new socket tells the server the new token arrived, so it retires the one this
-    // resume used; with nothing to resend, an ack says it at once rather than at the first message.
-    else if (welcome.resumed) socket.send(session.ack())
+    link.resend(resend, welcome.resumed)
     this.#ready(socket, welcome.resumed)
   }
 
@@ -566,16 +418,12 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const lasted = this.#openedAt !== undefined && Date.now() - this.#openedAt >= STABLE_MS
     this.#openedAt = undefined
     if (lasted) this.#step = 0
-    const inSession = this.#sessionSeen && this.#offerSession
-    if (inSession && close.code === SessionCloseCode.PROTOCOL_ERROR && this.#state !== 'closed') {
+    const link = this.#link
+    const verdict = link?.closed(close.code)
+    if (verdict === 'broken' && this.#state !== 'closed') {
       const why =
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
-    }
-    if (inSession && close.code === SessionCloseCode.NOT_YOURS) {
-      // Someone else's session: never offer its token again; the next connection is a new session.
-      this.#session?.disown()
-      this.#changed('position')
     }
     const reconnect = this.#options.reconnect
     const retry =
@@ -583,13 +431,13 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       reconnect !== undefined &&
       this.#attempts < reconnect.maxAttempts &&
       // Another socket holds the session now; coming back would only take it away again.
-      !(inSession && close.code === SessionCloseCode.TAKEN_OVER) &&
+      verdict !== 'taken' &&
       this.#wantsRetry(close)
     const socketError = this.#socketError
     this.#socketError = undefined
     if (!retry) {
       if (socketError !== undefined && this.#state !== 'closed') this.#events.emit('error', socketError)
-      if (this.#state !== 'closed') this.#forgetSession(endsSession(close.code))
+      if (this.#state !== 'closed') link?.dropped(close.code)
       this.#state = 'closed'
       this.#outbox.clear()
       this.#events.emit('close', { ...close, willReconnect: false })
@@ -608,116 +456,9 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#current() !== 'reconnecting') return
     this.#retryTimer = setTimeout(() => this.#open(), delay)
   }
-
-  /** Frames sent in the session that the server has not acknowledged yet. */
-  #held(): number {
-    return this.#mode === 'plain' ? 0 : (this.#session?.unacknowledged.length ?? 0)
-  }
-
-  #loadSession(): Session {
-    const { store, storeKey } = this.#options
-    if (store === undefined) return new Session()
-    const stored = new StoredSession(store, storeKey ?? `durable-websocket:${this.url}`)
-    this.#stored = stored
-    try {
-      const saved = stored.load()
-      if (saved === undefined) return new Session()
-      this.#outbox.restore(saved.waiting)
-      return new Session(saved)
-    } catch (cause) {
-      // Reported a tick later: the app adds its listeners after connect() returns.
-      queueMicrotask(() => this.#storeFailed(cause))
-      return new Session()
-    }
-  }
-
-  /** Marks what the store must write; one write per kind at the end of the current task, however many changes. */
-  #changed(what: 'position' | 'messages'): void {
-    if (this.#stored === undefined) return
-    if (this.#unsaved === undefined) {
-      this.#unsaved = { position: false, messages: false }
-      queueMicrotask(() => this.#save())
-    }
-    this.#unsaved[what] = true
-  }
-
-  #save(): void {
-    const unsaved = this.#unsaved
-    const stored = this.#stored
-    const session = this.#session
-    this.#unsaved = undefined
-    if (unsaved === undefined || stored === undefined || session === undefined) return
-    try {
-      if (unsaved.position) stored.savePosition(session.state())
-      if (unsaved.messages) stored.saveMessages(session.unacknowledged, this.#outbox.frames())
-    } catch (cause) {
-      this.#storeFailed(cause)
-    }
-  }
-
-  #storeFailed(cause: unknown): void {
-    const why = 'The session store failed (full, or not allowed here); a reload may not resume the session.'
-    this.#events.emit('error', new ClientError('ERR_DWS_STORE_FAILED', why, { cause }))
-  }
-
-  /**
-   * The client is done with its session. When the session ended (a close
-   * frame from either side) it is forgotten; otherwise the store keeps it as
-   * it was, so a reload can still resume it within the server's window.
-   */
-  #forgetSession(ended: boolean): void {
-    this.#stopAck()
-    if (ended) {
-      this.#unsaved = undefined
-      try {
-        this.#stored?.remove()
-      } catch {
-        // Nothing to keep consistent: the next load finds a token the server refuses, and resets.
-      }
-    } else {
-      this.#save()
-    }
-    this.#stored = undefined
-    this.#session = this.#options.session ? new Session() : undefined
-  }
-
-  #armAck(): void {
-    this.#stopAck()
-    this.#ackTimer = setTimeout(() => this.#ackDue(), ACK_AFTER_MS)
-  }
-
-  #stopAck(): void {
-    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer)
-    this.#ackTimer = undefined
-  }
-
-  /**
-   * A quiet second: acknowledge what arrived, and ask for the server's own
-   * ack while anything sent is unconfirmed (the server has no timers and
-   * answers a client's ack). Repeats while something stays unconfirmed.
-   */
-  #ackDue(): void {
-    this.#ackTimer = undefined
-    const session = this.#session
-    const socket = this.#socket
-    if (this.#mode !== 'session' || session === undefined || socket?.readyState !== OPEN) return
-    if (session.receivedSinceAck === 0 && session.unacknowledged.length === 0) return
-    socket.send(session.ack())
-    if (session.unacknowledged.length > 0) this.#armAck()
-  }
 }
 
-/**
- * Whether a close the client will not retry leaves it nothing to resume: 1000, and the
- * application codes a server closes with (but 3901: another socket has the session).
- */
-function endsSession(code: number): boolean {
-  return (
-    code === 1000 ||
-    (code >= 3000 &&
-      code <= 4999 &&
-      code !== SessionCloseCode.TAKEN_OVER &&
-      code !== SessionCloseCode.SLOW_CONSUMER &&
-      code !== SessionCloseCode.TOO_OLD)
-  )
+/** The bytes of a view, as an ArrayBuffer of their own: what `binary` listeners and `reset` hand out. */
+function copy(view: ArrayBufferView): ArrayBuffer {
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
 }

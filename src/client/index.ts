@@ -4,15 +4,15 @@ export { ClientError, isClientError } from './ClientError.js'
 export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
 
+export type { ClientState } from './Client.js'
 export type {
   ClientEventName,
   ClientEvents,
-  ClientState,
   CloseInfo,
   OpenInfo,
   ReconnectInfo,
   ResetInfo,
-} from './Client.js'
+} from './events.js'
 export type { ClientErrorCode } from './ClientError.js'
 export type { CloseEventInfo } from './closeCodes.js'
 export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'

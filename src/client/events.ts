@@ -1,0 +1,68 @@
+import type { ClientError } from './ClientError.js'
+import type { CloseEventInfo } from './closeCodes.js'
+
+export interface OpenInfo {
+  /** True for every connection after the first. */
+  reconnected: boolean
+  /**
+   * True when the server took this connection back into the session it had
+   * before: same `client.id`, and every message it missed follows. False for
+   * a new session, and always in plain mode.
+   */
+  resumed: boolean
+}
+
+export interface ResetInfo {
+  /**
+   * What the client had sent or queued that the old session never
+   * confirmed, oldest first, as the serializer encoded it (text) or as
+   * bytes. The server may or may not have handled the ones it had sent; the
+   * client sends none of them again.
+   */
+  unacknowledged: (string | ArrayBuffer)[]
+}
+
+export interface CloseInfo extends CloseEventInfo {
+  /** Whether a retry is scheduled; false after `close()` and when the client gives up. */
+  willReconnect: boolean
+}
+
+export interface ReconnectInfo {
+  /** 1 for the first retry since the last open connection. */
+  attempt: number
+  /** How long the client waits before it, in ms. */
+  delay: number
+}
+
+export interface ClientEvents<Incoming> {
+  /** A connection opened. Messages queued meanwhile go out right after these listeners return. */
+  open: (info: OpenInfo) => void
+  /**
+   * The server could not resume the session (too late, or it lost track)
+   * and started a new one: state the app built from earlier messages may
+   * have gaps, so refetch it. Comes right before `open` with `resumed: false`.
+   */
+  reset: (info: ResetInfo) => void
+  /** One text frame, decoded by the serializer. */
+  message: (message: Incoming) => void
+  /** One binary frame, as it came. */
+  binary: (data: ArrayBuffer) => void
+  /** A connection ended (or an attempt failed); `willReconnect` tells whether another follows. */
+  close: (info: CloseInfo) => void
+  /** A retry is scheduled. */
+  reconnecting: (info: ReconnectInfo) => void
+  /** A frame the serializer could not decode (it is dropped), or an error the socket reported. */
+  error: (error: ClientError) => void
+}
+
+export type ClientEventName = keyof ClientEvents<unknown>
+
+export const EVENT_NAMES: readonly ClientEventName[] = [
+  'open',
+  'reset',
+  'message',
+  'binary',
+  'close',
+  'reconnecting',
+  'error',
+]
