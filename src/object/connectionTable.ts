@@ -38,8 +38,9 @@ export class ConnectionTable<Env, Data extends object, In, Out> {
   }
 
   /** Writes the counter again, after `deleteAll` took it: ids go on from where they were. */
-  keepLastId(): void {
-    if (this.#lastId !== undefined) this.#ctx.storage.kv.put(LAST_ID_KEY, this.#lastId)
+  keepLastId(lastId: number): void {
+    this.#lastId = lastId
+    if (lastId > 0) this.#ctx.storage.kv.put(LAST_ID_KEY, lastId)
   }
 
   /** The live connection with this id. */

@@ -98,8 +98,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       queueEvent: (entry, event, code, reason) => this.#dispatch.queueEvent(entry, event, code, reason),
     })
     this.#storage = forgetfulStorage(ctx.storage, () => {
-      this.#desk.reset()
-      this.#table.keepLastId()
+      const lastId = this.#table.lastId
+      const forgetSessions = this.#desk.beforeDeleteAll()
+      return () => {
+        forgetSessions()
+        this.#table.keepLastId(lastId)
+      }
     })
   }
 
@@ -313,11 +317,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
  * tables (the log's head, the sessions), and keeps the connection-id
  * counter, so ids are never handed out twice.
  */
-function forgetfulStorage(storage: DurableObjectStorage, forget: () => void): DurableObjectStorage {
+function forgetfulStorage(storage: DurableObjectStorage, prepare: () => () => void): DurableObjectStorage {
   return new Proxy(storage, {
     get(target, property) {
       if (property === 'deleteAll') {
         return async (options?: DurableObjectPutOptions) => {
+          const forget = prepare()
           await target.deleteAll(options)
           forget()
         }

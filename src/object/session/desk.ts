@@ -353,12 +353,21 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     return store.nextExpiry()
   }
 
-  /** `deleteAll` dropped the tables: nothing cached about them holds any more. */
-  reset(): void {
-    this.store?.reset()
-    this.log?.reset()
-    this.sends.reset()
-    this.#suspended.clear()
+  /**
+   * Runs around `deleteAll` through `manager.storage`: reads what must
+   * outlive it (the log's numbering), and returns what forgets every cached
+   * fact about the dropped tables afterwards.
+   */
+  beforeDeleteAll(): () => void {
+    const head = this.store === undefined ? 0 : this.sends.head()
+    const logging = this.sends.logging()
+    return () => {
+      this.store?.reset()
+      // Fan-out keeps logging if it did: live session sockets must never see a number go back.
+      this.log?.reset(head)
+      if (logging) this.sends.sessionsExist()
+      this.#suspended.clear()
+    }
   }
 
   /**

@@ -67,12 +67,24 @@ export class SessionLog {
     return this.#sql
   }
 
-  /** Forgets every cached position: `deleteAll` dropped the table. */
-  reset(): void {
+  /**
+   * `deleteAll` dropped the table, which held `head` (read before the
+   * delete): the numbering goes on from there, with a row no session is sent,
+   * so live clients never see a number go back.
+   */
+  reset(head: number): void {
     this.#ready = false
-    this.#head = undefined
     this.#oldest = undefined
     this.#bytes = undefined
+    this.#head = head
+    if (head > 0)
+      this.#ensure().exec(
+        'INSERT INTO dws_log (seq, at, target, tag, excluded, frame) VALUES (?, ?, ?, NULL, NULL, ?)',
+        head,
+        Date.now(),
+        NOBODY,
+        '',
+      )
   }
 
   /**
@@ -258,6 +270,9 @@ export class SessionLog {
     this.#oldest = through + 1
   }
 }
+
+/** A target no connection has: the row only keeps the numbering. */
+const NOBODY = -1
 
 /** What `length(frame)` gives for a row: characters for text, bytes for a blob. */
 function storedSize(frame: string | ArrayBuffer): number {

@@ -41,11 +41,6 @@ export class SessionSends<Env, Data extends object, In, Out> {
     this.#anySessions = true
   }
 
-  /** `deleteAll` dropped the tables. */
-  reset(): void {
-    this.#anySessions = undefined
-  }
-
   /**
    * What a broadcast or `to(tag)` hands each target. While any session
    * exists the message is logged once, with who it was for, so suspended
@@ -53,7 +48,7 @@ export class SessionSends<Env, Data extends object, In, Out> {
    */
   outbound(frame: Frame, tag: string | null, except: BroadcastOptions['except']): Outbound {
     let made: { seq: number; frame: Frame } | undefined
-    if (this.#hasLoggedSessions()) {
+    if (this.logging()) {
       const excluded = except === undefined ? null : typeof except === 'number' ? [except] : except
       const seq = this.append(null, tag, excluded, frame)
       made = { seq, frame: numbered(seq, frame) }
@@ -115,7 +110,7 @@ export class SessionSends<Env, Data extends object, In, Out> {
   }
 
   /** Whether fan-out must log: some session exists, attached or suspended. */
-  #hasLoggedSessions(): boolean {
+  logging(): boolean {
     const store = this.#desk.store
     if (store === undefined) return false
     this.#desk.reconcile()
