@@ -3,7 +3,7 @@ export { WebSocketObject } from './object/WebSocketObject.js'
 export { Connection, MAX_ATTACHMENT_BYTES } from './object/connection.js'
 export { MAX_TAGS, MAX_TAG_LENGTH } from './object/admission.js'
 export { CloseCode, MAX_CLOSE_REASON_BYTES } from './shared/closeCodes.js'
-export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES } from './options.js'
+export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PRESENCE } from './options.js'
 export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, isRoomName, roomNameProblem } from './shared/roomName.js'
 export { json } from './shared/serializer.js'
 export { DurableWebSocketError, InvalidHandlerError, isDurableWebSocketError } from './core/errors.js'
@@ -18,6 +18,9 @@ export type {
   ConnectionsPerKey,
   QueueLimit,
   RateLimit,
+  PresenceKeyFunction,
+  PresenceMetaFunction,
+  PresenceOptions,
   ResumeOptions,
   SendWindow,
   ProtocolFunction,
@@ -25,7 +28,17 @@ export type {
   Validator,
 } from './options.js'
 export type { EventHandlers, EventName, Incoming, Locals, MessageInfo } from './core/events.js'
-export type { Manager, BroadcastOptions, ObjectRouter, Outgoing, TaggedGroup } from './core/types.js'
+export type {
+  Manager,
+  BroadcastOptions,
+  ConnectionPresence,
+  ObjectRouter,
+  Outgoing,
+  PresenceMember,
+  PresenceMeta,
+  RoomPresence,
+  TaggedGroup,
+} from './core/types.js'
 export type { Serializer, SerializerOption } from './shared/serializer.js'
 export type { DurableWebSocketErrorCode } from './core/errors.js'
 export type { AllowOriginsOptions } from './mount/allowOrigins.js'

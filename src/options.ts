@@ -85,6 +85,33 @@ export const DEFAULT_RESUME = {
   maxAge: 86_400_000,
 } as const
 
+/** Names the member an upgrade belongs to, e.g. the user id a middleware put in `locals`. */
+export type PresenceKeyFunction<L = Locals> = (request: Request, locals: L) => string
+
+/** A new member's metadata, from its first upgrade: a plain JSON object. */
+export type PresenceMetaFunction<L = Locals> = (request: Request, locals: L) => Record<string, unknown>
+
+export interface PresenceOptions<L = Locals> {
+  /** The member key of an upgrade, 1 to 256 characters: every connection with one key is one member. */
+  key: PresenceKeyFunction<L>
+  /** A new member's metadata. Default: `{}`. */
+  meta?: PresenceMetaFunction<L>
+  /** Members one room takes; past it, a new member's upgrade is refused. Default: 10000. */
+  maxMembers?: number
+  /** The largest metadata of one member, as JSON in UTF-8 bytes. Default: 1024. */
+  maxMetaBytes?: number
+}
+
+/** Presence options with the defaults filled in. */
+export interface ResolvedPresence<L = Locals> {
+  readonly key: PresenceKeyFunction<L>
+  readonly meta: PresenceMetaFunction<L> | undefined
+  readonly maxMembers: number
+  readonly maxMetaBytes: number
+}
+
+export const DEFAULT_PRESENCE = { maxMembers: 10_000, maxMetaBytes: 1_024 } as const
+
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
 
@@ -180,6 +207,11 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
    * `false` still speaks the protocol, but a drop ends the session. Default: on.
    */
   resume?: ResumeOptions<L> | false
+  /**
+   * Who is in the room, one member per key the app names (docs/api.md):
+   * session clients get the list and its changes. Default: off.
+   */
+  presence?: PresenceOptions<L>
 }
 
 /** The limits a module was made with, defaults filled in. */
@@ -204,6 +236,7 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly maxQueued: Required<QueueLimit>
   readonly handlerTimeout: number | undefined
   readonly sendWindow: Required<SendWindow>
+  readonly presence: ResolvedPresence<L> | undefined
 }
 
 /** What the Worker runs before a request reaches the object. */
@@ -280,6 +313,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       maxQueued: resolvePair('maxQueued', options.maxQueued, DEFAULT_MAX_QUEUED),
       handlerTimeout: resolveHandlerTimeout(options.handlerTimeout),
       sendWindow: resolvePair('sendWindow', options.sendWindow, DEFAULT_SEND_WINDOW),
+      presence: resolvePresence(options.presence),
     },
   }
 }
@@ -331,6 +365,24 @@ function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
     maxBytes: positiveInteger('resume.maxBytes', maxBytes) ?? DEFAULT_RESUME.maxBytes,
     maxAge: positiveInteger('resume.maxAge', maxAge) ?? DEFAULT_RESUME.maxAge,
     owner,
+  }
+}
+
+function resolvePresence<L>(value: unknown): ResolvedPresence<L> | undefined {
+  if (value === undefined) return undefined
+  const presence = value as Partial<PresenceOptions<L>> | null
+  if (typeof presence !== 'object' || presence === null || typeof presence.key !== 'function') {
+    throw invalid(
+      `options.presence must be { key: (request, locals) => string, meta?, maxMembers?, maxMetaBytes? }, got ${describe(value)}.`,
+    )
+  }
+  optionalFunction('presence.meta', presence.meta, '(request, locals) => object')
+  return {
+    key: presence.key,
+    meta: presence.meta,
+    maxMembers: positiveInteger('presence.maxMembers', presence.maxMembers) ?? DEFAULT_PRESENCE.maxMembers,
+    maxMetaBytes:
+      positiveInteger('presence.maxMetaBytes', presence.maxMetaBytes) ?? DEFAULT_PRESENCE.maxMetaBytes,
   }
 }
 

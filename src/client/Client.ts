@@ -1,7 +1,7 @@
 import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
-import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
+import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
@@ -10,6 +10,7 @@ import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.j
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox } from './Outbox.js'
+import { Presence } from './Presence.js'
 import { nextOffer } from './protocols.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
 import { CONNECTING, OPEN, type Socket } from './socket.js'
@@ -38,6 +39,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   readonly #events = new Emitter<ClientEvents<Incoming>>(EVENT_NAMES)
   readonly #outbox: Outbox
   readonly #heartbeat: Heartbeat | undefined
+  readonly #presence = new Presence()
   #warnedIdle = false
   #state: ClientState = 'connecting'
   #socket: Socket | undefined
@@ -119,6 +121,16 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
    */
   get id(): number | undefined {
     return this.#link?.id
+  }
+
+  /**
+   * Who is in the room, when the server's module has `presence` on: each
+   * member's key, metadata and number of connections, as the server last
+   * said. Empty before the first list, and always in plain mode; kept as it
+   * was while the client reconnects, and replaced by the list after the next welcome.
+   */
+  get presence(): PresenceMember[] {
+    return this.#presence.list
   }
 
   /** Adds a listener; returns the function that removes it. */
@@ -338,6 +350,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (heard.kind === 'broken') this.#violated(heard.why)
     else if (heard.kind === 'welcome') this.#welcomed(socket, link, heard)
     else if (heard.kind === 'data') this.#deliver(heard.payload)
+    else if (heard.kind === 'presence') {
+      const change = this.#presence.apply(heard.presence)
+      if (change !== undefined) this.#events.emit('presence', change)
+    }
   }
 
   #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Welcomed): void {

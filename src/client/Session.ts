@@ -5,6 +5,7 @@ import {
   numbered,
   readServerFrame,
   resumeEntry,
+  type PresenceFrame,
   type Welcome,
 } from '../shared/sessionProtocol.js'
 
@@ -33,6 +34,7 @@ export type Incoming =
   | { kind: 'data'; seq: number; payload: string | ArrayBuffer }
   | { kind: 'welcome'; welcome: Welcome }
   | { kind: 'ack'; handled: number; last?: number }
+  | { kind: 'presence'; presence: PresenceFrame }
   | { kind: 'other' }
 
 /** The server broke the session protocol; the message says how, never what a token was. */

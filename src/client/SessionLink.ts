@@ -1,6 +1,11 @@
 import { exceedsBytes } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
-import { SESSION_PROTOCOL, SessionCloseCode, type Welcome } from '../shared/sessionProtocol.js'
+import {
+  SESSION_PROTOCOL,
+  SessionCloseCode,
+  type PresenceFrame,
+  type Welcome,
+} from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
 import { OPEN, type Socket } from './socket.js'
@@ -26,6 +31,7 @@ export type Heard =
   | { kind: 'data'; payload: string | ArrayBuffer }
   | Welcomed
   | { kind: 'broken'; why: string }
+  | { kind: 'presence'; presence: PresenceFrame }
   | { kind: 'none' }
 
 /** A welcome: what to write again before anything new, and what a reset lost. */
@@ -163,9 +169,7 @@ export class SessionLink {
         return this.#welcomed(incoming.welcome)
       }
       if (this.#mode === 'welcome' && incoming.kind !== 'other') {
-        throw new ProtocolViolation(
-          `${incoming.kind === 'ack' ? 'an ack' : 'a data frame'} came before the welcome.`,
-        )
+        throw new ProtocolViolation(`${describeFrame(incoming.kind)} came before the welcome.`)
       }
       if (incoming.kind === 'ack') {
         session.acknowledge(incoming.handled)
@@ -176,6 +180,8 @@ export class SessionLink {
         if (session.ackDue) this.#socket?.send(session.ack())
         this.#armAck()
         return { kind: 'data', payload: incoming.payload }
+      } else if (incoming.kind === 'presence') {
+        return incoming
       }
       return { kind: 'none' }
     } catch (error) {
@@ -320,4 +326,8 @@ function endsSession(code: number): boolean {
       code !== SessionCloseCode.SLOW_CONSUMER &&
       code !== SessionCloseCode.TOO_OLD)
   )
+}
+
+function describeFrame(kind: 'data' | 'ack' | 'presence'): string {
+  return kind === 'ack' ? 'an ack' : kind === 'presence' ? 'a presence frame' : 'a data frame'
 }

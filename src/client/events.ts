@@ -1,5 +1,6 @@
 import type { ClientError } from './ClientError.js'
 import type { CloseEventInfo } from './closeCodes.js'
+import type { PresenceChange } from './Presence.js'
 
 export interface OpenInfo {
   /** True for every connection after the first. */
@@ -53,6 +54,12 @@ export interface ClientEvents<Incoming> {
   reconnecting: (info: ReconnectInfo) => void
   /** A frame the serializer could not decode (it is dropped), or an error the socket reported. */
   error: (error: ClientError) => void
+  /**
+   * The room's members changed (the server's `presence` option): who
+   * joined, whose metadata or number of connections changed, who left.
+   * `client.presence` already shows the change.
+   */
+  presence: (change: PresenceChange) => void
 }
 
 export type ClientEventName = keyof ClientEvents<unknown>
@@ -65,4 +72,5 @@ export const EVENT_NAMES: readonly ClientEventName[] = [
   'close',
   'reconnecting',
   'error',
+  'presence',
 ]

@@ -22,6 +22,9 @@ export type DurableWebSocketErrorCode =
   | 'ERR_DWS_INVALID_MESSAGE'
   | 'ERR_DWS_HANDLER_TIMEOUT'
   | 'ERR_DWS_MESSAGE_TOO_LARGE'
+  | 'ERR_DWS_PRESENCE_OFF'
+  | 'ERR_DWS_INVALID_PRESENCE_META'
+  | 'ERR_DWS_PRESENCE_META_TOO_LARGE'
 
 export class DurableWebSocketError extends Error {
   readonly code: DurableWebSocketErrorCode

@@ -1,5 +1,35 @@
 import type { Connection } from '../object/connection.js'
 import type { Serializer } from '../shared/serializer.js'
+import type { PresenceMember } from '../shared/sessionProtocol.js'
+
+export type { PresenceMember }
+
+/** A member's metadata: a plain JSON object, at most `presence.maxMetaBytes` as JSON. */
+export type PresenceMeta = Record<string, unknown>
+
+/** Who is in the room (`manager.presence`): one member per key, however many connections it has. */
+export interface RoomPresence {
+  /** Every member, in the order they joined. */
+  list(): PresenceMember[]
+  /** The member with this key, if it is in the room. */
+  get(key: string): PresenceMember | undefined
+  /** How many members the room has. */
+  count(): number
+}
+
+/** `conn.presence`: the room's presence, and this connection's own member. */
+export interface ConnectionPresence extends RoomPresence {
+  /** The key this connection's member goes by; undefined once the connection has left. */
+  readonly key: string | undefined
+  /**
+   * Replaces the member's metadata (every connection of the member shares
+   * it), and session clients get the change as an update. Throws
+   * ERR_DWS_INVALID_PRESENCE_META for a value that is not a plain JSON
+   * object and ERR_DWS_PRESENCE_META_TOO_LARGE past `maxMetaBytes`. False
+   * when the connection has left the room.
+   */
+  update(meta: PresenceMeta): boolean
+}
 
 /** What `send` and `broadcast` accept: a value for the serializer, or bytes sent as they are. */
 export type Outgoing<Out> = Out | ArrayBuffer | ArrayBufferView
@@ -41,6 +71,8 @@ export interface Manager<Env, Data extends object, In, Out = In> {
   /** The room: the name the object was reached by (`idFromName`), if any. */
   readonly room: string | undefined
   readonly serializer: Serializer<In, Out> | undefined
+  /** Who is in the room; throws ERR_DWS_PRESENCE_OFF without the `presence` option. */
+  readonly presence: RoomPresence
 }
 
 /** Handles requests that reach the object but are not upgrades; an itty-router router fits. */

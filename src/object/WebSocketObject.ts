@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Locals } from '../core/events.js'
 import { LocalsTickets } from '../core/locals.js'
-import type { BroadcastOptions, Manager, ObjectRouter, Outgoing } from '../core/types.js'
+import type { BroadcastOptions, Manager, ObjectRouter, Outgoing, PresenceMember } from '../core/types.js'
 import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
@@ -73,6 +73,15 @@ export class WebSocketObject<
   /** RPC: the ids of the open connections, ascending. */
   ids(): number[] {
     return this.#manager.ids()
+  }
+
+  /**
+   * RPC: the room's members, in the order they joined, each with its key,
+   * metadata and number of connections. Throws ERR_DWS_PRESENCE_OFF without
+   * the `presence` option.
+   */
+  members(): PresenceMember[] {
+    return this.#manager.presence.list()
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   type SessionOffer,
 } from '../shared/sessionProtocol.js'
 import type { ConnectionTable } from './connectionTable.js'
+import type { Arrival, PresenceDesk } from './presence/desk.js'
 import type { SessionKeys } from './session/desk.js'
 
 /** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */
@@ -22,6 +23,9 @@ const RETRY_AFTER_SECONDS = 5
 /** How long a client refused for `maxConnectionsPerKey` should wait: its own sockets must close first. */
 const RETRY_AFTER_KEY_SECONDS = 30
 
+/** How long a new member refused for `presence.maxMembers` should wait: members must leave first. */
+const RETRY_AFTER_MEMBERS_SECONDS = 30
+
 /** The longest key `maxConnectionsPerKey` accepts; it is kept in the socket's attachment. */
 const MAX_KEY_LENGTH = 256
 
@@ -33,6 +37,8 @@ export interface Admitted {
   readonly key: string | undefined
   /** Who a session belongs to (`resume.owner`). */
   readonly owner: string | undefined
+  /** The member it joins, with the `presence` option. */
+  readonly arrival: Arrival | undefined
 }
 
 /**
@@ -45,15 +51,18 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
   readonly #options: ObjectSide<Env, Data, In, Out, L>
   readonly #table: ConnectionTable<Env, Data, In, Out>
   readonly #room: string | undefined
+  readonly #presence: PresenceDesk<L> | undefined
 
   constructor(
     options: ObjectSide<Env, Data, In, Out, L>,
     table: ConnectionTable<Env, Data, In, Out>,
     room: string | undefined,
+    presence: PresenceDesk<L> | undefined,
   ) {
     this.#options = options
     this.#table = table
     this.#room = room
+    this.#presence = presence
   }
 
   /** The refusal to answer with, or what to accept the socket with. */
@@ -69,6 +78,7 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
     let key: string | undefined
     let tags: string[] = []
     let protocol: string | undefined
+    let arrival: Arrival | undefined
     try {
       const pickOwner = options.resume?.owner
       if (keys !== undefined && pickOwner !== undefined)
@@ -99,6 +109,17 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
             'Too Many Requests: too many connections for this client, try again later.',
           )
       }
+      const presence = this.#presence
+      if (presence !== undefined) {
+        arrival = presence.arrival(request, locals)
+        if (!presence.admits(arrival))
+          return refused(
+            offer,
+            RETRY_AFTER_MEMBERS_SECONDS,
+            503,
+            'Service Unavailable: this room has all the members it takes, try again later.',
+          )
+      }
       // A session socket carries one tag of the package's own.
       const maxTags = offer.wanted ? MAX_TAGS - 1 : MAX_TAGS
       if (options.tags !== undefined)
@@ -109,7 +130,7 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
       log.error(`refusing an upgrade${this.#room === undefined ? '' : ` to room ${this.#room}`}:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
     }
-    return { tags, protocol, key, owner }
+    return { tags, protocol, key, owner, arrival }
   }
 
   /**
@@ -151,7 +172,7 @@ function refusedSession(code: number, reason: string): Response {
 }
 
 /** A key or an owner an option's function derived: kept in storage, so bounded. */
-function validateKey(key: unknown, option: string): string {
+export function validateKey(key: unknown, option: string): string {
   if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new DurableWebSocketError(
       'ERR_DWS_INVALID_OPTIONS',

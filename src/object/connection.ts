@@ -1,6 +1,6 @@
 import { DurableWebSocketError } from '../core/errors.js'
 import { closedByServer, isLive, move, type ConnectionState, type LifecycleEvent } from '../core/lifecycle.js'
-import type { Manager, Outgoing } from '../core/types.js'
+import type { ConnectionPresence, Manager, Outgoing } from '../core/types.js'
 import { SerialQueue } from '../core/serialQueue.js'
 import type { Frame } from '../core/outgoing.js'
 import { CloseCode, closeReasonProblem, isSendableCloseCode } from '../shared/closeCodes.js'
@@ -53,6 +53,8 @@ export interface ConnectionHost<Env, Data extends object, In, Out> {
   transportFor(id: number, record: TransportRecord): Transport<Env, Data, In, Out>
   /** `send` was given a value that cannot go on the wire. */
   unsendable(entry: ConnectionEntry<Env, Data, In, Out>, error: unknown): void
+  /** `conn.presence`; throws ERR_DWS_PRESENCE_OFF without the option. */
+  presence(id: number): ConnectionPresence
 }
 
 /**
@@ -297,6 +299,14 @@ export class Connection<
       return false
     }
     return transport.send(entry, frame)
+  }
+
+  /**
+   * Who is in the room, and this connection's own member (its `key`, and
+   * `update(meta)`). Throws ERR_DWS_PRESENCE_OFF without the `presence` option.
+   */
+  get presence(): ConnectionPresence {
+    return this.#host.presence(this.#entry.id)
   }
 
   /** True when this connection resumed an earlier session (same id, data and tags); false for a new one. */

@@ -1,7 +1,8 @@
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
 import { toFrame } from '../core/outgoing.js'
-import type { BroadcastOptions, Manager, Outgoing, TaggedGroup } from '../core/types.js'
+import { DurableWebSocketError } from '../core/errors.js'
+import type { BroadcastOptions, Manager, Outgoing, RoomPresence, TaggedGroup } from '../core/types.js'
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import type { Serializer } from '../shared/serializer.js'
@@ -13,6 +14,7 @@ import { ConnectionEntry, validateClose, type Connection, type ConnectionHost } 
 import { ConnectionTable } from './connectionTable.js'
 import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
+import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
@@ -45,6 +47,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #dispatch: Dispatch<Env, Data, In, Out, L>
   readonly #closing: Closing<Env, Data, In, Out>
   readonly #desk: SessionDesk<Env, Data, In, Out>
+  /** Who is in the room; undefined without the `presence` option. */
+  readonly #presence: PresenceDesk<L> | undefined
   readonly #plain: PlainTransport<Env, Data, In, Out>
   readonly #host: ConnectionHost<Env, Data, In, Out>
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
@@ -74,19 +78,41 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       },
       transportFor: (id, record) =>
         record.session === undefined ? this.#plain : this.#desk.transportFor(id, record),
+      presence: (id) => this.#presenceDesk().forConnection(id),
     }
     this.#host = host
     this.#table = new ConnectionTable(ctx, host, () => {
       this.#desk.reconcile()
     })
     this.#dispatch = new Dispatch(options, room, close)
-    this.#closing = new Closing(ctx, this.#table, (entry, event, code, reason) =>
-      this.#dispatch.queueEvent(entry, event, code, reason),
-    )
+    // Every connection that ends for good comes through here, once: its member leaves with the last one.
+    const queueEvent = (
+      entry: Entry<Env, Data, In, Out>,
+      event: 'close' | 'suspend',
+      code: number,
+      reason: string,
+    ): Promise<void> | undefined => {
+      if (event === 'close') this.#presence?.left(entry.id)
+      return this.#dispatch.queueEvent(entry, event, code, reason)
+    }
+    this.#closing = new Closing(ctx, this.#table, queueEvent)
     const limits = new MessageLimits<Env, Data, In, Out>(options, room, close)
     const handle = this.#dispatch.message.bind(this.#dispatch)
     this.#plain = new PlainTransport(limits, handle)
-    this.#admission = new Admission(options, this.#table, room)
+    const presence = options.presence
+    this.#presence =
+      presence === undefined
+        ? undefined
+        : new PresenceDesk(presence, {
+            sql: ctx.storage.sql,
+            room,
+            stillThere: (id, session) => {
+              const store = this.#desk.store
+              return session && store?.exists() === true ? store.has(id) : this.#table.get(id) !== undefined
+            },
+            listeners: () => this.#sessionSockets(),
+          })
+    this.#admission = new Admission(options, this.#table, room, this.#presence)
     this.#desk = new SessionDesk({
       ctx,
       options: options as unknown as ObjectSide<Env, Data, In, Out, object>,
@@ -95,13 +121,14 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       limits,
       handle,
       close,
-      queueEvent: (entry, event, code, reason) => this.#dispatch.queueEvent(entry, event, code, reason),
+      queueEvent,
     })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
       const forgetSessions = this.#desk.beforeDeleteAll()
       return () => {
         forgetSessions()
+        this.#presence?.reset()
         this.#table.keepLastId(lastId)
       }
     })
@@ -117,6 +144,23 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   get serializer(): Serializer<In, Out> | undefined {
     return this.#options.serializer
+  }
+
+  get presence(): RoomPresence {
+    return this.#presenceDesk().view
+  }
+
+  #presenceDesk(): PresenceDesk<L> {
+    if (this.#presence !== undefined) return this.#presence
+    throw new DurableWebSocketError(
+      'ERR_DWS_PRESENCE_OFF',
+      'Presence is off in this module: pass presence: { key: (request, locals) => memberKey } to websocket().',
+    )
+  }
+
+  /** The live session sockets: what hears about presence. */
+  *#sessionSockets(): Generator<Entry<Env, Data, In, Out>> {
+    for (const entry of this.#table.live()) if (entry.transport !== this.#plain) yield entry
   }
 
   get lastId(): number {
@@ -253,6 +297,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ? this.#acceptPlain(server, tags)
         : this.#desk.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
+    if (admitted.arrival !== undefined) this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
     return { entry, client, protocol }
   }
 

@@ -216,6 +216,7 @@ export type ServerFrame =
   | DataFrame
   | { readonly kind: 'welcome'; readonly welcome: Welcome }
   | { readonly kind: 'ack'; readonly handled: number; readonly last?: number }
+  | { readonly kind: 'presence'; readonly presence: PresenceFrame }
   | { readonly kind: 'other' }
   | InvalidFrame
 
@@ -256,6 +257,8 @@ export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
       if (fields.last === undefined) return { kind: 'ack', handled: fields.handled }
       if (!isCount(fields.last)) return invalid('an ack from the server whose last is not a whole number')
       return { kind: 'ack', handled: fields.handled, last: fields.last }
+    case 'presence':
+      return readPresence(fields)
     default:
       if (typeof fields.t !== 'string') return invalid('a control frame without a string t')
       return { kind: 'other' }
@@ -288,6 +291,87 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
   if (ackBytes !== undefined) welcome.ackBytes = ackBytes
   if (maxMessageBytes !== undefined) welcome.maxMessageBytes = maxMessageBytes
   return { kind: 'welcome', welcome }
+}
+
+/** One member of a room's presence: its key, its metadata, and how many connections it has. */
+export interface PresenceMember {
+  readonly key: string
+  readonly meta: Readonly<Record<string, unknown>>
+  readonly connections: number
+}
+
+/**
+ * What a presence frame says: the whole list (after every welcome), or what
+ * changed since the last frame. A join or an update carries the member as it
+ * is now, so applying one twice is harmless; a leave names the key.
+ */
+export type PresenceFrame =
+  | { readonly kind: 'list'; readonly members: readonly PresenceMember[] }
+  | {
+      readonly kind: 'diff'
+      readonly join: readonly PresenceMember[]
+      readonly update: readonly PresenceMember[]
+      readonly leave: readonly string[]
+    }
+
+/** `{"t":"presence","members":[…]}`: the room's members, as a session socket gets them after its welcome. */
+export function encodePresenceList(members: readonly PresenceMember[]): string {
+  return JSON.stringify({ t: 'presence', members: members.map(memberFields) })
+}
+
+/** `{"t":"presence","join":[…],"update":[…],"leave":[…]}`, each list only when it is not empty. */
+export function encodePresenceDiff(
+  join: readonly PresenceMember[],
+  update: readonly PresenceMember[],
+  leave: readonly string[],
+): string {
+  return JSON.stringify({
+    t: 'presence',
+    ...(join.length === 0 ? {} : { join: join.map(memberFields) }),
+    ...(update.length === 0 ? {} : { update: update.map(memberFields) }),
+    ...(leave.length === 0 ? {} : { leave }),
+  })
+}
+
+/** The fields in one order, so that the same member always encodes to the same text. */
+function memberFields({ key, meta, connections }: PresenceMember): PresenceMember {
+  return { key, meta, connections }
+}
+
+function readPresence(fields: Record<string, unknown>): ServerFrame {
+  const { members, join, update, leave } = fields
+  if (members !== undefined) {
+    if (join !== undefined || update !== undefined || leave !== undefined)
+      return invalid('a presence frame with both members and changes')
+    const list = readMembers(members)
+    if (list === undefined) return invalid('a presence frame whose members are not all { key, meta, connections }')
+    return { kind: 'presence', presence: { kind: 'list', members: list } }
+  }
+  const joined = join === undefined ? [] : readMembers(join)
+  const updated = update === undefined ? [] : readMembers(update)
+  const left = leave === undefined ? [] : readKeys(leave)
+  if (joined === undefined || updated === undefined || left === undefined)
+    return invalid('a presence frame whose join, update or leave is not a list of members or keys')
+  return { kind: 'presence', presence: { kind: 'diff', join: joined, update: updated, leave: left } }
+}
+
+function readMembers(value: unknown): PresenceMember[] | undefined {
+  if (!Array.isArray(value)) return undefined
+  const members: PresenceMember[] = []
+  for (const item of value as unknown[]) {
+    if (typeof item !== 'object' || item === null) return undefined
+    const { key, meta, connections } = item as Record<string, unknown>
+    if (typeof key !== 'string' || key === '' || !isPositive(connections)) return undefined
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined
+    members.push({ key, meta: meta as Record<string, unknown>, connections })
+  }
+  return members
+}
+
+function readKeys(value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return undefined
+  const keys = value as unknown[]
+  return keys.every((key) => typeof key === 'string' && key !== '') ? (keys as string[]) : undefined
 }
 
 function controlFields(text: string): Record<string, unknown> | undefined {

@@ -193,6 +193,11 @@ export class SessionStore {
     return this.count()
   }
 
+  /** Whether session `id` is stored, attached or suspended. */
+  has(id: number): boolean {
+    return this.#ensure().exec('SELECT 1 FROM dws_sessions WHERE id = ?', id).toArray().length > 0
+  }
+
   count(): number {
     return this.#ensure().exec<{ n: number }>('SELECT count(*) AS n FROM dws_sessions').one().n
   }
