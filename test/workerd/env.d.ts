@@ -56,6 +56,8 @@ declare global {
       PAGED_SESSIONS: Namespace<'PagedSessionsObject'>
       AGED_SESSIONS: Namespace<'AgedSessionsObject'>
       OWNED_SESSIONS: Namespace<'OwnedSessionsObject'>
+      PRESENCE: Namespace<'PresenceObject'>
+      BRIEF_PRESENCE: Namespace<'BriefPresenceObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

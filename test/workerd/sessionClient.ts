@@ -5,6 +5,7 @@ import {
   numbered,
   readServerFrame,
   resumeEntry,
+  type PresenceFrame,
   type Welcome as ProtocolWelcome,
 } from '../../src/shared/sessionProtocol.js'
 import { Client, upgrade, type Closed } from './client.js'
@@ -63,6 +64,8 @@ export class SessionClient {
   readonly #unacked = new Map<number, string>()
   /** Data frames read while waiting for something else. */
   readonly #stash: DataFrame[] = []
+  /** Presence frames read and not yet taken by {@link nextPresence}, with their text as it came. */
+  readonly #presence: { frame: PresenceFrame; raw: string }[] = []
   /** The highest `handled` any welcome or ack of this socket carried. */
   handledByServer: number
 
@@ -223,6 +226,34 @@ export class SessionClient {
     }
   }
 
+  /** The next presence frame, as read and as it came; data frames that arrive meanwhile wait for {@link next}. */
+  async nextPresence(patience?: number): Promise<{ frame: PresenceFrame; raw: string }> {
+    for (;;) {
+      const found = this.#presence.shift()
+      if (found !== undefined) return found
+      const frame = await this.#read(patience)
+      if (frame !== undefined) this.#stash.push(frame)
+    }
+  }
+
+  /** Fails if a presence frame arrives within `ms`. */
+  async expectNoPresenceWithin(ms: number): Promise<void> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const early = this.#presence.shift()
+      if (early !== undefined) throw new Error(`expected no presence frame, got ${early.raw}`)
+      const left = deadline - Date.now()
+      if (left <= 0) return
+      try {
+        const frame = await this.#read(left)
+        if (frame !== undefined) this.#stash.push(frame)
+      } catch (error) {
+        if (String(error).includes('no message within')) return
+        throw error
+      }
+    }
+  }
+
   close(code?: number, reason?: string): void {
     this.client.close(code, reason)
   }
@@ -255,6 +286,9 @@ export class SessionClient {
         if (frame.last !== undefined) this.#last = Math.max(this.#last, frame.last)
         this.handledByServer = Math.max(this.handledByServer, frame.handled)
         for (const c of [...this.#unacked.keys()]) if (c <= frame.handled) this.#unacked.delete(c)
+        return undefined
+      case 'presence':
+        this.#presence.push({ frame: frame.presence, raw: raw as string })
         return undefined
       case 'other':
         return undefined
