@@ -297,7 +297,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ? this.#acceptPlain(server, tags)
         : this.#desk.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
-    if (admitted.arrival !== undefined) this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
+    if (admitted.arrival !== undefined)
+      this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
     return { entry, client, protocol }
   }
 

@@ -293,10 +293,17 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
   return { kind: 'welcome', welcome }
 }
 
+/**
+ * A value in a member's metadata, as JSON gives it back; a nested object or
+ * list is an `object` to narrow (a recursive JSON type is more than the RPC
+ * types can follow, and `members()` is called over RPC).
+ */
+export type JsonValue = string | number | boolean | null | object
+
 /** One member of a room's presence: its key, its metadata, and how many connections it has. */
 export interface PresenceMember {
   readonly key: string
-  readonly meta: Readonly<Record<string, unknown>>
+  readonly meta: Record<string, JsonValue>
   readonly connections: number
 }
 
@@ -344,7 +351,8 @@ function readPresence(fields: Record<string, unknown>): ServerFrame {
     if (join !== undefined || update !== undefined || leave !== undefined)
       return invalid('a presence frame with both members and changes')
     const list = readMembers(members)
-    if (list === undefined) return invalid('a presence frame whose members are not all { key, meta, connections }')
+    if (list === undefined)
+      return invalid('a presence frame whose members are not all { key, meta, connections }')
     return { kind: 'presence', presence: { kind: 'list', members: list } }
   }
   const joined = join === undefined ? [] : readMembers(join)
@@ -363,7 +371,7 @@ function readMembers(value: unknown): PresenceMember[] | undefined {
     const { key, meta, connections } = item as Record<string, unknown>
     if (typeof key !== 'string' || key === '' || !isPositive(connections)) return undefined
     if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined
-    members.push({ key, meta: meta as Record<string, unknown>, connections })
+    members.push({ key, meta: meta as Record<string, JsonValue>, connections })
   }
   return members
 }

@@ -1,9 +1,9 @@
-import type { PresenceMember } from '../../shared/sessionProtocol.js'
+import type { JsonValue, PresenceMember } from '../../shared/sessionProtocol.js'
 
 /** One member as the roster holds it: the metadata as stored (JSON) and parsed, and its connections' ids. */
 interface Held {
   metaText: string
-  meta: Readonly<Record<string, unknown>>
+  meta: Record<string, JsonValue>
   readonly ids: Set<number>
 }
 
@@ -68,7 +68,7 @@ export class Roster {
     const sql = this.#ensure()
     let held = members.get(key)
     if (held === undefined) {
-      held = { metaText, meta: JSON.parse(metaText) as Record<string, unknown>, ids: new Set() }
+      held = { metaText, meta: JSON.parse(metaText) as Record<string, JsonValue>, ids: new Set() }
       members.set(key, held)
       sql.exec('INSERT OR REPLACE INTO dws_presence_members (key, meta) VALUES (?, ?)', key, metaText)
     }
@@ -104,7 +104,7 @@ export class Roster {
     const held = this.#view().get(key)
     if (held === undefined) return false
     held.metaText = metaText
-    held.meta = JSON.parse(metaText) as Record<string, unknown>
+    held.meta = JSON.parse(metaText) as Record<string, JsonValue>
     this.#ensure().exec('UPDATE dws_presence_members SET meta = ? WHERE key = ?', metaText, key)
     return true
   }
@@ -133,7 +133,11 @@ export class Roster {
     for (const { key, meta } of sql.exec<{ key: string; meta: string }>(
       'SELECT key, meta FROM dws_presence_members ORDER BY rowid',
     )) {
-      members.set(key, { metaText: meta, meta: JSON.parse(meta) as Record<string, unknown>, ids: new Set() })
+      members.set(key, {
+        metaText: meta,
+        meta: JSON.parse(meta) as Record<string, JsonValue>,
+        ids: new Set(),
+      })
     }
     const rows = sql
       .exec<{ id: number; key: string; session: number }>(
