@@ -5,6 +5,8 @@ import {
   SESSION_PROTOCOL,
   SessionCloseCode,
   encodeClientAck,
+  encodePresenceDiff,
+  encodePresenceList,
   encodeServerAck,
   encodeWelcome,
   endsSession,
@@ -96,6 +98,37 @@ describe("docs/protocol.md's examples", () => {
     }
   })
 
+  it('reads the presence frames of §10, and writes each back to the letter', () => {
+    const frames = blocks('json').filter((body) => body.includes('"presence"'))
+    expect(frames).toHaveLength(2)
+    // As on the wire: the page shows them formatted.
+    const [list, diff] = frames.map((body) => JSON.stringify(JSON.parse(body)))
+    const readList = readServerFrame(list ?? '')
+    expect(readList).toMatchObject({
+      kind: 'presence',
+      presence: {
+        kind: 'list',
+        members: [{ key: 'u-17', meta: { name: 'Bo' }, connections: 2 }, { key: 'u-42' }],
+      },
+    })
+    if (readList.kind === 'presence' && readList.presence.kind === 'list')
+      expect(encodePresenceList(readList.presence.members)).toBe(list)
+    const readDiff = readServerFrame(diff ?? '')
+    expect(readDiff).toMatchObject({
+      kind: 'presence',
+      presence: {
+        kind: 'diff',
+        join: [{ key: 'u-58' }],
+        update: [{ key: 'u-17', connections: 1 }],
+        leave: ['u-42'],
+      },
+    })
+    if (readDiff.kind === 'presence' && readDiff.presence.kind === 'diff') {
+      const { join, update, leave } = readDiff.presence
+      expect(encodePresenceDiff(join, update, leave)).toBe(diff)
+    }
+  })
+
   it('names the codes of §7 as the code does', () => {
     for (const code of Object.values(SessionCloseCode))
       expect(PAGE).toMatch(new RegExp(`^\\| ${String(code)} `, 'm'))
@@ -138,7 +171,7 @@ describe('readServerFrame(raw)', () => {
   })
 
   it('skips a control frame of a later version, and fields it does not know', () => {
-    expect(readServerFrame('{"t":"presence","members":[]}')).toEqual({ kind: 'other' })
+    expect(readServerFrame('{"t":"typing","who":[]}')).toEqual({ kind: 'other' })
     expect(readServerFrame('{"t":"ack","handled":3,"later":true}')).toEqual({ kind: 'ack', handled: 3 })
   })
 
@@ -160,6 +193,47 @@ describe('readServerFrame(raw)', () => {
       window: 0,
     }
     expect(readServerFrame(JSON.stringify({ ...welcome, ...fields })).kind).toBe('invalid')
+  })
+})
+
+describe('encodePresenceList(members), encodePresenceDiff(join, update, leave) and their reader', () => {
+  const bo = { key: 'u-17', meta: { name: 'Bo' }, connections: 1 }
+
+  it('leaves out the empty lists of a diff, and reads them back as empty', () => {
+    const frame = encodePresenceDiff([], [], ['u-17'])
+    expect(frame).toBe('{"t":"presence","leave":["u-17"]}')
+    expect(readServerFrame(frame)).toEqual({
+      kind: 'presence',
+      presence: { kind: 'diff', join: [], update: [], leave: ['u-17'] },
+    })
+  })
+
+  it('writes an empty room as an empty list', () => {
+    expect(encodePresenceList([])).toBe('{"t":"presence","members":[]}')
+    expect(readServerFrame('{"t":"presence","members":[]}')).toEqual({
+      kind: 'presence',
+      presence: { kind: 'list', members: [] },
+    })
+  })
+
+  it('writes the fields of a member in one order, whatever order it was given in', () => {
+    expect(encodePresenceList([{ connections: 1, meta: { name: 'Bo' }, key: 'u-17' }])).toBe(
+      '{"t":"presence","members":[{"key":"u-17","meta":{"name":"Bo"},"connections":1}]}',
+    )
+  })
+
+  it.each([
+    ['members and changes at once', { members: [bo], leave: ['u-1'] }],
+    ['members that is not a list', { members: {} }],
+    ['a member without a key', { members: [{ meta: {}, connections: 1 }] }],
+    ['a member with an empty key', { join: [{ ...bo, key: '' }] }],
+    ['a member whose meta is a list', { update: [{ ...bo, meta: [] }] }],
+    ['a member whose meta is null', { join: [{ ...bo, meta: null }] }],
+    ['a member with no connections', { join: [{ ...bo, connections: 0 }] }],
+    ['a member with half a connection', { join: [{ ...bo, connections: 1.5 }] }],
+    ['a leave that names a number', { leave: [17] }],
+  ])('refuses a presence frame with %s', (_what, fields) => {
+    expect(readServerFrame(JSON.stringify({ t: 'presence', ...fields })).kind).toBe('invalid')
   })
 })
 
