@@ -232,6 +232,7 @@ export class TestSession<Message = unknown> {
         if (frame.last !== undefined) this.#last = Math.max(this.#last, frame.last)
         for (const c of this.#unacked.keys()) if (c <= frame.handled) this.#unacked.delete(c)
         return undefined
+      case 'presence':
       case 'other':
         return undefined
       case 'data':
