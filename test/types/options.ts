@@ -154,3 +154,29 @@ websocket<Env, Record<string, never>, unknown, unknown, { user: string }>({
   // @ts-expect-error: an owner is a string, not a number.
   resume: { owner: (_request, locals) => locals.user.length },
 })
+
+// Presence: the key and meta functions see the middleware's locals; members are read back typed.
+const present = websocket({
+  binding: 'WEBSOCKET',
+  middleware: [use(requireToken, { token: 'secret' })],
+  presence: {
+    key: (_request, locals) => locals.user ?? 'anonymous',
+    meta: (_request, locals) => ({ name: locals.user ?? 'anonymous' }),
+    maxMembers: 100,
+  },
+})
+present.add('message', (conn) => {
+  const keys: string[] = conn.presence.list().map((member) => member.key)
+  const count: number =
+    conn.manager.presence.count() + keys.length + (conn.presence.get('k')?.connections ?? 0)
+  const mine: string | undefined = conn.presence.key
+  const changed: boolean = conn.presence.update({ away: true, count, mine })
+  // @ts-expect-error: metadata is an object, not a string.
+  conn.presence.update('away')
+  return changed
+})
+websocket({
+  binding: 'WEBSOCKET',
+  // @ts-expect-error: presence needs a key function.
+  presence: { maxMembers: 5 },
+})
