@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { DurableWebSocketError, websocket } from '../../src/index.js'
 import { BRIEF_WINDOW_MS } from './fixture/endpoints/sessions.js'
@@ -225,6 +225,19 @@ describe('presence keyed by member', () => {
       expect(error).toMatchObject({ code: 'ERR_DWS_INVALID_OPTIONS' })
       expect((error as Error).message).toContain('presence')
     }
+  })
+
+  it('keeps every member, plain ones too, across hibernation, and tells nobody', async () => {
+    const room = presenceRoom('hibernated')
+    const bob = await tab('hibernated', 'bob')
+    const plain = await plainTab('hibernated', 'dave')
+    await bob.session.nextPresence()
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    expect(await room.members()).toEqual([member('bob'), member('dave')])
+    plain.send('whoami')
+    expect(await plain.nextText()).toBe('me:dave')
+    await bob.session.expectNoPresenceWithin(QUIET_MS)
+    await leave(bob.session.client, plain)
   })
 
   it('leaves no member behind for a plain socket the object lost in a restart', async () => {
