@@ -33,6 +33,7 @@ const NAMES: readonly ClientEventName[] = [
   'close',
   'reconnecting',
   'error',
+  'presence',
 ]
 
 export function recordEvents<Message>(client: Client<Message, never>): ClientEventLog<Message> {

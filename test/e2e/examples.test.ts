@@ -124,17 +124,21 @@ exampleSteps('chat', async (dev) => {
   expect(await script.text()).toContain('ERR_DWS_INVALID_OPTIONS')
 
   const client = await connect(`${dev.wsOrigin}/chat/e2e?name=ada`)
-  expect(await client.next()).toEqual({ type: 'welcome', id: 1, names: ['ada'] })
   client.send({ text: 'hello' })
   expect(await client.next()).toEqual({ type: 'said', name: 'ada', text: 'hello' })
   const history = await fetch(`${dev.origin}/rooms/e2e/history`)
   expect(await history.json()).toEqual([{ type: 'said', name: 'ada', text: 'hello' }])
   expect((await fetch(`${dev.origin}/rooms/a..b/history`)).status).toBe(400)
+  const members = await fetch(`${dev.origin}/rooms/e2e/members`)
+  expect(await members.json()).toEqual([{ key: 'ada', meta: {}, connections: 1 }])
   expect((await client.close()).code).toBe(1000)
 
-  // A member whose connection drops and resumes its session is announced once, when it first joined.
-  const watcher = await connect(`${dev.wsOrigin}/chat/resumes?name=cleo`)
-  expect(await watcher.next()).toMatchObject({ type: 'welcome' })
+  // Presence: the page's client hears who joins and leaves, and a member whose connection drops and
+  // resumes its session neither leaves nor joins.
+  const watcher = connectClient<ToClient, { text: string }>(`${dev.wsOrigin}/chat/resumes?name=cleo`)
+  const watching = recordEvents(watcher)
+  const cleo = { key: 'cleo', meta: {}, connections: 1 }
+  expect(await watching.next('presence')).toEqual({ joined: [cleo], updated: [], left: [] })
   const sockets: NodeWs[] = []
   class Tracked extends NodeWs {
     constructor(...args: ConstructorParameters<typeof NodeWs>) {
@@ -147,15 +151,18 @@ exampleSteps('chat', async (dev) => {
   })
   const opened = recordEvents(dan)
   expect(await opened.next('open')).toEqual({ reconnected: false, resumed: false })
-  expect(await watcher.next()).toEqual({ type: 'joined', name: 'dan' })
+  const danMember = { key: 'dan', meta: {}, connections: 1 }
+  expect(await watching.next('presence')).toEqual({ joined: [danMember], updated: [], left: [] })
   sockets[0]?.terminate()
   expect(await opened.next('open')).toEqual({ reconnected: true, resumed: true })
   dan.send({ text: 'back' })
-  // The next thing the watcher hears is dan's line: no second 'joined', and no 'left'.
-  expect(await watcher.next()).toEqual({ type: 'said', name: 'dan', text: 'back' })
+  // The watcher hears dan's line, and no leave or join came before it.
+  expect(await watching.next('message')).toEqual({ type: 'said', name: 'dan', text: 'back' })
+  expect(watching.of('presence')).toHaveLength(2)
+  expect(watcher.presence).toEqual([cleo, danMember])
   dan.close()
-  expect(await watcher.next()).toEqual({ type: 'left', name: 'dan' })
-  expect((await watcher.close()).code).toBe(1000)
+  expect(await watching.next('presence')).toEqual({ joined: [], updated: [], left: [danMember] })
+  watcher.close()
 })
 
 describe("the README's and the guide's echo", () => {

@@ -4,6 +4,7 @@ import type { Say, ToClient } from '../src/protocol.js'
 const form = document.querySelector<HTMLFormElement>('#join')!
 const say = document.querySelector<HTMLFormElement>('#say')!
 const log = document.querySelector<HTMLUListElement>('#log')!
+const here = document.querySelector<HTMLParagraphElement>('#here')!
 let client: Client<ToClient, Say> | undefined
 
 function show(text: string): void {
@@ -20,13 +21,26 @@ form.addEventListener('submit', (event) => {
   const url = new URL(`/chat/${String(data.get('room'))}`, location.href)
   url.searchParams.set('name', String(data.get('name')))
   // A ping every 20 s keeps the connection inside the server's idleTimeout of 60 s.
-  client = connect<ToClient, Say>(url.href, { heartbeat: 20_000 })
-  client.on('message', (message) => {
-    if (message.type === 'welcome') show(`you are #${String(message.id)}; here: ${message.names.join(', ')}`)
-    else if (message.type === 'said') show(`${message.name}: ${message.text}`)
-    else show(`${message.name} ${message.type}`)
+  const current = connect<ToClient, Say>(url.href, { heartbeat: 20_000 })
+  client = current
+  // The first list after joining is who was already here, not news.
+  let listed = false
+  current.on('open', ({ resumed }) => {
+    if (!resumed) show(`you are #${String(current.id)}`)
   })
-  client.on('close', ({ code, willReconnect }) =>
+  current.on('presence', ({ joined, left }) => {
+    if (listed) {
+      for (const member of joined) show(`${member.key} joined`)
+      for (const member of left) show(`${member.key} left`)
+    }
+    listed = true
+    const names = current.presence.map(({ key, connections }) =>
+      connections > 1 ? `${key} (${String(connections)} tabs)` : key,
+    )
+    here.textContent = `here: ${names.join(', ')}`
+  })
+  current.on('message', (message) => show(`${message.name}: ${message.text}`))
+  current.on('close', ({ code, willReconnect }) =>
     show(`closed ${String(code)}${willReconnect ? ', reconnecting' : ''}`),
   )
 })

@@ -3,9 +3,11 @@ export interface Say {
   text: string
 }
 
-/** What the server sends. */
-export type ToClient =
-  { type: 'welcome'; id: number; names: string[] } | { type: 'joined' | 'left'; name: string } | Line
+/**
+ * What the server sends: the room's lines. Who is in the room is not a
+ * message of the chat's own: the page reads it from `client.presence`.
+ */
+export type ToClient = Line
 
 export interface Line {
   type: 'said'
