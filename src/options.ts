@@ -1,5 +1,6 @@
 import { HandlerRegistry, type Locals } from './core/events.js'
 import { DurableWebSocketError } from './core/errors.js'
+import { toMessageCheck, type MessageCheck } from './core/messageCheck.js'
 import type { ObjectRouter } from './core/types.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import type { RoomFunction } from './mount/forward.js'
@@ -10,6 +11,7 @@ import {
   type Serializer,
   type SerializerOption,
 } from './shared/serializer.js'
+import { isStandardSchema, type StandardSchemaV1 } from './shared/standardSchema.js'
 
 /** Decides a connection's hibernation tags before its socket is accepted. */
 export type TagsFunction<L = Locals> = (request: Request, locals: L) => string[]
@@ -31,6 +33,13 @@ export type ProtocolFunction<L = Locals> = (
 export type Validator<In = unknown> = unknown extends In
   ? (message: unknown) => boolean
   : (message: unknown) => message is In
+
+/**
+ * What `validate` takes: a {@link Validator}, or a Standard Schema (zod 4,
+ * valibot 1, ArkType…) whose output type becomes `In` and whose output value
+ * is what `message` handlers get, so a schema may transform.
+ */
+export type ValidateOption<In = unknown> = Validator<In> | StandardSchemaV1<unknown, In>
 
 export interface Heartbeat {
   /** The exact text a client sends. */
@@ -152,8 +161,12 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   room?: RoomFunction<Env, L>
   /** Picks the subprotocol to answer with from those the client offered. Default: none is named. */
   protocol?: ProtocolFunction<L>
-  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). A type guard sets `In`. */
-  validate?: Validator<In>
+  /**
+   * Checks each decoded message; one that fails goes to `malformed_message`
+   * (else close 1007). A type guard sets `In`; a Standard Schema (zod,
+   * valibot…) sets `In` to its output, and handlers get its output value.
+   */
+  validate?: ValidateOption<In>
   /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
   tags?: TagsFunction<L>
   /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */
@@ -197,7 +210,8 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly objectRouter: ObjectRouter<Env, Data, In, Out> | undefined
   readonly tags: TagsFunction<L> | undefined
   readonly protocol: ProtocolFunction<L> | undefined
-  readonly validate: Validator | undefined
+  /** `validate`, made into one check when the module was made. */
+  readonly validate: MessageCheck | undefined
   readonly resume: ResolvedResume<L> | undefined
   readonly maxConnectionsPerKey: ConnectionsPerKey<L> | undefined
   readonly rateLimit: RateLimit | undefined
@@ -246,7 +260,11 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
   optionalFunction('room', room, '(request, env, locals) => room name')
   optionalFunction('tags', tags, '(request, locals) => string[]')
   optionalFunction('protocol', protocol, '(offered, request, locals) => string | undefined')
-  optionalFunction('validate', validate, '(message) => boolean')
+  if (validate !== undefined && typeof validate !== 'function' && !isStandardSchema(validate)) {
+    throw invalid(
+      `options.validate must be a function (message) => boolean or a Standard Schema (zod, valibot…), got ${describe(validate)}.`,
+    )
+  }
   const serializer = resolveSerializer<In, Out>(options.serializer)
   if (validate !== undefined && serializer === undefined) {
     throw invalid('options.validate checks decoded messages, so it needs a serializer too.')
@@ -267,7 +285,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       objectRouter,
       tags,
       protocol,
-      validate,
+      validate: validate === undefined ? undefined : toMessageCheck(validate),
       maxConnections: positiveInteger('maxConnections', options.maxConnections),
       maxMessageBytes:
         positiveInteger('maxMessageBytes', options.maxMessageBytes, RUNTIME_MAX_MESSAGE_BYTES) ??

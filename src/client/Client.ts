@@ -2,6 +2,7 @@ import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
 import { isSessionProtocolName, retryHint } from '../shared/sessionProtocol.js'
+import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
@@ -22,6 +23,14 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+/**
+ * The client for an endpoint declared with {@link MessageSchemas}, typed from
+ * the same file as the server: it receives the server's `Out` and sends what
+ * the `in` schema accepts. Types only; nothing validates on this side.
+ * `const chat: ClientFor<typeof messages> = connect('/ws')`.
+ */
+export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
 
 /** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
 const STABLE_MS = 5_000

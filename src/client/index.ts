@@ -4,7 +4,7 @@ export { ClientError, isClientError } from './ClientError.js'
 export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
 
-export type { ClientState } from './Client.js'
+export type { ClientFor, ClientState } from './Client.js'
 export type {
   ClientEventName,
   ClientEvents,
@@ -19,4 +19,12 @@ export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstr
 export type { Protocols, ProtocolsOption } from './protocols.js'
 export type { Serializer, SerializerOption } from '../shared/serializer.js'
 export type { SessionStore } from './StoredSession.js'
+export type {
+  ClientSends,
+  MessageSchemas,
+  SchemaInput,
+  SchemaOutput,
+  ServerOut,
+  StandardSchemaV1,
+} from '../shared/standardSchema.js'
 export type { ConnectTarget } from './target.js'

@@ -1,4 +1,5 @@
 import { describe } from '../shared/describe.js'
+import type { StandardSchemaIssue } from '../shared/standardSchema.js'
 
 /**
  * Every error this package throws or logs carries a stable `code`, so callers
@@ -30,6 +31,22 @@ export class DurableWebSocketError extends Error {
     super(message, options)
     this.name = 'DurableWebSocketError'
     this.code = code
+  }
+}
+
+/**
+ * A decoded message that `validate` or a handler's schema refused, as
+ * `malformed_message` gets it: `issues` are the schema's own (a type guard
+ * gives one issue of ours). Their messages may quote what the client sent,
+ * so they are never logged here.
+ */
+export class InvalidMessageError extends DurableWebSocketError {
+  readonly issues: readonly StandardSchemaIssue[]
+
+  constructor(message: string, issues: readonly StandardSchemaIssue[], options?: ErrorOptions) {
+    super('ERR_DWS_INVALID_MESSAGE', message, options)
+    this.name = 'InvalidMessageError'
+    this.issues = issues
   }
 }
 

@@ -1,5 +1,7 @@
 import type { Connection } from '../object/connection.js'
 import { DurableWebSocketError, InvalidHandlerError } from './errors.js'
+import { toMessageCheck, type MessageCheck } from './messageCheck.js'
+import type { StandardSchemaV1 } from '../shared/standardSchema.js'
 
 /** Values a middleware attached in the Worker; they reach `open` in the object. */
 export type Locals = Record<string, unknown>
@@ -54,11 +56,21 @@ function isEventName(value: unknown): value is EventName {
   return (EVENT_NAMES as readonly unknown[]).includes(value)
 }
 
-/** One handler per event: adding again replaces the old one. */
+/** One handler per event: adding again replaces the old one, and the message handler's schema with it. */
 export class HandlerRegistry<Env, Data extends object, In, Out, L extends object> {
   readonly #handlers: Partial<EventHandlers<Env, Data, In, Out, L>> = {}
+  #messageCheck: MessageCheck | undefined
 
-  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, In, Out, L>[E]): void {
+  /** The schema given with the `message` handler, if any, run after the module's `validate`. */
+  get messageCheck(): MessageCheck | undefined {
+    return this.#messageCheck
+  }
+
+  add<E extends EventName>(
+    event: E,
+    handler: EventHandlers<Env, Data, In, Out, L>[E],
+    schema?: StandardSchemaV1,
+  ): void {
     if (!isEventName(event)) {
       throw new DurableWebSocketError(
         'ERR_DWS_UNKNOWN_EVENT',
@@ -67,6 +79,7 @@ export class HandlerRegistry<Env, Data extends object, In, Out, L extends object
     }
     if (typeof handler !== 'function') throw new InvalidHandlerError(event, handler)
     this.#handlers[event] = handler
+    if (event === 'message') this.#messageCheck = schema === undefined ? undefined : toMessageCheck(schema)
   }
 
   get<E extends EventName>(event: E): EventHandlers<Env, Data, In, Out, L>[E] | undefined {

@@ -1,7 +1,8 @@
-import { DurableWebSocketError } from '../core/errors.js'
+import { DurableWebSocketError, InvalidMessageError } from '../core/errors.js'
 import type { EventHandlers, EventName, Incoming, MessageInfo } from '../core/events.js'
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
+import { runChecks, type Checked } from '../core/messageCheck.js'
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import { OPEN, type ConnectionEntry } from './connection.js'
@@ -11,7 +12,7 @@ import type { CloseByServer } from './messageLimits.js'
 const UNNUMBERED: MessageInfo = Object.freeze({ seq: undefined })
 
 /**
- * Runs the app's handlers: decodes and validates a message, calls its
+ * Runs the app's handlers: decodes and checks a message, calls its
  * handler, bounds it by `handlerTimeout`, and stores `data` afterwards.
  * Whatever a handler throws or rejects with is logged here and costs only its
  * own connection (closed with 1011).
@@ -67,22 +68,57 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
         after,
       )
     }
-    let decoded: In
+    let checked: Checked | Promise<Checked>
     try {
-      decoded = serializer.decode(raw)
-      checkShape(this.#options.validate, decoded)
+      checked = runChecks(serializer.decode(raw), this.#options.validate, this.#options.handlers.messageCheck)
     } catch (error) {
-      if (this.#options.handlers.get('malformed_message') === undefined) {
-        // Neither the error nor the text goes into the log: both hold what the client sent.
-        const what = isInvalidMessage(error) ? 'that failed validate' : 'the serializer cannot decode'
-        log.warn(`${entry.label(this.#room)} sent a message ${what}, closing it with 1007`)
-        this.#close(entry, CloseCode.INVALID_PAYLOAD, 'Malformed message')
+      return this.#malformed(entry, raw, error, after)
+    }
+    if (checked instanceof Promise) return this.#afterAsyncCheck(entry, raw, checked, info, after)
+    return this.#invoke(entry, 'message', (message) => message(entry.view, checked.value as In, info), after)
+  }
+
+  /**
+   * A schema with async checks: the message's turn in the queue lasts until
+   * its handler is done, so later messages wait behind the check as they
+   * would behind an async handler, and `handlerTimeout` bounds the two.
+   */
+  #afterAsyncCheck(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string,
+    checked: Promise<Checked>,
+    info: MessageInfo,
+    after: (() => void) | undefined,
+  ): Promise<unknown> {
+    return this.#timeLimited(checked, 'message').then(
+      ({ value }) =>
+        this.#invoke(entry, 'message', (message) => message(entry.view, value as In, info), after),
+      (error: unknown) => {
+        if (error instanceof InvalidMessageError) return this.#malformed(entry, raw, error, after)
+        this.#failed(entry, 'message', error)
         after?.()
         return undefined
-      }
-      return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error), after)
+      },
+    )
+  }
+
+  /** Text that did not decode or failed a check: `malformed_message`, or close 1007 without one. */
+  #malformed(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string,
+    error: unknown,
+    after: (() => void) | undefined,
+  ): unknown {
+    if (this.#options.handlers.get('malformed_message') === undefined) {
+      // Neither the error nor the text goes into the log: both hold what the client sent.
+      const what =
+        error instanceof InvalidMessageError ? 'that failed validate' : 'the serializer cannot decode'
+      log.warn(`${entry.label(this.#room)} sent a message ${what}, closing it with 1007`)
+      this.#close(entry, CloseCode.INVALID_PAYLOAD, 'Malformed message')
+      after?.()
+      return undefined
     }
-    return this.#invoke(entry, 'message', (message) => message(entry.view, decoded, info), after)
+    return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error), after)
   }
 
   /** Runs one handler; `data` is stored afterwards so changes made in it survive hibernation. */
@@ -130,7 +166,7 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
    * never settles cannot hold back later messages or `close`. The timer
    * exists only while a handler is pending, when the object is awake anyway.
    */
-  #timeLimited(result: Promise<unknown>, event: EventName): Promise<unknown> {
+  #timeLimited<T>(result: Promise<T>, event: EventName): Promise<T> {
     const limit = this.#options.handlerTimeout
     if (limit === undefined) return result
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -174,30 +210,4 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
     log.error(`the ${event} handler failed for ${entry.label(this.#room)}, closing it with 1011:`, error)
     this.#close(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
   }
-}
-
-/**
- * Throws ERR_DWS_INVALID_MESSAGE when the validator refuses the message, or
- * throws on it (a validator that reads `message.type` throws on `null`): a
- * handler can then tell a message of the wrong shape from one that did not decode.
- */
-function checkShape(validate: ((message: unknown) => boolean) | undefined, message: unknown): void {
-  if (validate === undefined) return
-  let valid: boolean
-  try {
-    valid = validate(message)
-  } catch (cause) {
-    throw new DurableWebSocketError('ERR_DWS_INVALID_MESSAGE', 'The validator threw on the message.', {
-      cause,
-    })
-  }
-  if (!valid)
-    throw new DurableWebSocketError(
-      'ERR_DWS_INVALID_MESSAGE',
-      'The message does not have the expected shape.',
-    )
-}
-
-function isInvalidMessage(error: unknown): boolean {
-  return error instanceof DurableWebSocketError && error.code === 'ERR_DWS_INVALID_MESSAGE'
 }
