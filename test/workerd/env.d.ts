@@ -56,6 +56,13 @@ declare global {
       PAGED_SESSIONS: Namespace<'PagedSessionsObject'>
       AGED_SESSIONS: Namespace<'AgedSessionsObject'>
       OWNED_SESSIONS: Namespace<'OwnedSessionsObject'>
+      SCHEMA_ZOD: Namespace<'SchemaZodObject'>
+      SCHEMA_ZOD_STRICT: Namespace<'SchemaZodStrictObject'>
+      SCHEMA_ZOD_ASYNC: Namespace<'SchemaZodAsyncObject'>
+      SCHEMA_VALIBOT: Namespace<'SchemaValibotObject'>
+      SCHEMA_VALIBOT_STRICT: Namespace<'SchemaValibotStrictObject'>
+      SCHEMA_VALIBOT_ASYNC: Namespace<'SchemaValibotAsyncObject'>
+      SCHEMA_PER_EVENT: Namespace<'SchemaPerEventObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture
