@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { valibotChat, valibotChatStrict, zodChat, zodChatStrict } from './fixture/endpoints/schemas.js'
+import { valibotChatStrict, zodChatStrict } from './fixture/endpoints/schemas.js'
 import type { FixtureObject } from './fixture/record.js'
 import { connect, leave } from './client.js'
 import { closesOf } from './closesOf.js'
