@@ -63,6 +63,7 @@ declare global {
       SCHEMA_VALIBOT_STRICT: Namespace<'SchemaValibotStrictObject'>
       SCHEMA_VALIBOT_ASYNC: Namespace<'SchemaValibotAsyncObject'>
       SCHEMA_PER_EVENT: Namespace<'SchemaPerEventObject'>
+      SCHEMA_HUNG: Namespace<'SchemaHungObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

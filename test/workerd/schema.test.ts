@@ -1,9 +1,13 @@
 import { env } from 'cloudflare:workers'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { valibotChatStrict, zodChatStrict } from './fixture/endpoints/schemas.js'
+import * as v from 'valibot'
+import * as z from 'zod'
+import { InvalidHandlerError, isDurableWebSocketError, websocket } from '../../src/index.js'
+import { hungSchema, valibotChatStrict, zodChatStrict } from './fixture/endpoints/schemas.js'
 import type { FixtureObject } from './fixture/record.js'
 import { connect, leave } from './client.js'
 import { closesOf } from './closesOf.js'
+import { thrownBy } from './thrownBy.js'
 
 /** What the fixture's malformed_message handlers answer. */
 interface Malformed {
@@ -141,5 +145,58 @@ describe("add('message', schema, handler)", () => {
       })
     }
     await leave(client)
+  })
+})
+
+describe('an async schema that never settles', () => {
+  it('counts as a failed handler after handlerTimeout: the connection is closed with 1011 and the messages behind it are dropped', async () => {
+    const failed = vi.spyOn(console, 'error')
+    const room = 'hung'
+    const client = await connect(`/schema-hung/${room}`)
+    expect(await client.askJson('first')).toBe('echo:first')
+    client.sendJson('hang')
+    client.sendJson('behind')
+    expect(await client.whenClosed()).toEqual({ code: 1011, reason: 'Internal Error', wasClean: true })
+    await expect(client.next()).rejects.toThrow('socket closed (1011 Internal Error) before a message came')
+    expect(await closesOf(hungSchema.room<FixtureObject>(env, room), 1)).toEqual([
+      { event: 'close', id: 1, code: 1011, reason: 'Internal Error' },
+    ])
+    const codes = failed.mock.calls.flat().map((arg) => (isDurableWebSocketError(arg) ? arg.code : undefined))
+    expect(codes).toContain('ERR_DWS_HANDLER_TIMEOUT')
+  })
+})
+
+describe('schema mistakes, at start-up', () => {
+  it('websocket({ validate }) throws ERR_DWS_INVALID_OPTIONS for anything but a function or a Standard Schema', () => {
+    for (const validate of [{ text: 'string' }, 'zod', { '~standard': { version: 2 } }]) {
+      const error = thrownBy(() =>
+        websocket({ binding: 'X', serializer: 'json', validate: validate as never }),
+      )
+      expect(error).toMatchObject({ code: 'ERR_DWS_INVALID_OPTIONS' })
+      expect((error as Error).message).toContain('Standard Schema')
+    }
+  })
+
+  it('websocket({ validate: schema }) without a serializer throws ERR_DWS_INVALID_OPTIONS', () => {
+    expect(thrownBy(() => websocket({ binding: 'X', validate: z.string() }))).toMatchObject({
+      code: 'ERR_DWS_INVALID_OPTIONS',
+    })
+  })
+
+  it("add('message', schema, handler) needs a serializer, a schema and the message event, and a function", () => {
+    const bare = websocket({ binding: 'X' })
+    expect(thrownBy(() => bare.add('message', v.string(), () => undefined))).toMatchObject({
+      code: 'ERR_DWS_INVALID_OPTIONS',
+    })
+    const json = websocket({ binding: 'X', serializer: 'json' })
+    expect(thrownBy(() => json.add('open' as 'message', v.string(), () => undefined))).toMatchObject({
+      code: 'ERR_DWS_INVALID_OPTIONS',
+    })
+    expect(thrownBy(() => json.add('message', { type: 'string' } as never, () => undefined))).toMatchObject({
+      code: 'ERR_DWS_INVALID_OPTIONS',
+    })
+    expect(thrownBy(() => json.add('message', v.string(), 'handler' as never))).toBeInstanceOf(
+      InvalidHandlerError,
+    )
   })
 })
