@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -9,8 +9,14 @@
  * and writes the tables with the machine and the method to bench/RESULTS.md.
  * `--sessions` or `--abuse` runs only that section and writes
  * bench/RESULTS-sessions.md or bench/RESULTS-abuse.md; `--no-sessions` and
- * `--no-abuse` leave them out. It reports; it never fails on a number.
+ * `--no-abuse` leave them out. `--storm` runs only the deploy storm
+ * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room, the
+ * runtime SIGKILLed and restarted; `--quick`: 200 and 1,000;
+ * `--storm-sizes 100,300` for a trial) and writes bench/RESULTS-storm.md. It
+ * is slow and opens thousands of sockets, so the whole run leaves it out
+ * (`--no-storm` is the default). It reports; it never fails on a number.
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -41,6 +47,8 @@ import {
 import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
 import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
+import { FULL_SIZES, QUICK_SIZES, descriptorsFor, openFileLimit, runStorm } from './lib/storm.ts'
+import { renderStorm } from './lib/stormReport.ts'
 
 const { values: flags } = parseArgs({
   allowNegative: true,
@@ -51,6 +59,8 @@ const { values: flags } = parseArgs({
     control: { type: 'boolean' },
     abuse: { type: 'boolean' },
     sessions: { type: 'boolean' },
+    storm: { type: 'boolean' },
+    'storm-sizes': { type: 'string' },
     note: { type: 'string' },
     out: { type: 'string' },
     state: { type: 'string' },
@@ -64,16 +74,56 @@ if (flags.state !== undefined) {
   // Read by every dev server the run starts, the sections' own included (bench/lib/devServer.ts).
   process.env.BENCH_STATE = flags.state
 }
+const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
+  const n = Number(size.trim())
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
+  return n
+})
+if (flags.storm === true) raiseOpenFileLimit()
 const out =
   flags.out ??
   join(
     REPO_ROOT,
-    flags.sessions === true
-      ? 'bench/RESULTS-sessions.md'
-      : flags.abuse === true
-        ? 'bench/RESULTS-abuse.md'
-        : 'bench/RESULTS.md',
+    flags.storm === true
+      ? 'bench/RESULTS-storm.md'
+      : flags.sessions === true
+        ? 'bench/RESULTS-sessions.md'
+        : flags.abuse === true
+          ? 'bench/RESULTS-abuse.md'
+          : 'bench/RESULTS.md',
   )
+
+/**
+ * The storm holds a socket per client here and two in wrangler's proxy: where
+ * the soft open-file limit is too low for its largest size and the hard limit
+ * allows more, the run starts itself again under `ulimit -n` (wrangler and
+ * workerd inherit it). Where even the hard limit is too low, the section says
+ * so and the sockets past it fail.
+ */
+function raiseOpenFileLimit(): void {
+  const needed = descriptorsFor(Math.max(...(stormSizes ?? (flags.quick ? QUICK_SIZES : FULL_SIZES))))
+  const { soft, hard } = openFileLimit()
+  if (soft === 'unlimited' || !(Number(soft) < needed) || process.env.BENCH_STORM_ULIMIT !== undefined) return
+  const target = hard === 'unlimited' ? Math.max(needed, 65_536) : Math.min(Number(hard), 65_536)
+  if (!(target >= needed)) return
+  console.log(
+    `[bench] open-file limit ${soft} is under ${String(needed)}: running again under ulimit -n ${String(target)}`,
+  )
+  const child = spawnSync(
+    'bash',
+    [
+      '-c',
+      'ulimit -n "$1" && shift && exec "$@"',
+      'bash',
+      String(target),
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, BENCH_STORM_ULIMIT: String(target) } },
+  )
+  process.exit(child.status ?? 1)
+}
 
 /** wrangler dev evicts an object about 10 s after its last event. */
 const IDLE_MS = 11_000
@@ -367,6 +417,22 @@ async function abuseOnly(): Promise<void> {
   say(`wrote ${out}`)
 }
 
+/** `--storm`: the deploy storm alone, in a document of its own. */
+async function stormOnly(): Promise<void> {
+  say(
+    `deploy storm only (${settings.mode}): session clients in one busy room, the runtime SIGKILLed and restarted; load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  )
+  const markdown = renderStorm(
+    await runStorm({ quick: flags.quick, ...(stormSizes === undefined ? {} : { sizes: stormSizes }), say }),
+  )
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
+}
+
 /** `--sessions`: the sessions section alone, in a document of its own. */
 async function sessionsOnly(): Promise<void> {
   say(
@@ -402,4 +468,10 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await (flags.sessions === true ? sessionsOnly() : flags.abuse === true ? abuseOnly() : main())
+await (flags.storm === true
+  ? stormOnly()
+  : flags.sessions === true
+    ? sessionsOnly()
+    : flags.abuse === true
+      ? abuseOnly()
+      : main())
