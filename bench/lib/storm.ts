@@ -58,6 +58,10 @@ export interface StormSize {
   openMs: number
   /** SIGKILL to the restarted `wrangler dev` ready again: the deploy itself, not the package. */
   downMs: number | undefined
+  /** From the runtime ready again to the first session open again: the clients' backoff, mostly. */
+  firstBackMs: number | undefined
+  /** This process's CPU (every client's) from ready again to caught up, in % of one core. */
+  clientCpuPercent: number | undefined
   /** From the runtime ready again to every session open again. */
   backMs: number | undefined
   /** From the runtime ready again to every client holding the first broadcast sent once all were back. */
@@ -88,6 +92,8 @@ export interface StormResults {
   mode: 'quick' | 'full'
   state: StateStore
   sizes: number[]
+  /** The sizes came from `--storm-sizes`, not the defaults. */
+  customSizes: boolean
   fdLimit: { soft: string; hard: string }
   machine: {
     cpus: number
@@ -267,6 +273,8 @@ async function runSize(
     clients,
     openMs: Number.NaN,
     downMs: undefined,
+    firstBackMs: undefined,
+    clientCpuPercent: undefined,
     backMs: undefined,
     caughtUpMs: undefined,
     peakBeforeBytes: 0,
@@ -345,7 +353,15 @@ async function runSize(
     dev = undefined
     dev = await start(port)
     const readyAt = performance.now()
+    const cpuAtReady = process.cpuUsage()
     result.downMs = readyAt - killedAt
+    void until(
+      () => peers.some((p, i) => p.opens > (opensBefore[i] ?? 0)),
+      deadline,
+      () => stopping,
+    ).then((at) => {
+      if (at !== undefined) result.firstBackMs = at - readyAt
+    })
     runtimePid = dev.runtimePid
     proxyPid = dev.proxyPid
     runtimePeak = new Peak(() => runtimePid)
@@ -360,8 +376,11 @@ async function runSize(
       // The first broadcast sent once everyone is back: holding it, a client holds every one before it.
       const target = broadcaster.sent + 1
       const caughtAt = await until(() => peers.every((p) => p.last >= target), deadline, failed)
-      if (caughtAt !== undefined) result.caughtUpMs = caughtAt - readyAt
-      else result.problems.push(`not every client caught up to broadcast ${String(target)} in time`)
+      if (caughtAt !== undefined) {
+        result.caughtUpMs = caughtAt - readyAt
+        const cpu = process.cpuUsage(cpuAtReady)
+        result.clientCpuPercent = ((cpu.user + cpu.system) / 1_000 / result.caughtUpMs) * 100
+      } else result.problems.push(`not every client caught up to broadcast ${String(target)} in time`)
     } else {
       const behind = peers.filter((p, i) => p.opens <= (opensBefore[i] ?? 0)).length
       result.problems.push(`${String(behind)} client(s) not back in time`)
@@ -432,6 +451,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     mode: options.quick ? 'quick' : 'full',
     state: defaultStateStore(),
     sizes,
+    customSizes: options.sizes !== undefined,
     fdLimit,
     machine: {
       cpus: os.availableParallelism(),
