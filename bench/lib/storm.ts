@@ -62,6 +62,8 @@ export interface StormSize {
   firstBackMs: number | undefined
   /** This process's CPU (every client's) from ready again to caught up, in % of one core. */
   clientCpuPercent: number | undefined
+  /** Median over the sessions of ready again to its open again. */
+  medianBackMs: number | undefined
   /** From the runtime ready again to every session open again. */
   backMs: number | undefined
   /** From the runtime ready again to every client holding the first broadcast sent once all were back. */
@@ -162,6 +164,8 @@ async function loadClient(scratch: string): Promise<Connect> {
 interface Peer {
   readonly client: Client<ToClient, ToServer>
   opens: number
+  /** performance.now() at its latest open. */
+  openedAt: number
   resumedOpens: number
   resets: number
   /** The highest `b` received, and how many broadcasts arrived out of turn. */
@@ -180,6 +184,7 @@ function peer(connect: Connect, url: string, stopping: () => boolean, maxQueued:
   const p: Peer = {
     client,
     opens: 0,
+    openedAt: 0,
     resumedOpens: 0,
     resets: 0,
     last: 0,
@@ -190,6 +195,7 @@ function peer(connect: Connect, url: string, stopping: () => boolean, maxQueued:
   }
   client.on('open', ({ resumed }) => {
     p.opens += 1
+    p.openedAt = performance.now()
     if (resumed) p.resumedOpens += 1
   })
   client.on('reset', () => {
@@ -275,6 +281,7 @@ async function runSize(
     downMs: undefined,
     firstBackMs: undefined,
     clientCpuPercent: undefined,
+    medianBackMs: undefined,
     backMs: undefined,
     caughtUpMs: undefined,
     peakBeforeBytes: 0,
@@ -373,6 +380,8 @@ async function runSize(
     const backAt = await until(() => peers.every((p, i) => p.opens > (opensBefore[i] ?? 0)), deadline, failed)
     if (backAt !== undefined) {
       result.backMs = backAt - readyAt
+      const backs = peers.map((p) => p.openedAt - readyAt).sort((a, b) => a - b)
+      result.medianBackMs = backs[Math.floor(backs.length / 2)]
       // The first broadcast sent once everyone is back: holding it, a client holds every one before it.
       const target = broadcaster.sent + 1
       const caughtAt = await until(() => peers.every((p) => p.last >= target), deadline, failed)

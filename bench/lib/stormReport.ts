@@ -22,6 +22,7 @@ function sizeTable(run: StormSize): string {
       'first open (s)',
       'runtime down (s)',
       'first back (s)',
+      'median back (s)',
       'back after restart (s)',
       'caught up (s)',
       'back ÷ open',
@@ -34,13 +35,14 @@ function sizeTable(run: StormSize): string {
       'duplicates',
       'gaps',
     ],
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     [
       [
         integer.format(run.clients),
         seconds(run.openMs),
         seconds(run.downMs),
         seconds(run.firstBackMs),
+        seconds(run.medianBackMs),
         seconds(run.backMs),
         seconds(run.caughtUpMs),
         ratio(run.backMs, run.openMs),
@@ -84,7 +86,7 @@ export function renderStorm(results: StormResults): string {
   lines.push(
     '## Method',
     '',
-    "For each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, bundled by esbuild, on `ws`, with their default backoff) and one broadcaster dial one room at once; *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding every 100 ms, which the room broadcasts to all, and each client sends one numbered message about every 2 s. After 3 s of that, the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port: *runtime down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work). The stream goes on meanwhile: what the clients send waits in their queues. *First back* runs from ready again to the first session open again: until then the clients are waiting out their backoff, whose delay grew with each refused attempt while the runtime was down. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *runtime down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the kill (*before*) and from the restart to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the restart was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per size); a size that does not recover says so under its table.",
+    "For each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, bundled by esbuild, on `ws`, with their default backoff) and one broadcaster dial one room at once; *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding every 100 ms, which the room broadcasts to all, and each client sends one numbered message about every 2 s. After 3 s of that, the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port: *runtime down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work). The stream goes on meanwhile: what the clients send waits in their queues. *First back* runs from ready again to the first session open again: until then the clients are waiting out their backoff, whose delay grew with each refused attempt while the runtime was down; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *runtime down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the kill (*before*) and from the restart to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the restart was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per size); a size that does not recover says so under its table.",
     '',
   )
   return lines.join('\n')
