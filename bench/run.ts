@@ -16,7 +16,6 @@
  * is slow and opens thousands of sockets, so the whole run leaves it out
  * (`--no-storm` is the default). It reports; it never fails on a number.
  */
-import { spawnSync } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -47,7 +46,7 @@ import {
 import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
 import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
-import { FULL_SIZES, QUICK_SIZES, descriptorsFor, openFileLimit, runStorm } from './lib/storm.ts'
+import { runStorm } from './lib/storm.ts'
 import { renderStorm } from './lib/stormReport.ts'
 
 const { values: flags } = parseArgs({
@@ -79,7 +78,6 @@ const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
   return n
 })
-if (flags.storm === true) raiseOpenFileLimit()
 const out =
   flags.out ??
   join(
@@ -92,38 +90,6 @@ const out =
           ? 'bench/RESULTS-abuse.md'
           : 'bench/RESULTS.md',
   )
-
-/**
- * The storm holds a socket per client here and two in wrangler's proxy: where
- * the soft open-file limit is too low for its largest size and the hard limit
- * allows more, the run starts itself again under `ulimit -n` (wrangler and
- * workerd inherit it). Where even the hard limit is too low, the section says
- * so and the sockets past it fail.
- */
-function raiseOpenFileLimit(): void {
-  const needed = descriptorsFor(Math.max(...(stormSizes ?? (flags.quick ? QUICK_SIZES : FULL_SIZES))))
-  const { soft, hard } = openFileLimit()
-  if (soft === 'unlimited' || !(Number(soft) < needed) || process.env.BENCH_STORM_ULIMIT !== undefined) return
-  const target = hard === 'unlimited' ? Math.max(needed, 65_536) : Math.min(Number(hard), 65_536)
-  if (!(target >= needed)) return
-  console.log(
-    `[bench] open-file limit ${soft} is under ${String(needed)}: running again under ulimit -n ${String(target)}`,
-  )
-  const child = spawnSync(
-    'bash',
-    [
-      '-c',
-      'ulimit -n "$1" && shift && exec "$@"',
-      'bash',
-      String(target),
-      process.execPath,
-      ...process.execArgv,
-      ...process.argv.slice(1),
-    ],
-    { stdio: 'inherit', env: { ...process.env, BENCH_STORM_ULIMIT: String(target) } },
-  )
-  process.exit(child.status ?? 1)
-}
 
 /** wrangler dev evicts an object about 10 s after its last event. */
 const IDLE_MS = 11_000

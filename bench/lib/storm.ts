@@ -435,11 +435,14 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
   const began = performance.now()
   const sizes = [...(options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES))]
   const loadBefore = os.loadavg()
+  // Node raises its own soft open-file limit to the hard one as it starts, and wrangler and workerd
+  // inherit it: only a hard limit too low for the largest size is a problem, and only
+  // `ulimit -Hn` (as root) or the system's limits can raise that.
   const fdLimit = openFileLimit()
   const needed = descriptorsFor(Math.max(...sizes))
   if (fdLimit.soft !== 'unlimited' && Number(fdLimit.soft) < needed)
     options.say(
-      `storm: the open-file limit is ${fdLimit.soft}, under the ${String(needed)} the largest size needs; sockets past it will fail`,
+      `storm: the open-file limit is ${fdLimit.soft} (hard ${fdLimit.hard}), under the ${String(needed)} the largest size needs: sockets past it will fail; raise the hard limit (ulimit -Hn, /etc/security/limits.conf) to measure it`,
     )
   const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-storm-'))
   const runs: StormSize[] = []
