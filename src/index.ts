@@ -6,7 +6,12 @@ export { CloseCode, MAX_CLOSE_REASON_BYTES } from './shared/closeCodes.js'
 export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES } from './options.js'
 export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, isRoomName, roomNameProblem } from './shared/roomName.js'
 export { json } from './shared/serializer.js'
-export { DurableWebSocketError, InvalidHandlerError, isDurableWebSocketError } from './core/errors.js'
+export {
+  DurableWebSocketError,
+  InvalidHandlerError,
+  ReplyError,
+  isDurableWebSocketError,
+} from './core/errors.js'
 export { allowOrigins } from './mount/allowOrigins.js'
 export { use } from './mount/middleware.js'
 
