@@ -202,6 +202,8 @@ function peer(connect: Connect, url: string, stopping: () => boolean, maxQueued:
     p.resets += 1
   })
   client.on('message', (message) => {
+    // The room only broadcasts to these clients; they make no requests.
+    if (!('b' in message)) return
     if (message.b <= p.last) p.duplicates += 1
     else {
       p.gaps += message.b - p.last - 1
