@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { ReplyError } from '../../src/index.js'
 import { readFailure } from '../../src/shared/sessionProtocol.js'
 import { eventually } from './client.js'
 import { PAGED_MAX_REQUESTS } from './fixture/endpoints/sessions.js'
@@ -101,5 +102,19 @@ describe('request/reply over a session', () => {
     const again = await session.resume('/paged-sessions/too-many')
     expect(again.resumed).toBe(false)
     again.close(1000)
+  })
+})
+
+describe('new ReplyError(code, message)', () => {
+  it.each(['failed', 'timeout', 'closed', 'refused', '', 'Has-Capitals', '1st', 'x'.repeat(65)])(
+    'refuses the code %j with ERR_DWS_INVALID_OPTIONS',
+    (code) => {
+      expect(() => new ReplyError(code)).toThrow(expect.objectContaining({ code: 'ERR_DWS_INVALID_OPTIONS' }))
+    },
+  )
+
+  it('keeps a code of the app and its message', () => {
+    const error = new ReplyError('not-allowed', 'no cake')
+    expect(error).toMatchObject({ name: 'ReplyError', code: 'not-allowed', message: 'no cake' })
   })
 })
