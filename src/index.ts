@@ -10,6 +10,7 @@ export {
   DurableWebSocketError,
   InvalidHandlerError,
   InvalidMessageError,
+  ReplyError,
   isDurableWebSocketError,
 } from './core/errors.js'
 export { allowOrigins } from './mount/allowOrigins.js'

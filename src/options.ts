@@ -134,6 +134,9 @@ export const DEFAULT_SEND_WINDOW: Required<SendWindow> = { messages: 500, bytes:
 /** The default for `handlerTimeout`: long enough for any fetch or storage call a handler should wait on. */
 export const DEFAULT_HANDLER_TIMEOUT = 30_000
 
+/** The default for `maxRequests`: far more than a page waits on at once, far less than a queue can hold. */
+export const DEFAULT_MAX_REQUESTS = 64
+
 /** The default for `maxMessageBytes`: far below workerd's own 32 MiB, which few apps want to buffer. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
@@ -179,6 +182,8 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   rateLimit?: RateLimit
   /** Messages waiting behind a running handler, per connection; past it, close 1013. Default: 1000 and 8 MiB. */
   maxQueued?: QueueLimit
+  /** Requests one session may have waiting for their replies; past it, close 3906. Default: 64. */
+  maxRequests?: number
   /** A handler still pending after this many ms counts as failed (close 1011). `false`: no limit. Default: 30000. */
   handlerTimeout?: number | false
   /** How far a session client may fall behind before live sends to it stop. Default: 500 frames and 1 MiB. */
@@ -216,6 +221,7 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly maxConnectionsPerKey: ConnectionsPerKey<L> | undefined
   readonly rateLimit: RateLimit | undefined
   readonly maxQueued: Required<QueueLimit>
+  readonly maxRequests: number
   readonly handlerTimeout: number | undefined
   readonly sendWindow: Required<SendWindow>
 }
@@ -296,6 +302,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       maxConnectionsPerKey: resolvePerKey(options.maxConnectionsPerKey),
       rateLimit: resolveRateLimit(options.rateLimit),
       maxQueued: resolvePair('maxQueued', options.maxQueued, DEFAULT_MAX_QUEUED),
+      maxRequests: positiveInteger('maxRequests', options.maxRequests) ?? DEFAULT_MAX_REQUESTS,
       handlerTimeout: resolveHandlerTimeout(options.handlerTimeout),
       sendWindow: resolvePair('sendWindow', options.sendWindow, DEFAULT_SEND_WINDOW),
     },

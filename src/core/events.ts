@@ -2,6 +2,7 @@ import type { Connection } from '../object/connection.js'
 import { DurableWebSocketError, InvalidHandlerError } from './errors.js'
 import { toMessageCheck, type MessageCheck } from './messageCheck.js'
 import type { StandardSchemaV1 } from '../shared/standardSchema.js'
+import type { Outgoing } from './types.js'
 
 /** Values a middleware attached in the Worker; they reach `open` in the object. */
 export type Locals = Record<string, unknown>
@@ -25,6 +26,16 @@ export interface EventHandlers<Env, Data extends object, In, Out = In, L extends
   open: (conn: Connection<Env, Data, In, Out>, request: Request, locals: L) => unknown
   /** One decoded text message (a string without a serializer) or one binary frame as an ArrayBuffer. */
   message: (conn: Connection<Env, Data, In, Out>, message: Incoming<In>, info: MessageInfo) => unknown
+  /**
+   * A request from a session client (`client.request()`): what the handler
+   * returns, or its promise resolves to, is the reply. A `ReplyError` it
+   * throws reaches the client with its code; anything else as `failed`.
+   */
+  request: (
+    conn: Connection<Env, Data, In, Out>,
+    message: Incoming<In>,
+    info: MessageInfo,
+  ) => Outgoing<Out> | null | undefined | Promise<Outgoing<Out> | null | undefined>
   /** A text frame the serializer could not decode. Without this handler the connection closes with 1007. */
   malformed_message: (conn: Connection<Env, Data, In, Out>, raw: string, error: unknown) => unknown
   /**
@@ -46,6 +57,7 @@ export type EventName = keyof EventHandlers<unknown, object, unknown>
 export const EVENT_NAMES: readonly EventName[] = [
   'open',
   'message',
+  'request',
   'malformed_message',
   'suspend',
   'close',

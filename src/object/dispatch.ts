@@ -1,12 +1,33 @@
-import { DurableWebSocketError, InvalidMessageError } from '../core/errors.js'
+import { DurableWebSocketError, InvalidMessageError, ReplyError } from '../core/errors.js'
 import type { EventHandlers, EventName, Incoming, MessageInfo } from '../core/events.js'
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
 import { runChecks, type Checked } from '../core/messageCheck.js'
+import { toFrame, type Frame } from '../core/outgoing.js'
+import type { Failure } from '../shared/sessionProtocol.js'
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import { OPEN, type ConnectionEntry } from './connection.js'
 import type { CloseByServer } from './messageLimits.js'
+
+/** How a request ended: its reply's frame, or why there is none. */
+export type Answer =
+  { readonly ok: true; readonly frame: Frame } | { readonly ok: false; readonly failure: Failure }
+
+/** What the client learns of a handler's error that is not a ReplyError: nothing of its text. */
+const FAILED: Answer = {
+  ok: false,
+  failure: { code: 'failed', message: 'The request failed on the server.' },
+}
+
+const REFUSED_NO_HANDLER: Answer = {
+  ok: false,
+  failure: { code: 'refused', message: 'This endpoint takes no requests.' },
+}
+const REFUSED_INVALID: Answer = {
+  ok: false,
+  failure: { code: 'refused', message: 'The request is not valid.' },
+}
 
 /** A plain connection's messages have no number; one object serves them all. */
 const UNNUMBERED: MessageInfo = Object.freeze({ seq: undefined })
@@ -119,6 +140,97 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
       return undefined
     }
     return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error), after)
+  }
+
+  /**
+   * One request, already admitted and at the front of its queue. `answer`
+   * gets the reply (what the handler returned) or why there is none: a
+   * request this endpoint cannot take is `refused` without running anything,
+   * one whose handler threw is `failed` (or the ReplyError's code). A failed
+   * request costs its connection nothing. `after` runs as for a message.
+   */
+  request(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string | ArrayBuffer,
+    seq: number,
+    answer: (outcome: Answer) => void,
+    after: () => void,
+  ): unknown {
+    const finish = (outcome: Answer): void => {
+      answer(outcome)
+      this.#storeAfter(entry, 'request')
+      after()
+    }
+    const handler = this.#options.handlers.get('request')
+    if (handler === undefined) {
+      finish(REFUSED_NO_HANDLER)
+      return undefined
+    }
+    let checked: Checked | Promise<Checked>
+    try {
+      checked = this.#check(raw)
+    } catch {
+      finish(REFUSED_INVALID)
+      return undefined
+    }
+    const run = (message: unknown): unknown => {
+      let result: unknown
+      try {
+        result = handler(entry.view, message as Incoming<In>, { seq })
+      } catch (error) {
+        finish(this.#failure(entry, error))
+        return undefined
+      }
+      if (!(result instanceof Promise)) {
+        finish(this.#reply(entry, result))
+        return undefined
+      }
+      return this.#timeLimited(result, 'request').then(
+        (value) => {
+          finish(this.#reply(entry, value))
+        },
+        (error: unknown) => {
+          finish(this.#failure(entry, error))
+        },
+      )
+    }
+    if (!(checked instanceof Promise)) return run(checked.value)
+    return this.#timeLimited(checked, 'request').then(
+      ({ value }) => run(value),
+      () => {
+        finish(REFUSED_INVALID)
+      },
+    )
+  }
+
+  /** A request as its handler gets it: decoded and checked by `validate` (not a message's own schema), or bytes as they came. */
+  #check(raw: string | ArrayBuffer): Checked | Promise<Checked> {
+    const serializer = this.#options.serializer
+    if (typeof raw !== 'string' || serializer === undefined) return { value: raw }
+    return runChecks(serializer.decode(raw), this.#options.validate, undefined)
+  }
+
+  /** A handler's return value as a reply frame; nothing (undefined) is `null`, or an empty text without a serializer. */
+  #reply(entry: ConnectionEntry<Env, Data, In, Out>, value: unknown): Answer {
+    const serializer = this.#options.serializer
+    try {
+      if (value === undefined || value === null)
+        return { ok: true, frame: serializer === undefined ? '' : serializer.encode(null as Out) }
+      return { ok: true, frame: toFrame(value, serializer) }
+    } catch (error) {
+      log.error(
+        `the request handler of ${entry.label(this.#room)} returned a reply that cannot be sent:`,
+        error,
+      )
+      return FAILED
+    }
+  }
+
+  #failure(entry: ConnectionEntry<Env, Data, In, Out>, error: unknown): Answer {
+    if (error instanceof ReplyError)
+      return { ok: false, failure: { code: error.code, message: error.message } }
+    log.error(`the request handler failed for ${entry.label(this.#room)}:`, error)
+    return FAILED
   }
 
   /** Runs one handler; `data` is stored afterwards so changes made in it survive hibernation. */

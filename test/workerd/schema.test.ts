@@ -7,6 +7,8 @@ import { hungSchema, valibotChatStrict, zodChatStrict } from './fixture/endpoint
 import type { FixtureObject } from './fixture/record.js'
 import { connect, leave } from './client.js'
 import { closesOf } from './closesOf.js'
+import { readFailure } from '../../src/shared/sessionProtocol.js'
+import { SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
 
 /** What the fixture's malformed_message handlers answer. */
@@ -37,6 +39,20 @@ describe.each([
       keys: ['text', 'sentAt'],
     })
     await leave(client)
+  })
+
+  it('answers a request that passes with the schema’s output, and refuses one that fails without running its handler', async () => {
+    const session = await SessionClient.open(`/schema-${library}`)
+    const good = session.request(JSON.stringify({ text: 'hi', sentAt: SENT_AT }))
+    expect(await session.next()).toMatchObject({
+      payload: '{"text":"HI"}',
+      mark: { type: 'reply', to: good },
+    })
+    const bad = session.request(JSON.stringify({ text: '', sentAt: SENT_AT }))
+    const refused = await session.next()
+    expect(refused.mark).toEqual({ type: 'failure', to: bad })
+    expect(readFailure(refused.payload)).toEqual({ code: 'refused', message: 'The request is not valid.' })
+    session.close(1000)
   })
 
   it('sends a message that fails to malformed_message with an InvalidMessageError holding the schema’s issues, and the connection stays open', async () => {
