@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -9,7 +9,12 @@
  * and writes the tables with the machine and the method to bench/RESULTS.md.
  * `--sessions` or `--abuse` runs only that section and writes
  * bench/RESULTS-sessions.md or bench/RESULTS-abuse.md; `--no-sessions` and
- * `--no-abuse` leave them out. It reports; it never fails on a number.
+ * `--no-abuse` leave them out. `--storm` runs only the deploy storm
+ * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room, the
+ * runtime SIGKILLed and restarted; `--quick`: 200 and 1,000;
+ * `--storm-sizes 100,300` for a trial) and writes bench/RESULTS-storm.md. It
+ * is slow and opens thousands of sockets, so the whole run leaves it out
+ * (`--no-storm` is the default). It reports; it never fails on a number.
  */
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -41,6 +46,8 @@ import {
 import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
 import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
+import { runStorm } from './lib/storm.ts'
+import { renderStorm } from './lib/stormReport.ts'
 
 const { values: flags } = parseArgs({
   allowNegative: true,
@@ -51,6 +58,8 @@ const { values: flags } = parseArgs({
     control: { type: 'boolean' },
     abuse: { type: 'boolean' },
     sessions: { type: 'boolean' },
+    storm: { type: 'boolean' },
+    'storm-sizes': { type: 'string' },
     note: { type: 'string' },
     out: { type: 'string' },
     state: { type: 'string' },
@@ -64,15 +73,22 @@ if (flags.state !== undefined) {
   // Read by every dev server the run starts, the sections' own included (bench/lib/devServer.ts).
   process.env.BENCH_STATE = flags.state
 }
+const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
+  const n = Number(size.trim())
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
+  return n
+})
 const out =
   flags.out ??
   join(
     REPO_ROOT,
-    flags.sessions === true
-      ? 'bench/RESULTS-sessions.md'
-      : flags.abuse === true
-        ? 'bench/RESULTS-abuse.md'
-        : 'bench/RESULTS.md',
+    flags.storm === true
+      ? 'bench/RESULTS-storm.md'
+      : flags.sessions === true
+        ? 'bench/RESULTS-sessions.md'
+        : flags.abuse === true
+          ? 'bench/RESULTS-abuse.md'
+          : 'bench/RESULTS.md',
   )
 
 /** wrangler dev evicts an object about 10 s after its last event. */
@@ -367,6 +383,22 @@ async function abuseOnly(): Promise<void> {
   say(`wrote ${out}`)
 }
 
+/** `--storm`: the deploy storm alone, in a document of its own. */
+async function stormOnly(): Promise<void> {
+  say(
+    `deploy storm only (${settings.mode}): session clients in one busy room, the runtime SIGKILLed and restarted; load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  )
+  const markdown = renderStorm(
+    await runStorm({ quick: flags.quick, ...(stormSizes === undefined ? {} : { sizes: stormSizes }), say }),
+  )
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
+}
+
 /** `--sessions`: the sessions section alone, in a document of its own. */
 async function sessionsOnly(): Promise<void> {
   say(
@@ -402,4 +434,10 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await (flags.sessions === true ? sessionsOnly() : flags.abuse === true ? abuseOnly() : main())
+await (flags.storm === true
+  ? stormOnly()
+  : flags.sessions === true
+    ? sessionsOnly()
+    : flags.abuse === true
+      ? abuseOnly()
+      : main())

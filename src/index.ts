@@ -6,7 +6,13 @@ export { CloseCode, MAX_CLOSE_REASON_BYTES } from './shared/closeCodes.js'
 export { DEFAULT_HEARTBEAT, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PRESENCE } from './options.js'
 export { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, isRoomName, roomNameProblem } from './shared/roomName.js'
 export { json } from './shared/serializer.js'
-export { DurableWebSocketError, InvalidHandlerError, isDurableWebSocketError } from './core/errors.js'
+export {
+  DurableWebSocketError,
+  InvalidHandlerError,
+  InvalidMessageError,
+  ReplyError,
+  isDurableWebSocketError,
+} from './core/errors.js'
 export { allowOrigins } from './mount/allowOrigins.js'
 export { use } from './mount/middleware.js'
 
@@ -25,8 +31,21 @@ export type {
   SendWindow,
   ProtocolFunction,
   TagsFunction,
+  ValidateOption,
   Validator,
 } from './options.js'
+export type {
+  ClientSends,
+  MessageSchemas,
+  SchemaInput,
+  SchemaOutput,
+  ServerIn,
+  ServerOut,
+  StandardSchemaIssue,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from './shared/standardSchema.js'
 export type { EventHandlers, EventName, Incoming, Locals, MessageInfo } from './core/events.js'
 export type {
   Manager,

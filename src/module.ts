@@ -1,4 +1,5 @@
-import type { EventHandlers, EventName, Locals } from './core/events.js'
+import { DurableWebSocketError } from './core/errors.js'
+import type { EventHandlers, EventName, Incoming, Locals, MessageInfo } from './core/events.js'
 import { createUpgradeHandler, objectStub, type FetchHandler } from './mount/forward.js'
 import type { MiddlewareEntry } from './mount/middleware.js'
 import { mountAt, type App, type MountedWorker } from './mount/mount.js'
@@ -13,6 +14,9 @@ import {
 } from './options.js'
 import { DEFAULT_ROOM } from './shared/roomName.js'
 import type { Serializer } from './shared/serializer.js'
+import { isStandardSchema, type SchemaOutput, type StandardSchemaV1 } from './shared/standardSchema.js'
+import { describe } from './shared/describe.js'
+import type { Connection } from './object/connection.js'
 
 /**
  * One WebSocket endpoint: its handlers, serializer and middleware. Make it at
@@ -52,8 +56,41 @@ export class WebSocketModule<
   }
 
   /** Registers the handler for an event, replacing any earlier one. Returns the module, for chaining. */
-  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, In, Out, L>[E]): this {
-    this.#object.handlers.add(event, handler)
+  add<E extends EventName>(event: E, handler: EventHandlers<Env, Data, In, Out, L>[E]): this
+  /**
+   * Registers the `message` handler behind a Standard Schema of its own: it
+   * runs after the module's `validate`, on what that returned, and the
+   * handler gets the schema's output. A message it refuses goes to
+   * `malformed_message` (else close 1007). Needs a serializer.
+   */
+  add<S extends StandardSchemaV1>(
+    event: 'message',
+    schema: S,
+    handler: (
+      conn: Connection<Env, Data, In, Out>,
+      message: Incoming<SchemaOutput<S>>,
+      info: MessageInfo,
+    ) => unknown,
+  ): this
+  add(event: EventName, ...rest: [handler: unknown] | [schema: unknown, handler: unknown]): this {
+    if (rest.length === 1) {
+      this.#object.handlers.add(event, rest[0] as never)
+      return this
+    }
+    const [schema, handler] = rest
+    if (event !== 'message' || !isStandardSchema(schema)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_INVALID_OPTIONS',
+        `add(event, schema, handler) takes "message" and a Standard Schema (zod, valibot…), got "${event}" and ${describe(schema)}.`,
+      )
+    }
+    if (this.#object.serializer === undefined) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_INVALID_OPTIONS',
+        "add('message', schema, handler) checks decoded messages, so the module needs a serializer, e.g. serializer: 'json'.",
+      )
+    }
+    this.#object.handlers.add('message', handler as never, schema)
     return this
   }
 

@@ -1,5 +1,6 @@
 import { HandlerRegistry, type Locals } from './core/events.js'
 import { DurableWebSocketError } from './core/errors.js'
+import { toMessageCheck, type MessageCheck } from './core/messageCheck.js'
 import type { ObjectRouter } from './core/types.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import type { RoomFunction } from './mount/forward.js'
@@ -10,6 +11,7 @@ import {
   type Serializer,
   type SerializerOption,
 } from './shared/serializer.js'
+import { isStandardSchema, type StandardSchemaV1 } from './shared/standardSchema.js'
 
 /** Decides a connection's hibernation tags before its socket is accepted. */
 export type TagsFunction<L = Locals> = (request: Request, locals: L) => string[]
@@ -31,6 +33,13 @@ export type ProtocolFunction<L = Locals> = (
 export type Validator<In = unknown> = unknown extends In
   ? (message: unknown) => boolean
   : (message: unknown) => message is In
+
+/**
+ * What `validate` takes: a {@link Validator}, or a Standard Schema (zod 4,
+ * valibot 1, ArkType…) whose output type becomes `In` and whose output value
+ * is what `message` handlers get, so a schema may transform.
+ */
+export type ValidateOption<In = unknown> = Validator<In> | StandardSchemaV1<unknown, In>
 
 export interface Heartbeat {
   /** The exact text a client sends. */
@@ -152,6 +161,9 @@ export const DEFAULT_SEND_WINDOW: Required<SendWindow> = { messages: 500, bytes:
 /** The default for `handlerTimeout`: long enough for any fetch or storage call a handler should wait on. */
 export const DEFAULT_HANDLER_TIMEOUT = 30_000
 
+/** The default for `maxRequests`: far more than a page waits on at once, far less than a queue can hold. */
+export const DEFAULT_MAX_REQUESTS = 64
+
 /** The default for `maxMessageBytes`: far below workerd's own 32 MiB, which few apps want to buffer. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
@@ -179,8 +191,12 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   room?: RoomFunction<Env, L>
   /** Picks the subprotocol to answer with from those the client offered. Default: none is named. */
   protocol?: ProtocolFunction<L>
-  /** Checks each decoded message; one that fails goes to `malformed_message` (else close 1007). A type guard sets `In`. */
-  validate?: Validator<In>
+  /**
+   * Checks each decoded message; one that fails goes to `malformed_message`
+   * (else close 1007). A type guard sets `In`; a Standard Schema (zod,
+   * valibot…) sets `In` to its output, and handlers get its output value.
+   */
+  validate?: ValidateOption<In>
   /** Decides a connection's hibernation tags (at most 10, each 1-256 characters) before it is accepted. */
   tags?: TagsFunction<L>
   /** Open connections one object accepts; past it, upgrades get 503 with Retry-After. Default: no limit of ours. */
@@ -193,6 +209,8 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
   rateLimit?: RateLimit
   /** Messages waiting behind a running handler, per connection; past it, close 1013. Default: 1000 and 8 MiB. */
   maxQueued?: QueueLimit
+  /** Requests one session may have waiting for their replies; past it, close 3906. Default: 64. */
+  maxRequests?: number
   /** A handler still pending after this many ms counts as failed (close 1011). `false`: no limit. Default: 30000. */
   handlerTimeout?: number | false
   /** How far a session client may fall behind before live sends to it stop. Default: 500 frames and 1 MiB. */
@@ -229,11 +247,13 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly objectRouter: ObjectRouter<Env, Data, In, Out> | undefined
   readonly tags: TagsFunction<L> | undefined
   readonly protocol: ProtocolFunction<L> | undefined
-  readonly validate: Validator | undefined
+  /** `validate`, made into one check when the module was made. */
+  readonly validate: MessageCheck | undefined
   readonly resume: ResolvedResume<L> | undefined
   readonly maxConnectionsPerKey: ConnectionsPerKey<L> | undefined
   readonly rateLimit: RateLimit | undefined
   readonly maxQueued: Required<QueueLimit>
+  readonly maxRequests: number
   readonly handlerTimeout: number | undefined
   readonly sendWindow: Required<SendWindow>
   readonly presence: ResolvedPresence<L> | undefined
@@ -279,7 +299,11 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
   optionalFunction('room', room, '(request, env, locals) => room name')
   optionalFunction('tags', tags, '(request, locals) => string[]')
   optionalFunction('protocol', protocol, '(offered, request, locals) => string | undefined')
-  optionalFunction('validate', validate, '(message) => boolean')
+  if (validate !== undefined && typeof validate !== 'function' && !isStandardSchema(validate)) {
+    throw invalid(
+      `options.validate must be a function (message) => boolean or a Standard Schema (zod, valibot…), got ${describe(validate)}.`,
+    )
+  }
   const serializer = resolveSerializer<In, Out>(options.serializer)
   if (validate !== undefined && serializer === undefined) {
     throw invalid('options.validate checks decoded messages, so it needs a serializer too.')
@@ -300,7 +324,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       objectRouter,
       tags,
       protocol,
-      validate,
+      validate: validate === undefined ? undefined : toMessageCheck(validate),
       maxConnections: positiveInteger('maxConnections', options.maxConnections),
       maxMessageBytes:
         positiveInteger('maxMessageBytes', options.maxMessageBytes, RUNTIME_MAX_MESSAGE_BYTES) ??
@@ -311,6 +335,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       maxConnectionsPerKey: resolvePerKey(options.maxConnectionsPerKey),
       rateLimit: resolveRateLimit(options.rateLimit),
       maxQueued: resolvePair('maxQueued', options.maxQueued, DEFAULT_MAX_QUEUED),
+      maxRequests: positiveInteger('maxRequests', options.maxRequests) ?? DEFAULT_MAX_REQUESTS,
       handlerTimeout: resolveHandlerTimeout(options.handlerTimeout),
       sendWindow: resolvePair('sendWindow', options.sendWindow, DEFAULT_SEND_WINDOW),
       presence: resolvePresence(options.presence),

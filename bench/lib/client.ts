@@ -5,8 +5,12 @@ import { SessionSocket } from './sessionSocket.ts'
 const OPEN_TIMEOUT_MS = 30_000
 const CLOSE_TIMEOUT_MS = 10_000
 
-/** How a bench client talks: plain WebSocket, or the session protocol (bench/lib/sessionSocket.ts). */
-export type ClientKind = 'plain' | 'session'
+/**
+ * How a bench client talks: plain WebSocket, the session protocol
+ * (bench/lib/sessionSocket.ts), or the session protocol with every frame it
+ * sends a request, so each answer is a reply.
+ */
+export type ClientKind = 'plain' | 'session' | 'request'
 
 /** permessage-deflate is off: workerd would negotiate it, and compressing every frame would measure zlib rather than the servers. */
 export const SOCKET_OPTIONS: WebSocket.ClientOptions = {
@@ -18,11 +22,11 @@ export const SOCKET_OPTIONS: WebSocket.ClientOptions = {
  * One client socket, open; a session socket once its welcome is in, so a
  * scenario's first message never waits behind the handshake.
  */
-export function openSocket(url: string, kind: 'session'): Promise<SessionSocket>
+export function openSocket(url: string, kind: 'session' | 'request'): Promise<SessionSocket>
 export function openSocket(url: string, kind?: ClientKind): Promise<WebSocket>
 export async function openSocket(url: string, kind: ClientKind = 'plain'): Promise<WebSocket> {
   if (kind === 'plain') return opened(new WebSocket(url, SOCKET_OPTIONS), url)
-  const socket = new SessionSocket(url, SOCKET_OPTIONS)
+  const socket = new SessionSocket(url, SOCKET_OPTIONS, undefined, kind === 'request')
   await opened(socket, url)
   await welcomed(socket, url)
   return socket

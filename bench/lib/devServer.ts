@@ -94,8 +94,15 @@ export interface DevServer {
   readonly runtimePid: number
   /** The workerd that relays every frame between the public port and the runtime. */
   readonly proxyPid: number
+  /** The process group of wrangler and its two workerd. */
+  readonly pgid: number
   output(): string
   stop(): Promise<void>
+  /**
+   * SIGKILL to the whole group, a crash: unlike stop(), it leaves the state
+   * in place, for a server started again on it (the storm section).
+   */
+  kill(): Promise<void>
 }
 
 export interface StartOptions {
@@ -105,6 +112,16 @@ export interface StartOptions {
   vars?: Readonly<Record<string, string>>
   /** Where its objects' storage lives; defaultStateStore() when not given. */
   state?: StateStore
+  /** Listen on this port rather than a free one: a server started again where the killed one was. */
+  port?: number
+  /**
+   * Keep the objects' storage in this directory, which the caller owns (stop()
+   * leaves it), instead of a fresh one: a server started again on the state
+   * of the one before.
+   */
+  persistTo?: string
+  /** A worker.js built already (buildWorker): a restart skips the build, as a deploy would. */
+  bundle?: string
 }
 
 /**
@@ -120,14 +137,19 @@ export async function startDevServer(
   // wrangler dev rebuilds and restarts the runtime whenever a source file changes, which would
   // drop every socket mid-run if src/ is edited meanwhile. So it serves a bundle built up front,
   // as `wrangler deploy` would build it, with --no-bundle: nothing it watches ever changes.
-  const bundle = await buildWorker(serverDir, join(scratch, 'build'), false)
+  const bundle = options.bundle ?? (await buildWorker(serverDir, join(scratch, 'build'), false))
   const config = await scratchConfig(serverDir, join(scratch, 'run'), bundle)
+  const owned = options.persistTo === undefined
   const state =
-    (options.state ?? defaultStateStore()) === 'memory'
+    options.persistTo ??
+    ((options.state ?? defaultStateStore()) === 'memory'
       ? await mkdtemp('/dev/shm/durable-websocket-bench-state-')
-      : join(scratch, 'state')
+      : join(scratch, 'state'))
+  const removeState = async (): Promise<void> => {
+    if (owned) await rm(state, { recursive: true, force: true })
+  }
   // Memory is not freed by a reboot only: a run cut short must not leave its objects in /dev/shm.
-  process.once('exit', () => rmSync(state, { recursive: true, force: true }))
+  if (owned) process.once('exit', () => rmSync(state, { recursive: true, force: true }))
   const group = spawnGroup(
     process.execPath,
     [
@@ -139,7 +161,7 @@ export async function startDevServer(
       '--ip',
       '127.0.0.1',
       '--port',
-      '0',
+      String(options.port ?? 0),
       '--inspector-port',
       '0',
       '--persist-to',
@@ -159,15 +181,17 @@ export async function startDevServer(
       wsOrigin: origin.replace(/^http/, 'ws'),
       runtimePid: runtime.pid,
       proxyPid: proxy.pid,
+      pgid: group.pgid,
       output: () => group.output(),
       stop: async () => {
         await group.stop()
-        await rm(state, { recursive: true, force: true })
+        await removeState()
       },
+      kill: () => group.kill(),
     }
   } catch (error) {
     await group.stop().catch(() => undefined)
-    await rm(state, { recursive: true, force: true })
+    await removeState()
     throw error
   }
 }

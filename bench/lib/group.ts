@@ -12,6 +12,8 @@ export interface Group {
   output(): string
   /** SIGTERM to the whole group, then SIGKILL for whatever is still there; only ever this group. */
   stop(): Promise<void>
+  /** SIGKILL to the whole group: a crash, with no chance to shut anything down. */
+  kill(): Promise<void>
 }
 
 /** Starts a bench server in its own process group, so it and every process it starts can be stopped together. */
@@ -27,5 +29,6 @@ export function spawnGroup(
     waitFor: (pattern) => group.waitFor(pattern, READY_TIMEOUT_MS),
     output: () => group.output(),
     stop: () => group.stop(),
+    kill: () => group.kill(),
   }
 }

@@ -57,9 +57,13 @@ export class SessionSocket extends WebSocket {
   /** Data frames received, for a scenario that waits for a count. */
   received = 0
 
-  constructor(url: string, options: WebSocket.ClientOptions, resume?: ResumeFrom) {
+  /** Every frame goes out as a request (`c?`), so every answer is a reply. */
+  readonly #requests: boolean
+
+  constructor(url: string, options: WebSocket.ClientOptions, resume?: ResumeFrom, requests = false) {
     const offer = resume === undefined ? [SESSION_PROTOCOL] : [SESSION_PROTOCOL, resumeEntry(resume)]
     super(url, offer, options)
+    this.#requests = requests
     this.welcomed = new Promise((resolve) => {
       this.#resolveWelcome = resolve
     })
@@ -70,7 +74,7 @@ export class SessionSocket extends WebSocket {
   override send(data: SendData, options: SendOptions, cb?: SendCallback): void
   override send(data: SendData, options?: SendOptions | SendCallback, cb?: SendCallback): void {
     if (typeof data !== 'string') throw new TypeError('the bench session client sends text only')
-    const frame = numbered(++this.#sent, data) as string
+    const frame = numbered(++this.#sent, data, this.#requests ? '?' : '') as string
     if (typeof options === 'object') super.send(frame, options, cb)
     else super.send(frame, options)
   }

@@ -21,7 +21,7 @@ import { SessionSocket, protocolProblems } from './sessionSocket.ts'
  * message sent (what any durable log costs at the least), the last also with
  * its storage on disk when the run keeps storage in memory.
  */
-export type SessionKey = 'sessions' | 'package' | 'raw' | 'durable' | 'durableDisk'
+export type SessionKey = 'sessions' | 'requests' | 'package' | 'raw' | 'durable' | 'durableDisk'
 
 /** A `wrangler dev` of the section: a bench server, with vars. */
 type Instance = 'package' | 'raw' | 'raw-durable' | 'raw-durable-disk'
@@ -50,6 +50,12 @@ export const CONTENDERS: readonly Contender[] = [
     label: 'durable-websocket, sessions on (session client)',
     instance: 'package',
     client: 'session',
+  },
+  {
+    key: 'requests',
+    label: 'durable-websocket, request/reply (session client)',
+    instance: 'package',
+    client: 'request',
   },
   {
     key: 'package',
@@ -200,7 +206,11 @@ export async function runSessions(options: SessionOptions): Promise<SessionResul
     options.say('sessions: the session client, the plain client and both floors answer alike')
     const plan: Rounds = { rounds, timing, say: (line) => options.say(`sessions: ${line}`) }
     for (const scenario of scenarios) {
-      results.scenarios.push(await runScenario<unknown, SessionKey>(scenario, endpoints, plan, undefined))
+      // A request is answered by its reply alone; a broadcast's fan-out is no request's answer.
+      const taking = scenario.id.startsWith('echo')
+        ? endpoints
+        : endpoints.filter((e) => e.key !== 'requests')
+      results.scenarios.push(await runScenario<unknown, SessionKey>(scenario, taking, plan, undefined))
       checkProtocol(scenario.id)
     }
     const packageServer = servers.get('package')

@@ -1,7 +1,13 @@
 import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
-import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
+import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
+import {
+  isSessionProtocolName,
+  readFailure,
+  retryHint,
+  type PresenceMember,
+} from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
@@ -9,9 +15,10 @@ import { Emitter } from './Emitter.js'
 import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
-import { Outbox } from './Outbox.js'
+import { Outbox, type Queued } from './Outbox.js'
 import { Presence } from './Presence.js'
 import { nextOffer } from './protocols.js'
+import { QueuedRequest, RequestError, Requests } from './Requests.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
 import { CONNECTING, OPEN, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
@@ -23,6 +30,23 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+/**
+ * The client for an endpoint declared with {@link MessageSchemas}, typed from
+ * the same file as the server: it receives the server's `Out` and sends what
+ * the `in` schema accepts. Types only; nothing validates on this side.
+ * `const chat: ClientFor<typeof messages> = connect('/ws')`.
+ */
+export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
+
+/** How long `request()` waits for its reply by default, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT = 10_000
+
+/** What `request()` takes besides the message. */
+export interface RequestOptions {
+  /** Reject with `timeout` after this many ms without a reply. Default: 10000. */
+  timeout?: number
+}
 
 /** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
 const STABLE_MS = 5_000
@@ -38,6 +62,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   readonly #options: ResolvedOptions<Incoming, Outgoing>
   readonly #events = new Emitter<ClientEvents<Incoming>>(EVENT_NAMES)
   readonly #outbox: Outbox
+  readonly #requests = new Requests()
   readonly #heartbeat: Heartbeat | undefined
   readonly #presence = new Presence()
   #warnedIdle = false
@@ -162,6 +187,67 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   }
 
   /**
+   * Sends a request and resolves with the server's reply: what its `request`
+   * handler returned, decoded by the serializer (bytes as an ArrayBuffer).
+   * Over a durable session it survives drops: sent again after a resume, run
+   * once by the server, answered once. Rejects with a {@link RequestError}:
+   * `timeout`, `closed` (the client closed or its session was reset first),
+   * `refused` (never run), `failed`, or the server's own code.
+   */
+  request(
+    message: Outgoing | ArrayBuffer | ArrayBufferView,
+    options: RequestOptions = {},
+  ): Promise<Incoming> {
+    const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      throw new ClientError(
+        'ERR_DWS_INVALID_OPTIONS',
+        `request()'s timeout must be a positive number of ms, got ${describe(timeout)}.`,
+      )
+    if (this.#state === 'closed') return Promise.reject(new RequestError('closed', 'The client is closed.'))
+    const link = this.#link
+    if (link === undefined)
+      return Promise.reject(
+        new RequestError(
+          'refused',
+          'request() needs a durable session: a durable-websocket server, and no session: false.',
+        ),
+      )
+    const frame = this.#encode(message)
+    link.checkSize(frame)
+    const max = link.maxRequests
+    if (max !== undefined && this.#requests.size >= max)
+      return Promise.reject(
+        new RequestError(
+          'refused',
+          `${String(max)} requests are already waiting for replies, the server's maxRequests.`,
+        ),
+      )
+    const { pending, reply } = this.#requests.open(timeout)
+    const socket = this.#socket
+    if (this.#state === 'open' && socket?.readyState === OPEN && link.mode === 'session') {
+      const seq = link.request(frame, this.#options.maxQueued)
+      if (seq === undefined)
+        this.#requests.refuse(pending, new RequestError('refused', 'The queue is full (maxQueued).'))
+      else this.#requests.sent(pending, seq)
+    } else if (this.#outbox.push(new QueuedRequest(frame, pending), link.held)) {
+      link.queueChanged()
+    } else {
+      this.#requests.refuse(pending, new RequestError('refused', 'The queue is full (maxQueued).'))
+    }
+    return reply.then((payload) => this.#decodeReply(payload))
+  }
+
+  #decodeReply(payload: string | ArrayBuffer): Incoming {
+    if (typeof payload !== 'string') return payload as Incoming
+    try {
+      return this.#options.serializer.decode(payload)
+    } catch {
+      throw new RequestError('failed', 'The reply could not be decoded.')
+    }
+  }
+
+  /**
    * Closes for good: no more retries, and queued messages are dropped. Takes
    * 1000 (the default) or an application code from 3000 to 4999.
    */
@@ -172,6 +258,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
     this.#heartbeat?.stop()
     this.#outbox.clear()
+    this.#requests.fail(new RequestError('closed', 'The client closed before the reply came.'), 'all')
     // The close frame ends the session on the server; a reload must not try to resume it.
     this.#link?.forget(true)
     const socket = this.#socket
@@ -311,6 +398,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       // This was the attempt without the session offer, and it opened: the server does not speak it.
       this.#link.forget(true)
       this.#link = undefined
+      this.#requests.fail(new RequestError('refused', 'The server does not speak durable sessions.'), 'all')
     }
     // The server speaks first; no data frame may go before its welcome, so the client stays `connecting`.
     if (this.#offered && this.#link?.opened(socket) === true) return
@@ -328,9 +416,15 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const link = this.#link?.mode === 'session' ? this.#link : undefined
     let sent = false
     while (this.#current() === 'open' && socket === this.#socket && socket.readyState === OPEN) {
-      const frame = this.#outbox.shift()
-      if (frame === undefined) break
-      socket.send(link === undefined ? frame : link.number(frame))
+      const queued = this.#outbox.shift()
+      if (queued === undefined) break
+      if (queued instanceof QueuedRequest) {
+        if (link === undefined) continue
+        this.#requests.sent(queued.pending, link.next)
+        socket.send(link.number(queued.frame, '?'))
+      } else {
+        socket.send(link === undefined ? queued : link.number(queued))
+      }
       sent = true
     }
     if (sent) link?.numbered()
@@ -353,16 +447,34 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     else if (heard.kind === 'presence') {
       const change = this.#presence.apply(heard.presence)
       if (change !== undefined) this.#events.emit('presence', change)
+    } else if (heard.kind === 'reply') this.#answered(heard.to, heard.ok, heard.payload)
+  }
+
+  #answered(to: number, ok: boolean, payload: string | ArrayBuffer): void {
+    if (ok) {
+      this.#requests.answered(to, { payload })
+      return
     }
+    const failure = readFailure(payload) ?? { code: 'failed', message: 'The request failed on the server.' }
+    this.#requests.answered(to, { error: new RequestError(failure.code, failure.message) })
   }
 
   #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Welcomed): void {
     // The 101 names the session protocol; what the server picked among the app's own offers comes here.
     this.#protocol = welcome.protocol ?? ''
     if (lost !== undefined) {
-      const unacknowledged = [...lost, ...this.#outbox.clear()].map((frame) =>
-        typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copy(frame),
+      const reset = new RequestError(
+        'closed',
+        'The session was reset before the reply came; the request may or may not have run.',
       )
+      this.#requests.fail(reset, 'sent')
+      const unacknowledged = [...lost, ...this.#outbox.clear()].flatMap((queued: Queued) => {
+        if (queued instanceof QueuedRequest) {
+          this.#requests.refuse(queued.pending, reset)
+          return []
+        }
+        return [typeof queued === 'string' || queued instanceof ArrayBuffer ? queued : copy(queued)]
+      })
       this.#events.emit('reset', { unacknowledged })
       // A reset listener may have closed the client.
       if (this.#state !== 'connecting' || socket !== this.#socket) return
@@ -456,6 +568,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       if (this.#state !== 'closed') link?.dropped(close.code)
       this.#state = 'closed'
       this.#outbox.clear()
+      this.#requests.fail(
+        new RequestError('closed', 'The connection closed for good before the reply came.'),
+        'all',
+      )
       this.#events.emit('close', { ...close, willReconnect: false })
       return
     }

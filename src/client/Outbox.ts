@@ -1,4 +1,8 @@
 import type { Frame } from '../shared/serializer.js'
+import { QueuedRequest } from './Requests.js'
+
+/** What waits for a socket: a message's frame, or a request (which gets its number when it goes out). */
+export type Queued = Frame | QueuedRequest
 
 /**
  * Encoded frames waiting for a socket, oldest first. Bounded, so a client
@@ -8,7 +12,7 @@ import type { Frame } from '../shared/serializer.js'
  */
 export class Outbox {
   readonly limit: number
-  #frames: Frame[] = []
+  #frames: Queued[] = []
 
   constructor(limit: number) {
     this.limit = limit
@@ -18,22 +22,23 @@ export class Outbox {
     return this.#frames.length
   }
 
-  push(frame: Frame, held = 0): boolean {
+  push(frame: Queued, held = 0): boolean {
     if (this.#frames.length + held >= this.limit) return false
     this.#frames.push(frame)
     return true
   }
 
-  shift(): Frame | undefined {
+  shift(): Queued | undefined {
     return this.#frames.shift()
   }
 
-  frames(): readonly Frame[] {
-    return this.#frames
+  /** The messages waiting, for a store to keep: a request cannot outlive its page's promise, so it is left out. */
+  frames(): Frame[] {
+    return this.#frames.filter((queued): queued is Frame => !(queued instanceof QueuedRequest))
   }
 
   /** Empties the box and returns what it held. */
-  clear(): Frame[] {
+  clear(): Queued[] {
     const frames = this.#frames
     this.#frames = []
     return frames

@@ -6,6 +6,7 @@ import {
   readServerFrame,
   resumeEntry,
   type PresenceFrame,
+  type DataMark,
   type Welcome,
 } from '../shared/sessionProtocol.js'
 
@@ -16,6 +17,8 @@ export const ACK_AFTER_MS = 1_000
 export interface Numbered {
   readonly seq: number
   readonly frame: Frame
+  /** `?` for a request; absent for a message. */
+  readonly mark?: string
 }
 
 /** The part of a session that outlives a page: what a store keeps between loads. */
@@ -31,7 +34,7 @@ export interface SessionState {
 
 /** What a frame from the server turned out to be. */
 export type Incoming =
-  | { kind: 'data'; seq: number; payload: string | ArrayBuffer }
+  | { kind: 'data'; seq: number; payload: string | ArrayBuffer; mark?: DataMark }
   | { kind: 'welcome'; welcome: Welcome }
   | { kind: 'ack'; handled: number; last?: number }
   | { kind: 'presence'; presence: PresenceFrame }
@@ -61,6 +64,8 @@ export class Session {
   ackBytes = Infinity
   /** From the latest welcome: the largest message the server takes; unknown before the first. */
   maxMessageBytes: number | undefined
+  /** From the latest welcome: how many requests may wait for replies; unknown before the first. */
+  maxRequests: number | undefined
 
   constructor(state?: SessionState) {
     if (state === undefined) return
@@ -108,12 +113,12 @@ export class Session {
     return encodeClientAck(this.last)
   }
 
-  /** Gives a frame the next number and keeps it until it is acknowledged; returns what goes on the wire. */
-  number(frame: Frame): Frame {
-    const entry = { seq: this.next, frame }
+  /** Gives a frame the next number (and a request its `?`) and keeps it until it is acknowledged; returns what goes on the wire. */
+  number(frame: Frame, mark = ''): Frame {
+    const entry: Numbered = mark === '' ? { seq: this.next, frame } : { seq: this.next, frame, mark }
     this.next += 1
     this.unacknowledged.push(entry)
-    return numbered(entry.seq, entry.frame)
+    return numbered(entry.seq, entry.frame, mark)
   }
 
   /**
@@ -161,15 +166,20 @@ export class Session {
     this.ackEvery = welcome.ackEvery ?? ACK_EVERY
     this.ackBytes = welcome.ackBytes ?? Infinity
     this.maxMessageBytes = welcome.maxMessageBytes
+    this.maxRequests = welcome.maxRequests
     this.last = welcome.last
     if (!welcome.resumed) {
-      const lost = this.unacknowledged.map((entry) => entry.frame)
+      // A lost request is its promise's business (rejected as closed), not a message to hand back.
+      const lost = this.unacknowledged.filter((entry) => entry.mark === undefined).map((entry) => entry.frame)
       this.unacknowledged = []
       this.next = 1
       return { resend: [], reset: askedToResume ? lost : undefined }
     }
     this.acknowledge(welcome.handled)
-    return { resend: this.unacknowledged.map((entry) => numbered(entry.seq, entry.frame)), reset: undefined }
+    return {
+      resend: this.unacknowledged.map((entry) => numbered(entry.seq, entry.frame, entry.mark)),
+      reset: undefined,
+    }
   }
 
   /** Reads one frame from the server; a data frame moves `last`. */
@@ -179,13 +189,13 @@ export class Session {
       case 'invalid':
         throw new ProtocolViolation(`${frame.problem}.`)
       case 'data':
-        return this.#data(frame.seq, frame.payload)
+        return this.#data(frame.seq, frame.payload, frame.mark)
       default:
         return frame
     }
   }
 
-  #data(seq: number, payload: string | ArrayBuffer): Incoming {
+  #data(seq: number, payload: string | ArrayBuffer, mark: DataMark | undefined): Incoming {
     if (!Number.isSafeInteger(seq) || seq <= this.last) {
       throw new ProtocolViolation(
         `a data frame carried position ${String(seq)}, not above the last one received (${String(this.last)}).`,
@@ -194,6 +204,6 @@ export class Session {
     this.last = seq
     this.receivedSinceAck += 1
     this.receivedSizeSinceAck += typeof payload === 'string' ? payload.length : payload.byteLength
-    return { kind: 'data', seq, payload }
+    return mark === undefined ? { kind: 'data', seq, payload } : { kind: 'data', seq, payload, mark }
   }
 }

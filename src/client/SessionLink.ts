@@ -29,6 +29,7 @@ type Wire = Pick<Socket, 'readyState' | 'protocol' | 'send'>
 /** What a frame from the server asks of the client, once the link has taken its part. */
 export type Heard =
   | { kind: 'data'; payload: string | ArrayBuffer }
+  | { kind: 'reply'; to: number; ok: boolean; payload: string | ArrayBuffer }
   | Welcomed
   | { kind: 'broken'; why: string }
   | { kind: 'presence'; presence: PresenceFrame }
@@ -74,6 +75,11 @@ export class SessionLink {
   /** The server's id for the session, from the latest welcome. */
   get id(): number | undefined {
     return this.#session.id
+  }
+
+  /** How many requests the server lets wait for replies, from the latest welcome. */
+  get maxRequests(): number | undefined {
+    return this.#session.maxRequests
   }
 
   /** Frames sent in the session that the server has not acknowledged yet; they count against `maxQueued`. */
@@ -143,9 +149,27 @@ export class SessionLink {
     return true
   }
 
-  /** Gives a frame the next number and keeps it until it is acknowledged; returns what goes on the wire. */
-  number(frame: Frame): Frame {
-    return this.#session.number(frame)
+  /**
+   * Writes a request now, marked so the server answers it; returns its
+   * number, which its reply names. Undefined, writing nothing, as for `send`.
+   */
+  request(frame: Frame, max: number): number | undefined {
+    const socket = this.#socket
+    if (socket === undefined || this.#session.unacknowledged.length >= max) return undefined
+    const seq = this.#session.next
+    socket.send(this.number(frame, '?'))
+    this.numbered()
+    return seq
+  }
+
+  /** The number the next frame gets. */
+  get next(): number {
+    return this.#session.next
+  }
+
+  /** Gives a frame the next number (a request its `?`) and keeps it until it is acknowledged; returns what goes on the wire. */
+  number(frame: Frame, mark = ''): Frame {
+    return this.#session.number(frame, mark)
   }
 
   /** Frames went out numbered: the store keeps them, and the server is asked to confirm them if it stays quiet. */
@@ -179,6 +203,9 @@ export class SessionLink {
         this.#changed('position')
         if (session.ackDue) this.#socket?.send(session.ack())
         this.#armAck()
+        const mark = incoming.mark
+        if (mark !== undefined && mark.type !== 'request')
+          return { kind: 'reply', to: mark.to, ok: mark.type === 'reply', payload: incoming.payload }
         return { kind: 'data', payload: incoming.payload }
       } else if (incoming.kind === 'presence') {
         return incoming

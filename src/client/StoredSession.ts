@@ -28,7 +28,8 @@ interface StoredPosition {
 }
 
 interface StoredMessages {
-  unacknowledged: [number, StoredFrame][]
+  /** A request's entry has its mark third. */
+  unacknowledged: ([number, StoredFrame] | [number, StoredFrame, string])[]
   waiting: StoredFrame[]
 }
 
@@ -58,7 +59,9 @@ export class StoredSession {
       token: position.token,
       last: position.last,
       next: position.next,
-      unacknowledged: messages.unacknowledged.map(([seq, frame]) => ({ seq, frame: fromStored(frame) })),
+      unacknowledged: messages.unacknowledged.map(([seq, frame, mark]) =>
+        mark === undefined ? { seq, frame: fromStored(frame) } : { seq, frame: fromStored(frame), mark },
+      ),
       waiting: messages.waiting.map(fromStored),
     }
   }
@@ -70,7 +73,9 @@ export class StoredSession {
 
   saveMessages(unacknowledged: readonly Numbered[], waiting: readonly Frame[]): void {
     const messages: StoredMessages = {
-      unacknowledged: unacknowledged.map(({ seq, frame }) => [seq, toStored(frame)]),
+      unacknowledged: unacknowledged.map(({ seq, frame, mark }) =>
+        mark === undefined ? [seq, toStored(frame)] : [seq, toStored(frame), mark],
+      ),
       waiting: waiting.map(toStored),
     }
     this.#store.setItem(this.#messages, JSON.stringify(messages))
@@ -114,7 +119,11 @@ function isMessages(value: unknown): value is StoredMessages {
   return (
     Array.isArray(unacknowledged) &&
     unacknowledged.every(
-      (entry: unknown) => Array.isArray(entry) && isCount(entry[0]) && isStoredFrame(entry[1]),
+      (entry: unknown) =>
+        Array.isArray(entry) &&
+        isCount(entry[0]) &&
+        isStoredFrame(entry[1]) &&
+        (entry[2] === undefined || entry[2] === '?'),
     ) &&
     Array.isArray(waiting) &&
     waiting.every(isStoredFrame)

@@ -1,10 +1,13 @@
 export { connect } from './connect.js'
 export { Client } from './Client.js'
 export { ClientError, isClientError } from './ClientError.js'
+export { RequestError } from './Requests.js'
 export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
+export { DEFAULT_REQUEST_TIMEOUT } from './Client.js'
 
-export type { ClientState } from './Client.js'
+export type { ClientFor, ClientState, RequestOptions } from './Client.js'
+export type { RequestErrorCode } from './Requests.js'
 export type {
   ClientEventName,
   ClientEvents,
@@ -21,4 +24,12 @@ export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstr
 export type { Protocols, ProtocolsOption } from './protocols.js'
 export type { Serializer, SerializerOption } from '../shared/serializer.js'
 export type { SessionStore } from './StoredSession.js'
+export type {
+  ClientSends,
+  MessageSchemas,
+  SchemaInput,
+  SchemaOutput,
+  ServerOut,
+  StandardSchemaV1,
+} from '../shared/standardSchema.js'
 export type { ConnectTarget } from './target.js'

@@ -1,4 +1,5 @@
 import { describe } from '../shared/describe.js'
+import type { StandardSchemaIssue } from '../shared/standardSchema.js'
 
 /**
  * Every error this package throws or logs carries a stable `code`, so callers
@@ -36,6 +37,22 @@ export class DurableWebSocketError extends Error {
   }
 }
 
+/**
+ * A decoded message that `validate` or a handler's schema refused, as
+ * `malformed_message` gets it: `issues` are the schema's own (a type guard
+ * gives one issue of ours). Their messages may quote what the client sent,
+ * so they are never logged here.
+ */
+export class InvalidMessageError extends DurableWebSocketError {
+  readonly issues: readonly StandardSchemaIssue[]
+
+  constructor(message: string, issues: readonly StandardSchemaIssue[], options?: ErrorOptions) {
+    super('ERR_DWS_INVALID_MESSAGE', message, options)
+    this.name = 'InvalidMessageError'
+    this.issues = issues
+  }
+}
+
 export class InvalidHandlerError extends TypeError {
   readonly code = 'ERR_DWS_INVALID_HANDLER' as const
 
@@ -55,3 +72,28 @@ export function isDurableWebSocketError(
   const code = (error as { code?: unknown }).code
   return typeof code === 'string' && code.startsWith(CODE_PREFIX)
 }
+
+/**
+ * Thrown by a `request` handler to answer with a failure the client can
+ * branch on: the client's `request()` rejects with a RequestError of this
+ * `code` and `message` (cut to 64 and 256 characters). Anything else a
+ * request handler throws reaches the client only as `failed`, without its text.
+ */
+export class ReplyError extends Error {
+  readonly code: string
+
+  constructor(code: string, message = '') {
+    super(message)
+    this.name = 'ReplyError'
+    if (typeof code !== 'string' || !/^[a-z][a-z0-9_-]{0,63}$/.test(code) || RESERVED_REPLY_CODES.has(code)) {
+      throw new DurableWebSocketError(
+        'ERR_DWS_INVALID_OPTIONS',
+        `a ReplyError's code must be 1 to 64 lowercase letters, digits, _ or - starting with a letter, and none of ${[...RESERVED_REPLY_CODES].join(', ')}, which the package uses; got ${describe(code)}.`,
+      )
+    }
+    this.code = code
+  }
+}
+
+/** What a client's RequestError may say besides an app's own codes. */
+const RESERVED_REPLY_CODES = new Set(['timeout', 'closed', 'refused', 'failed'])

@@ -1,17 +1,39 @@
-import { DurableWebSocketError } from '../core/errors.js'
+import { DurableWebSocketError, InvalidMessageError, ReplyError } from '../core/errors.js'
 import type { EventHandlers, EventName, Incoming, MessageInfo } from '../core/events.js'
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
+import { runChecks, type Checked } from '../core/messageCheck.js'
+import { toFrame, type Frame } from '../core/outgoing.js'
+import type { Failure } from '../shared/sessionProtocol.js'
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import { OPEN, type ConnectionEntry } from './connection.js'
 import type { CloseByServer } from './messageLimits.js'
 
+/** How a request ended: its reply's frame, or why there is none. */
+export type Answer =
+  { readonly ok: true; readonly frame: Frame } | { readonly ok: false; readonly failure: Failure }
+
+/** What the client learns of a handler's error that is not a ReplyError: nothing of its text. */
+const FAILED: Answer = {
+  ok: false,
+  failure: { code: 'failed', message: 'The request failed on the server.' },
+}
+
+const REFUSED_NO_HANDLER: Answer = {
+  ok: false,
+  failure: { code: 'refused', message: 'This endpoint takes no requests.' },
+}
+const REFUSED_INVALID: Answer = {
+  ok: false,
+  failure: { code: 'refused', message: 'The request is not valid.' },
+}
+
 /** A plain connection's messages have no number; one object serves them all. */
 const UNNUMBERED: MessageInfo = Object.freeze({ seq: undefined })
 
 /**
- * Runs the app's handlers: decodes and validates a message, calls its
+ * Runs the app's handlers: decodes and checks a message, calls its
  * handler, bounds it by `handlerTimeout`, and stores `data` afterwards.
  * Whatever a handler throws or rejects with is logged here and costs only its
  * own connection (closed with 1011).
@@ -67,22 +89,148 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
         after,
       )
     }
-    let decoded: In
+    let checked: Checked | Promise<Checked>
     try {
-      decoded = serializer.decode(raw)
-      checkShape(this.#options.validate, decoded)
+      checked = runChecks(serializer.decode(raw), this.#options.validate, this.#options.handlers.messageCheck)
     } catch (error) {
-      if (this.#options.handlers.get('malformed_message') === undefined) {
-        // Neither the error nor the text goes into the log: both hold what the client sent.
-        const what = isInvalidMessage(error) ? 'that failed validate' : 'the serializer cannot decode'
-        log.warn(`${entry.label(this.#room)} sent a message ${what}, closing it with 1007`)
-        this.#close(entry, CloseCode.INVALID_PAYLOAD, 'Malformed message')
+      return this.#malformed(entry, raw, error, after)
+    }
+    if (checked instanceof Promise) return this.#afterAsyncCheck(entry, raw, checked, info, after)
+    return this.#invoke(entry, 'message', (message) => message(entry.view, checked.value as In, info), after)
+  }
+
+  /**
+   * A schema with async checks: the message's turn in the queue lasts until
+   * its handler is done, so later messages wait behind the check as they
+   * would behind an async handler, and `handlerTimeout` bounds the two.
+   */
+  #afterAsyncCheck(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string,
+    checked: Promise<Checked>,
+    info: MessageInfo,
+    after: (() => void) | undefined,
+  ): Promise<unknown> {
+    return this.#timeLimited(checked, 'message').then(
+      ({ value }) =>
+        this.#invoke(entry, 'message', (message) => message(entry.view, value as In, info), after),
+      (error: unknown) => {
+        if (error instanceof InvalidMessageError) return this.#malformed(entry, raw, error, after)
+        this.#failed(entry, 'message', error)
         after?.()
         return undefined
-      }
-      return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error), after)
+      },
+    )
+  }
+
+  /** Text that did not decode or failed a check: `malformed_message`, or close 1007 without one. */
+  #malformed(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string,
+    error: unknown,
+    after: (() => void) | undefined,
+  ): unknown {
+    if (this.#options.handlers.get('malformed_message') === undefined) {
+      // Neither the error nor the text goes into the log: both hold what the client sent.
+      const what =
+        error instanceof InvalidMessageError ? 'that failed validate' : 'the serializer cannot decode'
+      log.warn(`${entry.label(this.#room)} sent a message ${what}, closing it with 1007`)
+      this.#close(entry, CloseCode.INVALID_PAYLOAD, 'Malformed message')
+      after?.()
+      return undefined
     }
-    return this.#invoke(entry, 'message', (message) => message(entry.view, decoded, info), after)
+    return this.#invoke(entry, 'malformed_message', (malformed) => malformed(entry.view, raw, error), after)
+  }
+
+  /**
+   * One request, already admitted and at the front of its queue. `answer`
+   * gets the reply (what the handler returned) or why there is none: a
+   * request this endpoint cannot take is `refused` without running anything,
+   * one whose handler threw is `failed` (or the ReplyError's code). A failed
+   * request costs its connection nothing. `after` runs as for a message.
+   */
+  request(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    raw: string | ArrayBuffer,
+    seq: number,
+    answer: (outcome: Answer) => void,
+    after: () => void,
+  ): unknown {
+    const finish = (outcome: Answer): void => {
+      answer(outcome)
+      this.#storeAfter(entry, 'request')
+      after()
+    }
+    const handler = this.#options.handlers.get('request')
+    if (handler === undefined) {
+      finish(REFUSED_NO_HANDLER)
+      return undefined
+    }
+    let checked: Checked | Promise<Checked>
+    try {
+      checked = this.#check(raw)
+    } catch {
+      finish(REFUSED_INVALID)
+      return undefined
+    }
+    const run = (message: unknown): unknown => {
+      let result: unknown
+      try {
+        result = handler(entry.view, message as Incoming<In>, { seq })
+      } catch (error) {
+        finish(this.#failure(entry, error))
+        return undefined
+      }
+      if (!(result instanceof Promise)) {
+        finish(this.#reply(entry, result))
+        return undefined
+      }
+      return this.#timeLimited(result, 'request').then(
+        (value) => {
+          finish(this.#reply(entry, value))
+        },
+        (error: unknown) => {
+          finish(this.#failure(entry, error))
+        },
+      )
+    }
+    if (!(checked instanceof Promise)) return run(checked.value)
+    return this.#timeLimited(checked, 'request').then(
+      ({ value }) => run(value),
+      () => {
+        finish(REFUSED_INVALID)
+      },
+    )
+  }
+
+  /** A request as its handler gets it: decoded and checked by `validate` (not a message's own schema), or bytes as they came. */
+  #check(raw: string | ArrayBuffer): Checked | Promise<Checked> {
+    const serializer = this.#options.serializer
+    if (typeof raw !== 'string' || serializer === undefined) return { value: raw }
+    return runChecks(serializer.decode(raw), this.#options.validate, undefined)
+  }
+
+  /** A handler's return value as a reply frame; nothing (undefined) is `null`, or an empty text without a serializer. */
+  #reply(entry: ConnectionEntry<Env, Data, In, Out>, value: unknown): Answer {
+    const serializer = this.#options.serializer
+    try {
+      if (value === undefined || value === null)
+        return { ok: true, frame: serializer === undefined ? '' : serializer.encode(null as Out) }
+      return { ok: true, frame: toFrame(value, serializer) }
+    } catch (error) {
+      log.error(
+        `the request handler of ${entry.label(this.#room)} returned a reply that cannot be sent:`,
+        error,
+      )
+      return FAILED
+    }
+  }
+
+  #failure(entry: ConnectionEntry<Env, Data, In, Out>, error: unknown): Answer {
+    if (error instanceof ReplyError)
+      return { ok: false, failure: { code: error.code, message: error.message } }
+    log.error(`the request handler failed for ${entry.label(this.#room)}:`, error)
+    return FAILED
   }
 
   /** Runs one handler; `data` is stored afterwards so changes made in it survive hibernation. */
@@ -130,7 +278,7 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
    * never settles cannot hold back later messages or `close`. The timer
    * exists only while a handler is pending, when the object is awake anyway.
    */
-  #timeLimited(result: Promise<unknown>, event: EventName): Promise<unknown> {
+  #timeLimited<T>(result: Promise<T>, event: EventName): Promise<T> {
     const limit = this.#options.handlerTimeout
     if (limit === undefined) return result
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -174,30 +322,4 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
     log.error(`the ${event} handler failed for ${entry.label(this.#room)}, closing it with 1011:`, error)
     this.#close(entry, CloseCode.INTERNAL_ERROR, 'Internal Error')
   }
-}
-
-/**
- * Throws ERR_DWS_INVALID_MESSAGE when the validator refuses the message, or
- * throws on it (a validator that reads `message.type` throws on `null`): a
- * handler can then tell a message of the wrong shape from one that did not decode.
- */
-function checkShape(validate: ((message: unknown) => boolean) | undefined, message: unknown): void {
-  if (validate === undefined) return
-  let valid: boolean
-  try {
-    valid = validate(message)
-  } catch (cause) {
-    throw new DurableWebSocketError('ERR_DWS_INVALID_MESSAGE', 'The validator threw on the message.', {
-      cause,
-    })
-  }
-  if (!valid)
-    throw new DurableWebSocketError(
-      'ERR_DWS_INVALID_MESSAGE',
-      'The message does not have the expected shape.',
-    )
-}
-
-function isInvalidMessage(error: unknown): boolean {
-  return error instanceof DurableWebSocketError && error.code === 'ERR_DWS_INVALID_MESSAGE'
 }

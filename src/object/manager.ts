@@ -120,6 +120,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       host,
       limits,
       handle,
+      request: this.#dispatch.request.bind(this.#dispatch),
       close,
       queueEvent,
     })

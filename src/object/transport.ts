@@ -1,6 +1,7 @@
 import { handlesQueued, isLive } from '../core/lifecycle.js'
 import type { Frame } from '../core/outgoing.js'
 import type { ConnectionEntry, TransportRecord } from './connection.js'
+import type { Answer } from './dispatch.js'
 import { sizeOf, type MessageLimits } from './messageLimits.js'
 
 /**
@@ -61,6 +62,15 @@ export type HandleMessage<Env, Data extends object, In, Out> = (
   raw: string | ArrayBuffer,
   seq?: number,
   after?: () => void,
+) => unknown
+
+/** Hands one request to the `request` handler (Dispatch's `request`); `answer` gets its reply. */
+export type HandleRequest<Env, Data extends object, In, Out> = (
+  entry: ConnectionEntry<Env, Data, In, Out>,
+  raw: string | ArrayBuffer,
+  seq: number,
+  answer: (outcome: Answer) => void,
+  after: () => void,
 ) => unknown
 
 /** A plain socket: a frame in is a message, a message out is a frame. One serves every plain connection. */

@@ -80,6 +80,8 @@ export const SessionCloseCode = {
   NOT_YOURS: 3904,
   /** The session passed the server's `resume.maxAge`; it is over, and the client starts a new one. */
   TOO_OLD: 3905,
+  /** The client had more requests waiting for replies than the welcome's `maxRequests`; the session ends. */
+  TOO_MANY_REQUESTS: 3906,
 } as const
 
 /**
@@ -138,13 +140,27 @@ export interface Welcome {
   protocol?: string
   /** The largest message the server takes from the client, in bytes (UTF-8 for text); it closes with 1009 past it. */
   maxMessageBytes?: number
+  /** How many requests the client may have waiting for their replies; it closes with 3906 past it. */
+  maxRequests?: number
 }
 
 /** How often a client acknowledges when the welcome does not say (`ackEvery`). */
 export const ACK_EVERY = 32
 
 export function encodeWelcome(welcome: Welcome): string {
-  const { id, token, resumed, handled, last, window, ackEvery, ackBytes, protocol, maxMessageBytes } = welcome
+  const {
+    id,
+    token,
+    resumed,
+    handled,
+    last,
+    window,
+    ackEvery,
+    ackBytes,
+    protocol,
+    maxMessageBytes,
+    maxRequests,
+  } = welcome
   return JSON.stringify({
     t: 'welcome',
     v: 1,
@@ -158,6 +174,7 @@ export function encodeWelcome(welcome: Welcome): string {
     ...(ackBytes === undefined ? {} : { ackBytes }),
     ...(protocol === undefined ? {} : { protocol }),
     ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+    ...(maxRequests === undefined ? {} : { maxRequests }),
   })
 }
 
@@ -180,10 +197,37 @@ export function encodeClientAck(last: number): string {
 
 const ascii = new TextEncoder()
 
-/** A data frame: its number in ASCII digits, one space, then the payload (text, or its bytes). */
-export function numbered(seq: number, frame: Frame): Frame {
-  if (typeof frame === 'string') return `${String(seq)} ${frame}`
-  const prefix = ascii.encode(`${String(seq)} `)
+/**
+ * What a data frame is besides a message, written between its number and
+ * its space (docs/protocol.md §8): `?` a request that wants a reply (client
+ * to server); `=c` the reply to the client's request `c`, `!c` the news that
+ * it failed (server to client). A plain message has no mark.
+ */
+export type DataMark =
+  | { readonly type: 'request' }
+  | { readonly type: 'reply'; readonly to: number }
+  | { readonly type: 'failure'; readonly to: number }
+
+/** A mark as it goes between the number and the space; '' for none. */
+export function markText(mark: DataMark | undefined): string {
+  if (mark === undefined) return ''
+  switch (mark.type) {
+    case 'request':
+      return '?'
+    case 'reply':
+      return `=${String(mark.to)}`
+    case 'failure':
+      return `!${String(mark.to)}`
+  }
+}
+
+/**
+ * A data frame: its number in ASCII digits, its mark ({@link markText}),
+ * one space, then the payload (text, or its bytes).
+ */
+export function numbered(seq: number, frame: Frame, mark = ''): Frame {
+  if (typeof frame === 'string') return `${String(seq)}${mark} ${frame}`
+  const prefix = ascii.encode(`${String(seq)}${mark} `)
   const body =
     frame instanceof ArrayBuffer
       ? new Uint8Array(frame)
@@ -194,11 +238,45 @@ export function numbered(seq: number, frame: Frame): Frame {
   return out.buffer
 }
 
-/** A data frame as read: its number and its payload, the number and the space gone. */
+/** A data frame as read: its number, its mark if any, and its payload, the header and the space gone. */
 export interface DataFrame {
   readonly kind: 'data'
   readonly seq: number
   readonly payload: string | ArrayBuffer
+  readonly mark?: DataMark
+}
+
+/** Why a request got no reply from its handler: the payload of a `!c` frame. */
+export interface Failure {
+  /** `failed` (the handler threw), `refused` (never run), or a code the app chose (a ReplyError's). */
+  readonly code: string
+  readonly message: string
+}
+
+/** The most of a failure's code and message that travels; the rest is cut. */
+export const MAX_FAILURE_CODE = 64
+export const MAX_FAILURE_MESSAGE = 256
+
+export function encodeFailure({ code, message }: Failure): string {
+  return JSON.stringify({
+    code: code.slice(0, MAX_FAILURE_CODE),
+    message: message.slice(0, MAX_FAILURE_MESSAGE),
+  })
+}
+
+/** A `!c` frame's payload, strictly; undefined when it is not one. */
+export function readFailure(payload: string | ArrayBuffer): Failure | undefined {
+  if (typeof payload !== 'string') return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined
+  const { code, message } = parsed as Record<string, unknown>
+  if (typeof code !== 'string' || code === '' || typeof message !== 'string') return undefined
+  return { code, message }
 }
 
 /** A frame that breaks the protocol, and how (never what it held: a token may be in it). */
@@ -236,7 +314,10 @@ export function readClientFrame(raw: string | ArrayBuffer): ClientFrame {
     if (typeof last !== 'number') return invalid('an ack whose last is not a number')
     return { kind: 'ack', last: Number.isSafeInteger(last) ? last : undefined }
   }
-  return readData(raw) ?? invalid('a data frame without its sequence number')
+  const data = readData(raw)
+  if (data === undefined) return invalid('a data frame without its sequence number')
+  if (data.mark !== undefined && data.mark.type !== 'request') return invalid('a reply from a client')
+  return data
 }
 
 /**
@@ -245,7 +326,10 @@ export function readClientFrame(raw: string | ArrayBuffer): ClientFrame {
  */
 export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
   if (typeof raw !== 'string' || raw.charCodeAt(0) !== OPEN_BRACE) {
-    return readData(raw) ?? invalid('a frame that starts with neither a position and a space nor "{"')
+    const data = readData(raw)
+    if (data === undefined) return invalid('a frame that starts with neither a position and a space nor "{"')
+    if (data.mark?.type === 'request') return invalid('a request from the server')
+    return data
   }
   const fields = controlFields(raw)
   if (fields === undefined) return invalid('a control frame that is not a JSON object')
@@ -266,8 +350,20 @@ export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
 }
 
 function readWelcome(fields: Record<string, unknown>): ServerFrame {
-  const { v, id, token, resumed, handled, last, window, protocol, ackEvery, ackBytes, maxMessageBytes } =
-    fields
+  const {
+    v,
+    id,
+    token,
+    resumed,
+    handled,
+    last,
+    window,
+    protocol,
+    ackEvery,
+    ackBytes,
+    maxMessageBytes,
+    maxRequests,
+  } = fields
   if (
     v !== 1 ||
     !isCount(id) ||
@@ -279,7 +375,8 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
     (protocol !== undefined && typeof protocol !== 'string') ||
     (ackEvery !== undefined && !isPositive(ackEvery)) ||
     (ackBytes !== undefined && !isPositive(ackBytes)) ||
-    (maxMessageBytes !== undefined && !isPositive(maxMessageBytes))
+    (maxMessageBytes !== undefined && !isPositive(maxMessageBytes)) ||
+    (maxRequests !== undefined && !isPositive(maxRequests))
   ) {
     return invalid(
       'a welcome without v: 1, id, a base64url token, resumed, handled, last or window, or with one of the wrong type',
@@ -290,6 +387,7 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
   if (ackEvery !== undefined) welcome.ackEvery = ackEvery
   if (ackBytes !== undefined) welcome.ackBytes = ackBytes
   if (maxMessageBytes !== undefined) welcome.maxMessageBytes = maxMessageBytes
+  if (maxRequests !== undefined) welcome.maxRequests = maxRequests
   return { kind: 'welcome', welcome }
 }
 
@@ -410,27 +508,56 @@ const ZERO = 0x30
 const NINE = 0x39
 /** Enough digits for any safe integer. */
 const MAX_DIGITS = 16
+/** The longest header: a number, a mark and another number. */
+const MAX_HEADER = 2 * MAX_DIGITS + 1
+const QUESTION = 0x3f
+const EQUALS = 0x3d
+const BANG = 0x21
 
 /** A data frame's number (1 to 16 digits, not 0) and payload; undefined when it has no such prefix. */
 function readData(raw: string | ArrayBuffer): DataFrame | undefined {
   if (typeof raw === 'string') {
     const space = raw.indexOf(' ')
-    if (space < 1 || space > MAX_DIGITS) return undefined
-    const seq = digitsValue((i) => raw.charCodeAt(i), space)
-    return seq === undefined ? undefined : { kind: 'data', seq, payload: raw.slice(space + 1) }
+    if (space < 1 || space > MAX_HEADER) return undefined
+    const header = readHeader((i) => raw.charCodeAt(i), space)
+    return header === undefined ? undefined : { kind: 'data', ...header, payload: raw.slice(space + 1) }
   }
-  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_DIGITS + 1))
+  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_HEADER + 1))
   const space = bytes.indexOf(SPACE)
   if (space < 1) return undefined
-  const seq = digitsValue((i) => bytes[i] ?? 0, space)
-  return seq === undefined ? undefined : { kind: 'data', seq, payload: raw.slice(space + 1) }
+  const header = readHeader((i) => bytes[i] ?? 0, space)
+  return header === undefined ? undefined : { kind: 'data', ...header, payload: raw.slice(space + 1) }
 }
 
-function digitsValue(codeAt: (index: number) => number, end: number): number | undefined {
+/** A data frame's header up to its space: the number, then at most one mark. */
+function readHeader(
+  codeAt: (index: number) => number,
+  end: number,
+): { seq: number; mark?: DataMark } | undefined {
+  let digits = 0
+  while (digits < end && isDigit(codeAt(digits))) digits++
+  if (digits > MAX_DIGITS) return undefined
+  const seq = digitsValue(codeAt, 0, digits)
+  if (seq === undefined) return undefined
+  if (digits === end) return { seq }
+  const sign = codeAt(digits)
+  if (sign === QUESTION) return digits + 1 === end ? { seq, mark: { type: 'request' } } : undefined
+  if ((sign !== EQUALS && sign !== BANG) || end - digits - 1 > MAX_DIGITS) return undefined
+  const to = digitsValue(codeAt, digits + 1, end)
+  if (to === undefined) return undefined
+  return { seq, mark: { type: sign === EQUALS ? 'reply' : 'failure', to } }
+}
+
+function isDigit(code: number): boolean {
+  return code >= ZERO && code <= NINE
+}
+
+function digitsValue(codeAt: (index: number) => number, start: number, end: number): number | undefined {
+  if (end <= start) return undefined
   let seq = 0
-  for (let i = 0; i < end; i++) {
+  for (let i = start; i < end; i++) {
     const code = codeAt(i)
-    if (code < ZERO || code > NINE) return undefined
+    if (!isDigit(code)) return undefined
     seq = seq * 10 + (code - ZERO)
   }
   return seq === 0 ? undefined : seq

@@ -69,7 +69,10 @@ export function peer(
     state.resets += 1
     state.problems.push('reset')
   })
-  client.on('message', (message) => state.broadcasts.push(message.b))
+  client.on('message', (message) => {
+    if ('b' in message) state.broadcasts.push(message.b)
+    else state.problems.push('a reply delivered as a message')
+  })
   client.on('error', (error) => {
     // A socket that failed (a cut, a refused handshake while wrangler restarts) is what the run is about.
     if (error.code !== 'ERR_DWS_SOCKET_ERROR') state.problems.push(`${error.code}: ${error.message}`)

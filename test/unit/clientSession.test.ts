@@ -631,3 +631,90 @@ describe('a server that breaks the protocol', () => {
     expect(started.client.state).toBe('closed')
   })
 })
+
+describe('client.request(message, { timeout })', () => {
+  it('sends the request marked with ?, and resolves with the decoded reply that names its number', async () => {
+    const started = start()
+    const socket = establish(started)
+    started.client.send('first')
+    const reply = started.client.request({ get: 'history' })
+    expect(socket.texts()).toEqual(['1 "first"', '2? {"get":"history"}'])
+    socket.receive('5=2 {"messages":[]}')
+    await expect(reply).resolves.toEqual({ messages: [] })
+    expect(started.of('message')).toEqual([])
+  })
+
+  it('rejects with the code and message of a failure frame, and with failed when the frame cannot be read', async () => {
+    const started = start()
+    const socket = establish(started)
+    const denied = started.client.request('x')
+    const broken = started.client.request('y')
+    socket.receive('5!1 {"code":"not-allowed","message":"no"}')
+    socket.receive('6!2 nonsense')
+    await expect(denied).rejects.toMatchObject({ name: 'RequestError', code: 'not-allowed', message: 'no' })
+    await expect(broken).rejects.toMatchObject({ name: 'RequestError', code: 'failed' })
+  })
+
+  it('survives a cut: the request is sent again with its number after the resume, and the replayed reply settles it once', async () => {
+    const started = start()
+    const first = establish(started, { id: 9, token: 'token-1-0123456789abcdef' })
+    const reply = started.client.request('once')
+    first.drop(1006)
+    const second = await nextAttempt(started)
+    second.accept(SESSION)
+    second.receive(welcome({ id: 9, token: 'token-2-0123456789abcdef', resumed: true, handled: 0, last: 0 }))
+    expect(second.texts()).toEqual(['1? "once"'])
+    second.receive('3=1 "done"')
+    await expect(reply).resolves.toBe('done')
+  })
+
+  it('queues a request made while connecting, and gives it its number when the welcome comes', async () => {
+    const started = start()
+    const reply = started.client.request('early')
+    const socket = establish(started)
+    expect(socket.texts()).toEqual(['1? "early"'])
+    socket.receive('2=1 "ok"')
+    await expect(reply).resolves.toBe('ok')
+  })
+
+  it('rejects with timeout when no reply comes in time, and drops a late reply', async () => {
+    const started = start()
+    const socket = establish(started)
+    const reply = started.client.request('slow', { timeout: 50 })
+    const settled = expect(reply).rejects.toMatchObject({ code: 'timeout' })
+    await vi.advanceTimersByTimeAsync(60)
+    await settled
+    socket.receive('2=1 "late"')
+    expect(started.of('message')).toEqual([])
+    expect(started.of('error')).toEqual([])
+  })
+
+  it('rejects with closed when the client closes, and with closed when a reset loses the session', async () => {
+    const started = start()
+    const first = establish(started, { id: 9, token: 'token-1-0123456789abcdef' })
+    const lost = started.client.request('lost')
+    first.drop(1006)
+    const second = await nextAttempt(started)
+    second.accept(SESSION)
+    second.receive(
+      welcome({ id: 10, token: 'token-2-0123456789abcdef', resumed: false, handled: 0, last: 0 }),
+    )
+    await expect(lost).rejects.toMatchObject({ code: 'closed' })
+    // A lost request is its promise's business, not a message handed back by reset.
+    expect(started.of('reset')).toEqual([{ unacknowledged: [] }])
+    const open = started.client.request('open')
+    started.client.close()
+    await expect(open).rejects.toMatchObject({ code: 'closed' })
+  })
+
+  it("refuses past the welcome's maxRequests, and without a session, running nothing", async () => {
+    const started = start()
+    const socket = establish(started, { maxRequests: 1 })
+    void started.client.request('one').catch(() => undefined)
+    await expect(started.client.request('two')).rejects.toMatchObject({ code: 'refused' })
+    expect(socket.texts()).toEqual(['1? "one"'])
+    const plain = start({ session: false })
+    plain.fake.last().accept()
+    await expect(plain.client.request('x')).rejects.toMatchObject({ code: 'refused' })
+  })
+})

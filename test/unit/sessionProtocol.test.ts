@@ -7,11 +7,14 @@ import {
   encodeClientAck,
   encodePresenceDiff,
   encodePresenceList,
+  encodeFailure,
   encodeServerAck,
   encodeWelcome,
   endsSession,
+  markText,
   numbered,
   readClientFrame,
+  readFailure,
   readServerFrame,
   readSessionOffer,
   resumeEntry,
@@ -57,7 +60,7 @@ describe("docs/protocol.md's examples", () => {
       if (read.kind === 'ack' && 'handled' in read) expect(encodeServerAck(read.handled)).toBe(frame)
       if (read.kind === 'ack' && 'last' in read && read.last !== undefined)
         expect(encodeClientAck(read.last)).toBe(frame)
-      if (read.kind === 'data') expect(numbered(read.seq, read.payload)).toBe(frame)
+      if (read.kind === 'data') expect(numbered(read.seq, read.payload, markText(read.mark))).toBe(frame)
     }
   })
 
@@ -98,7 +101,7 @@ describe("docs/protocol.md's examples", () => {
     }
   })
 
-  it('reads the presence frames of §10, and writes each back to the letter', () => {
+  it('reads the presence frames of §11, and writes each back to the letter', () => {
     const frames = blocks('json').filter((body) => body.includes('"presence"'))
     expect(frames).toHaveLength(2)
     // As on the wire: the page shows them formatted.
@@ -159,6 +162,57 @@ describe('readClientFrame(raw)', () => {
   it('takes an ack without last, and one whose last is past 2^53 as naming none', () => {
     expect(readClientFrame('{"t":"ack"}')).toEqual({ kind: 'ack', last: undefined })
     expect(readClientFrame('{"t":"ack","last":1e300}')).toEqual({ kind: 'ack', last: undefined })
+  })
+})
+
+describe('requests and replies (§10)', () => {
+  it("reads §10's frames with their marks: a client's request, the server's reply and failure", () => {
+    const frames = workedExample().filter(({ frame }) => /^\d+[?=!]/.test(frame))
+    expect(
+      frames.map(({ from, frame }) => (from === 'client' ? readClientFrame(frame) : readServerFrame(frame))),
+    ).toEqual([
+      { kind: 'data', seq: 18, payload: '{"get":"history"}', mark: { type: 'request' } },
+      { kind: 'data', seq: 251, payload: '{"messages":[]}', mark: { type: 'reply', to: 18 } },
+      { kind: 'data', seq: 19, payload: '{"delete":"m-9"}', mark: { type: 'request' } },
+      {
+        kind: 'data',
+        seq: 252,
+        payload: '{"code":"not-allowed","message":"only its author may delete it"}',
+        mark: { type: 'failure', to: 19 },
+      },
+    ])
+    expect(readFailure('{"code":"not-allowed","message":"only its author may delete it"}')).toEqual({
+      code: 'not-allowed',
+      message: 'only its author may delete it',
+    })
+    expect(encodeFailure({ code: 'not-allowed', message: 'only its author may delete it' })).toBe(
+      '{"code":"not-allowed","message":"only its author may delete it"}',
+    )
+  })
+
+  it.each([
+    ['a reply from a client', '5=3 x', 'client'],
+    ['a failure from a client', '5!3 x', 'client'],
+    ['a request from the server', '5? x', 'server'],
+    ['a reply to request 0', '5=0 x', 'server'],
+    ['a mark without its number', '5= x', 'server'],
+    ['two marks', '5?? x', 'client'],
+    ['a mark before the number', '?5 x', 'client'],
+  ] as const)('refuses %s', (_what, frame, from) => {
+    expect((from === 'client' ? readClientFrame(frame) : readServerFrame(frame)).kind).toBe('invalid')
+  })
+
+  it('marks a binary frame the same way, within its first 34 bytes', () => {
+    const frame = numbered(12_345_678, new Uint8Array([0xff]), markText({ type: 'reply', to: 87_654_321 }))
+    const read = readServerFrame(frame as ArrayBuffer)
+    expect(read).toMatchObject({ kind: 'data', seq: 12_345_678, mark: { type: 'reply', to: 87_654_321 } })
+  })
+
+  it('reads a failure strictly: a JSON object with a non-empty code and a message', () => {
+    expect(readFailure('{"code":"","message":"x"}')).toBeUndefined()
+    expect(readFailure('{"code":"failed"}')).toBeUndefined()
+    expect(readFailure('nope')).toBeUndefined()
+    expect(readFailure(new ArrayBuffer(2))).toBeUndefined()
   })
 })
 

@@ -11,11 +11,20 @@ import { connect } from './client.js'
 import { thrownBy } from './thrownBy.js'
 
 describe('add(event, handler)', () => {
-  it('accepts a function for each of open, message, malformed_message, suspend, close and error, and returns the module', () => {
+  it('accepts a function for each of open, message, request, malformed_message, suspend, close and error, and returns the module', () => {
     const module = websocket({ binding: 'ADD_TEST' })
-    expect(EVENT_NAMES).toEqual(['open', 'message', 'malformed_message', 'suspend', 'close', 'error'])
+    expect(EVENT_NAMES).toEqual([
+      'open',
+      'message',
+      'request',
+      'malformed_message',
+      'suspend',
+      'close',
+      'error',
+    ])
     expect(module.add('open', () => undefined)).toBe(module)
     expect(module.add('message', () => undefined)).toBe(module)
+    expect(module.add('request', () => undefined)).toBe(module)
     expect(module.add('malformed_message', () => undefined)).toBe(module)
     expect(module.add('suspend', () => undefined)).toBe(module)
     expect(module.add('close', () => undefined)).toBe(module)

@@ -68,7 +68,7 @@ describe('JSON of the wrong shape, with validate', () => {
       client.send(text)
       expect(await client.nextJson<Malformed>()).toEqual({
         malformed: text,
-        name: 'DurableWebSocketError',
+        name: 'InvalidMessageError',
         code: 'ERR_DWS_INVALID_MESSAGE',
         cause: null,
       })
@@ -83,7 +83,7 @@ describe('JSON of the wrong shape, with validate', () => {
     client.send('null')
     expect(await client.nextJson<Malformed>()).toEqual({
       malformed: 'null',
-      name: 'DurableWebSocketError',
+      name: 'InvalidMessageError',
       code: 'ERR_DWS_INVALID_MESSAGE',
       cause: 'TypeError',
     })

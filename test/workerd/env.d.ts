@@ -58,6 +58,14 @@ declare global {
       OWNED_SESSIONS: Namespace<'OwnedSessionsObject'>
       PRESENCE: Namespace<'PresenceObject'>
       BRIEF_PRESENCE: Namespace<'BriefPresenceObject'>
+      SCHEMA_ZOD: Namespace<'SchemaZodObject'>
+      SCHEMA_ZOD_STRICT: Namespace<'SchemaZodStrictObject'>
+      SCHEMA_ZOD_ASYNC: Namespace<'SchemaZodAsyncObject'>
+      SCHEMA_VALIBOT: Namespace<'SchemaValibotObject'>
+      SCHEMA_VALIBOT_STRICT: Namespace<'SchemaValibotStrictObject'>
+      SCHEMA_VALIBOT_ASYNC: Namespace<'SchemaValibotAsyncObject'>
+      SCHEMA_PER_EVENT: Namespace<'SchemaPerEventObject'>
+      SCHEMA_HUNG: Namespace<'SchemaHungObject'>
     }
     interface GlobalProps {
       mainModule: typeof fixture

@@ -6,6 +6,7 @@ import {
   readServerFrame,
   resumeEntry,
   type PresenceFrame,
+  type DataMark,
   type Welcome as ProtocolWelcome,
 } from '../../src/shared/sessionProtocol.js'
 import { Client, upgrade, type Closed } from './client.js'
@@ -19,6 +20,8 @@ export type Welcome = ProtocolWelcome & { t: 'welcome'; v: 1 }
 export interface DataFrame {
   seq: number
   payload: string
+  /** A reply's `=c` or a failure's `!c`; absent for a message. */
+  mark?: DataMark
 }
 
 /** What a session client keeps between its sockets. */
@@ -40,7 +43,7 @@ export interface SessionOpenOptions {
 interface Carried {
   position: Position
   nextC: number
-  unacked: Map<number, string>
+  unacked: Map<number, { payload: string; mark: string }>
 }
 
 /**
@@ -61,7 +64,8 @@ export class SessionClient {
   #last: number
   #token: string
   #nextC = 1
-  readonly #unacked = new Map<number, string>()
+  /** Sent and not acknowledged: each payload with its mark (`?` for a request, '' for a message). */
+  readonly #unacked = new Map<number, { payload: string; mark: string }>()
   /** Data frames read while waiting for something else. */
   readonly #stash: DataFrame[] = []
   /** Presence frames read and not yet taken by {@link nextPresence}, with their text as it came. */
@@ -78,14 +82,14 @@ export class SessionClient {
     this.handledByServer = welcome.handled
     if (carried === undefined) return
     if (!welcome.resumed) {
-      this.reset.push(...carried.unacked.values())
+      this.reset.push(...[...carried.unacked.values()].map(({ payload }) => payload))
       return
     }
     this.#nextC = carried.nextC
-    for (const [c, payload] of carried.unacked) {
+    for (const [c, sent] of carried.unacked) {
       if (c > welcome.handled) {
-        this.#unacked.set(c, payload)
-        client.send(numbered(c, payload))
+        this.#unacked.set(c, sent)
+        client.send(numbered(c, sent.payload, sent.mark))
       }
     }
   }
@@ -149,8 +153,16 @@ export class SessionClient {
   /** Sends one data frame with the next number; returns that number. */
   send(payload: string): number {
     const c = this.#nextC++
-    this.#unacked.set(c, payload)
+    this.#unacked.set(c, { payload, mark: '' })
     this.client.send(numbered(c, payload))
+    return c
+  }
+
+  /** Sends one request (a data frame marked `?`) with the next number; returns that number, which its reply names. */
+  request(payload: string): number {
+    const c = this.#nextC++
+    this.#unacked.set(c, { payload, mark: '?' })
+    this.client.send(numbered(c, payload, '?'))
     return c
   }
 
@@ -300,6 +312,7 @@ export class SessionClient {
         return {
           seq: frame.seq,
           payload: typeof payload === 'string' ? payload : new TextDecoder().decode(payload),
+          ...(frame.mark === undefined ? {} : { mark: frame.mark }),
         }
       }
     }

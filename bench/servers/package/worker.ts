@@ -50,6 +50,9 @@ ws.add('message', (conn, message) => {
   for (let seq = 0; seq < n; seq++) conn.manager.broadcast(broadcastCopy(seq, pad))
 })
 
+// The request/reply contender's echo: the same answer, as a reply.
+ws.add('request', (_conn, message) => ({ received: message }))
+
 export class Bench extends WebSocketObject<Env, ConnectionData> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)

@@ -5,7 +5,7 @@ import { alarmNoLaterThan } from '../alarm.js'
 import { ConnectionEntry, type ConnectionHost, type TransportRecord } from '../connection.js'
 import type { ConnectionTable } from '../connectionTable.js'
 import type { CloseByServer, MessageLimits } from '../messageLimits.js'
-import type { HandleMessage } from '../transport.js'
+import type { HandleMessage, HandleRequest } from '../transport.js'
 import { SessionLink, storedCounters, type SessionCounters } from './link.js'
 import { SessionLog } from './log.js'
 import { SessionSends } from './sends.js'
@@ -32,6 +32,7 @@ export interface DeskParts<Env, Data extends object, In, Out> {
   readonly host: ConnectionHost<Env, Data, In, Out>
   readonly limits: MessageLimits<Env, Data, In, Out>
   readonly handle: HandleMessage<Env, Data, In, Out>
+  readonly request: HandleRequest<Env, Data, In, Out>
   readonly close: CloseByServer<Env, Data, In, Out>
   /** Queues `close` or `suspend` behind what the connection has queued (Dispatch's queueEvent). */
   readonly queueEvent: (
@@ -56,7 +57,9 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   readonly log: SessionLog | undefined
   readonly limits: MessageLimits<Env, Data, In, Out>
   readonly handle: HandleMessage<Env, Data, In, Out>
+  readonly request: HandleRequest<Env, Data, In, Out>
   readonly close: CloseByServer<Env, Data, In, Out>
+  readonly maxRequests: number
   readonly sendWindow: WindowLimits
   /** Numbers and logs what the room sends to its sessions. */
   readonly sends: SessionSends<Env, Data, In, Out>
@@ -72,6 +75,8 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     this.#room = parts.ctx.id.name
     this.limits = parts.limits
     this.handle = parts.handle
+    this.request = parts.request
+    this.maxRequests = parts.options.maxRequests
     this.close = parts.close
     this.sendWindow = parts.options.sendWindow
     const resume = parts.options.resume
@@ -218,6 +223,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
         ...(protocol === undefined ? {} : { protocol }),
         // So the client refuses a message the server would close the socket for, and keeps its session.
         maxMessageBytes: this.#parts.options.maxMessageBytes,
+        maxRequests: this.maxRequests,
       }),
     )
   }
@@ -411,5 +417,6 @@ export class SessionDesk<Env, Data extends object, In, Out> {
 function takeOver(counters: SessionCounters): SessionCounters {
   counters.received = counters.started
   counters.acked = counters.handled
+  for (const seq of counters.requests) if (seq > counters.started) counters.requests.delete(seq)
   return counters
 }

@@ -3,13 +3,16 @@ import { log } from '../../core/log.js'
 import type { Frame } from '../../core/outgoing.js'
 import {
   SessionCloseCode,
+  encodeFailure,
   encodeServerAck,
+  markText,
   endsSession,
   numbered,
   readClientFrame,
   serverCloseSuspends,
 } from '../../shared/sessionProtocol.js'
 import { OPEN, type ConnectionEntry, type TransportRecord } from '../connection.js'
+import type { Answer } from '../dispatch.js'
 import { sizeOf } from '../messageLimits.js'
 import type { Outbound, Transport } from '../transport.js'
 import type { SessionDesk } from './desk.js'
@@ -36,11 +39,13 @@ export interface SessionCounters {
   handled: number
   /** The last `handled` acknowledged to the client. */
   acked: number
+  /** Requests taken and not yet answered, by their `c`; `maxRequests` bounds them. */
+  readonly requests: Set<number>
 }
 
 /** Counters for a socket whose session this instance only knows from storage. */
 export function storedCounters(handled: number): SessionCounters {
-  return { received: handled, started: handled, handled, acked: handled }
+  return { received: handled, started: handled, handled, acked: handled, requests: new Set() }
 }
 
 /**
@@ -107,14 +112,39 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
       return undefined
     }
     counters.received = seq
+    const request = frame.mark !== undefined
+    if (request && !this.#tookRequest(entry, seq)) return undefined
     if (!desk.limits.admit(entry, payload)) return undefined
     return entry.queue.run(() => {
       if (!handlesQueued(entry.state)) return undefined
       counters.started = seq
-      return desk.handle(entry, payload, seq, () => {
+      const after = (): void => {
         this.#handled(entry, seq)
-      })
+      }
+      if (!request) return desk.handle(entry, payload, seq, after)
+      return desk.request(entry, payload, seq, (answer) => this.#answer(entry, seq, answer), after)
     }, sizeOf(payload))
+  }
+
+  /** Counts a request in flight; past `maxRequests` the session ends with 3906. */
+  #tookRequest(entry: ConnectionEntry<Env, Data, In, Out>, seq: number): boolean {
+    const requests = this.counters.requests
+    if (requests.size < this.#desk.maxRequests) {
+      requests.add(seq)
+      return true
+    }
+    log.warn(
+      `${this.#desk.label(entry)} had more than ${String(this.#desk.maxRequests)} requests waiting for replies, closing it with 3906`,
+    )
+    this.#desk.close(entry, SessionCloseCode.TOO_MANY_REQUESTS, 'Too many requests')
+    return false
+  }
+
+  /** A request's reply or failure: numbered and logged like a send, so a resume brings it if the drop took it. */
+  #answer(entry: ConnectionEntry<Env, Data, In, Out>, to: number, answer: Answer): void {
+    this.counters.requests.delete(to)
+    if (answer.ok) this.send(entry, answer.frame, markText({ type: 'reply', to }))
+    else this.send(entry, encodeFailure(answer.failure), markText({ type: 'failure', to }))
   }
 
   /** A handler is done with message `seq`: marked handled, acknowledged now and then. */
@@ -139,12 +169,12 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
    * than the one the sender's `conn` came from; while the session is
    * suspended it waits in the log.
    */
-  send(entry: ConnectionEntry<Env, Data, In, Out>, frame: Frame): boolean {
+  send(entry: ConnectionEntry<Env, Data, In, Out>, frame: Frame, mark = ''): boolean {
     const desk = this.#desk
-    const seq = desk.sends.append(entry.id, null, null, frame)
+    const seq = desk.sends.append(entry.id, null, null, frame, mark)
     const current = desk.current(entry.id)
     if (current === undefined) return desk.store !== undefined
-    const outbound = { frame, numbered: () => ({ seq, frame: numbered(seq, frame) }) }
+    const outbound = { frame, numbered: () => ({ seq, frame: numbered(seq, frame, mark) }) }
     return desk.sends.deliverSafely(current, outbound)
   }
 
@@ -211,7 +241,7 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
         bytes += size
       }
       for (const logged of sessionLog.frames(fitting)) {
-        const frame = numbered(logged.seq, logged.frame)
+        const frame = numbered(logged.seq, logged.frame, logged.mark)
         const size = sizeOf(frame)
         if (!window.fits(size)) {
           this.#hold(entry, window.sent)

@@ -8,10 +8,11 @@ import { exceedsBytes } from '../../shared/byteSize.js'
  */
 export const MAX_LOGGED_FRAME_BYTES = 1_900_000
 
-/** One logged outgoing message, as a resume replays it. */
+/** One logged outgoing message, as a resume replays it, with its mark (a reply's `=c`), '' for none. */
 export interface LoggedFrame {
   readonly seq: number
   readonly frame: Frame
+  readonly mark: string
 }
 
 /** A page of what a session has still to be sent from the log ({@link SessionLog.pending}). */
@@ -60,8 +61,10 @@ export class SessionLog {
         target INTEGER,
         tag TEXT,
         excluded TEXT,
-        frame BLOB NOT NULL
+        frame BLOB NOT NULL,
+        mark TEXT NOT NULL DEFAULT ''
       )`)
+      addMarkColumn(this.#sql)
       this.#ready = true
     }
     return this.#sql
@@ -113,6 +116,7 @@ export class SessionLog {
     except: readonly number[] | null,
     frame: Frame,
     now: number,
+    mark = '',
   ): number {
     if (exceedsBytes(frame, MAX_LOGGED_FRAME_BYTES)) {
       throw new DurableWebSocketError(
@@ -126,13 +130,14 @@ export class SessionLog {
     // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
     const seq = this.head() + 1
     this.#ensure().exec(
-      'INSERT INTO dws_log (seq, at, target, tag, excluded, frame) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO dws_log (seq, at, target, tag, excluded, frame, mark) VALUES (?, ?, ?, ?, ?, ?, ?)',
       seq,
       now,
       target,
       tag,
       except === null || except.length === 0 ? null : JSON.stringify(except),
       stored,
+      mark,
     )
     this.#head = seq
     this.#bytes = bytes + storedSize(stored)
@@ -204,8 +209,8 @@ export class SessionLog {
   frames(seqs: readonly number[]): LoggedFrame[] {
     if (seqs.length === 0) return []
     return this.#ensure()
-      .exec<{ seq: number; frame: string | ArrayBuffer }>(
-        `SELECT seq, frame FROM dws_log WHERE seq IN (${seqs.map(() => '?').join(', ')}) ORDER BY seq`,
+      .exec<{ seq: number; frame: string | ArrayBuffer; mark: string }>(
+        `SELECT seq, frame, mark FROM dws_log WHERE seq IN (${seqs.map(() => '?').join(', ')}) ORDER BY seq`,
         ...seqs,
       )
       .toArray()
@@ -269,6 +274,15 @@ export class SessionLog {
     sql.exec('DELETE FROM dws_log WHERE seq <= ?', through)
     this.#oldest = through + 1
   }
+}
+
+/** A log made before replies existed lacks their mark: added once, '' for every old row. */
+function addMarkColumn(sql: SqlStorage): void {
+  const table = sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_log'")
+    .toArray()[0]
+  if (table !== undefined && !/\bmark\b/.test(table.sql))
+    sql.exec("ALTER TABLE dws_log ADD COLUMN mark TEXT NOT NULL DEFAULT ''")
 }
 
 /** A target no connection has: the row only keeps the numbering. */

@@ -66,13 +66,19 @@ export class SessionSends<Env, Data extends object, In, Out> {
   }
 
   /** Logs one message for sessions and returns its `g`; without a log, only a number. */
-  append(target: number | null, tag: string | null, except: readonly number[] | null, frame: Frame): number {
+  append(
+    target: number | null,
+    tag: string | null,
+    except: readonly number[] | null,
+    frame: Frame,
+    mark = '',
+  ): number {
     const sessionLog = this.#desk.log
     if (sessionLog === undefined) return this.#nextUnloggedSeq()
     const kept = sessionLog.oldestKept
     // The frame being logged goes out after this returns: the position told is the head before it.
     const head = sessionLog.head()
-    const seq = sessionLog.append(target, tag, except, frame, Date.now())
+    const seq = sessionLog.append(target, tag, except, frame, Date.now(), mark)
     if (sessionLog.oldestKept !== kept) this.tellPositions(sessionLog.oldestKept - 1, head)
     return seq
   }

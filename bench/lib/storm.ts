@@ -1,0 +1,485 @@
+import { readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import { build } from 'esbuild'
+import NodeWs from 'ws'
+import type { Client, ClientOptions } from '../../src/client/index.ts'
+import type { ToClient, ToServer } from '../../test/e2e/fixtures/chaos/protocol.ts'
+import { git } from './abuse.ts'
+import {
+  REPO_ROOT,
+  buildWorker,
+  defaultStateStore,
+  startDevServer,
+  type DevServer,
+  type StateStore,
+} from './devServer.ts'
+import { readRssBytes } from './proc.ts'
+import { version } from './servers.ts'
+
+/**
+ * A deploy, as a busy room's clients meet it, at bench sizes: the deploy
+ * storm of test/e2e/deployStorm.test.ts, measured rather than asserted. For
+ * each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos:
+ * one room that broadcasts what it is asked to and records every message in
+ * SQLite), N session clients of the package's own client in one room and a
+ * broadcaster sending ~1 KB every 100 ms, which the room sends to everyone.
+ * After a few seconds of stream the runtime's whole process group is
+ * SIGKILLed and started again on the same state and port, with the bundle
+ * built before (as a deploy would not rebuild on the machine), and the
+ * clients, with their default backoff, do the rest.
+ */
+
+const FIXTURE = join(REPO_ROOT, 'test/e2e/fixtures/chaos')
+const ROOM = 'storm'
+const TICK_MS = 100
+const PADDING = 'x'.repeat(1_000)
+/** How long the stream runs before the kill. */
+const STREAM_MS = 3_000
+/** Each client sends one `{ n }` about this often, spread over the ticks; the room records it. */
+const CLIENT_MESSAGE_EVERY_MS = 2_000
+/** Every phase of a size, and the whole size, is bounded: a size that does not recover reports it. */
+const SIZE_BUDGET_MS = 180_000
+const SAMPLE_MS = 200
+
+export const FULL_SIZES = [1_000, 5_000] as const
+export const QUICK_SIZES = [200, 1_000] as const
+
+/** The issue's target: every session back and caught up within this many times the first open. */
+export const TARGET_RATIO = 1.3
+
+export interface StormSize {
+  /** Session clients in the room, the broadcaster not counted. */
+  clients: number
+  /** From the first dial to every client (and the broadcaster) open. */
+  openMs: number
+  /** SIGKILL to the restarted `wrangler dev` ready again: the deploy itself, not the package. */
+  downMs: number | undefined
+  /** From the runtime ready again to the first session open again: the clients' backoff, mostly. */
+  firstBackMs: number | undefined
+  /** This process's CPU (every client's) from ready again to caught up, in % of one core. */
+  clientCpuPercent: number | undefined
+  /** Median over the sessions of ready again to its open again. */
+  medianBackMs: number | undefined
+  /** From the runtime ready again to every session open again. */
+  backMs: number | undefined
+  /** From the runtime ready again to every client holding the first broadcast sent once all were back. */
+  caughtUpMs: number | undefined
+  /** Peak RSS of the runtime workerd (200 ms samples) from the first dial to the kill. */
+  peakBeforeBytes: number
+  /** The same, of the restarted runtime, from its start to every client caught up. */
+  peakAfterBytes: number
+  /** Peak RSS of wrangler's proxy workerd over the whole size, either instance. */
+  peakProxyBytes: number
+  broadcastsSent: number
+  clientMessagesSent: number
+  /** Sessions that opened again resumed (a `resumed` open); should be all. */
+  resumed: number
+  resets: number
+  /** A broadcast received at or below the highest one already received. */
+  duplicates: number
+  /** Broadcasts skipped: a client's list of broadcasts is not 1, 2, 3, … */
+  gaps: number
+  /** What went wrong, if anything: a timeout, a client that gave up, a protocol error. */
+  problems: string[]
+}
+
+export interface StormResults {
+  date: string
+  commit: string
+  srcDirty: boolean
+  mode: 'quick' | 'full'
+  state: StateStore
+  sizes: number[]
+  /** The sizes came from `--storm-sizes`, not the defaults. */
+  customSizes: boolean
+  fdLimit: { soft: string; hard: string }
+  machine: {
+    cpus: number
+    cpuModel: string
+    memoryBytes: number
+    kernel: string
+    node: string
+    wrangler: string
+    workerd: string
+    ws: string
+  }
+  loadBefore: number[]
+  loadAfter: number[]
+  durationMs: number
+  runs: StormSize[]
+}
+
+export interface StormOptions {
+  quick: boolean
+  /** Sizes other than the defaults (`--storm-sizes 100,300`), for a trial run. */
+  sizes?: readonly number[]
+  say(line: string): void
+}
+
+/** The soft and hard open-file limits of this process (each client is a socket). */
+export function openFileLimit(): { soft: string; hard: string } {
+  try {
+    const line = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    return { soft: line?.[1] ?? 'unknown', hard: line?.[2] ?? 'unknown' }
+  } catch {
+    return { soft: 'unknown', hard: 'unknown' }
+  }
+}
+
+/**
+ * File descriptors a size needs in one process: this one holds a socket per
+ * client and wrangler's proxy workerd two, plus headroom.
+ */
+export function descriptorsFor(clients: number): number {
+  return 2 * clients + 1_024
+}
+
+type Connect = (url: string, options: ClientOptions<ToClient, ToServer>) => Client<ToClient, ToServer>
+
+/**
+ * The package's client, bundled from src/client by esbuild: src imports its
+ * own files with `.js` extensions, which Node's type stripping does not map
+ * to `.ts`, so the bench cannot import it as it is.
+ */
+async function loadClient(scratch: string): Promise<Connect> {
+  const outfile = join(scratch, 'client.mjs')
+  await build({
+    entryPoints: [join(REPO_ROOT, 'src/client/index.ts')],
+    absWorkingDir: REPO_ROOT,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    outfile,
+    logLevel: 'silent',
+  })
+  const module = (await import(pathToFileURL(outfile).href)) as { connect: Connect }
+  return module.connect
+}
+
+interface Peer {
+  readonly client: Client<ToClient, ToServer>
+  opens: number
+  /** performance.now() at its latest open. */
+  openedAt: number
+  resumedOpens: number
+  resets: number
+  /** The highest `b` received, and how many broadcasts arrived out of turn. */
+  last: number
+  duplicates: number
+  gaps: number
+  sent: number
+  problem: string | undefined
+}
+
+function peer(connect: Connect, url: string, stopping: () => boolean, maxQueued: number): Peer {
+  const client = connect(url, {
+    WebSocket: NodeWs,
+    maxQueued,
+  })
+  const p: Peer = {
+    client,
+    opens: 0,
+    openedAt: 0,
+    resumedOpens: 0,
+    resets: 0,
+    last: 0,
+    duplicates: 0,
+    gaps: 0,
+    sent: 0,
+    problem: undefined,
+  }
+  client.on('open', ({ resumed }) => {
+    p.opens += 1
+    p.openedAt = performance.now()
+    if (resumed) p.resumedOpens += 1
+  })
+  client.on('reset', () => {
+    p.resets += 1
+  })
+  client.on('message', (message) => {
+    // The room only broadcasts to these clients; they make no requests.
+    if (!('b' in message)) return
+    if (message.b <= p.last) p.duplicates += 1
+    else {
+      p.gaps += message.b - p.last - 1
+      p.last = message.b
+    }
+  })
+  client.on('error', (error) => {
+    // A refused or cut socket while wrangler restarts is what the run is about.
+    if (error.code !== 'ERR_DWS_SOCKET_ERROR') p.problem ??= `${error.code}: ${error.message}`
+  })
+  client.on('close', ({ code, willReconnect }) => {
+    if (!willReconnect && !stopping()) p.problem ??= `gave up after close ${String(code)}`
+  })
+  return p
+}
+
+/** Peak RSS of whatever pid `pid()` names, sampled every SAMPLE_MS until stopped. */
+class Peak {
+  bytes = 0
+  readonly #timer: ReturnType<typeof setInterval>
+
+  constructor(pid: () => number | undefined) {
+    const sample = (): void => {
+      const current = pid()
+      if (current === undefined) return
+      try {
+        this.bytes = Math.max(this.bytes, readRssBytes(current))
+      } catch {
+        // killed between samples
+      }
+    }
+    sample()
+    this.#timer = setInterval(sample, SAMPLE_MS)
+  }
+
+  stop(): number {
+    clearInterval(this.#timer)
+    return this.bytes
+  }
+}
+
+/** Polls `done` every 20 ms; the time it first held, or undefined at the deadline or on a problem. */
+async function until(
+  done: () => boolean,
+  deadline: number,
+  failed: () => boolean,
+): Promise<number | undefined> {
+  for (;;) {
+    if (done()) return performance.now()
+    if (failed() || performance.now() > deadline) return undefined
+    await sleep(20)
+  }
+}
+
+async function runSize(
+  clients: number,
+  connect: Connect,
+  scratch: string,
+  bundle: string,
+  say: (line: string) => void,
+): Promise<StormSize> {
+  const deadline = performance.now() + SIZE_BUDGET_MS
+  const state = defaultStateStore()
+  const persistTo =
+    state === 'memory'
+      ? await mkdtemp('/dev/shm/durable-websocket-bench-storm-')
+      : join(scratch, `state-${String(clients)}`)
+  await mkdir(persistTo, { recursive: true })
+  let dev: DevServer | undefined
+  let stopping = false
+  const peers: Peer[] = []
+  let ticker: ReturnType<typeof setInterval> | undefined
+  const samplers: Peak[] = []
+  const result: StormSize = {
+    clients,
+    openMs: Number.NaN,
+    downMs: undefined,
+    firstBackMs: undefined,
+    clientCpuPercent: undefined,
+    medianBackMs: undefined,
+    backMs: undefined,
+    caughtUpMs: undefined,
+    peakBeforeBytes: 0,
+    peakAfterBytes: 0,
+    peakProxyBytes: 0,
+    broadcastsSent: 0,
+    clientMessagesSent: 0,
+    resumed: 0,
+    resets: 0,
+    duplicates: 0,
+    gaps: 0,
+    problems: [],
+  }
+  try {
+    const start = (port?: number): Promise<DevServer> =>
+      startDevServer(FIXTURE, join(scratch, `dev-${String(clients)}`), {
+        direct: false,
+        persistTo,
+        bundle,
+        ...(port === undefined ? {} : { port }),
+      })
+    dev = await start()
+    const port = Number(new URL(dev.origin).port)
+    const url = `${dev.wsOrigin}/ws/${ROOM}`
+    let runtimePid: number | undefined = dev.runtimePid
+    let proxyPid: number | undefined = dev.proxyPid
+    const proxyPeak = new Peak(() => proxyPid)
+    samplers.push(proxyPeak)
+    let runtimePeak = new Peak(() => runtimePid)
+    samplers.push(runtimePeak)
+    const failed = (): boolean => peers.some((p) => p.problem !== undefined)
+
+    say(
+      `storm ${String(clients)}: wrangler dev on port ${String(port)}; opening ${String(clients)} session clients`,
+    )
+    const openStarted = performance.now()
+    // A broadcaster's queue holds what it sends while the runtime is down: a minute of ticks and more.
+    const broadcaster = peer(connect, url, () => stopping, 5_000)
+    for (let i = 0; i < clients; i++) peers.push(peer(connect, url, () => stopping, 1_000))
+    peers.push(broadcaster)
+    const openAt = await until(() => peers.every((p) => p.opens > 0), deadline, failed)
+    if (openAt === undefined)
+      throw new Error(
+        `not every client opened (${String(peers.filter((p) => p.opens > 0).length)} of ${String(peers.length)})`,
+      )
+    result.openMs = openAt - openStarted
+    say(`storm ${String(clients)}: every client open in ${(result.openMs / 1000).toFixed(1)} s; streaming`)
+
+    // Each tick: one broadcast of ~1 KB, and a share of the clients send one numbered message.
+    const perTick = Math.ceil((clients * TICK_MS) / CLIENT_MESSAGE_EVERY_MS)
+    let next = 0
+    const tick = (): void => {
+      broadcaster.sent += 1
+      if (!broadcaster.client.send({ b: broadcaster.sent, p: PADDING }))
+        broadcaster.problem ??= `broadcast ${String(broadcaster.sent)} refused`
+      for (let k = 0; k < perTick; k++) {
+        const p = peers[next % clients]
+        next += 1
+        if (p === undefined) continue
+        p.sent += 1
+        // A full queue (the runtime down longer than the queue lasts) refuses, which is counted, not fatal.
+        if (p.client.send({ n: p.sent })) result.clientMessagesSent += 1
+      }
+    }
+    ticker = setInterval(tick, TICK_MS)
+    await sleep(STREAM_MS)
+
+    const opensBefore = peers.map((p) => p.opens)
+    const resumedBefore = peers.map((p) => p.resumedOpens)
+    result.peakBeforeBytes = runtimePeak.stop()
+    say(`storm ${String(clients)}: SIGKILL to the runtime's process group`)
+    const killedAt = performance.now()
+    runtimePid = undefined
+    proxyPid = undefined
+    await dev.kill()
+    dev = undefined
+    dev = await start(port)
+    const readyAt = performance.now()
+    const cpuAtReady = process.cpuUsage()
+    result.downMs = readyAt - killedAt
+    void until(
+      () => peers.some((p, i) => p.opens > (opensBefore[i] ?? 0)),
+      deadline,
+      () => stopping,
+    ).then((at) => {
+      if (at !== undefined) result.firstBackMs = at - readyAt
+    })
+    runtimePid = dev.runtimePid
+    proxyPid = dev.proxyPid
+    runtimePeak = new Peak(() => runtimePid)
+    samplers.push(runtimePeak)
+    say(
+      `storm ${String(clients)}: ready again after ${(result.downMs / 1000).toFixed(1)} s; waiting for every session`,
+    )
+
+    const backAt = await until(() => peers.every((p, i) => p.opens > (opensBefore[i] ?? 0)), deadline, failed)
+    if (backAt !== undefined) {
+      result.backMs = backAt - readyAt
+      const backs = peers.map((p) => p.openedAt - readyAt).sort((a, b) => a - b)
+      result.medianBackMs = backs[Math.floor(backs.length / 2)]
+      // The first broadcast sent once everyone is back: holding it, a client holds every one before it.
+      const target = broadcaster.sent + 1
+      const caughtAt = await until(() => peers.every((p) => p.last >= target), deadline, failed)
+      if (caughtAt !== undefined) {
+        result.caughtUpMs = caughtAt - readyAt
+        const cpu = process.cpuUsage(cpuAtReady)
+        result.clientCpuPercent = ((cpu.user + cpu.system) / 1_000 / result.caughtUpMs) * 100
+      } else result.problems.push(`not every client caught up to broadcast ${String(target)} in time`)
+    } else {
+      const behind = peers.filter((p, i) => p.opens <= (opensBefore[i] ?? 0)).length
+      result.problems.push(`${String(behind)} client(s) not back in time`)
+    }
+    result.peakAfterBytes = runtimePeak.stop()
+    result.peakProxyBytes = proxyPeak.stop()
+    clearInterval(ticker)
+    ticker = undefined
+    result.broadcastsSent = broadcaster.sent
+    result.resumed = peers.filter((p, i) => p.resumedOpens > (resumedBefore[i] ?? 0)).length
+    say(
+      `storm ${String(clients)}: back ${fmt(result.backMs)} s, caught up ${fmt(result.caughtUpMs)} s after ready; first open ${fmt(result.openMs)} s`,
+    )
+  } catch (error) {
+    result.problems.push(error instanceof Error ? error.message : String(error))
+    if (dev !== undefined) say(`storm ${String(clients)}: wrangler dev said\n${dev.output().slice(-2_000)}`)
+  } finally {
+    stopping = true
+    if (ticker !== undefined) clearInterval(ticker)
+    for (const sampler of samplers) sampler.stop()
+    for (const p of peers) {
+      result.resets += p.resets
+      result.duplicates += p.duplicates
+      result.gaps += p.gaps
+      if (p.problem !== undefined && result.problems.length < 5) result.problems.push(p.problem)
+    }
+    for (const p of peers) p.client.close()
+    // Give the closes a moment to leave, then make sure no socket is left behind.
+    await sleep(500)
+    if (dev !== undefined)
+      await dev.stop().catch((error: unknown) => say(`storm: wrangler dev would not stop: ${String(error)}`))
+    await rm(persistTo, { recursive: true, force: true })
+  }
+  return result
+}
+
+function fmt(ms: number | undefined): string {
+  return ms === undefined || Number.isNaN(ms) ? '—' : (ms / 1000).toFixed(1)
+}
+
+/** Each size on a `wrangler dev` of its own, one after another. */
+export async function runStorm(options: StormOptions): Promise<StormResults> {
+  const began = performance.now()
+  const sizes = [...(options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES))]
+  const loadBefore = os.loadavg()
+  // Node raises its own soft open-file limit to the hard one as it starts, and wrangler and workerd
+  // inherit it: only a hard limit too low for the largest size is a problem, and only
+  // `ulimit -Hn` (as root) or the system's limits can raise that.
+  const fdLimit = openFileLimit()
+  const needed = descriptorsFor(Math.max(...sizes))
+  if (fdLimit.soft !== 'unlimited' && Number(fdLimit.soft) < needed)
+    options.say(
+      `storm: the open-file limit is ${fdLimit.soft} (hard ${fdLimit.hard}), under the ${String(needed)} the largest size needs: sockets past it will fail; raise the hard limit (ulimit -Hn, /etc/security/limits.conf) to measure it`,
+    )
+  const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-storm-'))
+  const runs: StormSize[] = []
+  try {
+    const connect = await loadClient(scratch)
+    const bundle = await buildWorker(FIXTURE, join(scratch, 'build'), false)
+    const say = (line: string): void => {
+      options.say(line)
+    }
+    for (const clients of sizes) runs.push(await runSize(clients, connect, scratch, bundle, say))
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
+  return {
+    date: new Date().toISOString(),
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    srcDirty: git(['status', '--porcelain', '--', 'src']) !== '',
+    mode: options.quick ? 'quick' : 'full',
+    state: defaultStateStore(),
+    sizes,
+    customSizes: options.sizes !== undefined,
+    fdLimit,
+    machine: {
+      cpus: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryBytes: os.totalmem(),
+      kernel: `${os.type()} ${os.release()}`,
+      node: process.version,
+      wrangler: version('wrangler'),
+      workerd: version('workerd'),
+      ws: version('ws'),
+    },
+    loadBefore,
+    loadAfter: os.loadavg(),
+    durationMs: performance.now() - began,
+    runs,
+  }
+}

@@ -1,0 +1,93 @@
+import { fixed, integer, mark, table } from './report.ts'
+import { TARGET_RATIO, descriptorsFor, type StormResults, type StormSize } from './storm.ts'
+
+function seconds(ms: number | undefined): string {
+  return ms === undefined || Number.isNaN(ms) ? '—' : fixed(ms / 1000, 1)
+}
+
+function ratio(ms: number | undefined, openMs: number): string {
+  if (ms === undefined || !(openMs > 0)) return '—'
+  const r = ms / openMs
+  return `${fixed(r, 2)} ${mark(r <= TARGET_RATIO)}`
+}
+
+function mib(bytes: number): string {
+  return bytes > 0 ? fixed(bytes / 1_048_576, 0) : '—'
+}
+
+function sizeTable(run: StormSize): string {
+  return table(
+    [
+      'clients',
+      'first open (s)',
+      'runtime down (s)',
+      'first back (s)',
+      'median back (s)',
+      'back after restart (s)',
+      'caught up (s)',
+      'back ÷ open',
+      'caught up ÷ open',
+      'peak RSS before / after kill (MiB)',
+      'proxy peak RSS (MiB)',
+      'client CPU % (recovery)',
+      'resumed',
+      'resets',
+      'duplicates',
+      'gaps',
+    ],
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    [
+      [
+        integer.format(run.clients),
+        seconds(run.openMs),
+        seconds(run.downMs),
+        seconds(run.firstBackMs),
+        seconds(run.medianBackMs),
+        seconds(run.backMs),
+        seconds(run.caughtUpMs),
+        ratio(run.backMs, run.openMs),
+        ratio(run.caughtUpMs, run.openMs),
+        `${mib(run.peakBeforeBytes)} / ${mib(run.peakAfterBytes)}`,
+        mib(run.peakProxyBytes),
+        run.clientCpuPercent === undefined ? '—' : fixed(run.clientCpuPercent, 0),
+        `${integer.format(run.resumed)} of ${integer.format(run.clients + 1)}`,
+        integer.format(run.resets),
+        integer.format(run.duplicates),
+        integer.format(run.gaps),
+      ],
+    ],
+  )
+}
+
+/** The section as a document of its own (`--storm`). */
+export function renderStorm(results: StormResults): string {
+  const m = results.machine
+  const lines: string[] = []
+  lines.push('# A deploy storm: how long a busy room takes to come back', '')
+  lines.push(
+    `Measured by \`npm run bench -- ${results.mode === 'quick' ? '--quick ' : ''}--storm${results.customSizes ? ` --storm-sizes ${results.sizes.join(',')}` : ''}\` on ${results.date.slice(0, 10)} at commit ${results.commit}${results.srcDirty ? ' (with uncommitted changes in src/)' : ''}, under \`wrangler dev\` through wrangler's proxy, for ${results.sizes.map((n) => integer.format(n)).join(' and ')} clients${results.customSizes ? ' (a trial at sizes other than the defaults)' : ''}. Figures, not assertions. Load average before ${results.loadBefore.map((n) => n.toFixed(2)).join(' / ')}, after ${results.loadAfter.map((n) => n.toFixed(2)).join(' / ')}; ${(results.durationMs / 60_000).toFixed(1)} min in all.`,
+    '',
+    `Machine: ${String(m.cpus)} × ${m.cpuModel}, ${fixed(m.memoryBytes / 1_073_741_824, 1)} GiB, ${m.kernel}; Node ${m.node}, wrangler ${m.wrangler}, workerd ${m.workerd}, ws ${m.ws}. Open files: soft limit ${results.fdLimit.soft}, hard ${results.fdLimit.hard} (the largest size needs about ${integer.format(descriptorsFor(Math.max(...results.sizes)))} in the bench's process and in wrangler's proxy). Objects' storage ${results.state === 'memory' ? 'in memory (`/dev/shm`)' : 'on disk'}.`,
+    '',
+  )
+  lines.push(
+    `Target (reported, not asserted): every session back and caught up in ≤ ${String(TARGET_RATIO)}× the time of the room's first open, at both sizes. ✓ or ✗ beside each ratio.`,
+    '',
+  )
+  for (const run of results.runs) {
+    lines.push(`## ${integer.format(run.clients)} clients`, '', sizeTable(run), '')
+    lines.push(
+      `${integer.format(run.broadcastsSent)} broadcasts of ~1 KB sent, each to every client; ${integer.format(run.clientMessagesSent)} client messages accepted by the clients' queues.`,
+      '',
+    )
+    if (run.problems.length > 0)
+      lines.push(`Problems: ${run.problems.map((p) => `\`${p}\``).join('; ')}.`, '')
+  }
+  lines.push(
+    '## Method',
+    '',
+    "For each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, bundled by esbuild, on `ws`, with their default backoff) and one broadcaster dial one room at once; *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding every 100 ms, which the room broadcasts to all, and each client sends one numbered message about every 2 s. After 3 s of that, the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port: *runtime down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work). The stream goes on meanwhile: what the clients send waits in their queues. *First back* runs from ready again to the first session open again: until then the clients are waiting out their backoff, whose delay grew with each refused attempt while the runtime was down; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *runtime down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the kill (*before*) and from the restart to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the restart was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per size); a size that does not recover says so under its table.",
+    '',
+  )
+  return lines.join('\n')
+}
