@@ -2,12 +2,7 @@ import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
 import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
-import {
-  isSessionProtocolName,
-  readFailure,
-  retryHint,
-  type PresenceMember,
-} from '../shared/sessionProtocol.js'
+import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { backoffDelay } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
@@ -18,7 +13,15 @@ import { resolveOptions, type ClientOptions, type ResolvedOptions } from './opti
 import { Outbox, type Queued } from './Outbox.js'
 import { Presence } from './Presence.js'
 import { nextOffer } from './protocols.js'
-import { QueuedRequest, RequestError, Requests } from './Requests.js'
+import {
+  NO_SESSION,
+  QueuedRequest,
+  RequestError,
+  Requests,
+  decodeReply,
+  requestTimeout,
+  type RequestOptions,
+} from './Requests.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
 import { CONNECTING, OPEN, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
@@ -38,15 +41,6 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
  * `const chat: ClientFor<typeof messages> = connect('/ws')`.
  */
 export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
-
-/** How long `request()` waits for its reply by default, in ms. */
-export const DEFAULT_REQUEST_TIMEOUT = 10_000
-
-/** What `request()` takes besides the message. */
-export interface RequestOptions {
-  /** Reject with `timeout` after this many ms without a reply. Default: 10000. */
-  timeout?: number
-}
 
 /** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
 const STABLE_MS = 5_000
@@ -198,53 +192,24 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     message: Outgoing | ArrayBuffer | ArrayBufferView,
     options: RequestOptions = {},
   ): Promise<Incoming> {
-    const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
-    if (!Number.isFinite(timeout) || timeout <= 0)
-      throw new ClientError(
-        'ERR_DWS_INVALID_OPTIONS',
-        `request()'s timeout must be a positive number of ms, got ${describe(timeout)}.`,
-      )
+    const timeout = requestTimeout(options)
     if (this.#state === 'closed') return Promise.reject(new RequestError('closed', 'The client is closed.'))
     const link = this.#link
-    if (link === undefined)
-      return Promise.reject(
-        new RequestError(
-          'refused',
-          'request() needs a durable session: a durable-websocket server, and no session: false.',
-        ),
-      )
+    if (link === undefined) return Promise.reject(NO_SESSION)
     const frame = this.#encode(message)
     link.checkSize(frame)
-    const max = link.maxRequests
-    if (max !== undefined && this.#requests.size >= max)
-      return Promise.reject(
-        new RequestError(
-          'refused',
-          `${String(max)} requests are already waiting for replies, the server's maxRequests.`,
-        ),
-      )
-    const { pending, reply } = this.#requests.open(timeout)
     const socket = this.#socket
-    if (this.#state === 'open' && socket?.readyState === OPEN && link.mode === 'session') {
-      const seq = link.request(frame, this.#options.maxQueued)
-      if (seq === undefined)
-        this.#requests.refuse(pending, new RequestError('refused', 'The queue is full (maxQueued).'))
-      else this.#requests.sent(pending, seq)
-    } else if (this.#outbox.push(new QueuedRequest(frame, pending), link.held)) {
-      link.queueChanged()
-    } else {
-      this.#requests.refuse(pending, new RequestError('refused', 'The queue is full (maxQueued).'))
-    }
-    return reply.then((payload) => this.#decodeReply(payload))
-  }
-
-  #decodeReply(payload: string | ArrayBuffer): Incoming {
-    if (typeof payload !== 'string') return payload as Incoming
-    try {
-      return this.#options.serializer.decode(payload)
-    } catch {
-      throw new RequestError('failed', 'The reply could not be decoded.')
-    }
+    const now = this.#state === 'open' && socket?.readyState === OPEN && link.mode === 'session'
+    const reply = this.#requests.send(frame, timeout, {
+      max: link.maxRequests,
+      write: now ? () => link.request(frame, this.#options.maxQueued) : undefined,
+      queue: (queued) => {
+        if (!this.#outbox.push(queued, link.held)) return false
+        link.queueChanged()
+        return true
+      },
+    })
+    return reply.then((payload) => decodeReply(payload, this.#options.serializer))
   }
 
   /**
@@ -447,16 +412,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     else if (heard.kind === 'presence') {
       const change = this.#presence.apply(heard.presence)
       if (change !== undefined) this.#events.emit('presence', change)
-    } else if (heard.kind === 'reply') this.#answered(heard.to, heard.ok, heard.payload)
-  }
-
-  #answered(to: number, ok: boolean, payload: string | ArrayBuffer): void {
-    if (ok) {
-      this.#requests.answered(to, { payload })
-      return
-    }
-    const failure = readFailure(payload) ?? { code: 'failed', message: 'The request failed on the server.' }
-    this.#requests.answered(to, { error: new RequestError(failure.code, failure.message) })
+    } else if (heard.kind === 'reply') this.#requests.answered(heard.to, heard.ok, heard.payload)
   }
 
   #welcomed(socket: Socket, link: SessionLink, { welcome, resend, lost }: Welcomed): void {

@@ -1,4 +1,27 @@
-import type { Frame } from '../shared/serializer.js'
+import { describe } from '../shared/describe.js'
+import type { Frame, Serializer } from '../shared/serializer.js'
+import { readFailure } from '../shared/sessionProtocol.js'
+import { ClientError } from './ClientError.js'
+
+/** How long `request()` waits for its reply by default, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT = 10_000
+
+/** What `request()` takes besides the message. */
+export interface RequestOptions {
+  /** Reject with `timeout` after this many ms without a reply. Default: 10000. */
+  timeout?: number
+}
+
+/** The timeout a `request()` asked for, checked: a mistake throws at once, before anything is sent. */
+export function requestTimeout(options: RequestOptions): number {
+  const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new ClientError(
+      'ERR_DWS_INVALID_OPTIONS',
+      `request()'s timeout must be a positive number of ms, got ${describe(timeout)}.`,
+    )
+  return timeout
+}
 
 /** The codes a request can fail with on the client's side; a server's `ReplyError` may name its own. */
 export type RequestErrorCode = 'timeout' | 'closed' | 'refused' | 'failed' | (string & {})
@@ -19,6 +42,35 @@ export class RequestError extends Error {
     this.code = code
   }
 }
+
+/** Why a client without a session cannot send requests. */
+export const NO_SESSION = new RequestError(
+  'refused',
+  'request() needs a durable session: a durable-websocket server, and no session: false.',
+)
+
+/** A reply's payload as the app gets it: text through the serializer, bytes as they came. */
+export function decodeReply<Incoming>(
+  payload: string | ArrayBuffer,
+  serializer: Serializer<Incoming, unknown>,
+): Incoming {
+  if (typeof payload !== 'string') return payload as Incoming
+  try {
+    return serializer.decode(payload)
+  } catch {
+    throw new RequestError('failed', 'The reply could not be decoded.')
+  }
+}
+
+/** Where a new request goes: written now (returning its number, or undefined when the window is full), or queued. */
+export interface RequestRoute {
+  /** The server's `maxRequests`, once a welcome said it. */
+  readonly max: number | undefined
+  readonly write: (() => number | undefined) | undefined
+  readonly queue: (queued: QueuedRequest) => boolean
+}
+
+const FULL = (): RequestError => new RequestError('refused', 'The queue is full (maxQueued).')
 
 /** A request waiting for a socket in the client's queue; it gets its number when it goes out. */
 export class QueuedRequest {
@@ -53,6 +105,26 @@ export class Requests {
     return this.#waiting.size
   }
 
+  /** Sends (or queues) one request and returns the promise of its reply's payload. */
+  send(frame: Frame, timeout: number, route: RequestRoute): Promise<string | ArrayBuffer> {
+    if (route.max !== undefined && this.size >= route.max)
+      return Promise.reject(
+        new RequestError(
+          'refused',
+          `${String(route.max)} requests are already waiting for replies, the server's maxRequests.`,
+        ),
+      )
+    const { pending, reply } = this.open(timeout)
+    if (route.write !== undefined) {
+      const seq = route.write()
+      if (seq === undefined) this.refuse(pending, FULL())
+      else this.sent(pending, seq)
+    } else if (!route.queue(new QueuedRequest(frame, pending))) {
+      this.refuse(pending, FULL())
+    }
+    return reply
+  }
+
   /** A new request's promise, rejected with `timeout` after `timeout` ms without a reply. */
   open(timeout: number): { pending: PendingRequest; reply: Promise<string | ArrayBuffer> } {
     let waiting: Waiting | undefined
@@ -74,11 +146,16 @@ export class Requests {
     if (!waiting.settled) this.#bySeq.set(seq, waiting)
   }
 
-  /** A reply (or failure) for request `to`; one nobody waits for any more (timed out, or from before a reload) is dropped. */
-  answered(to: number, outcome: { payload: string | ArrayBuffer } | { error: RequestError }): void {
+  /** A reply (`ok`) or failure for request `to`; one nobody waits for any more (timed out, or from before a reload) is dropped. */
+  answered(to: number, ok: boolean, payload: string | ArrayBuffer): void {
     const waiting = this.#bySeq.get(to)
     if (waiting === undefined) return
-    this.#settle(waiting, 'error' in outcome ? outcome.error : outcome.payload)
+    if (ok) {
+      this.#settle(waiting, payload)
+      return
+    }
+    const failure = readFailure(payload) ?? { code: 'failed', message: 'The request failed on the server.' }
+    this.#settle(waiting, new RequestError(failure.code, failure.message))
   }
 
   /** Rejects one request that never went out. */

@@ -4,10 +4,10 @@ export { ClientError, isClientError } from './ClientError.js'
 export { RequestError } from './Requests.js'
 export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
-export { DEFAULT_REQUEST_TIMEOUT } from './Client.js'
+export { DEFAULT_REQUEST_TIMEOUT } from './Requests.js'
 
-export type { ClientFor, ClientState, RequestOptions } from './Client.js'
-export type { RequestErrorCode } from './Requests.js'
+export type { ClientFor, ClientState } from './Client.js'
+export type { RequestErrorCode, RequestOptions } from './Requests.js'
 export type {
   ClientEventName,
   ClientEvents,
