@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --presence [--presence-members 100]] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -14,7 +14,13 @@
  * runtime SIGKILLed and restarted; `--quick`: 200 and 1,000;
  * `--storm-sizes 100,300` for a trial) and writes bench/RESULTS-storm.md. It
  * is slow and opens thousands of sockets, so the whole run leaves it out
- * (`--no-storm` is the default). It reports; it never fails on a number.
+ * (`--no-storm` is the default). `--presence` runs only the presence section
+ * (bench/lib/presence.ts: 1,000 session sockets of the package's server with
+ * presence on, each its own member, and a join, an update and a leave timed
+ * until all of them have the diff, against a broadcast to the same sockets;
+ * `--quick`: 200; `--presence-members 100` for a trial) and writes
+ * bench/RESULTS-presence.md; the whole run leaves it out too. It reports; it
+ * never fails on a number.
  */
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -30,6 +36,8 @@ import { closeAll, closeSocket, request } from './lib/client.ts'
 import { REPO_ROOT, defaultStateStore, startDevServer, type DevServer } from './lib/devServer.ts'
 import { spawnGroup, type Group } from './lib/group.ts'
 import { readCpu, readRssBytes } from './lib/proc.ts'
+import { runPresence } from './lib/presence.ts'
+import { renderPresence } from './lib/presenceReport.ts'
 import { renderResults } from './lib/report.ts'
 import type { Machine, Results, RunSettings, WakeSample } from './lib/results.ts'
 import { runScenario, type Rounds } from './lib/rounds.ts'
@@ -60,6 +68,8 @@ const { values: flags } = parseArgs({
     sessions: { type: 'boolean' },
     storm: { type: 'boolean' },
     'storm-sizes': { type: 'string' },
+    presence: { type: 'boolean' },
+    'presence-members': { type: 'string' },
     note: { type: 'string' },
     out: { type: 'string' },
     state: { type: 'string' },
@@ -78,17 +88,23 @@ const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
   return n
 })
+const presenceMembers =
+  flags['presence-members'] === undefined ? undefined : Number(flags['presence-members'])
+if (presenceMembers !== undefined && (!Number.isInteger(presenceMembers) || presenceMembers < 1))
+  throw new Error(`--presence-members takes a whole number, got ${String(flags['presence-members'])}`)
 const out =
   flags.out ??
   join(
     REPO_ROOT,
-    flags.storm === true
-      ? 'bench/RESULTS-storm.md'
-      : flags.sessions === true
-        ? 'bench/RESULTS-sessions.md'
-        : flags.abuse === true
-          ? 'bench/RESULTS-abuse.md'
-          : 'bench/RESULTS.md',
+    flags.presence === true
+      ? 'bench/RESULTS-presence.md'
+      : flags.storm === true
+        ? 'bench/RESULTS-storm.md'
+        : flags.sessions === true
+          ? 'bench/RESULTS-sessions.md'
+          : flags.abuse === true
+            ? 'bench/RESULTS-abuse.md'
+            : 'bench/RESULTS.md',
   )
 
 /** wrangler dev evicts an object about 10 s after its last event. */
@@ -399,6 +415,27 @@ async function stormOnly(): Promise<void> {
   say(`wrote ${out}`)
 }
 
+/** `--presence`: the presence section alone, in a document of its own. */
+async function presenceOnly(): Promise<void> {
+  say(
+    `presence only (${settings.mode}): a join, an update and a leave with every member watching, against a broadcast; load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  )
+  const markdown = renderPresence(
+    await runPresence({
+      quick: flags.quick,
+      direct: settings.direct,
+      ...(presenceMembers === undefined ? {} : { members: presenceMembers }),
+      say,
+    }),
+  )
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
+}
+
 /** `--sessions`: the sessions section alone, in a document of its own. */
 async function sessionsOnly(): Promise<void> {
   say(
@@ -434,10 +471,12 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await (flags.storm === true
-  ? stormOnly()
-  : flags.sessions === true
-    ? sessionsOnly()
-    : flags.abuse === true
-      ? abuseOnly()
-      : main())
+await (flags.presence === true
+  ? presenceOnly()
+  : flags.storm === true
+    ? stormOnly()
+    : flags.sessions === true
+      ? sessionsOnly()
+      : flags.abuse === true
+        ? abuseOnly()
+        : main())

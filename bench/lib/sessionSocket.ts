@@ -31,7 +31,8 @@ export type ResumeFrom = ResumePoint
  * A session client with as little cost of its own as the protocol allows,
  * so that what the bench measures is the server: every frame it sends is
  * numbered, every data frame it receives reaches the scenario's `message`
- * listener without its number, control frames never reach it, and an ack
+ * listener without its number, control frames never reach it (a presence
+ * frame is emitted as `presence`, read, with its length), and an ack
  * goes out as often as the welcome asks (`ackEvery` frames or `ackBytes`),
  * as durable-websocket/client sends them. It keeps no resend buffer and no timer: the bench drops a socket
  * only on purpose, and reads no acknowledgement but the welcome.
@@ -114,6 +115,11 @@ export class SessionSocket extends WebSocket {
   #control(text: string): void {
     const frame = readServerFrame(text)
     if (frame.kind === 'invalid') protocolProblems.push(`${frame.problem}: ${text.slice(0, 40)}`)
+    if (frame.kind === 'presence') {
+      // Nothing listens but the presence section (bench/lib/presence.ts), with the frame's length.
+      super.emit('presence', frame.presence, text.length)
+      return
+    }
     if (frame.kind !== 'welcome') return
     if (this.welcome !== undefined) {
       protocolProblems.push('a second welcome')
