@@ -173,10 +173,13 @@ export class SessionLog {
     return this.#oldest
   }
 
-  /** Everything up to here was deleted (or never written): a client behind it may have missed something. */
+  /**
+   * Everything up to here was deleted (or never written): a client behind it
+   * may have missed something. Cached, since a storm asks it for every held
+   * socket on every broadcast.
+   */
   trimmedThrough(): number {
-    const first = this.#firstSeq()
-    return first === undefined ? this.head() : first - 1
+    return this.oldestKept - 1
   }
 
   /**
