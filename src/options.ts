@@ -121,6 +121,27 @@ export interface ResolvedPresence<L = Locals> {
 
 export const DEFAULT_PRESENCE = { maxMembers: 10_000, maxMetaBytes: 1_024 } as const
 
+/**
+ * One logical room spread over `count` leaf objects that hold the sockets,
+ * and a root object that numbers and logs everything sent to the whole room
+ * (docs/sharding.md). A prototype: broadcasts and sends to sessions go
+ * through the root; presence and resumes on another leaf do not work yet.
+ */
+export interface ShardOptions {
+  /** How many leaf objects one room spreads over, 1 to 64. */
+  count: number
+  /** Open sockets one leaf takes before new ones go to the next. */
+  socketsPerShard: number
+}
+
+/** Shard options checked, with the binding the root and its leaves reach each other through. */
+export interface ResolvedShards extends Readonly<ShardOptions> {
+  readonly binding: string
+}
+
+/** The most leaves one room spreads over: every leaf gets each batch, and ids are spaced by the count. */
+export const MAX_SHARDS = 64
+
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
 
@@ -230,6 +251,8 @@ export interface WebSocketOptions<Env, Data extends object, In, Out = In, L exte
    * session clients get the list and its changes. Default: off.
    */
   presence?: PresenceOptions<L>
+  /** Spreads each room over several objects (docs/sharding.md). Default: one object per room. */
+  shards?: ShardOptions
 }
 
 /** The limits a module was made with, defaults filled in. */
@@ -257,6 +280,7 @@ export interface ObjectSide<Env, Data extends object, In, Out, L extends object>
   readonly handlerTimeout: number | undefined
   readonly sendWindow: Required<SendWindow>
   readonly presence: ResolvedPresence<L> | undefined
+  readonly shards: ResolvedShards | undefined
 }
 
 /** What the Worker runs before a request reaches the object. */
@@ -267,6 +291,7 @@ export interface WorkerSide<Env, L extends object> {
   readonly room: RoomFunction<Env, L> | undefined
   /** Read at request time, since `add('error', …)` may come after `websocket()`. */
   readonly handlers: HandlerRegistry<Env, object, unknown, unknown, L>
+  readonly shards: ResolvedShards | undefined
 }
 
 export interface ResolvedOptions<Env, Data extends object, In, Out, L extends object> {
@@ -308,6 +333,11 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
   if (validate !== undefined && serializer === undefined) {
     throw invalid('options.validate checks decoded messages, so it needs a serializer too.')
   }
+  const shards = resolveShards(options.shards, binding)
+  if (shards !== undefined && options.presence !== undefined)
+    throw invalid(
+      'options.shards and options.presence cannot be combined yet: presence needs one object per room.',
+    )
   const handlers = new HandlerRegistry<Env, Data, In, Out, L>()
   const frozenMiddleware = [...middleware]
   return {
@@ -317,6 +347,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       chain: frozenMiddleware.map(createMiddleware),
       room,
       handlers: handlers as unknown as HandlerRegistry<Env, object, unknown, unknown, L>,
+      shards,
     },
     object: {
       handlers,
@@ -325,7 +356,11 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       tags,
       protocol,
       validate: validate === undefined ? undefined : toMessageCheck(validate),
-      maxConnections: positiveInteger('maxConnections', options.maxConnections),
+      // A leaf refuses past its share, so the Worker places the upgrade on the next one.
+      maxConnections: lowest(
+        positiveInteger('maxConnections', options.maxConnections),
+        shards?.socketsPerShard,
+      ),
       maxMessageBytes:
         positiveInteger('maxMessageBytes', options.maxMessageBytes, RUNTIME_MAX_MESSAGE_BYTES) ??
         DEFAULT_MAX_MESSAGE_BYTES,
@@ -339,6 +374,7 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
       handlerTimeout: resolveHandlerTimeout(options.handlerTimeout),
       sendWindow: resolvePair('sendWindow', options.sendWindow, DEFAULT_SEND_WINDOW),
       presence: resolvePresence(options.presence),
+      shards,
     },
   }
 }
@@ -409,6 +445,27 @@ function resolvePresence<L>(value: unknown): ResolvedPresence<L> | undefined {
     maxMetaBytes:
       positiveInteger('presence.maxMetaBytes', presence.maxMetaBytes) ?? DEFAULT_PRESENCE.maxMetaBytes,
   }
+}
+
+function lowest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b)
+}
+
+function resolveShards(value: unknown, binding: string): ResolvedShards | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) {
+    throw invalid(`options.shards must be { count, socketsPerShard }, got ${describe(value)}.`)
+  }
+  const { count, socketsPerShard } = value as Partial<ShardOptions>
+  const resolved = {
+    count: positiveInteger('shards.count', count, MAX_SHARDS),
+    socketsPerShard: positiveInteger('shards.socketsPerShard', socketsPerShard),
+  }
+  if (resolved.count === undefined || resolved.socketsPerShard === undefined)
+    throw invalid(
+      'options.shards needs both count and socketsPerShard, e.g. { count: 4, socketsPerShard: 5000 }.',
+    )
+  return { count: resolved.count, socketsPerShard: resolved.socketsPerShard, binding }
 }
 
 function resolvePerKey<L>(value: unknown): ConnectionsPerKey<L> | undefined {

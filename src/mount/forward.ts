@@ -2,7 +2,9 @@ import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals, type LocalsDesk } from '../core/locals.js'
 import { log } from '../core/log.js'
-import type { WorkerSide } from '../options.js'
+import type { ResolvedShards, WorkerSide } from '../options.js'
+import type { ShardStub } from '../object/shard/messages.js'
+import { leafName } from '../object/shard/names.js'
 import { DEFAULT_ROOM, isRoomName, roomNameProblem } from '../shared/roomName.js'
 import { runMiddleware } from './middleware.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
@@ -64,7 +66,12 @@ export function createUpgradeHandler<Env, L extends object>(
       if (!isRoomName(room)) {
         return new Response(`Bad Request: ${String(roomNameProblem(room))}.\n`, { status: 400 })
       }
-      return await forwardUpgrade(request, namespaceOf(env, worker.binding).getByName(room), locals)
+      const namespace = namespaceOf(env, worker.binding)
+      const stub =
+        worker.shards === undefined
+          ? namespace.getByName(room)
+          : await placeOnLeaf(namespace, room, worker.shards)
+      return await forwardUpgrade(request, stub, locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -100,6 +107,23 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
     )
   }
   return namespace
+}
+
+/**
+ * A sharded room's upgrade goes to the first leaf with room (docs/sharding.md),
+ * asked in order; when all are full, to the last, which refuses it as a full
+ * room does.
+ */
+async function placeOnLeaf(
+  namespace: DurableObjectNamespace,
+  room: string,
+  { count }: ResolvedShards,
+): Promise<DurableObjectStub> {
+  for (let index = 0; index < count - 1; index++) {
+    const leaf = namespace.getByName(leafName(room, index))
+    if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
+  }
+  return namespace.getByName(leafName(room, count - 1))
 }
 
 /**

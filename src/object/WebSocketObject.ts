@@ -6,6 +6,7 @@ import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
+import type { Batch, Publication } from './shard/messages.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -102,6 +103,26 @@ export class WebSocketObject<
    */
   issueLocalsTicket(locals: Locals): string {
     return this.#locals.issue(locals)
+  }
+
+  /** RPC between the objects of a sharded room (docs/sharding.md), on the root: a leaf's messages to number. */
+  shardPublish(publication: Publication): number {
+    return this.#manager.shardRoot().take(publication)
+  }
+
+  /** RPC on the root: what a leaf that missed a batch asks for, the numbers after `after`. */
+  shardSince(after: number): Batch {
+    return this.#manager.shardRoot().since(after)
+  }
+
+  /** RPC on a leaf: a batch in the root's order; answers the last number the leaf applied. */
+  shardApply(batch: Batch): Promise<number> {
+    return this.#manager.shardLeaf().apply(batch)
+  }
+
+  /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */
+  shardHasRoom(): boolean {
+    return this.#manager.shardHasRoom()
   }
 
   override async fetch(request: Request): Promise<Response> {

@@ -3,6 +3,12 @@ import { ConnectionEntry, OPEN, type ConnectionHost } from './connection.js'
 
 const LAST_ID_KEY = 'durable-websocket:last-connection-id'
 
+/** Where a table's ids start and how far apart they are, so the leaves of one room never share one. */
+export interface IdSpacing {
+  readonly first: number
+  readonly every: number
+}
+
 /**
  * The object's connections: the live ones by id, every known one by socket,
  * and the durable counter that hands out their ids. After a wake the maps
@@ -18,10 +24,19 @@ export class ConnectionTable<Env, Data extends object, In, Out> {
   #hydrated = false
   #lastId: number | undefined
 
-  constructor(ctx: DurableObjectState, host: ConnectionHost<Env, Data, In, Out>, beforeHydrate: () => void) {
+  /** The first id, and the step between ids: a sharded room's leaf n of c hands out n+1, n+1+c… */
+  readonly #spacing: IdSpacing
+
+  constructor(
+    ctx: DurableObjectState,
+    host: ConnectionHost<Env, Data, In, Out>,
+    beforeHydrate: () => void,
+    spacing: IdSpacing = { first: 1, every: 1 },
+  ) {
     this.#ctx = ctx
     this.#host = host
     this.#beforeHydrate = beforeHydrate
+    this.#spacing = spacing
   }
 
   /** The counter lives in durable storage: read once per instance, written once per connection. */
@@ -31,7 +46,8 @@ export class ConnectionTable<Env, Data extends object, In, Out> {
   }
 
   nextId(): number {
-    const id = this.lastId + 1
+    const last = this.lastId
+    const id = last === 0 ? this.#spacing.first : last + this.#spacing.every
     this.#ctx.storage.kv.put(LAST_ID_KEY, id)
     this.#lastId = id
     return id

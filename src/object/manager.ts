@@ -1,12 +1,13 @@
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
-import { toFrame } from '../core/outgoing.js'
+import { toFrame, type Frame } from '../core/outgoing.js'
 import { DurableWebSocketError } from '../core/errors.js'
 import type { BroadcastOptions, Manager, Outgoing, RoomPresence, TaggedGroup } from '../core/types.js'
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import type { Serializer } from '../shared/serializer.js'
-import { SESSION_PROTOCOL, readSessionOffer, type SessionOffer } from '../shared/sessionProtocol.js'
+import { SESSION_PROTOCOL, numbered, readSessionOffer, type SessionOffer } from '../shared/sessionProtocol.js'
+import { DEFAULT_RESUME } from '../options.js'
 import { Admission, offeredProtocols } from './admission.js'
 import { alarmNoLaterThan } from './alarm.js'
 import { Closing } from './closing.js'
@@ -16,6 +17,10 @@ import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
 import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
+import { ShardLeaf } from './shard/leaf.js'
+import type { NumberedMessage, RoomMessage } from './shard/messages.js'
+import { shardPart } from './shard/names.js'
+import { ShardRoot } from './shard/root.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
@@ -51,6 +56,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #presence: PresenceDesk<L> | undefined
   readonly #plain: PlainTransport<Env, Data, In, Out>
   readonly #host: ConnectionHost<Env, Data, In, Out>
+  /** In a sharded room (docs/sharding.md), this object's part: the root, or one of the leaves. */
+  readonly #shard: ShardRoot | ShardLeaf | undefined
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -81,9 +88,18 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       presence: (id) => this.#presenceDesk().forConnection(id),
     }
     this.#host = host
-    this.#table = new ConnectionTable(ctx, host, () => {
-      this.#desk.reconcile()
+    this.#shard = shardOf(ctx, env, options, (message) => {
+      this.#deliverOrdered(message)
     })
+    const leaf = this.#shard instanceof ShardLeaf ? this.#shard : undefined
+    this.#table = new ConnectionTable(
+      ctx,
+      host,
+      () => {
+        this.#desk.reconcile()
+      },
+      leaf === undefined ? undefined : { first: leaf.index + 1, every: options.shards?.count ?? 1 },
+    )
     this.#dispatch = new Dispatch(options, room, close)
     // Every connection that ends for good comes through here, once: its member leaves with the last one.
     const queueEvent = (
@@ -123,6 +139,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       request: this.#dispatch.request.bind(this.#dispatch),
       close,
       queueEvent,
+      relay: this.#shard,
     })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
@@ -193,6 +210,17 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * it. False for any other id.
    */
   sendToId(id: number, message: Outgoing<Out>): boolean {
+    if (this.#shard instanceof ShardRoot) {
+      // The root holds no sockets: the send is numbered here and goes to the leaves, which know the id.
+      this.#shard.publish({
+        target: id,
+        tag: null,
+        except: null,
+        frame: toFrame(message, this.serializer),
+        mark: '',
+      })
+      return true
+    }
     const open = this.connection(id)
     if (open !== undefined) return open.send(message)
     return this.#desk.sendToSuspended(id, toFrame(message, this.serializer))
@@ -215,6 +243,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   broadcast(message: Outgoing<Out>, options: BroadcastOptions = {}): number {
     const frame = toFrame(message, this.serializer)
+    if (this.#shard !== undefined) return this.#toRoom(frame, null, options)
     return this.#fanOut(this.#table.live(), this.#desk.sends.outbound(frame, null, options.except), options)
   }
 
@@ -222,6 +251,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return {
       send: (message, options = {}) => {
         const frame = toFrame(message, this.serializer)
+        if (this.#shard !== undefined) return this.#toRoom(frame, tag, options)
         return this.#fanOut(
           this.#table.tagged(tag),
           this.#desk.sends.outbound(frame, tag, options.except),
@@ -229,6 +259,54 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         )
       },
     }
+  }
+
+  /**
+   * A broadcast or `to(tag)` in a sharded room: the root numbers it, and every
+   * leaf delivers it in the root's order ({@link #deliverOrdered}). How many
+   * it reached is not known yet when this returns: 0.
+   */
+  #toRoom(frame: Frame, tag: string | null, { except }: BroadcastOptions): number {
+    const excluded = except === undefined ? null : typeof except === 'number' ? [except] : [...except]
+    const message: RoomMessage = { target: null, tag, except: excluded, frame, mark: '' }
+    this.#shard?.publish(message)
+    return 0
+  }
+
+  /**
+   * A message the root numbered, on a leaf: logged at the root's number (so
+   * a session's `g` means the same on every leaf), then sent to this leaf's
+   * sockets it is for, as a broadcast, `to(tag)` or a send would be.
+   */
+  #deliverOrdered({ seq, target, tag, except, frame, mark }: NumberedMessage): void {
+    if (this.#desk.log !== undefined) this.#desk.sends.append(target, tag, except, frame, mark, seq)
+    const outbound = { frame, numbered: () => ({ seq, frame: numbered(seq, frame, mark) }) }
+    if (target !== null) {
+      const entry = this.#table.get(target)
+      if (entry !== undefined) this.#desk.sends.deliverSafely(entry, outbound)
+      return
+    }
+    const targets = tag === null ? this.#table.live() : this.#table.tagged(tag)
+    this.#fanOut(targets, outbound, except === null ? {} : { except })
+  }
+
+  /** The root of a sharded room, for the other objects' RPC calls. */
+  shardRoot(): ShardRoot {
+    if (this.#shard instanceof ShardRoot) return this.#shard
+    throw notThePart('root')
+  }
+
+  /** A leaf of a sharded room, for the root's RPC calls. */
+  shardLeaf(): ShardLeaf {
+    if (this.#shard instanceof ShardLeaf) return this.#shard
+    throw notThePart('leaf')
+  }
+
+  /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */
+  shardHasRoom(): boolean {
+    this.shardLeaf()
+    const max = this.#options.maxConnections
+    return max === undefined || this.#table.count() < max
   }
 
   /** Sends to many; a send that throws costs only its own connection (1011). */
@@ -356,6 +434,29 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const next = idle === undefined ? expiry : expiry === undefined ? idle : Math.min(idle, expiry)
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
   }
+}
+
+/** This object's part of a sharded room, from its name; undefined for an ordinary room. */
+function shardOf<Env, Data extends object, In, Out, L extends object>(
+  ctx: DurableObjectState,
+  env: Env,
+  options: ObjectSide<Env, Data, In, Out, L>,
+  deliver: (message: NumberedMessage) => void,
+): ShardRoot | ShardLeaf | undefined {
+  const { shards } = options
+  const name = ctx.id.name
+  if (shards === undefined || name === undefined) return undefined
+  const part = shardPart(name)
+  if (part.kind === 'leaf') return new ShardLeaf(ctx, env, part.room, part.index, shards, deliver)
+  // The root keeps the room's log whether or not sessions resume: leaves catch up from it.
+  return new ShardRoot(ctx, env, part.room, shards, options.resume ?? DEFAULT_RESUME)
+}
+
+function notThePart(part: 'root' | 'leaf'): DurableWebSocketError {
+  return new DurableWebSocketError(
+    'ERR_DWS_INVALID_OPTIONS',
+    `this object is not the ${part} of a sharded room: the shard* methods are for the objects of a module made with the shards option, which call each other.`,
+  )
 }
 
 /**

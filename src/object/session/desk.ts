@@ -5,6 +5,7 @@ import { alarmNoLaterThan } from '../alarm.js'
 import { ConnectionEntry, type ConnectionHost, type TransportRecord } from '../connection.js'
 import type { ConnectionTable } from '../connectionTable.js'
 import type { CloseByServer, MessageLimits } from '../messageLimits.js'
+import type { RoomOrder } from '../shard/messages.js'
 import type { HandleMessage, HandleRequest } from '../transport.js'
 import { SessionLink, storedCounters, type SessionCounters } from './link.js'
 import { SessionLog } from './log.js'
@@ -41,6 +42,8 @@ export interface DeskParts<Env, Data extends object, In, Out> {
     code: number,
     reason: string,
   ) => Promise<void> | undefined
+  /** In a sharded room, where sends to sessions go to be numbered by the root (docs/sharding.md). */
+  readonly relay?: RoomOrder | undefined
 }
 
 /**
@@ -63,6 +66,8 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   readonly sendWindow: WindowLimits
   /** Numbers and logs what the room sends to its sessions. */
   readonly sends: SessionSends<Env, Data, In, Out>
+  /** In a sharded room, the root numbers every send: they go there, and come back in its order. */
+  readonly relay: RoomOrder | undefined
   readonly #parts: DeskParts<Env, Data, In, Out>
   readonly #room: string | undefined
   /** Suspended sessions still in memory: a resume takes over their queue, counters and data. */
@@ -79,6 +84,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     this.maxRequests = parts.options.maxRequests
     this.close = parts.close
     this.sendWindow = parts.options.sendWindow
+    this.relay = parts.relay
     const resume = parts.options.resume
     const sql = parts.ctx.storage.sql
     this.store = resume === undefined ? undefined : new SessionStore(sql, resume.window, resume.maxAge)
@@ -254,7 +260,8 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   /** An RPC send to a suspended session: it waits in the log for the resume. False if `id` is none. */
   sendToSuspended(id: number, frame: Frame): boolean {
     if (this.#suspendedSession(id) === undefined) return false
-    this.sends.append(id, null, null, frame)
+    if (this.relay !== undefined) this.relay.publish({ target: id, tag: null, except: null, frame, mark: '' })
+    else this.sends.append(id, null, null, frame)
     return true
   }
 

@@ -171,6 +171,11 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
    */
   send(entry: ConnectionEntry<Env, Data, In, Out>, frame: Frame, mark = ''): boolean {
     const desk = this.#desk
+    if (desk.relay !== undefined) {
+      // Numbered by the root, so the session's `g` is the room's on every leaf; it comes back in a batch.
+      desk.relay.publish({ target: entry.id, tag: null, except: null, frame, mark })
+      return true
+    }
     const seq = desk.sends.append(entry.id, null, null, frame, mark)
     const current = desk.current(entry.id)
     if (current === undefined) return desk.store !== undefined

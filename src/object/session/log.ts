@@ -15,6 +15,13 @@ export interface LoggedFrame {
   readonly mark: string
 }
 
+/** One whole row, as {@link SessionLog.rows} reads it. */
+export interface LoggedRow extends LoggedFrame {
+  readonly target: number | null
+  readonly tag: string | null
+  readonly except: readonly number[] | null
+}
+
 /** A page of what a session has still to be sent from the log ({@link SessionLog.pending}). */
 export interface PendingPage {
   /** The messages for the session, oldest first, with their sizes as stored. */
@@ -117,7 +124,10 @@ export class SessionLog {
     frame: Frame,
     now: number,
     mark = '',
+    at?: number,
   ): number {
+    // A sharded room's leaf logs at the root's number (shard/leaf.ts), and has dropped copies before.
+    if (at !== undefined && at <= this.head()) return at
     if (exceedsBytes(frame, MAX_LOGGED_FRAME_BYTES)) {
       throw new DurableWebSocketError(
         'ERR_DWS_MESSAGE_TOO_LARGE',
@@ -128,7 +138,7 @@ export class SessionLog {
     const bytes = this.#totalBytes()
     // The number is the log's, not SQLite's: no RETURNING to read back, and
     // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
-    const seq = this.head() + 1
+    const seq = at ?? this.head() + 1
     this.#ensure().exec(
       'INSERT INTO dws_log (seq, at, target, tag, excluded, frame, mark) VALUES (?, ?, ?, ?, ?, ?, ?)',
       seq,
@@ -217,6 +227,28 @@ export class SessionLog {
         ...seqs,
       )
       .toArray()
+  }
+
+  /** Every row after `after`, at most `rows`, oldest first: what a sharded room's root sends its leaves. */
+  rows(after: number, rows: number): LoggedRow[] {
+    return this.#ensure()
+      .exec<{
+        seq: number
+        target: number | null
+        tag: string | null
+        excluded: string | null
+        frame: string | ArrayBuffer
+        mark: string
+      }>(
+        'SELECT seq, target, tag, excluded, frame, mark FROM dws_log WHERE seq > ? ORDER BY seq LIMIT ?',
+        after,
+        rows,
+      )
+      .toArray()
+      .map(({ excluded, ...row }) => ({
+        ...row,
+        except: excluded === null ? null : (JSON.parse(excluded) as number[]),
+      }))
   }
 
   /** The bytes the log holds, as `length(frame)` counts them. */

@@ -65,20 +65,24 @@ export class SessionSends<Env, Data extends object, In, Out> {
     }
   }
 
-  /** Logs one message for sessions and returns its `g`; without a log, only a number. */
+  /**
+   * Logs one message for sessions and returns its `g`; without a log, only a
+   * number. `at` is the number a sharded room's root gave it (shard/leaf.ts).
+   */
   append(
     target: number | null,
     tag: string | null,
     except: readonly number[] | null,
     frame: Frame,
     mark = '',
+    at?: number,
   ): number {
     const sessionLog = this.#desk.log
-    if (sessionLog === undefined) return this.#nextUnloggedSeq()
+    if (sessionLog === undefined) return at ?? this.#nextUnloggedSeq()
     const kept = sessionLog.oldestKept
     // The frame being logged goes out after this returns: the position told is the head before it.
     const head = sessionLog.head()
-    const seq = sessionLog.append(target, tag, except, frame, Date.now(), mark)
+    const seq = sessionLog.append(target, tag, except, frame, Date.now(), mark, at)
     if (sessionLog.oldestKept !== kept) this.tellPositions(sessionLog.oldestKept - 1, head)
     return seq
   }

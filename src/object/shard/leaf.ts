@@ -1,0 +1,133 @@
+import { log } from '../../core/log.js'
+import type { ResolvedShards } from '../../options.js'
+import type { Batch, NumberedMessage, Publication, RoomMessage, ShardStub } from './messages.js'
+import { shardStub } from './names.js'
+
+/** Where a leaf keeps the last root number it applied: written in the same turn as what it delivered. */
+const APPLIED_KEY = 'durable-websocket:shard-applied'
+
+/** Tries of one publication before its messages are given up (and logged as lost). */
+const PUBLISH_ATTEMPTS = 5
+const FIRST_RETRY_MS = 10
+
+/**
+ * A leaf of a sharded room (docs/sharding.md): holds sockets like any room
+ * object, but what its handlers send to the room (and to its sessions) goes
+ * to the root to be numbered first, and comes back in a batch in the root's
+ * order. A leaf delivers each number once: it remembers, durably, the last
+ * one it applied, drops copies from a retried batch, and asks the root for
+ * what it missed when a batch starts past it.
+ */
+export class ShardLeaf {
+  readonly index: number
+  readonly #ctx: DurableObjectState
+  readonly #env: unknown
+  readonly #binding: string
+  readonly #room: string
+  readonly #deliver: (message: NumberedMessage) => void
+  /** Names this instance in its publications: the root takes each (sender, n) once. */
+  readonly #sender = crypto.randomUUID()
+  #published = 0
+  #outbox: RoomMessage[] = []
+  /** Publications leave one after another, so the root takes them in the order they were sent. */
+  #publishing: Promise<void> = Promise.resolve()
+  /** Batches are applied one after another: a catch-up that awaits the root holds the next one back. */
+  #applying: Promise<unknown> = Promise.resolve()
+  #applied: number | undefined
+
+  constructor(
+    ctx: DurableObjectState,
+    env: unknown,
+    room: string,
+    index: number,
+    shards: ResolvedShards,
+    deliver: (message: NumberedMessage) => void,
+  ) {
+    this.#ctx = ctx
+    this.#env = env
+    this.#binding = shards.binding
+    this.#room = room
+    this.index = index
+    this.#deliver = deliver
+  }
+
+  /** The last root number this leaf delivered. */
+  get applied(): number {
+    this.#applied ??= this.#ctx.storage.kv.get<number>(APPLIED_KEY) ?? 0
+    return this.#applied
+  }
+
+  /**
+   * A message for the room, from a handler or an RPC call on this leaf: it
+   * leaves with whatever else this turn sends, in one call to the root.
+   */
+  publish(message: RoomMessage): void {
+    this.#outbox.push(message)
+    if (this.#outbox.length > 1) return
+    setTimeout(() => {
+      const messages = this.#outbox
+      this.#outbox = []
+      this.#published++
+      const publication = { leaf: this.index, sender: this.#sender, n: this.#published, messages }
+      this.#publishing = this.#publishing.then(() => this.#publish(publication))
+      this.#ctx.waitUntil(this.#publishing)
+    }, 0)
+  }
+
+  async #publish(publication: Publication): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#root().shardPublish(publication)
+        return
+      } catch (error) {
+        if (attempt >= PUBLISH_ATTEMPTS) {
+          log.error(
+            `leaf ${String(this.index)} of room ${this.#room} could not reach its root; ${String(publication.messages.length)} messages were not sent:`,
+            error,
+          )
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS * 2 ** (attempt - 1)))
+      }
+    }
+  }
+
+  /** A batch from the root; answers the last number applied, which the root sends on from. */
+  apply(batch: Batch): Promise<number> {
+    const applying = this.#applying.then(() => this.#applyInOrder(batch))
+    this.#applying = applying.catch(() => undefined)
+    return applying
+  }
+
+  async #applyInOrder(batch: Batch): Promise<number> {
+    // A batch that starts past what was applied means one went missing: the root's log has it.
+    while (batch.from > this.applied + 1) {
+      const before = this.applied
+      this.#take(await this.#root().shardSince(before))
+      if (this.applied === before) break
+    }
+    this.#take(batch)
+    return this.applied
+  }
+
+  /** Delivers, in order, every message past the last applied, and stores how far it got in the same turn. */
+  #take(batch: Batch): void {
+    let applied = this.applied
+    for (const message of batch.messages) {
+      if (message.seq <= applied) continue
+      if (message.seq > applied + 1)
+        log.warn(
+          `leaf ${String(this.index)} of room ${this.#room} skipped numbers ${String(applied + 1)}..${String(message.seq - 1)}: the root's log no longer has them`,
+        )
+      this.#deliver(message)
+      applied = message.seq
+    }
+    if (applied === this.applied) return
+    this.#applied = applied
+    this.#ctx.storage.kv.put(APPLIED_KEY, applied)
+  }
+
+  #root(): ShardStub {
+    return shardStub(this.#env, this.#binding, this.#room)
+  }
+}

@@ -1,0 +1,57 @@
+import type { Frame } from '../../core/outgoing.js'
+
+/**
+ * One message for the whole room, or for some of it, as a leaf hands it to
+ * the root: the same columns the session log keeps (session/log.ts), so the
+ * root logs it as it came and every leaf logs the same row.
+ */
+export interface RoomMessage {
+  /** A send to one connection; null for a broadcast or `to(tag)`. */
+  readonly target: number | null
+  readonly tag: string | null
+  readonly except: readonly number[] | null
+  readonly frame: Frame
+  /** A reply's or a failure's mark (session/link.ts), '' for a message. */
+  readonly mark: string
+}
+
+/** A room message with the root's number for it: its `g` on every leaf. */
+export interface NumberedMessage extends RoomMessage {
+  readonly seq: number
+}
+
+/**
+ * What the root sends a leaf: everything numbered from `from` through
+ * `through`. A leaf that applied less than `from - 1` missed a batch and
+ * asks the root for the rest; one that applied more drops the copies.
+ */
+export interface Batch {
+  readonly from: number
+  readonly through: number
+  readonly messages: readonly NumberedMessage[]
+}
+
+/**
+ * What a leaf sends the root: messages in the order its handlers sent them,
+ * numbered per sender so a retried call is taken once. `sender` names the
+ * leaf's instance: a new instance starts again at 1.
+ */
+export interface Publication {
+  readonly leaf: number
+  readonly sender: string
+  readonly n: number
+  readonly messages: readonly RoomMessage[]
+}
+
+/** Where a room's messages go to be numbered: the root itself, or a leaf that hands them to it. */
+export interface RoomOrder {
+  publish(message: RoomMessage): unknown
+}
+
+/** The RPC methods the root and the leaves call on each other (WebSocketObject's `shard*`), as a stub sees them. */
+export interface ShardStub {
+  shardPublish(publication: Publication): Promise<number>
+  shardSince(after: number): Promise<Batch>
+  shardApply(batch: Batch): Promise<number>
+  shardHasRoom(): Promise<boolean>
+}
