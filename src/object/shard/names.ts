@@ -28,6 +28,9 @@ export function shardPart(name: string): ShardPart {
 export function shardStub(env: unknown, binding: string, name: string): ShardStub {
   const namespace = (env as Record<string, DurableObjectNamespace | undefined>)[binding]
   if (namespace === undefined)
-    throw new Error(`env.${binding} is missing: the sharded room cannot reach ${name}`)
+    throw new DurableWebSocketError(
+      'ERR_DWS_MISSING_BINDING',
+      `env.${binding} is not a Durable Object namespace, so ${name} of a sharded room cannot be reached: bind your WebSocketObject subclass as "${binding}" in wrangler.toml.`,
+    )
   return namespace.getByName(name) as unknown as ShardStub
 }
