@@ -156,8 +156,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.#storage
   }
 
+  /** The room's name; on a sharded room's leaf, the logical room's, not the leaf's own (`<room>#<n>`). */
   get room(): string | undefined {
-    return this.ctx.id.name
+    const name = this.ctx.id.name
+    return this.#shard === undefined || name === undefined ? name : shardPart(name).room
   }
 
   get serializer(): Serializer<In, Out> | undefined {

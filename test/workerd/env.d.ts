@@ -58,6 +58,7 @@ declare global {
       OWNED_SESSIONS: Namespace<'OwnedSessionsObject'>
       PRESENCE: Namespace<'PresenceObject'>
       BRIEF_PRESENCE: Namespace<'BriefPresenceObject'>
+      SHARDS: Namespace<'ShardsObject'>
       SCHEMA_ZOD: Namespace<'SchemaZodObject'>
       SCHEMA_ZOD_STRICT: Namespace<'SchemaZodStrictObject'>
       SCHEMA_ZOD_ASYNC: Namespace<'SchemaZodAsyncObject'>
