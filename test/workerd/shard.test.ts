@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { connect, eventually, leave, type Client } from './client.js'
+import { connect, leave, type Client } from './client.js'
 import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
 
@@ -67,8 +67,7 @@ describe('a room spread over leaves (options.shards)', () => {
     await part('rpc').broadcast('one')
     await part('rpc').broadcast('two')
     for (const client of clients) expect(await texts(client, 2)).toEqual(['one', 'two'])
-    const logged = await part('rpc').shardSince(0)
-    expect(logged.messages.map(({ seq, frame }) => [seq, frame])).toEqual([
+    expect(await part('rpc').logged()).toEqual([
       [1, 'one'],
       [2, 'two'],
     ])
@@ -97,6 +96,17 @@ describe('a room spread over leaves (options.shards)', () => {
     const batches = await part('retried', 1).batches()
     // The root sent from 1 until the leaf confirmed it: number 1 came again, and was dropped, not delivered twice.
     expect(batches.filter((batch) => batch.startsWith('1..')).length).toBeGreaterThanOrEqual(3)
+    await leave(...clients)
+  })
+
+  it("catches a leaf up from the root's log when a batch starts past the last number it applied", async () => {
+    const { clients } = await joinAll('caught-up', 4)
+    const leaf = part('caught-up', 1)
+    await leaf.failNext('gap')
+    clients[0]?.send('burst:3:m')
+    // Leaf 1 was handed 2..3 as 1..3: it asked the root for 1 first, and delivered all three in order.
+    for (const client of clients) expect(await texts(client, 3)).toEqual(['m.1', 'm.2', 'm.3'])
+    await expectNothingBefore('caught-up', clients)
     await leave(...clients)
   })
 })
@@ -142,11 +152,3 @@ describe('sessions in a sharded room', () => {
 
   it.todo('resumes a session on another leaf than the one it left, with what it missed, once and in order')
 })
-
-/** Waits until `leaf` of `room` was handed at least `count` batches. */
-export async function batchesSeen(room: string, leaf: number, count: number): Promise<string[]> {
-  return eventually(
-    () => part(room, leaf).batches(),
-    (batches) => batches.length >= count,
-  )
-}

@@ -124,7 +124,12 @@ export class ShardRoot {
     const head = this.#log.head()
     for (const leaf of this.#leaves) {
       if (leaf.busy || this.#from(leaf) > head) continue
-      this.#ctx.waitUntil(this.#send(leaf))
+      this.#ctx.waitUntil(
+        this.#send(leaf).catch((error: unknown) => {
+          // Only when this instance itself is going away: the next one sends on from its log.
+          log.error(`sending to leaf ${String(leaf.index)} of room ${this.#room} stopped:`, error)
+        }),
+      )
     }
   }
 
