@@ -99,6 +99,23 @@ describe('a room spread over leaves (options.shards)', () => {
     await leave(...clients)
   })
 
+  it('applies to(tag) and except on every leaf: a tagged socket anywhere gets it, the excluded sender does not', async () => {
+    const tagged: Client[] = []
+    const plain: Client[] = []
+    for (let n = 0; n < SHARD_COUNT * SOCKETS_PER_SHARD; n++) {
+      const odd = n % 2 === 1
+      const client = await connect(`/shards/tagged${odd ? '?tag=odd' : ''}`)
+      await client.nextText()
+      ;(odd ? tagged : plain).push(client)
+    }
+    plain[0]?.send('to:odd:hi')
+    for (const client of tagged) expect(await client.nextText()).toBe('to:odd:hi')
+    tagged[3]?.send('others:bye')
+    for (const client of [...plain, ...tagged.slice(0, 3)]) expect(await client.nextText()).toBe('others:bye')
+    await expectNothingBefore('tagged', [...plain, ...tagged])
+    await leave(...plain, ...tagged)
+  })
+
   it("catches a leaf up from the root's log when a batch starts past the last number it applied", async () => {
     const { clients } = await joinAll('caught-up', 4)
     const leaf = part('caught-up', 1)
@@ -148,6 +165,20 @@ describe('sessions in a sharded room', () => {
     expect(rest.map((frame) => frame.seq)).toEqual([(missed[1]?.seq ?? 0) + 1, (missed[1]?.seq ?? 0) + 2])
     await back.expectNothingWithin(100)
     for (const session of [first, second, back]) session.close(1000)
+  })
+
+  it('answers a request with a reply the root numbered, marked with the request it answers', async () => {
+    const first = await SessionClient.open('/shards/replies')
+    const second = await SessionClient.open('/shards/replies')
+    const third = await SessionClient.open('/shards/replies')
+    for (const session of [first, second, third]) await session.next()
+    const c = third.request('question')
+    expect(await third.next()).toMatchObject({
+      seq: 4,
+      payload: 're:question',
+      mark: { type: 'reply', to: c },
+    })
+    for (const session of [first, second, third]) session.close(1000)
   })
 
   it.todo('resumes a session on another leaf than the one it left, with what it missed, once and in order')
