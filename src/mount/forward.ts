@@ -4,7 +4,7 @@ import { LOCALS_HEADER, hasLocals, type LocalsDesk } from '../core/locals.js'
 import { log } from '../core/log.js'
 import type { ResolvedShards, WorkerSide } from '../options.js'
 import type { ShardStub } from '../object/shard/messages.js'
-import { leafName } from '../object/shard/names.js'
+import { homeLeaf, leafName } from '../object/shard/names.js'
 import { DEFAULT_ROOM, isRoomName, roomNameProblem } from '../shared/roomName.js'
 import { runMiddleware } from './middleware.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
@@ -70,7 +70,7 @@ export function createUpgradeHandler<Env, L extends object>(
       const stub =
         worker.shards === undefined
           ? namespace.getByName(room)
-          : await placeOnLeaf(namespace, room, worker.shards)
+          : await placeOnLeaf(request, namespace, room, worker.shards)
       return await forwardUpgrade(request, stub, locals)
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
@@ -112,13 +112,17 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
 /**
  * A sharded room's upgrade goes to the first leaf with room (docs/sharding.md),
  * asked in order; when all are full, to the last, which refuses it as a full
- * room does.
+ * room does. A resume goes back to the leaf that holds its session, which
+ * its token names.
  */
 async function placeOnLeaf(
+  request: Request,
   namespace: DurableObjectNamespace,
   room: string,
   { count }: ResolvedShards,
 ): Promise<DurableObjectStub> {
+  const home = homeLeaf(request, count)
+  if (home !== undefined) return namespace.getByName(leafName(room, home))
   for (let index = 0; index < count - 1; index++) {
     const leaf = namespace.getByName(leafName(room, index))
     if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf

@@ -19,7 +19,7 @@ import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
 import { ShardLeaf } from './shard/leaf.js'
 import type { NumberedMessage, RoomMessage } from './shard/messages.js'
-import { shardPart } from './shard/names.js'
+import { leafTokenPrefix, shardPart } from './shard/names.js'
 import { ShardRoot } from './shard/root.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
@@ -140,6 +140,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       close,
       queueEvent,
       relay: this.#shard,
+      tokenPrefix: leaf === undefined ? undefined : leafTokenPrefix(leaf.index),
     })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId

@@ -181,5 +181,23 @@ describe('sessions in a sharded room', () => {
     for (const session of [first, second, third]) session.close(1000)
   })
 
+  it('sends a resume back to the leaf that holds its session, though a new upgrade would go to an earlier one', async () => {
+    const first = await SessionClient.open('/shards/home')
+    const second = await SessionClient.open('/shards/home')
+    const third = await SessionClient.open('/shards/home')
+    for (const session of [first, second, third]) await session.next()
+    expect(third.position.token).toMatch(/^l1_/)
+    await third.drop(part('home', 1))
+    // Leaf 0 has room again: a new session would be placed there, but the resume goes to leaf 1.
+    first.close(1000)
+    await first.whenClosed()
+    await part('home').broadcast('missed')
+    const back = await third.resume('/shards/home')
+    expect(back.resumed).toBe(true)
+    expect(await back.nextPayload()).toBe('missed')
+    expect(await part('home', 1).connectionIds()).toEqual([third.id])
+    for (const session of [second, back]) session.close(1000)
+  })
+
   it.todo('resumes a session on another leaf than the one it left, with what it missed, once and in order')
 })

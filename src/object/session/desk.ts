@@ -44,6 +44,8 @@ export interface DeskParts<Env, Data extends object, In, Out> {
   ) => Promise<void> | undefined
   /** In a sharded room, where sends to sessions go to be numbered by the root (docs/sharding.md). */
   readonly relay?: RoomOrder | undefined
+  /** Put in front of every token handed out: a sharded room's leaf names itself, so resumes come back to it. */
+  readonly tokenPrefix?: string | undefined
 }
 
 /**
@@ -126,7 +128,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   async keys(offer: SessionOffer): Promise<SessionKeys> {
     const store = this.store
     const resume = offer.resume
-    const token = newToken()
+    const token = (this.#parts.tokenPrefix ?? '') + newToken()
     if (store === undefined) return { token, tokenHash: '', usedHash: '', found: undefined }
     const [tokenHash, usedHash] = await Promise.all([
       hashToken(token),

@@ -1,4 +1,5 @@
 import { DurableWebSocketError } from '../../core/errors.js'
+import { readSessionOffer } from '../../shared/sessionProtocol.js'
 import type { ShardStub } from './messages.js'
 
 /**
@@ -22,6 +23,28 @@ export function shardPart(name: string): ShardPart {
   const at = name.lastIndexOf(LEAF_SEPARATOR)
   if (at < 0) return { kind: 'root', room: name }
   return { kind: 'leaf', room: name.slice(0, at), index: Number(name.slice(at + 1)) }
+}
+
+/**
+ * What a leaf puts in front of the session tokens it hands out: `l<n>_`,
+ * base64url like the rest, so a resume can be sent back to the leaf that
+ * holds its session (docs/sharding.md, "What does not work yet").
+ */
+export function leafTokenPrefix(index: number): string {
+  return `l${String(index)}_`
+}
+
+const LEAF_TOKEN = /^l(\d{1,2})_/
+
+/** The leaf whose session an upgrade asks to resume, read from its resume entry's token; undefined for any other upgrade. */
+export function homeLeaf(request: Request, count: number): number | undefined {
+  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+  const token = readSessionOffer(offered).resume?.token
+  const index = token === undefined ? undefined : LEAF_TOKEN.exec(token)?.[1]
+  if (index === undefined || Number(index) >= count) return undefined
+  return Number(index)
 }
 
 /** The stub of one object of a sharded room, by its name; the binding was checked when the module was made. */
