@@ -1,8 +1,10 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
+import { DurableWebSocketError, websocket } from '../../src/index.js'
 import { connect, leave, type Client } from './client.js'
 import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
+import { thrownBy } from './thrownBy.js'
 
 /** The root of a sharded room (its own name), or leaf `leaf` of it. */
 function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
@@ -34,6 +36,21 @@ async function expectNothingBefore(room: string, clients: Client[]): Promise<voi
 }
 
 describe('a room spread over leaves (options.shards)', () => {
+  it('throws ERR_DWS_INVALID_OPTIONS for shards without a count or a share, past 64 leaves, or beside presence', () => {
+    for (const options of [
+      { shards: 4 },
+      { shards: { count: 4 } },
+      { shards: { count: 0, socketsPerShard: 10 } },
+      { shards: { count: 65, socketsPerShard: 10 } },
+      { shards: { count: 2, socketsPerShard: 1.5 } },
+      { shards: { count: 2, socketsPerShard: 10 }, presence: { key: () => 'k' } },
+    ]) {
+      const error = thrownBy(() => websocket({ binding: 'SHARDS_TEST', ...(options as object) }))
+      expect(error).toBeInstanceOf(DurableWebSocketError)
+      expect(error).toMatchObject({ code: 'ERR_DWS_INVALID_OPTIONS' })
+    }
+  })
+
   it('places each upgrade on the first leaf with room, and hands out ids no other leaf hands out', async () => {
     const { clients, ids } = await joinAll('placed', SHARD_COUNT * SOCKETS_PER_SHARD)
     // Leaf n of c hands out n+1, n+1+c, …: two per leaf, filled in order.
