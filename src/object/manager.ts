@@ -7,7 +7,6 @@ import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import type { Serializer } from '../shared/serializer.js'
 import { SESSION_PROTOCOL, numbered, readSessionOffer, type SessionOffer } from '../shared/sessionProtocol.js'
-import { DEFAULT_RESUME } from '../options.js'
 import { Admission, offeredProtocols } from './admission.js'
 import { alarmNoLaterThan } from './alarm.js'
 import { Closing } from './closing.js'
@@ -20,6 +19,7 @@ import { SessionDesk, type SessionKeys } from './session/desk.js'
 import { ShardLeaf } from './shard/leaf.js'
 import type { NumberedMessage, RoomMessage } from './shard/messages.js'
 import { leafTokenPrefix, shardPart } from './shard/names.js'
+import { notThePart, shardOf } from './shard/part.js'
 import { ShardRoot } from './shard/root.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
@@ -437,29 +437,6 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const next = idle === undefined ? expiry : expiry === undefined ? idle : Math.min(idle, expiry)
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
   }
-}
-
-/** This object's part of a sharded room, from its name; undefined for an ordinary room. */
-function shardOf<Env, Data extends object, In, Out, L extends object>(
-  ctx: DurableObjectState,
-  env: Env,
-  options: ObjectSide<Env, Data, In, Out, L>,
-  deliver: (message: NumberedMessage) => void,
-): ShardRoot | ShardLeaf | undefined {
-  const { shards } = options
-  const name = ctx.id.name
-  if (shards === undefined || name === undefined) return undefined
-  const part = shardPart(name)
-  if (part.kind === 'leaf') return new ShardLeaf(ctx, env, part.room, part.index, shards, deliver)
-  // The root keeps the room's log whether or not sessions resume: leaves catch up from it.
-  return new ShardRoot(ctx, env, part.room, shards, options.resume ?? DEFAULT_RESUME)
-}
-
-function notThePart(part: 'root' | 'leaf'): DurableWebSocketError {
-  return new DurableWebSocketError(
-    'ERR_DWS_INVALID_OPTIONS',
-    `this object is not the ${part} of a sharded room: the shard* methods are for the objects of a module made with the shards option, which call each other.`,
-  )
 }
 
 /**

@@ -1,0 +1,29 @@
+import { DurableWebSocketError } from '../../core/errors.js'
+import { DEFAULT_RESUME, type ObjectSide } from '../../options.js'
+import { ShardLeaf } from './leaf.js'
+import type { NumberedMessage } from './messages.js'
+import { shardPart } from './names.js'
+import { ShardRoot } from './root.js'
+
+/** This object's part of a sharded room, from its name; undefined for an ordinary room. */
+export function shardOf<Env, Data extends object, In, Out, L extends object>(
+  ctx: DurableObjectState,
+  env: Env,
+  options: ObjectSide<Env, Data, In, Out, L>,
+  deliver: (message: NumberedMessage) => void,
+): ShardRoot | ShardLeaf | undefined {
+  const { shards } = options
+  const name = ctx.id.name
+  if (shards === undefined || name === undefined) return undefined
+  const part = shardPart(name)
+  if (part.kind === 'leaf') return new ShardLeaf(ctx, env, part.room, part.index, shards, deliver)
+  // The root keeps the room's log whether or not sessions resume: leaves catch up from it.
+  return new ShardRoot(ctx, env, part.room, shards, options.resume ?? DEFAULT_RESUME)
+}
+
+export function notThePart(part: 'root' | 'leaf'): DurableWebSocketError {
+  return new DurableWebSocketError(
+    'ERR_DWS_INVALID_OPTIONS',
+    `this object is not the ${part} of a sharded room: the shard* methods are for the objects of a module made with the shards option, which call each other.`,
+  )
+}
