@@ -1,3 +1,4 @@
+import { evictDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { DurableWebSocketError, websocket } from '../../src/index.js'
@@ -131,6 +132,25 @@ describe('a room spread over leaves (options.shards)', () => {
     for (const client of [...plain, ...tagged.slice(0, 3)]) expect(await client.nextText()).toBe('others:bye')
     await expectNothingBefore('tagged', [...plain, ...tagged])
     await leave(...plain, ...tagged)
+  })
+
+  it('remembers across a restart what it applied: a copy of an old batch delivers nothing to its hibernated sockets', async () => {
+    const { clients } = await joinAll('restarted', 4)
+    await part('restarted').broadcast('one')
+    await part('restarted').broadcast('two')
+    for (const client of clients) expect(await texts(client, 2)).toEqual(['one', 'two'])
+    await evictDurableObject(part('restarted', 1), { webSockets: 'hibernate' })
+    const copy = [1, 2].map((seq) => ({
+      seq,
+      target: null,
+      tag: null,
+      except: null,
+      frame: 'copy',
+      mark: '',
+    }))
+    expect(await part('restarted', 1).shardApply({ from: 1, through: 2, messages: copy })).toBe(2)
+    await expectNothingBefore('restarted', clients)
+    await leave(...clients)
   })
 
   it("catches a leaf up from the root's log when a batch starts past the last number it applied", async () => {
