@@ -350,6 +350,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    */
   async alarm(): Promise<void> {
     this.#desk.reconcile()
+    // Read the members before a session ends below: an alarm that woke the object would otherwise
+    // read them only after the session's row went, drop its connection unannounced, and a closed
+    // tab's member would never be seen to leave (or lose a connection) by the pages still there.
+    this.#presence?.view.count()
     const now = Date.now()
     const idle = this.#closing.reapIdle(now, this.#options.idleTimeout)
     const expiry = this.#desk.alarm(now)
