@@ -4,7 +4,7 @@ import type { Frame } from '../shared/serializer.js'
 import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
 import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
-import { backoffDelay } from './backoff.js'
+import { Retries } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
 import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
@@ -42,9 +42,6 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
  */
 export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
 
-/** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
-const STABLE_MS = 5_000
-
 /**
  * One logical connection that outlives its sockets: it opens a new socket
  * after a drop, with backoff and jitter, and queues what is sent meanwhile.
@@ -62,12 +59,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #warnedIdle = false
   #state: ClientState = 'connecting'
   #socket: Socket | undefined
-  #retryTimer: ReturnType<typeof setTimeout> | undefined
-  /** Retries since the last open connection, for `maxAttempts`. */
-  #attempts = 0
-  /** The backoff exponent: it only starts over after a connection that lasted. */
-  #step = 0
-  #openedAt: number | undefined
+  readonly #retries: Retries
   #everOpened = false
   #protocol = ''
   /**
@@ -87,6 +79,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.url = resolveUrl(target)
     this.#options = resolveOptions(options)
     this.#outbox = new Outbox(this.#options.maxQueued)
+    this.#retries = new Retries(this.#options.reconnect, this.#options.shouldReconnect)
     if (this.#options.session) {
       const { store, storeKey } = this.#options
       this.#link = new SessionLink({
@@ -220,7 +213,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     validateClose(code, reason)
     if (this.#state === 'closed') return
     this.#state = 'closed'
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    this.#retries.cancel()
     this.#heartbeat?.stop()
     this.#outbox.clear()
     this.#requests.fail(new RequestError('closed', 'The client closed before the reply came.'), 'all')
@@ -372,8 +365,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   #ready(socket: Socket, resumed: boolean): void {
     this.#state = 'open'
-    this.#attempts = 0
-    this.#openedAt = Date.now()
+    this.#retries.opened()
     const reconnected = this.#everOpened
     this.#everOpened = true
     this.#events.emit('open', { reconnected, resumed })
@@ -475,18 +467,6 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.#lost(close)
   }
 
-  /** A `shouldReconnect` that throws counts as a no; its error still surfaces, as a listener's would. */
-  #wantsRetry(close: CloseEventInfo): boolean {
-    try {
-      return this.#options.shouldReconnect(close)
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error
-      })
-      return false
-    }
-  }
-
   #closed(close: CloseEventInfo): void {
     this.#heartbeat?.stop()
     if (
@@ -499,9 +479,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       this.#warnedIdle = true
       console.warn(IDLE_WITHOUT_HEARTBEAT)
     }
-    const lasted = this.#openedAt !== undefined && Date.now() - this.#openedAt >= STABLE_MS
-    this.#openedAt = undefined
-    if (lasted) this.#step = 0
+    this.#retries.closed()
     const link = this.#link
     const verdict = link?.closed(close.code)
     if (verdict === 'broken' && this.#state !== 'closed') {
@@ -509,14 +487,12 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
     }
-    const reconnect = this.#options.reconnect
     const retry =
       this.#state !== 'closed' &&
-      reconnect !== undefined &&
-      this.#attempts < reconnect.maxAttempts &&
+      this.#retries.allowed &&
       // Another socket holds the session now; coming back would only take it away again.
       verdict !== 'taken' &&
-      this.#wantsRetry(close)
+      this.#retries.wanted(close)
     const socketError = this.#socketError
     this.#socketError = undefined
     if (!retry) {
@@ -532,17 +508,15 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       return
     }
     this.#state = 'reconnecting'
-    this.#attempts += 1
     // A server shedding load says when to come back; the jitter still spreads everyone it told so.
     const hint = close.code === CloseCode.TRY_AGAIN_LATER ? (retryHint(close.reason) ?? 0) : 0
-    const delay = hint + backoffDelay(this.#step, reconnect.initialDelay, reconnect.maxDelay)
-    this.#step += 1
+    const { attempt, delay } = this.#retries.next(hint)
     this.#events.emit('close', { ...close, willReconnect: true })
     // A close listener may have closed the client for good.
     if (this.#current() !== 'reconnecting') return
-    this.#events.emit('reconnecting', { attempt: this.#attempts, delay })
+    this.#events.emit('reconnecting', { attempt, delay })
     if (this.#current() !== 'reconnecting') return
-    this.#retryTimer = setTimeout(() => this.#open(), delay)
+    this.#retries.schedule(() => this.#open(), delay)
   }
 }
 
