@@ -1,13 +1,12 @@
 import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
-import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
 import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { Retries } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
-import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
+import { EVENT_NAMES, deliver, type ClientEventName, type ClientEvents } from './events.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox, type Queued } from './Outbox.js'
@@ -23,7 +22,7 @@ import {
   type RequestOptions,
 } from './Requests.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
-import { CONNECTING, OPEN, type Socket } from './socket.js'
+import { CONNECTING, OPEN, copy, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -33,14 +32,6 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
-
-/**
- * The client for an endpoint declared with {@link MessageSchemas}, typed from
- * the same file as the server: it receives the server's `Out` and sends what
- * the `in` schema accepts. Types only; nothing validates on this side.
- * `const chat: ClientFor<typeof messages> = connect('/ws')`.
- */
-export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
 
 /**
  * One logical connection that outlives its sockets: it opens a new socket
@@ -393,14 +384,14 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const bytes = ArrayBuffer.isView(data) ? copy(data) : data
     const link = this.#link
     if (link === undefined || link.mode === 'plain') {
-      this.#deliver(bytes)
+      deliver(this.#events, this.#options.serializer, bytes)
       return
     }
     if (typeof bytes !== 'string' && !(bytes instanceof ArrayBuffer)) return
     const heard = link.receive(bytes)
     if (heard.kind === 'broken') this.#violated(heard.why)
     else if (heard.kind === 'welcome') this.#welcomed(socket, link, heard)
-    else if (heard.kind === 'data') this.#deliver(heard.payload)
+    else if (heard.kind === 'data') deliver(this.#events, this.#options.serializer, heard.payload)
     else if (heard.kind === 'presence') {
       const change = this.#presence.apply(heard.presence)
       if (change !== undefined) this.#events.emit('presence', change)
@@ -436,22 +427,6 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const message = `The server broke the session protocol: ${why} If it is not a durable-websocket server, connect with session: false.`
     this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', message))
     if (this.#state !== 'closed') this.close(1000, 'Protocol error')
-  }
-
-  #deliver(data: unknown): void {
-    if (typeof data === 'string') {
-      let message: Incoming
-      try {
-        message = this.#options.serializer.decode(data)
-      } catch (cause) {
-        const why = 'A text frame from the server could not be decoded; it was dropped.'
-        this.#events.emit('error', new ClientError('ERR_DWS_MALFORMED_MESSAGE', why, { cause }))
-        return
-      }
-      this.#events.emit('message', message)
-    } else if (data instanceof ArrayBuffer) {
-      this.#events.emit('binary', data)
-    }
   }
 
   /** Gives up on a socket that stopped answering or got stuck: its close could take minutes, or never come. */
@@ -518,9 +493,4 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#current() !== 'reconnecting') return
     this.#retries.schedule(() => this.#open(), delay)
   }
-}
-
-/** The bytes of a view, as an ArrayBuffer of their own: what `binary` listeners and `reset` hand out. */
-function copy(view: ArrayBufferView): ArrayBuffer {
-  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
 }

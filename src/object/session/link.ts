@@ -230,6 +230,12 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
       this.#tooSlow(entry)
       return
     }
+    // A client that missed nothing (the common resume) costs no query.
+    if (window.sent >= sessionLog.head()) {
+      window.held = false
+      this.#hold(entry, undefined)
+      return
+    }
     const tags = this.#desk.tagsOf(entry)
     for (let after = window.sent; ;) {
       const page = sessionLog.pending(entry.id, tags, after, REPLAY_PAGE_ROWS)
