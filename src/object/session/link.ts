@@ -13,7 +13,7 @@ import {
 } from '../../shared/sessionProtocol.js'
 import { OPEN, type ConnectionEntry, type TransportRecord } from '../connection.js'
 import type { Answer } from '../dispatch.js'
-import { sizeOf } from '../messageLimits.js'
+import { sizeOf } from '../../shared/byteSize.js'
 import type { Outbound, Transport } from '../transport.js'
 import type { SessionDesk } from './desk.js'
 import { SESSION_TAG } from './store.js'
