@@ -51,7 +51,7 @@ import {
   type Scenario,
   type Timing,
 } from './lib/scenarios.ts'
-import { CONTROL, SERVERS, rotate, version, type ServerKey } from './lib/servers.ts'
+import { CONTROL, SERVERS, describeHost, rotate, version, type ServerKey } from './lib/servers.ts'
 import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
 import { runStorm } from './lib/storm.ts'
@@ -153,14 +153,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 
 function describeMachine(loadBefore: number[]): Machine {
   return {
-    cpus: os.availableParallelism(),
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryBytes: os.totalmem(),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    wrangler: version('wrangler'),
-    workerd: version('workerd'),
-    ws: version('ws'),
+    ...describeHost(),
     date: new Date().toISOString(),
     loadBefore,
     loadAfter: os.loadavg(),

@@ -8,7 +8,7 @@ import { SOCKET_OPTIONS, closeAll, closeSocket, welcomed } from './client.ts'
 import { defaultStateStore, startDevServer, type DevServer, type StateStore } from './devServer.ts'
 import { cpuBetween, readCpu, type CpuClock } from './proc.ts'
 import { BROADCAST_TRIGGER } from './scenarios.ts'
-import { SERVERS, version } from './servers.ts'
+import { SERVERS, describeHost, type Host } from './servers.ts'
 import { SessionSocket, protocolProblems } from './sessionSocket.ts'
 import { descriptorsFor, openFileLimit } from './storm.ts'
 
@@ -67,16 +67,7 @@ export interface PresenceResults {
   state: StateStore
   direct: boolean
   fdLimit: { soft: string; hard: string }
-  machine: {
-    cpus: number
-    cpuModel: string
-    memoryBytes: number
-    kernel: string
-    node: string
-    wrangler: string
-    workerd: string
-    ws: string
-  }
+  machine: Host
   loadBefore: number[]
   loadAfter: number[]
   durationMs: number
@@ -239,16 +230,7 @@ export async function runPresence(options: PresenceOptions): Promise<PresenceRes
     state: defaultStateStore(),
     direct: options.direct,
     fdLimit,
-    machine: {
-      cpus: os.availableParallelism(),
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      memoryBytes: os.totalmem(),
-      kernel: `${os.type()} ${os.release()}`,
-      node: process.version,
-      wrangler: version('wrangler'),
-      workerd: version('workerd'),
-      ws: version('ws'),
-    },
+    machine: describeHost(),
     loadBefore,
     loadAfter: loadBefore,
     durationMs: 0,

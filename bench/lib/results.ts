@@ -1,3 +1,4 @@
+import type { Host } from './servers.ts'
 import type { BundleSize } from './bundleSize.ts'
 import type { StateStore } from './devServer.ts'
 import type { Sample } from './measure.ts'
@@ -39,15 +40,7 @@ export interface MemorySample {
   idleBytes: number | undefined
 }
 
-export interface Machine {
-  cpus: number
-  cpuModel: string
-  memoryBytes: number
-  kernel: string
-  node: string
-  wrangler: string
-  workerd: string
-  ws: string
+export interface Machine extends Host {
   date: string
   loadBefore: number[]
   loadAfter: number[]

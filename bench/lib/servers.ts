@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import os from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from './devServer.ts'
 
@@ -11,6 +12,31 @@ export interface ServerSpec {
   readonly dir: string
   /** The path of a room's WebSocket endpoint on this server. */
   path(room: string): string
+}
+
+/** The machine and the versions a run measured on, as every RESULTS file reports them. */
+export interface Host {
+  cpus: number
+  cpuModel: string
+  memoryBytes: number
+  kernel: string
+  node: string
+  wrangler: string
+  workerd: string
+  ws: string
+}
+
+export function describeHost(): Host {
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    wrangler: version('wrangler'),
+    workerd: version('workerd'),
+    ws: version('ws'),
+  }
 }
 
 export function version(name: string): string {

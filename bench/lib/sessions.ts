@@ -103,6 +103,12 @@ export interface ResumeSample {
   /** A new session's handshake in the same room afterwards, for reference: request to welcome. */
   newSessionMs: number
   newSessionWorkerCpuMs: number
+  /** The caught-up session cut again and resumed at once: it missed nothing. Request to welcome. */
+  emptyResumeMs: number
+  emptyResumeWorkerCpuMs: number
+  /** A plain client's connect in the same room: request to open. */
+  plainConnectMs: number
+  plainConnectWorkerCpuMs: number
 }
 
 export interface SessionResults {
@@ -299,6 +305,25 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     const freshAt = other2.welcomedAt ?? freshEnd.at
     await closeSocket(other2)
 
+    // The resumed session, caught up, is cut and comes back at once: a resume with nothing to replay.
+    const caughtUp = { token: back.welcome.token, last: back.last }
+    await cut(back)
+    await sleep(SUSPEND_SETTLE_MS)
+    const empty = marks(server)
+    const again = new SessionSocket(url, SOCKET_OPTIONS, caughtUp)
+    again.on('error', () => undefined)
+    await welcomed(again, url)
+    const emptyEnd = marks(server)
+    const emptyAt = again.welcomedAt ?? emptyEnd.at
+    if (again.welcome?.resumed !== true)
+      throw new Error(`the empty resume in round ${String(round + 1)} was not resumed`)
+    await closeSocket(again)
+
+    const plain = marks(server)
+    const plainSocket = await openSocket(url)
+    const plainEnd = marks(server)
+    await closeSocket(plainSocket)
+
     return {
       welcomeMs: welcomedAt - start.at,
       replayMs: end.at - start.at,
@@ -308,6 +333,10 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
       liveWorkerCpuMs: cpuBetween(liveStart.worker, liveEnd.worker).ms,
       newSessionMs: freshAt - fresh.at,
       newSessionWorkerCpuMs: cpuBetween(fresh.worker, freshEnd.worker).ms,
+      emptyResumeMs: emptyAt - empty.at,
+      emptyResumeWorkerCpuMs: cpuBetween(empty.worker, emptyEnd.worker).ms,
+      plainConnectMs: plainEnd.at - plain.at,
+      plainConnectWorkerCpuMs: cpuBetween(plain.worker, plainEnd.worker).ms,
     }
   } finally {
     await closeSocket(other)

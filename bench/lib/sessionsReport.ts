@@ -149,8 +149,32 @@ function resumeTable(samples: readonly ResumeSample[]): string {
         cell((s) => s.newSessionWorkerCpuMs, 2),
         '',
       ],
+      [
+        'a resume that missed nothing: handshake to welcome',
+        cell((s) => s.emptyResumeMs, 2),
+        cell((s) => s.emptyResumeWorkerCpuMs, 2),
+        '',
+      ],
+      [
+        'a plain connect in the same room: handshake to open',
+        cell((s) => s.plainConnectMs, 2),
+        cell((s) => s.plainConnectWorkerCpuMs, 2),
+        '',
+      ],
     ],
   )
+}
+
+/** Issue 18's target: a resume that missed nothing costs at most this many times a plain connect (worker CPU). */
+const TARGET_EMPTY_RESUME = 1.3
+
+function emptyResumeLine(samples: readonly ResumeSample[]): string {
+  const ratios = samples
+    .map((s) => s.emptyResumeWorkerCpuMs / s.plainConnectWorkerCpuMs)
+    .filter(Number.isFinite)
+  if (ratios.length === 0) return ''
+  const r = spread(ratios)
+  return `A resume that missed nothing ÷ a plain connect, worker CPU, per-round paired: ${fixed(r.median, 2)} (${fixed(r.q1, 2)}–${fixed(r.q3, 2)}) ${mark(r.median <= TARGET_EMPTY_RESUME)} (target ≤ ${String(TARGET_EMPTY_RESUME)}).`
 }
 
 function emptySpans(results: SessionResults): number {
@@ -212,9 +236,11 @@ export function renderSessions(results: SessionResults, standalone: boolean): st
     '',
     resumeTable(results.resume),
     '',
+    emptyResumeLine(results.resume),
+    '',
   )
   lines.push(
-    `${String(results.resume.length)} rounds, each in a new room. A plain client and a session client connect; the session client's TCP connection is cut without a close frame (the object sees 1006 and suspends the session), and ${integer.format(MISSED)} broadcasts follow (one \`{ "broadcast": ${String(MISSED)} }\` from the plain client; each is logged once in SQLite). The session client then reconnects offering \`dws.resume.<last>.<token>\`; the span runs from its handshake request to the ${integer.format(MISSED)}th replayed frame, each checked in order. Worker CPU is the runtime workerd's over that span (the Worker's routing of the upgrade included). For reference, the broadcasts' own cost when they were sent, and a new session's handshake in the same room right after.`,
+    `${String(results.resume.length)} rounds, each in a new room. A plain client and a session client connect; the session client's TCP connection is cut without a close frame (the object sees 1006 and suspends the session), and ${integer.format(MISSED)} broadcasts follow (one \`{ "broadcast": ${String(MISSED)} }\` from the plain client; each is logged once in SQLite). The session client then reconnects offering \`dws.resume.<last>.<token>\`; the span runs from its handshake request to the ${integer.format(MISSED)}th replayed frame, each checked in order. Worker CPU is the runtime workerd's over that span (the Worker's routing of the upgrade included). For reference, the broadcasts' own cost when they were sent, and a new session's handshake in the same room right after. Then the caught-up session is cut once more and resumes at once, having missed nothing, and a plain client connects to the same room: issue 18 asks the first to cost at most 1.3× the second.`,
     '',
   )
   lines.push(WHERE_THE_TIME_GOES.replaceAll(/^## /gm, `${h}# `))

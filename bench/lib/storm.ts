@@ -18,7 +18,7 @@ import {
   type StateStore,
 } from './devServer.ts'
 import { readRssBytes } from './proc.ts'
-import { version } from './servers.ts'
+import { describeHost, type Host } from './servers.ts'
 
 /**
  * A deploy, as a busy room's clients meet it, at bench sizes: the deploy
@@ -97,16 +97,7 @@ export interface StormResults {
   /** The sizes came from `--storm-sizes`, not the defaults. */
   customSizes: boolean
   fdLimit: { soft: string; hard: string }
-  machine: {
-    cpus: number
-    cpuModel: string
-    memoryBytes: number
-    kernel: string
-    node: string
-    wrangler: string
-    workerd: string
-    ws: string
-  }
+  machine: Host
   loadBefore: number[]
   loadAfter: number[]
   durationMs: number
@@ -467,16 +458,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     sizes,
     customSizes: options.sizes !== undefined,
     fdLimit,
-    machine: {
-      cpus: os.availableParallelism(),
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      memoryBytes: os.totalmem(),
-      kernel: `${os.type()} ${os.release()}`,
-      node: process.version,
-      wrangler: version('wrangler'),
-      workerd: version('workerd'),
-      ws: version('ws'),
-    },
+    machine: describeHost(),
     loadBefore,
     loadAfter: os.loadavg(),
     durationMs: performance.now() - began,

@@ -1,13 +1,12 @@
 import { CloseCode } from '../shared/closeCodes.js'
 import { describe } from '../shared/describe.js'
 import type { Frame } from '../shared/serializer.js'
-import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
 import { isSessionProtocolName, retryHint, type PresenceMember } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
-import { backoffDelay } from './backoff.js'
+import { Retries } from './backoff.js'
 import { IDLE_WITHOUT_HEARTBEAT, isIdleTimeout, validateClose, type CloseEventInfo } from './closeCodes.js'
 import { Emitter } from './Emitter.js'
-import { EVENT_NAMES, type ClientEventName, type ClientEvents } from './events.js'
+import { EVENT_NAMES, deliver, type ClientEventName, type ClientEvents } from './events.js'
 import { Heartbeat } from './Heartbeat.js'
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Outbox, type Queued } from './Outbox.js'
@@ -23,7 +22,7 @@ import {
   type RequestOptions,
 } from './Requests.js'
 import { SessionLink, type Welcomed } from './SessionLink.js'
-import { CONNECTING, OPEN, type Socket } from './socket.js'
+import { CONNECTING, OPEN, copy, type Socket } from './socket.js'
 import { resolveUrl, type ConnectTarget } from './target.js'
 
 /**
@@ -33,17 +32,6 @@ import { resolveUrl, type ConnectTarget } from './target.js'
  * - `closed`: for good, after `close()` or when retrying stopped; `send` returns false.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
-
-/**
- * The client for an endpoint declared with {@link MessageSchemas}, typed from
- * the same file as the server: it receives the server's `Out` and sends what
- * the `in` schema accepts. Types only; nothing validates on this side.
- * `const chat: ClientFor<typeof messages> = connect('/ws')`.
- */
-export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>
-
-/** A connection that stayed up this long counts as healthy: the backoff starts over after it drops. */
-const STABLE_MS = 5_000
 
 /**
  * One logical connection that outlives its sockets: it opens a new socket
@@ -62,12 +50,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
   #warnedIdle = false
   #state: ClientState = 'connecting'
   #socket: Socket | undefined
-  #retryTimer: ReturnType<typeof setTimeout> | undefined
-  /** Retries since the last open connection, for `maxAttempts`. */
-  #attempts = 0
-  /** The backoff exponent: it only starts over after a connection that lasted. */
-  #step = 0
-  #openedAt: number | undefined
+  readonly #retries: Retries
   #everOpened = false
   #protocol = ''
   /**
@@ -87,6 +70,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     this.url = resolveUrl(target)
     this.#options = resolveOptions(options)
     this.#outbox = new Outbox(this.#options.maxQueued)
+    this.#retries = new Retries(this.#options.reconnect, this.#options.shouldReconnect)
     if (this.#options.session) {
       const { store, storeKey } = this.#options
       this.#link = new SessionLink({
@@ -220,7 +204,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     validateClose(code, reason)
     if (this.#state === 'closed') return
     this.#state = 'closed'
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    this.#retries.cancel()
     this.#heartbeat?.stop()
     this.#outbox.clear()
     this.#requests.fail(new RequestError('closed', 'The client closed before the reply came.'), 'all')
@@ -372,8 +356,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
 
   #ready(socket: Socket, resumed: boolean): void {
     this.#state = 'open'
-    this.#attempts = 0
-    this.#openedAt = Date.now()
+    this.#retries.opened()
     const reconnected = this.#everOpened
     this.#everOpened = true
     this.#events.emit('open', { reconnected, resumed })
@@ -401,14 +384,14 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     const bytes = ArrayBuffer.isView(data) ? copy(data) : data
     const link = this.#link
     if (link === undefined || link.mode === 'plain') {
-      this.#deliver(bytes)
+      deliver(this.#events, this.#options.serializer, bytes)
       return
     }
     if (typeof bytes !== 'string' && !(bytes instanceof ArrayBuffer)) return
     const heard = link.receive(bytes)
     if (heard.kind === 'broken') this.#violated(heard.why)
     else if (heard.kind === 'welcome') this.#welcomed(socket, link, heard)
-    else if (heard.kind === 'data') this.#deliver(heard.payload)
+    else if (heard.kind === 'data') deliver(this.#events, this.#options.serializer, heard.payload)
     else if (heard.kind === 'presence') {
       const change = this.#presence.apply(heard.presence)
       if (change !== undefined) this.#events.emit('presence', change)
@@ -446,22 +429,6 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     if (this.#state !== 'closed') this.close(1000, 'Protocol error')
   }
 
-  #deliver(data: unknown): void {
-    if (typeof data === 'string') {
-      let message: Incoming
-      try {
-        message = this.#options.serializer.decode(data)
-      } catch (cause) {
-        const why = 'A text frame from the server could not be decoded; it was dropped.'
-        this.#events.emit('error', new ClientError('ERR_DWS_MALFORMED_MESSAGE', why, { cause }))
-        return
-      }
-      this.#events.emit('message', message)
-    } else if (data instanceof ArrayBuffer) {
-      this.#events.emit('binary', data)
-    }
-  }
-
   /** Gives up on a socket that stopped answering or got stuck: its close could take minutes, or never come. */
   #abandon(close: CloseEventInfo): void {
     const socket = this.#socket
@@ -473,18 +440,6 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       // Already closing: nothing to add.
     }
     this.#lost(close)
-  }
-
-  /** A `shouldReconnect` that throws counts as a no; its error still surfaces, as a listener's would. */
-  #wantsRetry(close: CloseEventInfo): boolean {
-    try {
-      return this.#options.shouldReconnect(close)
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error
-      })
-      return false
-    }
   }
 
   #closed(close: CloseEventInfo): void {
@@ -499,9 +454,7 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       this.#warnedIdle = true
       console.warn(IDLE_WITHOUT_HEARTBEAT)
     }
-    const lasted = this.#openedAt !== undefined && Date.now() - this.#openedAt >= STABLE_MS
-    this.#openedAt = undefined
-    if (lasted) this.#step = 0
+    this.#retries.closed()
     const link = this.#link
     const verdict = link?.closed(close.code)
     if (verdict === 'broken' && this.#state !== 'closed') {
@@ -509,14 +462,12 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
         'The server closed with 1002: it saw this client break the session protocol, a bug in one of the two.'
       this.#events.emit('error', new ClientError('ERR_DWS_PROTOCOL_ERROR', why))
     }
-    const reconnect = this.#options.reconnect
     const retry =
       this.#state !== 'closed' &&
-      reconnect !== undefined &&
-      this.#attempts < reconnect.maxAttempts &&
+      this.#retries.allowed &&
       // Another socket holds the session now; coming back would only take it away again.
       verdict !== 'taken' &&
-      this.#wantsRetry(close)
+      this.#retries.wanted(close)
     const socketError = this.#socketError
     this.#socketError = undefined
     if (!retry) {
@@ -532,21 +483,14 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
       return
     }
     this.#state = 'reconnecting'
-    this.#attempts += 1
     // A server shedding load says when to come back; the jitter still spreads everyone it told so.
     const hint = close.code === CloseCode.TRY_AGAIN_LATER ? (retryHint(close.reason) ?? 0) : 0
-    const delay = hint + backoffDelay(this.#step, reconnect.initialDelay, reconnect.maxDelay)
-    this.#step += 1
+    const { attempt, delay } = this.#retries.next(hint)
     this.#events.emit('close', { ...close, willReconnect: true })
     // A close listener may have closed the client for good.
     if (this.#current() !== 'reconnecting') return
-    this.#events.emit('reconnecting', { attempt: this.#attempts, delay })
+    this.#events.emit('reconnecting', { attempt, delay })
     if (this.#current() !== 'reconnecting') return
-    this.#retryTimer = setTimeout(() => this.#open(), delay)
+    this.#retries.schedule(() => this.#open(), delay)
   }
-}
-
-/** The bytes of a view, as an ArrayBuffer of their own: what `binary` listeners and `reset` hand out. */
-function copy(view: ArrayBufferView): ArrayBuffer {
-  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
 }

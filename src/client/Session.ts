@@ -1,3 +1,4 @@
+import { sizeOf } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
 import {
   ACK_EVERY,
@@ -203,7 +204,7 @@ export class Session {
     }
     this.last = seq
     this.receivedSinceAck += 1
-    this.receivedSizeSinceAck += typeof payload === 'string' ? payload.length : payload.byteLength
+    this.receivedSizeSinceAck += sizeOf(payload)
     return mark === undefined ? { kind: 'data', seq, payload } : { kind: 'data', seq, payload, mark }
   }
 }

@@ -1,3 +1,4 @@
+import type { ClientSends, MessageSchemas, ServerOut } from '../shared/standardSchema.js'
 import { Client } from './Client.js'
 import type { ClientOptions } from './options.js'
 import type { ConnectTarget } from './target.js'
@@ -15,3 +16,11 @@ export function connect<Incoming = unknown, Outgoing = Incoming>(
 ): Client<Incoming, Outgoing> {
   return new Client<Incoming, Outgoing>(target, options)
 }
+
+/**
+ * The client for an endpoint declared with {@link MessageSchemas}, typed from
+ * the same file as the server: it receives the server's `Out` and sends what
+ * the `in` schema accepts. Types only; nothing validates on this side.
+ * `const chat: ClientFor<typeof messages> = connect('/ws')`.
+ */
+export type ClientFor<M extends MessageSchemas> = Client<ServerOut<M>, ClientSends<M>>

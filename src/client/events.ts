@@ -1,5 +1,7 @@
-import type { ClientError } from './ClientError.js'
+import type { Serializer } from '../shared/serializer.js'
+import { ClientError } from './ClientError.js'
 import type { CloseEventInfo } from './closeCodes.js'
+import type { Emitter } from './Emitter.js'
 import type { PresenceChange } from './Presence.js'
 
 export interface OpenInfo {
@@ -74,3 +76,27 @@ export const EVENT_NAMES: readonly ClientEventName[] = [
   'error',
   'presence',
 ]
+
+/**
+ * Hands one payload from the server to the app: text decoded for `message`
+ * (text that does not decode is reported as an `error` and dropped), bytes to `binary`.
+ */
+export function deliver<Incoming>(
+  events: Emitter<ClientEvents<Incoming>>,
+  serializer: Serializer<Incoming, unknown>,
+  data: unknown,
+): void {
+  if (typeof data === 'string') {
+    let message: Incoming
+    try {
+      message = serializer.decode(data)
+    } catch (cause) {
+      const why = 'A text frame from the server could not be decoded; it was dropped.'
+      events.emit('error', new ClientError('ERR_DWS_MALFORMED_MESSAGE', why, { cause }))
+      return
+    }
+    events.emit('message', message)
+  } else if (data instanceof ArrayBuffer) {
+    events.emit('binary', data)
+  }
+}

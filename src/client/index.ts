@@ -6,7 +6,8 @@ export { json } from '../shared/serializer.js'
 export { DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_QUEUED } from './options.js'
 export { DEFAULT_REQUEST_TIMEOUT } from './Requests.js'
 
-export type { ClientFor, ClientState } from './Client.js'
+export type { ClientState } from './Client.js'
+export type { ClientFor } from './connect.js'
 export type { RequestErrorCode, RequestOptions } from './Requests.js'
 export type {
   ClientEventName,

@@ -17,3 +17,8 @@ export interface Socket {
 
 export const CONNECTING = 0
 export const OPEN = 1
+
+/** The bytes of a view, as an ArrayBuffer of their own: what `binary` listeners and `reset` hand out. */
+export function copy(view: ArrayBufferView): ArrayBuffer {
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer
+}

@@ -89,14 +89,20 @@ export class Dispatch<Env, Data extends object, In, Out, L extends object> {
         after,
       )
     }
-    let checked: Checked | Promise<Checked>
+    const validate = this.#options.validate
+    const own = this.#options.handlers.messageCheck
+    let decoded: unknown
+    let checked: Checked | Promise<Checked> | undefined
     try {
-      checked = runChecks(serializer.decode(raw), this.#options.validate, this.#options.handlers.messageCheck)
+      decoded = serializer.decode(raw)
+      // Without any check, nothing is allocated on this, every message's, path.
+      if (validate !== undefined || own !== undefined) checked = runChecks(decoded, validate, own)
     } catch (error) {
       return this.#malformed(entry, raw, error, after)
     }
     if (checked instanceof Promise) return this.#afterAsyncCheck(entry, raw, checked, info, after)
-    return this.#invoke(entry, 'message', (message) => message(entry.view, checked.value as In, info), after)
+    const value = (checked === undefined ? decoded : checked.value) as In
+    return this.#invoke(entry, 'message', (message) => message(entry.view, value, info), after)
   }
 
   /**

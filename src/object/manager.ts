@@ -179,6 +179,16 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     )
   }
 
+  /**
+   * Reads the members before a session may end without a socket (the alarm,
+   * an RPC close): on a woken object the roster would otherwise be read only
+   * after the session's row went, drop its connection unannounced, and the
+   * pages still there would never see that member leave or lose a connection.
+   */
+  #membersBeforeEnding(): void {
+    this.#presence?.view.count()
+  }
+
   /** The live session sockets: what hears about presence. */
   *#sessionSockets(): Generator<Entry<Env, Data, In, Out>> {
     for (const entry of this.#table.live()) if (entry.transport !== this.#plain) yield entry
@@ -241,6 +251,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       return true
     }
     validateClose(code, reason)
+    this.#membersBeforeEnding()
     return this.#desk.endSuspended(id, code, reason)
   }
 
@@ -431,6 +442,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    */
   async alarm(): Promise<void> {
     this.#desk.reconcile()
+    this.#membersBeforeEnding()
     const now = Date.now()
     const idle = this.#closing.reapIdle(now, this.#options.idleTimeout)
     const expiry = this.#desk.alarm(now)

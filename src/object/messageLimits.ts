@@ -1,6 +1,6 @@
 import { log } from '../core/log.js'
-import type { Frame } from '../core/outgoing.js'
 import type { ObjectSide } from '../options.js'
+import { sizeOf } from '../shared/byteSize.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import type { ConnectionEntry } from './connection.js'
 
@@ -92,11 +92,6 @@ interface Bucket {
   tokens: number
   /** When the bucket was last refilled, in ms since the epoch. */
   at: number
-}
-
-/** What a message or frame counts for in `maxQueued` and `sendWindow`: UTF-16 units for text, bytes for binary. */
-export function sizeOf(message: Frame): number {
-  return typeof message === 'string' ? message.length : message.byteLength
 }
 
 const utf8 = new TextEncoder()

@@ -2,7 +2,8 @@ import { handlesQueued, isLive } from '../core/lifecycle.js'
 import type { Frame } from '../core/outgoing.js'
 import type { ConnectionEntry, TransportRecord } from './connection.js'
 import type { Answer } from './dispatch.js'
-import { sizeOf, type MessageLimits } from './messageLimits.js'
+import { sizeOf } from '../shared/byteSize.js'
+import type { MessageLimits } from './messageLimits.js'
 
 /**
  * What a fan-out hands each of its targets: the frame as plain sockets get

@@ -12,3 +12,11 @@ export function exceedsBytes(frame: Frame, limit: number): boolean {
   if (frame.length > limit) return true
   return frame.length * 3 > limit && utf8.encode(frame).byteLength > limit
 }
+
+/**
+ * What a frame counts for in `maxQueued` and `sendWindow` (and a client's
+ * `ackBytes`): UTF-16 units for text, bytes for binary.
+ */
+export function sizeOf(frame: Frame): number {
+  return typeof frame === 'string' ? frame.length : frame.byteLength
+}

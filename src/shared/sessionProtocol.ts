@@ -5,6 +5,8 @@ import type { Frame } from './serializer.js'
  * that speaks it: the server, durable-websocket/client, the tests' client and
  * the bench's. Names, frames with one encoder and one strict reader each,
  * and the close codes. Runtime-neutral: no sockets, no timers, no storage.
+ * It imports no values: the bench loads it with Node's type stripping, which
+ * does not resolve `.js` to `.ts` (test/unit/sessionProtocol.test.ts checks).
  */
 
 /** The subprotocol a session client offers first; a 101 that names it switches the socket to sessions. */

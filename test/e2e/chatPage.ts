@@ -4,9 +4,10 @@ import type { Page } from 'playwright-core'
 const WAIT_MS = 15_000
 const POLL_MS = 100
 
+/** A member as the page lists it from the room's presence: a name, and how many connections (tabs) it has. */
 export interface Member {
-  id: number
   name: string
+  connections: number
 }
 
 /** What members() reads of a list item in the page; this program has Node's types, not the DOM's. */
@@ -59,12 +60,12 @@ export class ChatPage {
     return lines.filter((line) => line.endsWith(text)).length
   }
 
-  /** Every status line so far, such as "Bob (#2) joined", oldest first. */
+  /** Every status line so far, such as "Bob joined", oldest first. */
   async notes(): Promise<string[]> {
     return this.page.locator('#log li.note').allTextContents()
   }
 
-  /** The id the page says it is online as ("online as #3"), once it is open. */
+  /** The connection id the page says it is online with ("online as Alice (#3)"), once it is open. */
   async ownId(): Promise<number> {
     await this.waitForState('open')
     const text = (await this.page.locator('#status').textContent()) ?? ''
@@ -73,7 +74,7 @@ export class ChatPage {
     return Number(match[1])
   }
 
-  /** Waits for a status line such as "Bob (#2) left". */
+  /** Waits for a status line such as "Bob left". */
   async waitForNote(text: string | RegExp, timeout = WAIT_MS): Promise<void> {
     await this.page.locator('#log li.note', { hasText: text }).first().waitFor({ state: 'visible', timeout })
   }
@@ -84,16 +85,32 @@ export class ChatPage {
 
   /** Waits until the member list is current (not greyed out) and shows exactly these names, in any order. */
   async waitForMembers(names: readonly string[], timeout = WAIT_MS): Promise<Member[]> {
-    const wanted = [...names].sort()
+    const wanted = JSON.stringify([...names].sort())
+    return this.#waitForList(
+      (members) => JSON.stringify(members.map((member) => member.name).sort()) === wanted,
+      `the members ${wanted}`,
+      timeout,
+    )
+  }
+
+  /** Waits until the current member list shows `name` with this many connections (tabs). */
+  async waitForConnections(name: string, connections: number, timeout = WAIT_MS): Promise<Member[]> {
+    return this.#waitForList(
+      (members) => members.some((member) => member.name === name && member.connections === connections),
+      `${name} with ${String(connections)} connections`,
+      timeout,
+    )
+  }
+
+  async #waitForList(done: (members: Member[]) => boolean, what: string, timeout: number): Promise<Member[]> {
     const deadline = Date.now() + timeout
     for (;;) {
       const stale = (await this.page.locator('#members.stale').count()) > 0
       const members = await this.members()
-      const shown = members.map((member) => member.name).sort()
-      if (!stale && JSON.stringify(shown) === JSON.stringify(wanted)) return members
+      if (!stale && done(members)) return members
       if (Date.now() > deadline) {
         throw new Error(
-          `${this.name}'s page did not show the members ${JSON.stringify(wanted)} within ${String(timeout)} ms; it shows ${JSON.stringify(members)}${stale ? ', greyed out' : ''}`,
+          `${this.name}'s page did not show ${what} within ${String(timeout)} ms; it shows ${JSON.stringify(members)}${stale ? ', greyed out' : ''}`,
         )
       }
       await sleep(POLL_MS)
@@ -104,8 +121,8 @@ export class ChatPage {
   async members(): Promise<Member[]> {
     return this.page.$$eval('#members li', (items: ListItem[]) =>
       items.map((item) => ({
-        id: Number(item.getAttribute('data-id')),
         name: item.getAttribute('data-name') ?? '',
+        connections: Number(item.getAttribute('data-connections')),
       })),
     )
   }

@@ -139,6 +139,16 @@ describe("docs/protocol.md's examples", () => {
   })
 })
 
+describe('src/shared/sessionProtocol.ts', () => {
+  it('imports no values, so Node loads it as it is (the bench does, with type stripping)', () => {
+    const source = readFileSync(resolve(import.meta.dirname, '../../src/shared/sessionProtocol.ts'), 'utf8')
+    const imports = [...source.matchAll(/^(import|export) (?!type )[^;]*? from '(\.[^']+)'/gm)].map(
+      ([line]) => line,
+    )
+    expect(imports).toEqual([])
+  })
+})
+
 describe('readClientFrame(raw)', () => {
   it.each([
     ['a control frame other than ack', '{"t":"welcome"}'],

@@ -120,6 +120,20 @@ describe('presence keyed by member', () => {
     await leave(bob.session.client)
   })
 
+  it('announces that leave when the alarm that ends the session is what wakes the hibernated object', async () => {
+    const room = briefRoom('expired-asleep')
+    const bob = await tab('expired-asleep', 'bob', '/brief-presence')
+    const alice = await tab('expired-asleep', 'alice', '/brief-presence')
+    await bob.session.nextPresence()
+    await alice.session.drop(room)
+    // Bob's socket stays; the object leaves memory, and the alarm finds a roster it has not read.
+    await evictDurableObject(room, { webSockets: 'hibernate' })
+    await sleep(BRIEF_WINDOW_MS + 50)
+    await runDurableObjectAlarm(room)
+    expect((await bob.session.nextPresence()).raw).toBe('{"t":"presence","leave":["alice"]}')
+    await leave(bob.session.client)
+  })
+
   it('keeps the list across an eviction: every session resumes to the same list, and nobody sees a change', async () => {
     const room = presenceRoom('evicted')
     const bob = await tab('evicted', 'bob')

@@ -105,6 +105,25 @@ describe('request/reply over a session', () => {
   })
 })
 
+describe('request/reply without durable sessions (resume: false)', () => {
+  it('answers a request, and a reply the drop took is not brought again: at most once', async () => {
+    const first = await SessionClient.open('/unlogged-sessions/at-most-once')
+    expect(first.welcome.window).toBe(0)
+    expect(await first.nextPayload()).toMatch(/^open:/)
+    const c = first.request('double:q')
+    expect(await first.next()).toMatchObject({ payload: 'qq', mark: { type: 'reply', to: c } })
+    // A reply on its way when the socket goes is gone with it: there is no log to replay it from.
+    first.request('double:lost')
+    first.close(4000)
+    await first.whenClosed()
+    const second = await first.resume('/unlogged-sessions/at-most-once')
+    expect(second.resumed).toBe(false)
+    expect(await second.nextPayload()).toMatch(/^open:/)
+    await second.expectNothingWithin(50)
+    second.close(1000)
+  })
+})
+
 describe('new ReplyError(code, message)', () => {
   it.each(['failed', 'timeout', 'closed', 'refused', '', 'Has-Capitals', '1st', 'x'.repeat(65)])(
     'refuses the code %j with ERR_DWS_INVALID_OPTIONS',

@@ -1,10 +1,11 @@
 import { WebSocketObject, allowOrigins, use, websocket, type Connection } from '../../index.js'
-import { parseClientMessage, type Member, type ServerMessage } from './protocol.js'
-
-/** A connection's name lives in its `data`, so it survives the object's hibernation. */
-export interface ChatData {
-  name?: string
-}
+import {
+  MAX_NAME_LENGTH,
+  MAX_TEXT_LENGTH,
+  cleanName,
+  parseClientMessage,
+  type ServerMessage,
+} from './protocol.js'
 
 /**
  * The page's own origin under `wrangler dev` (any port, 127.0.0.1 or
@@ -16,80 +17,70 @@ const ORIGINS = [
   /^https:\/\/durable-websocket-demo\.[a-z0-9-]+\.workers\.dev$/,
 ]
 
-export const chat = websocket<unknown, ChatData>({
+/**
+ * How long a session whose socket went away waits for its page. A reload or a network blip comes
+ * back well within it, and nobody sees a leave; a closed tab (the browser's close says 1001, as a
+ * reload's does) leaves the member list when it passes.
+ */
+const RESUME_WINDOW_MS = 15_000
+
+/** The name an upgrade asks for with `?name=`, trimmed; undefined when it is blank or too long. */
+function nameOf(request: Request): string | undefined {
+  return cleanName(new URL(request.url).searchParams.get('name'))
+}
+
+/** Refuses, in the Worker, an upgrade without a usable name: the object never sees it. */
+const requireName = () => (request: Request) =>
+  nameOf(request) === undefined
+    ? new Response(`Bad Request: ?name= must be 1 to ${String(MAX_NAME_LENGTH)} characters.\n`, {
+        status: 400,
+      })
+    : undefined
+
+export const chat = websocket({
   binding: 'CHAT',
   serializer: 'json',
-  middleware: [use(allowOrigins, { origins: ORIGINS })],
+  middleware: [use(allowOrigins, { origins: ORIGINS }), use(requireName)],
+  resume: { window: RESUME_WINDOW_MS },
+  // One member per name: a second tab under the same name is the same member with 2 connections,
+  // and it leaves with its last one. A session that drops and resumes is no leave and no join.
+  presence: {
+    key: (request) => {
+      const name = nameOf(request)
+      // requireName let only a usable name through; a throw here would answer 500.
+      if (name === undefined) throw new Error('an upgrade without a name reached the chat object')
+      return name
+    },
+  },
 })
 
-type ChatConnection = Connection<unknown, ChatData>
-
-function memberOf(conn: ChatConnection): Member | undefined {
-  const name = conn.data.name
-  return name === undefined ? undefined : { id: conn.id, name }
-}
+type ChatConnection = Connection
 
 function tell(conn: ChatConnection, message: ServerMessage): void {
   conn.send(message)
 }
 
-/**
- * A first join names the member and tells the others. A join from a member
- * already in the room (a reloaded page whose session resumed) only answers
- * with the member list again, under the name it joined with.
- */
-function join(conn: ChatConnection, name: string): void {
-  const again = conn.data.name !== undefined
-  conn.data.name ??= name
-  const members = [...conn.manager.connections().values()]
-    .map(memberOf)
-    .filter((member) => member !== undefined)
-  tell(conn, { type: 'welcome', you: conn.id, room: conn.room ?? 'default', members })
-  if (again) return
-  conn.manager.broadcast({ type: 'joined', member: { id: conn.id, name } } satisfies ServerMessage, {
-    except: conn.id,
-  })
-}
-
-// A resumed session is the same member: the others saw no leave, so they get no join either. Pages
-// that joined while it was away did not list it, though; `back` lets them add it without a note.
+// A new session hears which room it is in and under which name. A resumed one (a reload, a
+// dropped connection that came back) had that already: it gets only the replay of what it missed.
 chat.add('open', (conn) => {
-  const member = memberOf(conn)
-  if (conn.resumed && member !== undefined) {
-    conn.manager.broadcast({ type: 'back', member } satisfies ServerMessage, { except: conn.id })
-  }
+  if (conn.resumed) return
+  tell(conn, { type: 'welcome', room: conn.room ?? 'default', name: conn.presence.key ?? '' })
 })
 
 chat.add('message', (conn, raw) => {
   const message = parseClientMessage(raw)
-  if (message === undefined) {
-    tell(conn, { type: 'refused', reason: 'Send { type: "join", name } or { type: "say", text }.' })
-  } else if (message.type === 'join') {
-    join(conn, message.name)
-  } else {
-    const from = memberOf(conn)
-    if (from === undefined) {
-      tell(conn, { type: 'refused', reason: 'Join with a name first.' })
-    } else {
-      conn.manager.broadcast({
-        type: 'said',
-        from,
-        text: message.text,
-        at: Date.now(),
-      } satisfies ServerMessage)
-    }
+  const name = conn.presence.key
+  if (message === undefined || name === undefined) {
+    tell(conn, {
+      type: 'refused',
+      reason: `Send { type: "say", text } with 1 to ${String(MAX_TEXT_LENGTH)} characters.`,
+    })
+    return
   }
-})
-
-// With sessions this runs once per session: on Leave (a clean close), or when a dropped page did
-// not come back within the resume window; a blip that resumed never gets here.
-chat.add('close', (conn) => {
-  const member = memberOf(conn)
-  // The closed connection is already out of the room, so this reaches only the others.
-  if (member !== undefined) conn.manager.broadcast({ type: 'left', member } satisfies ServerMessage)
+  conn.manager.broadcast({ type: 'said', name, text: message.text, at: Date.now() } satisfies ServerMessage)
 })
 
 /** One object per chat room. The script makes two modules, so the class names the one it serves. */
-export class ChatRoom extends WebSocketObject<unknown, ChatData> {
+export class ChatRoom extends WebSocketObject {
   static override websocket = chat
 }

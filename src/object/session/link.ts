@@ -13,7 +13,7 @@ import {
 } from '../../shared/sessionProtocol.js'
 import { OPEN, type ConnectionEntry, type TransportRecord } from '../connection.js'
 import type { Answer } from '../dispatch.js'
-import { sizeOf } from '../messageLimits.js'
+import { sizeOf } from '../../shared/byteSize.js'
 import type { Outbound, Transport } from '../transport.js'
 import type { SessionDesk } from './desk.js'
 import { SESSION_TAG } from './store.js'
@@ -233,6 +233,12 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
     const window = this.#windowOf()
     if (sessionLog.trimmedThrough() > window.sent) {
       this.#tooSlow(entry)
+      return
+    }
+    // A client that missed nothing (the common resume) costs no query.
+    if (window.sent >= sessionLog.head()) {
+      window.held = false
+      this.#hold(entry, undefined)
       return
     }
     const tags = this.#desk.tagsOf(entry)

@@ -1,6 +1,6 @@
 import { DurableWebSocketError } from '../../core/errors.js'
 import type { Frame } from '../../core/outgoing.js'
-import { exceedsBytes } from '../../shared/byteSize.js'
+import { exceedsBytes, sizeOf } from '../../shared/byteSize.js'
 
 /**
  * The largest frame the log takes, in bytes: SQLite in a Durable Object
@@ -150,7 +150,7 @@ export class SessionLog {
       mark,
     )
     this.#head = seq
-    this.#bytes = bytes + storedSize(stored)
+    this.#bytes = bytes + sizeOf(stored)
     this.#oldest ??= this.#firstSeq() ?? seq
     const { maxMessages, maxBytes } = this.#bounds
     if (seq - this.#oldest >= maxMessages + Math.max(1, maxMessages >> 4)) this.#trimTo(seq - maxMessages)
@@ -322,11 +322,6 @@ function addMarkColumn(sql: SqlStorage): void {
 
 /** A target no connection has: the row only keeps the numbering. */
 const NOBODY = -1
-
-/** What `length(frame)` gives for a row: characters for text, bytes for a blob. */
-function storedSize(frame: string | ArrayBuffer): number {
-  return typeof frame === 'string' ? frame.length : frame.byteLength
-}
 
 function copyBytes(view: ArrayBufferView): ArrayBuffer {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
