@@ -61,6 +61,14 @@ export interface Manager<Env, Data extends object, In, Out = In> {
   count(): number
   /** The ids of the open connections, ascending. */
   ids(): number[]
+  /**
+   * How many connections the whole room has open. In an ordinary room the
+   * same as `count()`; in a sharded room `count()` is this leaf's own, and
+   * this one asks every leaf.
+   */
+  roomCount(): Promise<number>
+  /** The ids of the whole room's open connections, ascending: `ids()` across every leaf of a sharded room. */
+  roomIds(): Promise<number[]>
   /** The object's durable storage, for state that lives next to the sockets. */
   readonly storage: DurableObjectStorage
   /** The object's state (id, storage, waitUntil, alarms). */

@@ -52,28 +52,30 @@ export class WebSocketObject<
 
   /**
    * RPC: sends to one connection, or logs it for a suspended session's
-   * resume; false when the id is neither.
+   * resume; false when the id is neither. In a sharded room, the leaf that
+   * handed the id out answers.
    */
-  send(id: number, message: Outgoing<Out>): boolean {
+  send(id: number, message: Outgoing<Out>): boolean | Promise<boolean> {
     return this.#manager.sendToId(id, message)
   }
 
   /**
    * RPC: closes one connection, or ends a suspended session (its `close`
-   * runs with this code); false when the id is neither.
+   * runs with this code); false when the id is neither. In a sharded room,
+   * the leaf that handed the id out closes it.
    */
-  close(id: number, code?: number, reason?: string): boolean {
+  close(id: number, code?: number, reason?: string): boolean | Promise<boolean> {
     return this.#manager.closeId(id, code, reason)
   }
 
-  /** RPC: how many connections are open. */
-  count(): number {
-    return this.#manager.count()
+  /** RPC: how many connections are open; in a sharded room, on all its leaves together. */
+  count(): number | Promise<number> {
+    return this.#manager.sharded ? this.#manager.roomCount() : this.#manager.count()
   }
 
-  /** RPC: the ids of the open connections, ascending. */
-  ids(): number[] {
-    return this.#manager.ids()
+  /** RPC: the ids of the open connections, ascending; in a sharded room, of all its leaves. */
+  ids(): number[] | Promise<number[]> {
+    return this.#manager.sharded ? this.#manager.roomIds() : this.#manager.ids()
   }
 
   /**
@@ -123,6 +125,23 @@ export class WebSocketObject<
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */
   shardHasRoom(): boolean {
     return this.#manager.shardHasRoom()
+  }
+
+  /** RPC on a leaf, for the room-wide `count()`: its own open connections. */
+  shardCount(): number {
+    this.#manager.shardLeaf()
+    return this.#manager.count()
+  }
+
+  /** RPC on a leaf, for the room-wide `ids()`: its own, ascending. */
+  shardIds(): number[] {
+    this.#manager.shardLeaf()
+    return this.#manager.ids()
+  }
+
+  /** RPC on a leaf, asked before a send from elsewhere in the room is numbered: whether it holds `id`. */
+  shardHolds(id: number): boolean {
+    return this.#manager.shardHolds(id)
   }
 
   override async fetch(request: Request): Promise<Response> {

@@ -19,8 +19,9 @@ import { SessionDesk, type SessionKeys } from './session/desk.js'
 import { ShardLeaf } from './shard/leaf.js'
 import type { NumberedMessage, RoomMessage } from './shard/messages.js'
 import { leafTokenPrefix, shardPart } from './shard/names.js'
-import { notThePart, shardOf } from './shard/part.js'
+import { notThePart, roomWideOf, shardOf } from './shard/part.js'
 import { ShardRoot } from './shard/root.js'
+import type { RoomWide } from './shard/roomWide.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
@@ -58,6 +59,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #host: ConnectionHost<Env, Data, In, Out>
   /** In a sharded room (docs/sharding.md), this object's part: the root, or one of the leaves. */
   readonly #shard: ShardRoot | ShardLeaf | undefined
+  /** In a sharded room, the whole room: counts, ids, and sends and closes to ids on other leaves. */
+  readonly #wide: RoomWide | undefined
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -91,6 +94,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#shard = shardOf(ctx, env, options, (message) => {
       this.#deliverOrdered(message)
     })
+    this.#wide = roomWideOf(ctx, env, options.shards, this.#shard, this)
     const leaf = this.#shard instanceof ShardLeaf ? this.#shard : undefined
     this.#table = new ConnectionTable(
       ctx,
@@ -217,23 +221,27 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.#table.ids()
   }
 
+  /** Whether this object is a part of a sharded room, whose room-wide answers need calls to its leaves. */
+  get sharded(): boolean {
+    return this.#wide !== undefined
+  }
+
+  roomCount(): Promise<number> {
+    return this.#wide?.count() ?? Promise.resolve(this.count())
+  }
+
+  roomIds(): Promise<number[]> {
+    return this.#wide?.ids() ?? Promise.resolve(this.ids())
+  }
+
   /**
    * A send to one id from outside the object (RPC): an open connection gets
    * it now; a suspended session gets it in the log, so its resume replays
-   * it. False for any other id.
+   * it. False for any other id. In a sharded room, an id another leaf
+   * handed out is that leaf's to answer for.
    */
-  sendToId(id: number, message: Outgoing<Out>): boolean {
-    if (this.#shard instanceof ShardRoot) {
-      // The root holds no sockets: the send is numbered here and goes to the leaves, which know the id.
-      this.#shard.publish({
-        target: id,
-        tag: null,
-        except: null,
-        frame: toFrame(message, this.serializer),
-        mark: '',
-      })
-      return true
-    }
+  sendToId(id: number, message: Outgoing<Out>): boolean | Promise<boolean> {
+    if (this.#wide?.isHere(id) === false) return this.#wide.send(id, toFrame(message, this.serializer))
     const open = this.connection(id)
     if (open !== undefined) return open.send(message)
     return this.#desk.sendToSuspended(id, toFrame(message, this.serializer))
@@ -244,7 +252,11 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * starts its closing handshake; a suspended session ends at once, and its
    * `close` runs with this code and reason. False for any other id.
    */
-  closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean {
+  closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean | Promise<boolean> {
+    if (this.#wide?.isHere(id) === false) {
+      validateClose(code, reason)
+      return this.#wide.close(id, code, reason)
+    }
     const open = this.connection(id)
     if (open !== undefined) {
       open.close(code, reason)
@@ -321,6 +333,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.shardLeaf()
     const max = this.#options.maxConnections
     return max === undefined || this.#table.count() < max
+  }
+
+  /** Whether this leaf holds `id`, open or suspended: asked before a send from elsewhere is numbered. */
+  shardHolds(id: number): boolean {
+    this.shardLeaf()
+    return this.connection(id) !== undefined || this.#desk.holdsSuspended(id)
   }
 
   /** Sends to many; a send that throws costs only its own connection (1011). */

@@ -267,6 +267,11 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     return true
   }
 
+  /** Whether `id` is a suspended session, waiting for its resume. */
+  holdsSuspended(id: number): boolean {
+    return this.#suspendedSession(id) !== undefined
+  }
+
   /** An RPC close of a suspended session: it ends now, and `close` runs with this code. */
   endSuspended(id: number, code: number, reason: string): boolean {
     const session = this.#suspendedSession(id)

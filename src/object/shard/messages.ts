@@ -54,4 +54,10 @@ export interface ShardStub {
   shardSince(after: number): Promise<Batch>
   shardApply(batch: Batch): Promise<number>
   shardHasRoom(): Promise<boolean>
+  /** On a leaf: its own open connections (roomWide.ts adds them up). */
+  shardCount(): Promise<number>
+  shardIds(): Promise<number[]>
+  /** On a leaf: whether it holds `id`, open or as a suspended session. */
+  shardHolds(id: number): Promise<boolean>
+  close(id: number, code?: number, reason?: string): Promise<boolean>
 }

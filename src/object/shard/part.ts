@@ -1,9 +1,10 @@
 import { DurableWebSocketError } from '../../core/errors.js'
-import { DEFAULT_RESUME, type ObjectSide } from '../../options.js'
+import { DEFAULT_RESUME, type ObjectSide, type ResolvedShards } from '../../options.js'
 import { ShardLeaf } from './leaf.js'
-import type { NumberedMessage } from './messages.js'
+import type { NumberedMessage, RoomOrder } from './messages.js'
 import { shardPart } from './names.js'
 import { ShardRoot } from './root.js'
+import { RoomWide, type LocalConnections } from './roomWide.js'
 
 /** This object's part of a sharded room, from its name; undefined for an ordinary room. */
 export function shardOf<Env, Data extends object, In, Out, L extends object>(
@@ -26,4 +27,20 @@ export function notThePart(part: 'root' | 'leaf'): DurableWebSocketError {
     'ERR_DWS_INVALID_OPTIONS',
     `this object is not the ${part} of a sharded room: the shard* methods are for the objects of a module made with the shards option, which call each other.`,
   )
+}
+
+/**
+ * The room-wide view of a sharded room's object (roomWide.ts), around the
+ * part `shardOf` made: what it numbers goes through that part's order.
+ */
+export function roomWideOf(
+  ctx: DurableObjectState,
+  env: unknown,
+  shards: ResolvedShards | undefined,
+  order: RoomOrder | undefined,
+  local: LocalConnections,
+): RoomWide | undefined {
+  const name = ctx.id.name
+  if (shards === undefined || name === undefined || order === undefined) return undefined
+  return new RoomWide(env, shards, shardPart(name), order, local)
 }

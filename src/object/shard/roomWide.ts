@@ -1,0 +1,106 @@
+import type { Frame } from '../../core/outgoing.js'
+import type { ResolvedShards } from '../../options.js'
+import type { RoomOrder, ShardStub } from './messages.js'
+import { leafName, shardStub, type ShardPart } from './names.js'
+
+/** What this object itself holds: asked directly, never over RPC to itself. */
+export interface LocalConnections {
+  count(): number
+  ids(): number[]
+}
+
+/**
+ * The whole logical room, seen from any one of its objects (docs/sharding.md,
+ * "Room-wide calls"): counts and ids are asked of every leaf at once and
+ * combined; a send or close to one id goes to the leaf that handed it out,
+ * `(id - 1) % count`, which no other object needs to be asked about.
+ */
+export class RoomWide {
+  readonly #env: unknown
+  readonly #binding: string
+  readonly #room: string
+  readonly #count: number
+  /** This object's leaf, or undefined on the root. */
+  readonly #self: number | undefined
+  readonly #order: RoomOrder
+  readonly #local: LocalConnections
+
+  constructor(
+    env: unknown,
+    shards: ResolvedShards,
+    part: ShardPart,
+    order: RoomOrder,
+    local: LocalConnections,
+  ) {
+    this.#env = env
+    this.#binding = shards.binding
+    this.#room = part.room
+    this.#count = shards.count
+    this.#self = part.kind === 'leaf' ? part.index : undefined
+    this.#order = order
+    this.#local = local
+  }
+
+  /** The leaf that hands out `id` (ids are spaced by the count); undefined for what no leaf hands out. */
+  leafOf(id: number): number | undefined {
+    return Number.isSafeInteger(id) && id > 0 ? (id - 1) % this.#count : undefined
+  }
+
+  /** Whether `id` belongs to this object: a leaf answers for its own ids itself. */
+  isHere(id: number): boolean {
+    return this.#self !== undefined && this.leafOf(id) === this.#self
+  }
+
+  /** How many connections are open on all the leaves together. */
+  async count(): Promise<number> {
+    const counts = await this.#askEveryLeaf(
+      () => this.#local.count(),
+      (leaf) => leaf.shardCount(),
+    )
+    return counts.reduce((sum, count) => sum + count, 0)
+  }
+
+  /** The ids of every open connection of the room, ascending. */
+  async ids(): Promise<number[]> {
+    const ids = await this.#askEveryLeaf(
+      () => this.#local.ids(),
+      (leaf) => leaf.shardIds(),
+    )
+    return ids.flat().sort((a, b) => a - b)
+  }
+
+  /**
+   * A send to one id from another object of the room: its leaf is asked
+   * whether it holds the id (open, or a suspended session), and only then is
+   * the message handed to this object's part to publish, so it is numbered by the root like every
+   * other message to a session, and an unknown id costs no row in the log.
+   * The answer comes before the number: a call awaited before the next one
+   * keeps its place in the room's order.
+   */
+  async send(id: number, frame: Frame): Promise<boolean> {
+    const leaf = this.leafOf(id)
+    if (leaf === undefined || !(await this.#leaf(leaf).shardHolds(id))) return false
+    this.#order.publish({ target: id, tag: null, except: null, frame, mark: '' })
+    return true
+  }
+
+  /** A close of one id from another object of the room: its leaf closes it, and answers. */
+  async close(id: number, code: number, reason: string): Promise<boolean> {
+    const leaf = this.leafOf(id)
+    if (leaf === undefined) return false
+    return this.#leaf(leaf).close(id, code, reason)
+  }
+
+  /** Every leaf at once; this object's own part is read locally. */
+  #askEveryLeaf<T>(here: () => T, there: (leaf: ShardStub) => Promise<T>): Promise<T[]> {
+    return Promise.all(
+      Array.from({ length: this.#count }, (_, index) =>
+        index === this.#self ? here() : there(this.#leaf(index)),
+      ),
+    )
+  }
+
+  #leaf(index: number): ShardStub {
+    return shardStub(this.#env, this.#binding, leafName(this.#room, index))
+  }
+}

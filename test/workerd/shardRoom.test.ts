@@ -1,0 +1,174 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import { connect, eventually, leave, type Client } from './client.js'
+import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
+import { SessionClient } from './sessionClient.js'
+
+/** The root of a sharded room (its own name), or leaf `leaf` of it. */
+function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
+  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
+}
+
+/** Connects `count` plain clients one after another; `byId` maps each greeted id to its client. */
+async function joinAll(
+  room: string,
+  count: number,
+): Promise<{ clients: Client[]; byId: Map<number, Client> }> {
+  const clients: Client[] = []
+  const byId = new Map<number, Client>()
+  for (let n = 0; n < count; n++) {
+    const client = await connect(`/shards/${room}`)
+    clients.push(client)
+    byId.set(Number((await client.nextText()).slice('open:'.length)), client)
+  }
+  return { clients, byId }
+}
+
+function clientOf(byId: Map<number, Client>, id: number): Client {
+  const client = byId.get(id)
+  if (client === undefined) throw new Error(`no client has id ${String(id)}`)
+  return client
+}
+
+/** Broadcasts a last message through the root and checks it comes next: nothing else was owed. */
+async function expectNothingBefore(room: string, clients: Client[]): Promise<void> {
+  await part(room).broadcast('end')
+  for (const client of clients) expect(await client.nextText()).toBe('end')
+}
+
+const FULL = SHARD_COUNT * SOCKETS_PER_SHARD
+
+describe('RPC to the root of a sharded room answers for the whole room', () => {
+  it('counts and lists the connections of all four leaves, and forgets one that closed', async () => {
+    const { clients, byId } = await joinAll('counted', FULL)
+    expect(await part('counted').count()).toBe(FULL)
+    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    // Each leaf still holds only its own two: the root asked them, it holds none.
+    expect(await part('counted', 2).connectionIds()).toEqual([3, 7])
+    await leave(clientOf(byId, 6))
+    expect(
+      await eventually(
+        () => part('counted').count(),
+        (count) => count === FULL - 1,
+      ),
+    ).toBe(FULL - 1)
+    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 5, 7, 8])
+    await leave(...clients)
+  })
+
+  it('sends to one id on each leaf through the root: only that connection gets it, and the call says true', async () => {
+    const { clients, byId } = await joinAll('targeted', FULL)
+    for (const id of [1, 6, 3, 8]) expect(await part('targeted').send(id, `for:${String(id)}`)).toBe(true)
+    for (const id of [1, 6, 3, 8]) expect(await clientOf(byId, id).nextText()).toBe(`for:${String(id)}`)
+    // The others got nothing: the broadcast through the root is the next thing everyone sees.
+    await expectNothingBefore('targeted', clients)
+    await leave(...clients)
+  })
+
+  it('answers false for an id no leaf holds, and logs nothing for it', async () => {
+    const { clients, byId } = await joinAll('unknown', 4)
+    await leave(clientOf(byId, 2))
+    await eventually(
+      () => part('unknown', 1).connectionIds(),
+      (ids) => ids.length === 1,
+    )
+    // 2 has closed, 7 was never handed out, 0, -3 and 1.5 are no connection ids at all.
+    for (const id of [2, 7, 0, -3, 1.5]) {
+      expect(await part('unknown').send(id, 'lost')).toBe(false)
+      expect(await part('unknown').close(id, 4000, 'gone')).toBe(false)
+    }
+    expect(await part('unknown').logged()).toEqual([])
+    await expectNothingBefore(
+      'unknown',
+      clients.filter((client) => client.isOpen),
+    )
+    await leave(...clients)
+  })
+
+  it('keeps a send over RPC in the order of the calls: numbered by the root after the broadcast before it', async () => {
+    const { clients, byId } = await joinAll('ordered', 4)
+    await part('ordered').broadcast('first')
+    expect(await part('ordered').send(6, 'second')).toBe(true)
+    await part('ordered').broadcast('third')
+    expect(await clientOf(byId, 6).nextText()).toBe('first')
+    expect(await clientOf(byId, 6).nextText()).toBe('second')
+    expect(await clientOf(byId, 6).nextText()).toBe('third')
+    expect(await part('ordered').logged()).toEqual([
+      [1, 'first'],
+      [2, 'second'],
+      [3, 'third'],
+    ])
+    await leave(...clients)
+  })
+
+  it('closes ids on two other leaves through the root, with the code and reason given', async () => {
+    const { clients, byId } = await joinAll('closed', FULL)
+    expect(await part('closed').close(2, 4001, 'leaf one')).toBe(true)
+    expect(await part('closed').close(8, 4002, 'leaf three')).toBe(true)
+    expect(await clientOf(byId, 2).whenClosed()).toMatchObject({ code: 4001, reason: 'leaf one' })
+    expect(await clientOf(byId, 8).whenClosed()).toMatchObject({ code: 4002, reason: 'leaf three' })
+    expect(
+      await eventually(
+        () => part('closed').ids(),
+        (ids) => ids.length === FULL - 2,
+      ),
+    ).toEqual([1, 3, 4, 5, 6, 7])
+    // A code a close may not carry is refused at the root, whichever leaf holds the id.
+    const refused = await part('closed')
+      .close(3, 1006, '')
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+    expect(String(refused)).toMatch(/Close code 1006 cannot be sent/)
+    expect(clientOf(byId, 3).isOpen).toBe(true)
+    await leave(...clients)
+  })
+
+  it('sends to a suspended session on its leaf through the root, replayed when it resumes', async () => {
+    const first = await SessionClient.open('/shards/suspended')
+    const second = await SessionClient.open('/shards/suspended')
+    const third = await SessionClient.open('/shards/suspended')
+    for (const session of [first, second, third]) await session.next()
+    // The third is alone on leaf 1; dropped, its session waits there for its resume.
+    await third.drop(part('suspended', 1))
+    expect(await part('suspended').send(third.id, 'while away')).toBe(true)
+    expect(await part('suspended').ids()).toEqual([first.id, second.id].sort((a, b) => a - b))
+    const back = await third.resume('/shards/suspended')
+    expect(back.resumed).toBe(true)
+    expect(await back.nextPayload()).toBe('while away')
+    for (const session of [first, second, back]) session.close(1000)
+  })
+
+  it('ends a suspended session on another leaf through the root', async () => {
+    const first = await SessionClient.open('/shards/ended')
+    const second = await SessionClient.open('/shards/ended')
+    const third = await SessionClient.open('/shards/ended')
+    for (const session of [first, second, third]) await session.next()
+    await third.drop(part('ended', 1))
+    expect(await part('ended').close(third.id, 4003, 'over')).toBe(true)
+    expect(await part('ended').send(third.id, 'too late')).toBe(false)
+    const back = await third.resume('/shards/ended')
+    expect(back.resumed).toBe(false)
+    for (const session of [first, second, back]) session.close(1000)
+  })
+})
+
+describe('a handler on a leaf of a sharded room', () => {
+  it("gets the whole room from roomCount() and roomIds(), and its own leaf's from count() and ids()", async () => {
+    const { clients, byId } = await joinAll('handler', FULL - 1)
+    // Id 6 is the second socket of leaf 1.
+    const asker = clientOf(byId, 6)
+    asker.send('room')
+    expect(await asker.nextText()).toBe('room:7:1,2,3,4,5,6,7:2:2,6')
+    await leave(...clients)
+  })
+
+  it('sees 0 from broadcast: the root numbers the message, the leaves deliver it after the call returns', async () => {
+    const { clients } = await joinAll('returned', 4)
+    clients[0]?.send('sent:x')
+    expect(await clients[0]?.nextText()).toBe('sent:0')
+    for (const client of clients) expect(await client.nextText()).toBe('x')
+    await leave(...clients)
+  })
+})
