@@ -6,6 +6,7 @@ import type { ResolvedShards, WorkerSide } from '../options.js'
 import type { ShardStub } from '../object/shard/messages.js'
 import { homeLeaf, leafName } from '../object/shard/names.js'
 import { DEFAULT_ROOM, isRoomName, roomNameProblem } from '../shared/roomName.js'
+import { placementHints } from './leafPlacement.js'
 import { runMiddleware } from './middleware.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
@@ -111,23 +112,31 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
 
 /**
  * A sharded room's upgrade goes to the first leaf with room (docs/sharding.md),
- * asked in order; when all are full, to the last, which refuses it as a full
- * room does. A resume goes back to the leaf that holds its session, which
- * its token names.
+ * asked in turn from the one this isolate placed the room's last upgrade on
+ * (leafPlacement.ts); when all are full, to the last asked, which refuses it
+ * as a full room does. A resume goes back to the leaf that holds its
+ * session, which its token names.
  */
 async function placeOnLeaf(
   request: Request,
   namespace: DurableObjectNamespace,
   room: string,
-  { count }: ResolvedShards,
+  { count, binding }: ResolvedShards,
 ): Promise<DurableObjectStub> {
   const home = homeLeaf(request, count)
   if (home !== undefined) return namespace.getByName(leafName(room, home))
-  for (let index = 0; index < count - 1; index++) {
+  const key = `${binding}/${room}`
+  const order = placementHints.order(key, count)
+  let chosen = order.at(-1) ?? 0
+  for (const index of order.slice(0, -1)) {
     const leaf = namespace.getByName(leafName(room, index))
-    if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
+    if (await (leaf as unknown as ShardStub).shardHasRoom()) {
+      chosen = index
+      break
+    }
   }
-  return namespace.getByName(leafName(room, count - 1))
+  placementHints.placed(key, chosen)
+  return namespace.getByName(leafName(room, chosen))
 }
 
 /**

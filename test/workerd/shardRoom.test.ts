@@ -1,6 +1,6 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { connect, eventually, leave, type Client } from './client.js'
+import { connect, eventually, leave, upgrade, type Client } from './client.js'
 import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
 
@@ -170,5 +170,43 @@ describe('a handler on a leaf of a sharded room', () => {
     expect(await clients[0]?.nextText()).toBe('sent:0')
     for (const client of clients) expect(await client.nextText()).toBe('x')
     await leave(...clients)
+  })
+})
+
+describe('placing upgrades on the leaves of a sharded room', () => {
+  async function asked(room: string): Promise<number[]> {
+    return Promise.all(Array.from({ length: SHARD_COUNT }, (_, leaf) => part(room, leaf).askedForRoom()))
+  }
+
+  it('asks from the leaf the last upgrade went to: eight places cost 11 questions, not 18', async () => {
+    const { clients } = await joinAll('placed-cheaply', FULL)
+    // Still the first leaf with room, and ids as before: leaf n of 4 hands out n+1 and n+5.
+    expect(await part('placed-cheaply').ids()).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    for (let leaf = 0; leaf < SHARD_COUNT; leaf++)
+      expect(await part('placed-cheaply', leaf).connectionIds()).toEqual([leaf + 1, leaf + 5])
+    // Each leaf is asked for its two places and refuses once when full; the last is never asked
+    // by an upgrade that started before it. Asking from leaf 0 every time took 8 + 6 + 4 + 0 calls.
+    expect(await asked('placed-cheaply')).toEqual([3, 3, 3, 2])
+    await leave(...clients)
+  })
+
+  it('finds a place freed on an earlier leaf by going round, and refuses an upgrade when every leaf is full', async () => {
+    const { clients, byId } = await joinAll('placed-round', FULL)
+    const before = await asked('placed-round')
+    await leave(clientOf(byId, 5))
+    await eventually(
+      () => part('placed-round', 0).connectionIds(),
+      (ids) => ids.length === 1,
+    )
+    // The last upgrade went to leaf 3, which is full: the next asks it, then leaf 0, which has room.
+    const { clients: late, byId: lateIds } = await joinAll('placed-round', 1)
+    expect([...lateIds.keys()]).toEqual([9])
+    expect(await part('placed-round', 0).connectionIds()).toEqual([1, 9])
+    const after = await asked('placed-round')
+    expect(after.map((count, leaf) => count - (before[leaf] ?? 0))).toEqual([1, 0, 0, 1])
+    const refused = await upgrade('/shards/placed-round')
+    expect(refused.status).toBe(503)
+    expect(await part('placed-round').count()).toBe(FULL)
+    await leave(...clients, ...late)
   })
 })
