@@ -253,10 +253,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * `close` runs with this code and reason. False for any other id.
    */
   closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean | Promise<boolean> {
-    if (this.#wide?.isHere(id) === false) {
-      validateClose(code, reason)
-      return this.#wide.close(id, code, reason)
-    }
+    if (this.#wide?.isHere(id) === false) return this.#wide.close(id, code, reason)
     const open = this.connection(id)
     if (open !== undefined) {
       open.close(code, reason)

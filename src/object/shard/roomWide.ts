@@ -1,5 +1,6 @@
 import type { Frame } from '../../core/outgoing.js'
 import type { ResolvedShards } from '../../options.js'
+import { validateClose } from '../connection.js'
 import type { RoomOrder, ShardStub } from './messages.js'
 import { leafName, shardStub, type ShardPart } from './names.js'
 
@@ -84,8 +85,17 @@ export class RoomWide {
     return true
   }
 
-  /** A close of one id from another object of the room: its leaf closes it, and answers. */
-  async close(id: number, code: number, reason: string): Promise<boolean> {
+  /**
+   * A close of one id from another object of the room: its leaf closes it,
+   * and answers. A code or reason a close may not carry throws here, for
+   * any id, as in an ordinary room.
+   */
+  close(id: number, code: number, reason: string): Promise<boolean> {
+    validateClose(code, reason)
+    return this.#closeOnLeaf(id, code, reason)
+  }
+
+  async #closeOnLeaf(id: number, code: number, reason: string): Promise<boolean> {
     const leaf = this.leafOf(id)
     if (leaf === undefined) return false
     return this.#leaf(leaf).close(id, code, reason)
