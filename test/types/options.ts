@@ -180,3 +180,14 @@ websocket({
   // @ts-expect-error: presence needs a key function.
   presence: { maxMembers: 5 },
 })
+
+// A sharded room's handlers: the room-wide answers are promises; the leaf's own stay synchronous.
+const sharded = websocket({ binding: 'WEBSOCKET', shards: { count: 4, socketsPerShard: 1_000 } })
+sharded.add('message', async (conn) => {
+  const room: number = await conn.manager.roomCount()
+  const ids: number[] = await conn.manager.roomIds()
+  const own: number = conn.manager.count() + conn.manager.ids().length
+  // @ts-expect-error: the room's count needs calls to the other leaves, so it is a promise.
+  const unawaited: number = conn.manager.roomCount()
+  return room + ids.length + own + unawaited
+})
