@@ -10,7 +10,7 @@ import type { HandleMessage, HandleRequest } from '../transport.js'
 import { SessionLink, storedCounters, type SessionCounters } from './link.js'
 import { SessionLog } from './log.js'
 import { SessionSends } from './sends.js'
-import { SESSION_TAG, SessionStore, type SessionRecord } from './store.js'
+import { SESSION_TAG, SessionStore, type SessionRecord, type SessionRow } from './store.js'
 import { hashToken, newToken } from './tokens.js'
 import type { WindowLimits } from './window.js'
 
@@ -299,11 +299,36 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     return alarmNoLaterThan(this.#parts.ctx.storage, now + store.window)
   }
 
-  /** A session ended: its row goes, and with the last one the log but for its newest row. */
+  /**
+   * A session ended: its row goes, and with the last one the log but for its
+   * newest row. Not on a sharded room's leaf: a session from another leaf may
+   * still move here and replay from its copy of the log (shard/claims.ts).
+   */
   remove(id: number): void {
     const store = this.store
     if (store === undefined) return
-    if (store.remove(id) === 0) this.log?.dropAllButHead()
+    if (store.remove(id) === 0 && this.relay === undefined) this.log?.dropAllButHead()
+  }
+
+  /**
+   * Session `id` moves to another leaf of a sharded room: a socket that still
+   * carries it here is closed as taken over (3901), a suspended one is let
+   * go, and its row goes. No `close` runs here: the session goes on there.
+   */
+  release(id: number): void {
+    this.#previousEntry(id)
+    this.remove(id)
+  }
+
+  /** A session handed over by another leaf: stored here, suspended until its resume, which follows at once. */
+  async adopt(row: SessionRow): Promise<void> {
+    const store = this.store
+    if (store === undefined) return
+    const now = Date.now()
+    store.adopt(row, now)
+    this.sends.sessionsExist()
+    const ends = Math.min((row.suspendedAt ?? now) + store.window, row.createdAt + store.maxAge)
+    await alarmNoLaterThan(this.#parts.ctx.storage, ends)
   }
 
   /**
