@@ -16,6 +16,7 @@ import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
 import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
+import { SessionClaims } from './shard/claims.js'
 import { ShardLeaf } from './shard/leaf.js'
 import type { NumberedMessage, RoomMessage } from './shard/messages.js'
 import { leafTokenPrefix, shardPart } from './shard/names.js'
@@ -58,6 +59,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #host: ConnectionHost<Env, Data, In, Out>
   /** In a sharded room (docs/sharding.md), this object's part: the root, or one of the leaves. */
   readonly #shard: ShardRoot | ShardLeaf | undefined
+  /** On a sharded room's leaf: sessions that resume here though another leaf holds them. */
+  readonly #claims: SessionClaims<Env, Data, In, Out> | undefined
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -142,6 +145,10 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       relay: this.#shard,
       tokenPrefix: leaf === undefined ? undefined : leafTokenPrefix(leaf.index),
     })
+    this.#claims =
+      leaf === undefined || options.shards === undefined || room === undefined
+        ? undefined
+        : new SessionClaims(ctx, env, shardPart(room).room, leaf, options.shards, this.#desk)
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
       const forgetSessions = this.#desk.beforeDeleteAll()
@@ -316,6 +323,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     throw notThePart('leaf')
   }
 
+  /** A leaf of a sharded room, for another leaf claiming a session (shard/claims.ts). */
+  shardClaims(): SessionClaims<Env, Data, In, Out> {
+    if (this.#claims !== undefined) return this.#claims
+    throw notThePart('leaf')
+  }
+
   /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */
   shardHasRoom(): boolean {
     this.shardLeaf()
@@ -349,7 +362,20 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#desk.reconcile()
     const offer = readSessionOffer(offeredProtocols(request))
     // The one await of an upgrade (hashing a session's tokens) comes before its checks.
-    const keys = offer.wanted ? await this.#desk.keys(offer) : undefined
+    let keys = offer.wanted ? await this.#desk.keys(offer) : undefined
+    // A full leaf refuses the resume anyway: the session stays where it is.
+    if (
+      keys !== undefined &&
+      offer.resume !== undefined &&
+      this.#claims !== undefined &&
+      this.shardHasRoom()
+    ) {
+      const claimed = await this.#claims.claim(offer.resume, keys, () =>
+        this.#admission.owner(request, locals),
+      )
+      if ('notYours' in claimed) return this.#admission.notYours(claimed.notYours)
+      keys = claimed
+    }
     const accepted = this.#admit(request, locals, offer, keys)
     if (accepted instanceof Response) return accepted
     const { entry, client, protocol } = accepted

@@ -1,0 +1,156 @@
+import type { ResolvedShards } from '../../options.js'
+import type { SessionOffer } from '../../shared/sessionProtocol.js'
+import type { SessionDesk, SessionKeys } from '../session/desk.js'
+import type { ShardLeaf } from './leaf.js'
+import type { ClaimAnswer } from './messages.js'
+import { leafName, shardStub, tokenLeaf } from './names.js'
+
+/** What a resume offers: the client's position and its token. */
+type Resume = NonNullable<SessionOffer['resume']>
+
+/** A claim refused because the session belongs to another owner: the upgrade is closed with 3904. */
+export interface NotYours {
+  readonly notYours: number
+}
+
+/**
+ * Sessions moving between the leaves of a sharded room (docs/sharding.md,
+ * "Resuming on another leaf"). A session's record (token hashes, `handled`,
+ * `data`, tags, owner) lives on one leaf at a time. A leaf that gets a
+ * resume for a token it does not know claims the record from the leaf that
+ * has it: the one the token's `l<n>_` prefix names, or, when that one gave
+ * the session away already, the leaf it gave it to. The holder answers in
+ * one synchronous step (find, forget, close the old socket), so two leaves
+ * claiming the same session cannot both get it. The claimer stores the
+ * record, catches its log up to the client's position, and the resume goes
+ * on as on the session's own leaf: every leaf has the same rows at the same
+ * numbers, so the replay comes from its own copy.
+ */
+export class SessionClaims<Env, Data extends object, In, Out> {
+  readonly #ctx: DurableObjectState
+  readonly #env: unknown
+  readonly #room: string
+  readonly #binding: string
+  readonly #count: number
+  readonly #leaf: ShardLeaf
+  readonly #desk: SessionDesk<Env, Data, In, Out>
+
+  constructor(
+    ctx: DurableObjectState,
+    env: unknown,
+    room: string,
+    leaf: ShardLeaf,
+    shards: ResolvedShards,
+    desk: SessionDesk<Env, Data, In, Out>,
+  ) {
+    this.#ctx = ctx
+    this.#env = env
+    this.#room = room
+    this.#binding = shards.binding
+    this.#count = shards.count
+    this.#leaf = leaf
+    this.#desk = desk
+  }
+
+  /**
+   * Before a resume's checks: when this leaf does not hold the session its
+   * token names, fetches it from the leaf that does. Returns the keys with
+   * the session found here now, or unchanged when no leaf had it (the
+   * upgrade then starts a new session, as an unknown token always does).
+   */
+  async claim(
+    resume: Resume,
+    keys: SessionKeys,
+    owner: () => string | undefined,
+  ): Promise<SessionKeys | NotYours> {
+    if (keys.found !== undefined || keys.usedHash === '' || this.#desk.store === undefined) return keys
+    const index = this.#leaf.index
+    let holder = this.#movedTo(keys.usedHash) ?? tokenLeaf(resume.token, this.#count)
+    if (holder === undefined || holder === index) return keys
+    let claimant: string | undefined
+    try {
+      claimant = owner()
+    } catch {
+      // The checks that follow call the same function, and answer its failure with a 500.
+      return keys
+    }
+    const asked = new Set([index])
+    while (!asked.has(holder)) {
+      asked.add(holder)
+      const stub = shardStub(this.#env, this.#binding, leafName(this.#room, holder))
+      const answer = await stub.shardClaim(keys.usedHash, claimant ?? null, index)
+      if (answer.kind === 'moved') {
+        holder = answer.leaf
+        continue
+      }
+      if (answer.kind === 'notYours') return { notYours: answer.id }
+      if (answer.kind === 'unknown') return keys
+      const { session } = answer
+      // Before the first await: a claim from another leaf that comes meanwhile then leaves its own trace.
+      this.#forgetMove(session.token, session.previous)
+      await this.#desk.adopt(session)
+      // Its client may have seen numbers this leaf has not applied yet: a live send must not repeat one.
+      await this.#leaf.catchUpTo(resume.last)
+      break
+    }
+    // Read last, after every await: another leaf may have claimed it from here in between.
+    return { ...keys, found: this.#desk.store.find(keys.usedHash) }
+  }
+
+  /**
+   * Another leaf claims the session whose current or previous token has
+   * this hash. Synchronous from the lookup to the forgetting, so only one
+   * claim can get it; this leaf then remembers where it went, so a resume
+   * with the previous token that still comes here can follow it.
+   */
+  handOver(tokenHash: string, owner: string | null, to: number): ClaimAnswer {
+    const store = this.#desk.store
+    const session = store?.row(tokenHash)
+    if (store === undefined || session === undefined) {
+      const moved = this.#movedTo(tokenHash)
+      return moved === undefined || moved === to ? { kind: 'unknown' } : { kind: 'moved', leaf: moved }
+    }
+    if (session.owner !== null && session.owner !== owner) return { kind: 'notYours', id: session.id }
+    this.#desk.release(session.id)
+    const until = session.createdAt + store.maxAge
+    const sql = this.#moves()
+    sql.exec('DELETE FROM dws_shard_moved WHERE until <= ?', Date.now())
+    for (const hash of [session.token, session.previous])
+      if (hash !== null)
+        sql.exec(
+          'INSERT OR REPLACE INTO dws_shard_moved (hash, leaf, until) VALUES (?, ?, ?)',
+          hash,
+          to,
+          until,
+        )
+    return { kind: 'handed', session }
+  }
+
+  /** The leaf a session with this token hash was handed to, while it may still be alive. */
+  #movedTo(tokenHash: string): number | undefined {
+    return this.#moves()
+      .exec<{ leaf: number }>(
+        'SELECT leaf FROM dws_shard_moved WHERE hash = ? AND until > ?',
+        tokenHash,
+        Date.now(),
+      )
+      .toArray()[0]?.leaf
+  }
+
+  /** The session came back here: what this leaf remembered of its going is void. */
+  #forgetMove(token: string, previous: string | null): void {
+    this.#moves().exec('DELETE FROM dws_shard_moved WHERE hash IN (?, ?)', token, previous ?? token)
+  }
+
+  /**
+   * Made on first use: only a leaf that sees a resume for a session it does
+   * not hold needs it. Asked every time, not cached: `deleteAll` may drop it.
+   */
+  #moves(): SqlStorage {
+    const sql = this.#ctx.storage.sql
+    sql.exec(
+      'CREATE TABLE IF NOT EXISTS dws_shard_moved (hash TEXT PRIMARY KEY, leaf INTEGER NOT NULL, until INTEGER NOT NULL)',
+    )
+    return sql
+  }
+}
