@@ -113,7 +113,9 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
  * A sharded room's upgrade goes to the first leaf with room (docs/sharding.md),
  * asked in order; when all are full, to the last, which refuses it as a full
  * room does. A resume goes back to the leaf that holds its session, which
- * its token names.
+ * its token names, while that leaf has room; when it is full, the resume is
+ * placed like a new upgrade, and the leaf it lands on claims the session
+ * (object/shard/claims.ts).
  */
 async function placeOnLeaf(
   request: Request,
@@ -122,7 +124,10 @@ async function placeOnLeaf(
   { count }: ResolvedShards,
 ): Promise<DurableObjectStub> {
   const home = homeLeaf(request, count)
-  if (home !== undefined) return namespace.getByName(leafName(room, home))
+  if (home !== undefined) {
+    const leaf = namespace.getByName(leafName(room, home))
+    if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
+  }
   for (let index = 0; index < count - 1; index++) {
     const leaf = namespace.getByName(leafName(room, index))
     if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
