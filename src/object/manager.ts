@@ -146,9 +146,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       tokenPrefix: leaf === undefined ? undefined : leafTokenPrefix(leaf.index),
     })
     this.#claims =
-      leaf === undefined || options.shards === undefined || room === undefined
+      leaf === undefined
         ? undefined
-        : new SessionClaims(ctx, env, shardPart(room).room, leaf, options.shards, this.#desk)
+        : new SessionClaims(ctx, env, leaf, options, this.#desk, {
+            hasRoom: () => this.shardHasRoom(),
+            notYours: (id) => this.#admission.notYours(id),
+          })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
       const forgetSessions = this.#desk.beforeDeleteAll()
@@ -361,21 +364,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   async accept(request: Request, locals: L): Promise<Response> {
     this.#desk.reconcile()
     const offer = readSessionOffer(offeredProtocols(request))
-    // The one await of an upgrade (hashing a session's tokens) comes before its checks.
+    // An upgrade's awaits come before its checks: hashing a session's tokens, and on a sharded room's
+    // leaf, claiming a resumed session that another leaf holds (shard/claims.ts).
     let keys = offer.wanted ? await this.#desk.keys(offer) : undefined
-    // A full leaf refuses the resume anyway: the session stays where it is.
-    if (
-      keys !== undefined &&
-      offer.resume !== undefined &&
-      this.#claims !== undefined &&
-      this.shardHasRoom()
-    ) {
-      const claimed = await this.#claims.claim(offer.resume, keys, () =>
-        this.#admission.owner(request, locals),
-      )
-      if ('notYours' in claimed) return this.#admission.notYours(claimed.notYours)
-      keys = claimed
-    }
+    const claimed =
+      keys && (await this.#claims?.claim(offer, keys, () => this.#admission.owner(request, locals)))
+    if (claimed instanceof Response) return claimed
+    keys = claimed ?? keys
     const accepted = this.#admit(request, locals, offer, keys)
     if (accepted instanceof Response) return accepted
     const { entry, client, protocol } = accepted

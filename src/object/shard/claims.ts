@@ -1,16 +1,16 @@
-import type { ResolvedShards } from '../../options.js'
+import type { ObjectSide } from '../../options.js'
 import type { SessionOffer } from '../../shared/sessionProtocol.js'
 import type { SessionDesk, SessionKeys } from '../session/desk.js'
 import type { ShardLeaf } from './leaf.js'
 import type { ClaimAnswer } from './messages.js'
-import { leafName, shardStub, tokenLeaf } from './names.js'
+import { leafName, shardPart, shardStub, tokenLeaf } from './names.js'
 
-/** What a resume offers: the client's position and its token. */
-type Resume = NonNullable<SessionOffer['resume']>
-
-/** A claim refused because the session belongs to another owner: the upgrade is closed with 3904. */
-export interface NotYours {
-  readonly notYours: number
+/** What claims need from the leaf's admission. */
+export interface ClaimChecks {
+  /** Whether this leaf takes one more socket: a full one refuses the resume anyway, so it claims nothing. */
+  readonly hasRoom: () => boolean
+  /** The refusal of a resume by someone other than the session's owner (3904). */
+  readonly notYours: (id: number) => Response
 }
 
 /**
@@ -34,36 +34,41 @@ export class SessionClaims<Env, Data extends object, In, Out> {
   readonly #count: number
   readonly #leaf: ShardLeaf
   readonly #desk: SessionDesk<Env, Data, In, Out>
+  readonly #checks: ClaimChecks
 
   constructor(
     ctx: DurableObjectState,
     env: unknown,
-    room: string,
     leaf: ShardLeaf,
-    shards: ResolvedShards,
+    { shards }: Pick<ObjectSide<Env, Data, In, Out, object>, 'shards'>,
     desk: SessionDesk<Env, Data, In, Out>,
+    checks: ClaimChecks,
   ) {
     this.#ctx = ctx
     this.#env = env
-    this.#room = room
-    this.#binding = shards.binding
-    this.#count = shards.count
+    this.#room = shardPart(ctx.id.name ?? '').room
+    this.#binding = shards?.binding ?? ''
+    this.#count = shards?.count ?? 0
     this.#leaf = leaf
     this.#desk = desk
+    this.#checks = checks
   }
 
   /**
    * Before a resume's checks: when this leaf does not hold the session its
    * token names, fetches it from the leaf that does. Returns the keys with
    * the session found here now, or unchanged when no leaf had it (the
-   * upgrade then starts a new session, as an unknown token always does).
+   * upgrade then starts a new session, as an unknown token always does), or
+   * the refusal when the session is another owner's.
    */
   async claim(
-    resume: Resume,
+    offer: SessionOffer,
     keys: SessionKeys,
     owner: () => string | undefined,
-  ): Promise<SessionKeys | NotYours> {
-    if (keys.found !== undefined || keys.usedHash === '' || this.#desk.store === undefined) return keys
+  ): Promise<SessionKeys | Response> {
+    const resume = offer.resume
+    if (resume === undefined || keys.found !== undefined || keys.usedHash === '') return keys
+    if (this.#desk.store === undefined || !this.#checks.hasRoom()) return keys
     const index = this.#leaf.index
     let holder = this.#movedTo(keys.usedHash) ?? tokenLeaf(resume.token, this.#count)
     if (holder === undefined || holder === index) return keys
@@ -83,7 +88,7 @@ export class SessionClaims<Env, Data extends object, In, Out> {
         holder = answer.leaf
         continue
       }
-      if (answer.kind === 'notYours') return { notYours: answer.id }
+      if (answer.kind === 'notYours') return this.#checks.notYours(answer.id)
       if (answer.kind === 'unknown') return keys
       const { session } = answer
       // Before the first await: a claim from another leaf that comes meanwhile then leaves its own trace.
