@@ -293,6 +293,22 @@ describe('sessions resumed on another leaf than the one they left', () => {
     for (const session of [other, far, back]) session.close(1000)
   })
 
+  it('closes the socket that still carries the session on its first leaf with 3901 when it resumes on another', async () => {
+    const path = '/shards/taken'
+    const [subject, other, far] = await threeSessions(path)
+    // No drop: the old socket still looks open, as a half-dead connection does.
+    const back = await subject.resume(path, { via: part('taken', 3) })
+    expect(back.welcome).toMatchObject({ id: subject.id, resumed: true })
+    expect(await subject.whenClosed()).toMatchObject({ code: 3901 })
+    expect(await part('taken', 0).connectionIds()).toEqual([other.id])
+    expect(await part('taken', 3).connectionIds()).toEqual([subject.id])
+    await part('taken').broadcast('one')
+    const payloads = await back.payloads(2)
+    expect(payloads.sort()).toEqual(['one', `open:${String(subject.id)}`])
+    await back.expectNothingWithin(100)
+    for (const session of [other, far, back]) session.close(1000)
+  })
+
   it('refuses a later resume with the token the move retired: a new session starts, and the moved one stays open', async () => {
     const path = '/shards/retired'
     const [subject, other, far] = await threeSessions(path)
