@@ -124,7 +124,7 @@ export class WebSocketObject<
    * RPC on a leaf, from another leaf where a session resumes: hands over the
    * session whose token has this hash, or says where it went.
    */
-  shardClaim(tokenHash: string, owner: string | null, to: number): ClaimAnswer {
+  shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
     return this.#manager.shardClaims().handOver(tokenHash, owner, to)
   }
 

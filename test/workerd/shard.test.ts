@@ -309,6 +309,21 @@ describe('sessions resumed on another leaf than the one they left', () => {
     for (const session of [other, far, back]) session.close(1000)
   })
 
+  it('waits for a handler still running on the first leaf: its message counts as handled and its data moves', async () => {
+    const path = '/shards/running'
+    const [subject, other, far] = await threeSessions(path)
+    const slow = subject.send('slowkeep:300:a')
+    // The socket is still open and the handler still running when the resume lands on leaf 2.
+    const back = await subject.resume(path, { via: part('running', 2) })
+    expect(back.welcome).toMatchObject({ id: subject.id, resumed: true, handled: slow })
+    expect(await subject.whenClosed()).toMatchObject({ code: 3901 })
+    expect((await back.payloads(2)).sort()).toEqual(['kept:a', `open:${String(subject.id)}`])
+    back.send('keep:b')
+    expect(await back.nextPayload()).toBe('kept:ab')
+    await back.expectNothingWithin(100)
+    for (const session of [other, far, back]) session.close(1000)
+  })
+
   it('refuses a later resume with the token the move retired: a new session starts, and the moved one stays open', async () => {
     const path = '/shards/retired'
     const [subject, other, far] = await threeSessions(path)

@@ -313,11 +313,12 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   /**
    * Session `id` moves to another leaf of a sharded room: a socket that still
    * carries it here is closed as taken over (3901), a suspended one is let
-   * go, and its row goes. No `close` runs here: the session goes on there.
+   * go; nothing new runs for it here, and no `close`. Settles once a handler
+   * still running for it is done, so its row has the final `handled` and
+   * `data`; the caller then removes the row.
    */
-  release(id: number): void {
-    this.#previousEntry(id)
-    this.remove(id)
+  release(id: number): Promise<void> {
+    return this.#previousEntry(id)?.queue.idle() ?? Promise.resolve()
   }
 
   /** A session handed over by another leaf: stored here, suspended until its resume, which follows at once. */

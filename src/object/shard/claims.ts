@@ -1,9 +1,17 @@
 import type { ObjectSide } from '../../options.js'
 import type { SessionOffer } from '../../shared/sessionProtocol.js'
 import type { SessionDesk, SessionKeys } from '../session/desk.js'
+import type { SessionRow } from '../session/store.js'
 import type { ShardLeaf } from './leaf.js'
 import type { ClaimAnswer } from './messages.js'
 import { leafName, shardPart, shardStub, tokenLeaf } from './names.js'
+
+/**
+ * How long a hand-over waits for a handler still running for the session on
+ * its old leaf. Past it the session moves anyway, and that message counts as
+ * not handled: its client sends it again (docs/sharding.md, the edges).
+ */
+const HANDLER_WAIT_MS = 5_000
 
 /** What claims need from the leaf's admission. */
 export interface ClaimChecks {
@@ -35,6 +43,8 @@ export class SessionClaims<Env, Data extends object, In, Out> {
   readonly #leaf: ShardLeaf
   readonly #desk: SessionDesk<Env, Data, In, Out>
   readonly #checks: ClaimChecks
+  /** Sessions being handed over, while their last handler here finishes, and the leaf each goes to. */
+  readonly #going = new Map<number, number>()
 
   constructor(
     ctx: DurableObjectState,
@@ -104,19 +114,33 @@ export class SessionClaims<Env, Data extends object, In, Out> {
 
   /**
    * Another leaf claims the session whose current or previous token has
-   * this hash. Synchronous from the lookup to the forgetting, so only one
-   * claim can get it; this leaf then remembers where it went, so a resume
-   * with the previous token that still comes here can follow it.
+   * this hash. The first claim takes it in one synchronous step (any later
+   * one is told where it goes); a handler still running for it here is
+   * waited for (at most {@link HANDLER_WAIT_MS}), so `handled` and `data`
+   * move with what it did. This leaf then remembers where the session went,
+   * so a resume with the previous token that still comes here can follow it.
    */
-  handOver(tokenHash: string, owner: string | null, to: number): ClaimAnswer {
+  async handOver(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
     const store = this.#desk.store
-    const session = store?.row(tokenHash)
-    if (store === undefined || session === undefined) {
+    const found = store?.row(tokenHash)
+    if (store === undefined || found === undefined) {
       const moved = this.#movedTo(tokenHash)
       return moved === undefined || moved === to ? { kind: 'unknown' } : { kind: 'moved', leaf: moved }
     }
-    if (session.owner !== null && session.owner !== owner) return { kind: 'notYours', id: session.id }
-    this.#desk.release(session.id)
+    if (found.owner !== null && found.owner !== owner) return { kind: 'notYours', id: found.id }
+    const going = this.#going.get(found.id)
+    if (going !== undefined) return going === to ? { kind: 'unknown' } : { kind: 'moved', leaf: going }
+    this.#going.set(found.id, to)
+    let session: SessionRow | undefined
+    try {
+      await within(this.#desk.release(found.id), HANDLER_WAIT_MS)
+      session = store.row(tokenHash)
+    } finally {
+      this.#going.delete(found.id)
+    }
+    // Ended meanwhile (its age, an RPC close): nothing is left to hand over.
+    if (session?.id !== found.id) return { kind: 'unknown' }
+    this.#desk.remove(session.id)
     const until = session.createdAt + store.maxAge
     const sql = this.#moves()
     sql.exec('DELETE FROM dws_shard_moved WHERE until <= ?', Date.now())
@@ -157,5 +181,21 @@ export class SessionClaims<Env, Data extends object, In, Out> {
       'CREATE TABLE IF NOT EXISTS dws_shard_moved (hash TEXT PRIMARY KEY, leaf INTEGER NOT NULL, until INTEGER NOT NULL)',
     )
     return sql
+  }
+}
+
+/** Settles when `work` does, or after `ms`; the timer goes with it, so it keeps no object awake. */
+async function within(work: Promise<void>, ms: number): Promise<void> {
+  let stop = (): void => undefined
+  const timeout = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    stop = () => {
+      clearTimeout(timer)
+    }
+  })
+  try {
+    await Promise.race([work, timeout])
+  } finally {
+    stop()
   }
 }
