@@ -312,11 +312,14 @@ describe('sessions resumed on another leaf than the one they left', () => {
   it('waits for a handler still running on the first leaf: its message counts as handled and its data moves', async () => {
     const path = '/shards/running'
     const [subject, other, far] = await threeSessions(path)
-    const slow = subject.send('slowkeep:300:a')
+    const held = subject.send('holdkeep:g:a')
     // The socket is still open and the handler still running when the resume lands on leaf 2.
-    const back = await subject.resume(path, { via: part('running', 2) })
-    expect(back.welcome).toMatchObject({ id: subject.id, resumed: true, handled: slow })
+    const resuming = subject.resume(path, { via: part('running', 2) })
+    // Closed by the claim, which now waits for the handler.
     expect(await subject.whenClosed()).toMatchObject({ code: 3901 })
+    await part('running', 0).release('g')
+    const back = await resuming
+    expect(back.welcome).toMatchObject({ id: subject.id, resumed: true, handled: held })
     expect((await back.payloads(2)).sort()).toEqual(['kept:a', `open:${String(subject.id)}`])
     back.send('keep:b')
     expect(await back.nextPayload()).toBe('kept:ab')
