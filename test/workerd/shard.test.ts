@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { DurableWebSocketError, websocket } from '../../src/index.js'
 import { hashToken } from '../../src/object/session/tokens.js'
 import { numbered, resumeEntry, SESSION_PROTOCOL } from '../../src/shared/sessionProtocol.js'
-import { Client, connect, leave } from './client.js'
+import { Client, connect, leave, sleep } from './client.js'
 import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
@@ -325,6 +325,32 @@ describe('sessions resumed on another leaf than the one they left', () => {
     expect(await back.nextPayload()).toBe('kept:ab')
     await back.expectNothingWithin(100)
     for (const session of [other, far, back]) session.close(1000)
+  })
+
+  it('holds a resume that reaches the first leaf while the session is on its way out, and the session ends up on one leaf', async () => {
+    const path = '/shards/crossing'
+    const [subject, other, far] = await threeSessions(path)
+    const held = subject.send('holdkeep:g:a')
+    const toLeaf2 = subject.resume(path, { via: part('crossing', 2) })
+    expect(await subject.whenClosed()).toMatchObject({ code: 3901 })
+    // Leaf 0 is waiting for the handler; the same token comes back to it (the Worker sends it home).
+    const home = subject.resume(path)
+    // Nothing to watch for while leaf 0 holds it back: give the upgrade time to get there.
+    await sleep(200)
+    await part('crossing', 0).release('g')
+    const resumes = await Promise.all([toLeaf2, home])
+    const holders: number[] = []
+    for (let leaf = 0; leaf < SHARD_COUNT; leaf++)
+      if ((await part('crossing', leaf).connectionIds()).includes(subject.id)) holders.push(leaf)
+    expect(holders).toHaveLength(1)
+    const winner = holders[0] === 2 ? resumes[0] : resumes[1]
+    expect(winner.welcome).toMatchObject({ id: subject.id, resumed: true, handled: held })
+    winner.send('keep:b')
+    const payloads: string[] = []
+    while (!payloads.includes('kept:ab')) payloads.push(await winner.nextPayload())
+    // The held handler's own reply is owed too, once: `a` ran once, and its data moved.
+    expect(payloads.filter((text) => text.startsWith('kept:'))).toEqual(['kept:a', 'kept:ab'])
+    for (const session of [other, far, ...resumes]) session.close(1000)
   })
 
   it('refuses a later resume with the token the move retired: a new session starts, and the moved one stays open', async () => {

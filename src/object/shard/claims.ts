@@ -27,9 +27,10 @@ export interface ClaimChecks {
  * `data`, tags, owner) lives on one leaf at a time. A leaf that gets a
  * resume for a token it does not know claims the record from the leaf that
  * has it: the one the token's `l<n>_` prefix names, or, when that one gave
- * the session away already, the leaf it gave it to. The holder answers in
- * one synchronous step (find, forget, close the old socket), so two leaves
- * claiming the same session cannot both get it. The claimer stores the
+ * the session away already, the leaf it gave it to. The holder takes the
+ * session in one synchronous step (find, mark as going, close the old
+ * socket), so two leaves claiming the same session cannot both get it. The
+ * claimer stores the
  * record, catches its log up to the client's position, and the resume goes
  * on as on the session's own leaf: every leaf has the same rows at the same
  * numbers, so the replay comes from its own copy.
@@ -43,8 +44,8 @@ export class SessionClaims<Env, Data extends object, In, Out> {
   readonly #leaf: ShardLeaf
   readonly #desk: SessionDesk<Env, Data, In, Out>
   readonly #checks: ClaimChecks
-  /** Sessions being handed over, while their last handler here finishes, and the leaf each goes to. */
-  readonly #going = new Map<number, number>()
+  /** Sessions being handed over while their last handler here finishes: the leaf each goes to, and when it is gone. */
+  readonly #going = new Map<number, { readonly to: number; readonly gone: Promise<unknown> }>()
 
   constructor(
     ctx: DurableObjectState,
@@ -77,6 +78,12 @@ export class SessionClaims<Env, Data extends object, In, Out> {
     owner: () => string | undefined,
   ): Promise<SessionKeys | Response> {
     const resume = offer.resume
+    const going = keys.found === undefined ? undefined : this.#going.get(keys.found.id)
+    if (going !== undefined) {
+      // A resume here while the session is on its way out: it follows the session once it is gone.
+      await going.gone
+      keys = { ...keys, found: this.#desk.store?.find(keys.usedHash) }
+    }
     if (resume === undefined || keys.found !== undefined || keys.usedHash === '') return keys
     if (this.#desk.store === undefined || !this.#checks.hasRoom()) return keys
     const index = this.#leaf.index
@@ -129,11 +136,12 @@ export class SessionClaims<Env, Data extends object, In, Out> {
     }
     if (found.owner !== null && found.owner !== owner) return { kind: 'notYours', id: found.id }
     const going = this.#going.get(found.id)
-    if (going !== undefined) return going === to ? { kind: 'unknown' } : { kind: 'moved', leaf: going }
-    this.#going.set(found.id, to)
+    if (going !== undefined) return going.to === to ? { kind: 'unknown' } : { kind: 'moved', leaf: going.to }
+    const gone = within(this.#desk.release(found.id), HANDLER_WAIT_MS)
+    this.#going.set(found.id, { to, gone })
     let session: SessionRow | undefined
     try {
-      await within(this.#desk.release(found.id), HANDLER_WAIT_MS)
+      await gone
       session = store.row(tokenHash)
     } finally {
       this.#going.delete(found.id)
