@@ -10,7 +10,7 @@ import type { HandleMessage, HandleRequest } from '../transport.js'
 import { SessionLink, storedCounters, type SessionCounters } from './link.js'
 import { SessionLog } from './log.js'
 import { SessionSends } from './sends.js'
-import { SESSION_TAG, SessionStore, type SessionRecord, type SessionRow } from './store.js'
+import { SESSION_TAG, SessionStore, type SessionRecord } from './store.js'
 import { hashToken, newToken } from './tokens.js'
 import type { WindowLimits } from './window.js'
 
@@ -319,17 +319,6 @@ export class SessionDesk<Env, Data extends object, In, Out> {
    */
   release(id: number): Promise<void> {
     return this.#previousEntry(id)?.queue.idle() ?? Promise.resolve()
-  }
-
-  /** A session handed over by another leaf: stored here, suspended until its resume, which follows at once. */
-  async adopt(row: SessionRow): Promise<void> {
-    const store = this.store
-    if (store === undefined) return
-    const now = Date.now()
-    store.adopt(row, now)
-    this.sends.sessionsExist()
-    const ends = Math.min((row.suspendedAt ?? now) + store.window, row.createdAt + store.maxAge)
-    await alarmNoLaterThan(this.#parts.ctx.storage, ends)
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { ObjectSide } from '../../options.js'
 import type { SessionOffer } from '../../shared/sessionProtocol.js'
+import { alarmNoLaterThan } from '../alarm.js'
 import type { SessionDesk, SessionKeys } from '../session/desk.js'
 import type { SessionRow } from '../session/store.js'
 import type { ShardLeaf } from './leaf.js'
@@ -110,7 +111,7 @@ export class SessionClaims<Env, Data extends object, In, Out> {
       const { session } = answer
       // Before the first await: a claim from another leaf that comes meanwhile then leaves its own trace.
       this.#forgetMove(session.token, session.previous)
-      await this.#desk.adopt(session)
+      await this.#adopt(session)
       // Its client may have seen numbers this leaf has not applied yet: a live send must not repeat one.
       await this.#leaf.catchUpTo(resume.last)
       break
@@ -161,6 +162,17 @@ export class SessionClaims<Env, Data extends object, In, Out> {
           until,
         )
     return { kind: 'handed', session }
+  }
+
+  /** A session handed over: stored here, suspended until its resume, which follows at once. */
+  async #adopt(session: SessionRow): Promise<void> {
+    const store = this.#desk.store
+    if (store === undefined) return
+    const now = Date.now()
+    store.adopt(session, now)
+    this.#desk.sends.sessionsExist()
+    const ends = Math.min((session.suspendedAt ?? now) + store.window, session.createdAt + store.maxAge)
+    await alarmNoLaterThan(this.#ctx.storage, ends)
   }
 
   /** The leaf a session with this token hash was handed to, while it may still be alive. */
