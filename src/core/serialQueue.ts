@@ -20,6 +20,11 @@ export class SerialQueue {
     return this.#waitingSize
   }
 
+  /** Settles once the running task, and those queued behind it by now, are done. */
+  idle(): Promise<void> {
+    return this.#tail ?? Promise.resolve()
+  }
+
   /** Runs `task` now, or after the tasks before it; `size` counts towards {@link waitingSize} meanwhile. */
   run(task: () => unknown, size = 0): Promise<void> | undefined {
     const tail = this.#tail

@@ -115,7 +115,9 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
  * asked in turn from the one this isolate placed the room's last upgrade on
  * (leafPlacement.ts); when all are full, to the last asked, which refuses it
  * as a full room does. A resume goes back to the leaf that holds its
- * session, which its token names.
+ * session, which its token names, while that leaf has room; when it is
+ * full, the resume is placed like a new upgrade, and the leaf it lands on
+ * claims the session (object/shard/claims.ts).
  */
 async function placeOnLeaf(
   request: Request,
@@ -124,7 +126,10 @@ async function placeOnLeaf(
   { count, binding }: ResolvedShards,
 ): Promise<DurableObjectStub> {
   const home = homeLeaf(request, count)
-  if (home !== undefined) return namespace.getByName(leafName(room, home))
+  if (home !== undefined) {
+    const leaf = namespace.getByName(leafName(room, home))
+    if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
+  }
   const key = `${binding}/${room}`
   const order = placementHints.order(key, count)
   let chosen = order.at(-1) ?? 0

@@ -6,7 +6,7 @@ import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
-import type { Batch, Publication } from './shard/messages.js'
+import type { Batch, ClaimAnswer, Publication } from './shard/messages.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -120,6 +120,14 @@ export class WebSocketObject<
   /** RPC on a leaf: a batch in the root's order; answers the last number the leaf applied. */
   shardApply(batch: Batch): Promise<number> {
     return this.#manager.shardLeaf().apply(batch)
+  }
+
+  /**
+   * RPC on a leaf, from another leaf where a session resumes: hands over the
+   * session whose token has this hash, or says where it went.
+   */
+  shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
+    return this.#manager.shardClaims().handOver(tokenHash, owner, to)
   }
 
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */

@@ -80,11 +80,8 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
     let protocol: string | undefined
     let arrival: Arrival | undefined
     try {
-      const pickOwner = options.resume?.owner
-      if (keys !== undefined && pickOwner !== undefined)
-        owner = validateKey(pickOwner(request, locals), 'resume.owner')
-      if (found !== undefined && found.owner !== null && found.owner !== owner)
-        return this.#notYours(found.id)
+      if (keys !== undefined) owner = this.owner(request, locals)
+      if (found !== undefined && found.owner !== null && found.owner !== owner) return this.notYours(found.id)
       // A resume closes its session's socket that still looks open as it takes over: that one does not count.
       const replaced = found === undefined ? undefined : this.#table.get(found.id)
       const { maxConnections } = options
@@ -133,12 +130,18 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
     return { tags, protocol, key, owner, arrival }
   }
 
+  /** Who a session upgrade comes from (`resume.owner`); undefined when the module names no owner. */
+  owner(request: Request, locals: L): string | undefined {
+    const pickOwner = this.#options.resume?.owner
+    return pickOwner === undefined ? undefined : validateKey(pickOwner(request, locals), 'resume.owner')
+  }
+
   /**
    * Refuses a resume by someone other than the session's owner with 3904,
    * after the handshake so that a browser sees the code: the socket is never
    * accepted into the object, no id is spent, and the session stays its owner's.
    */
-  #notYours(id: number): Response {
+  notYours(id: number): Response {
     log.warn(
       `refused a resume of session ${String(id)}${this.#room === undefined ? '' : ` in room ${this.#room}`} by another owner, closing it with 3904`,
     )

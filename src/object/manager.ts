@@ -16,6 +16,7 @@ import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
 import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
+import { SessionClaims } from './shard/claims.js'
 import { ShardLeaf } from './shard/leaf.js'
 import type { NumberedMessage, RoomMessage } from './shard/messages.js'
 import { leafTokenPrefix, shardPart } from './shard/names.js'
@@ -61,6 +62,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #shard: ShardRoot | ShardLeaf | undefined
   /** In a sharded room, the whole room: counts, ids, and sends and closes to ids on other leaves. */
   readonly #wide: RoomWide | undefined
+  /** On a sharded room's leaf: sessions that resume here though another leaf holds them. */
+  readonly #claims: SessionClaims<Env, Data, In, Out> | undefined
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -146,6 +149,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       relay: this.#shard,
       tokenPrefix: leaf === undefined ? undefined : leafTokenPrefix(leaf.index),
     })
+    this.#claims =
+      leaf === undefined
+        ? undefined
+        : new SessionClaims(ctx, env, leaf, options, this.#desk, {
+            hasRoom: () => this.shardHasRoom(),
+            notYours: (id) => this.#admission.notYours(id),
+          })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
       const forgetSessions = this.#desk.beforeDeleteAll()
@@ -325,6 +335,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     throw notThePart('leaf')
   }
 
+  /** A leaf of a sharded room, for another leaf claiming a session (shard/claims.ts). */
+  shardClaims(): SessionClaims<Env, Data, In, Out> {
+    if (this.#claims !== undefined) return this.#claims
+    throw notThePart('leaf')
+  }
+
   /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */
   shardHasRoom(): boolean {
     this.shardLeaf()
@@ -363,8 +379,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   async accept(request: Request, locals: L): Promise<Response> {
     this.#desk.reconcile()
     const offer = readSessionOffer(offeredProtocols(request))
-    // The one await of an upgrade (hashing a session's tokens) comes before its checks.
-    const keys = offer.wanted ? await this.#desk.keys(offer) : undefined
+    // An upgrade's awaits come before its checks: hashing a session's tokens, and on a sharded room's
+    // leaf, claiming a resumed session that another leaf holds (shard/claims.ts).
+    let keys = offer.wanted ? await this.#desk.keys(offer) : undefined
+    const claimed =
+      keys && (await this.#claims?.claim(offer, keys, () => this.#admission.owner(request, locals)))
+    if (claimed instanceof Response) return claimed
+    keys = claimed ?? keys
     const accepted = this.#admit(request, locals, offer, keys)
     if (accepted instanceof Response) return accepted
     const { entry, client, protocol } = accepted

@@ -37,6 +37,8 @@ export interface SessionOpenOptions {
   protocols?: string[]
   /** Do not answer the server's close frame (a half-dead peer). */
   halfOpen?: boolean
+  /** Hand the upgrade to this object itself instead of the fixture worker (a leaf of a sharded room, say). */
+  via?: { fetch(request: Request): Promise<Response> }
 }
 
 /** A resume that carries the previous socket's unacknowledged messages over. */
@@ -120,7 +122,13 @@ export class SessionClient {
     const offer = [SESSION_PROTOCOL]
     if (options.resume !== undefined) offer.push(resumeEntry(options.resume))
     offer.push(...(options.protocols ?? []))
-    const response = await upgrade(path, { 'Sec-WebSocket-Protocol': offer.join(', ') })
+    const headers = { 'Sec-WebSocket-Protocol': offer.join(', ') }
+    const response =
+      options.via === undefined
+        ? await upgrade(path, headers)
+        : await options.via.fetch(
+            new Request(`http://fixture.test${path}`, { headers: { Upgrade: 'websocket', ...headers } }),
+          )
     if (response.status !== 101 || response.webSocket === null) {
       throw new Error(`expected 101 from ${path}, got ${String(response.status)}: ${await response.text()}`)
     }

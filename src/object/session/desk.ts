@@ -304,11 +304,26 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     return alarmNoLaterThan(this.#parts.ctx.storage, now + store.window)
   }
 
-  /** A session ended: its row goes, and with the last one the log but for its newest row. */
+  /**
+   * A session ended: its row goes, and with the last one the log but for its
+   * newest row. Not on a sharded room's leaf: a session from another leaf may
+   * still move here and replay from its copy of the log (shard/claims.ts).
+   */
   remove(id: number): void {
     const store = this.store
     if (store === undefined) return
-    if (store.remove(id) === 0) this.log?.dropAllButHead()
+    if (store.remove(id) === 0 && this.relay === undefined) this.log?.dropAllButHead()
+  }
+
+  /**
+   * Session `id` moves to another leaf of a sharded room: a socket that still
+   * carries it here is closed as taken over (3901), a suspended one is let
+   * go; nothing new runs for it here, and no `close`. Settles once a handler
+   * still running for it is done, so its row has the final `handled` and
+   * `data`; the caller then removes the row.
+   */
+  release(id: number): Promise<void> {
+    return this.#previousEntry(id)?.queue.idle() ?? Promise.resolve()
   }
 
   /**

@@ -21,6 +21,23 @@ export interface SessionRecord {
   readonly owner: string | null
 }
 
+/**
+ * A session row whole, hashes included: what one leaf of a sharded room
+ * hands another when a session resumes there (shard/claims.ts).
+ */
+export interface SessionRow {
+  readonly id: number
+  readonly token: string
+  readonly previous: string | null
+  readonly data: string
+  readonly tags: string
+  readonly handled: number
+  readonly suspendedAt: number | null
+  readonly floor: number
+  readonly createdAt: number
+  readonly owner: string | null
+}
+
 /** What a session's `close` handler needs once it has no socket. */
 export interface EndedSession {
   readonly id: number
@@ -142,6 +159,59 @@ export class SessionStore {
       createdAt: row.created_at,
       owner: row.owner,
     }
+  }
+
+  /** The whole row whose current or previous token has this hash. */
+  row(tokenHash: string): SessionRow | undefined {
+    if (!this.exists()) return undefined
+    const row = this.#ensure()
+      .exec<{
+        id: number
+        token: string
+        previous: string | null
+        data: string
+        tags: string
+        handled: number
+        suspended_at: number | null
+        floor: number
+        created_at: number
+        owner: string | null
+      }>(
+        'SELECT id, token, previous, data, tags, handled, suspended_at, floor, created_at, owner FROM dws_sessions WHERE token = ?1 OR previous = ?1 LIMIT 1',
+        tokenHash,
+      )
+      .toArray()[0]
+    if (row === undefined) return undefined
+    return {
+      id: row.id,
+      token: row.token,
+      previous: row.previous,
+      data: row.data,
+      tags: row.tags,
+      handled: row.handled,
+      suspendedAt: row.suspended_at,
+      floor: row.floor,
+      createdAt: row.created_at,
+      owner: row.owner,
+    }
+  }
+
+  /** A session another object handed over, kept as it was there, but suspended: no socket carries it here yet. */
+  adopt(row: SessionRow, now: number): void {
+    this.#ensure().exec(
+      `INSERT OR REPLACE INTO dws_sessions (id, token, previous, data, tags, handled, suspended_at, floor, created_at, owner)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.id,
+      row.token,
+      row.previous,
+      row.data,
+      row.tags,
+      row.handled,
+      row.suspendedAt ?? now,
+      row.floor,
+      row.createdAt,
+      row.owner,
+    )
   }
 
   /**

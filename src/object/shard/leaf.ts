@@ -110,6 +110,23 @@ export class ShardLeaf {
     return this.applied
   }
 
+  /**
+   * Applies what the root numbered up to `seq`, asking it for what no batch
+   * brought yet: a session that moved here from another leaf may have seen
+   * numbers this leaf has not (shard/claims.ts). In line with the batches.
+   */
+  catchUpTo(seq: number): Promise<void> {
+    const catching = this.#applying.then(async () => {
+      while (this.applied < seq) {
+        const before = this.applied
+        this.#take(await this.#root().shardSince(before))
+        if (this.applied === before) break
+      }
+    })
+    this.#applying = catching.catch(() => undefined)
+    return catching
+  }
+
   /** Delivers, in order, every message past the last applied, and stores how far it got in the same turn. */
   #take(batch: Batch): void {
     let applied = this.applied

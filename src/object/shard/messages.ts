@@ -1,4 +1,5 @@
 import type { Frame } from '../../core/outgoing.js'
+import type { SessionRow } from '../session/store.js'
 
 /**
  * One message for the whole room, or for some of it, as a leaf hands it to
@@ -60,4 +61,17 @@ export interface ShardStub {
   /** On a leaf: whether it holds `id`, open or as a suspended session. */
   shardHolds(id: number): Promise<boolean>
   close(id: number, code?: number, reason?: string): Promise<boolean>
+  shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer>
 }
+
+/**
+ * What a leaf answers when another claims a session by its token's hash
+ * (shard/claims.ts): the session, handed over and forgotten here; the leaf
+ * it moved to before; a refusal because the claim comes for another owner;
+ * or nothing, because no session here has that token.
+ */
+export type ClaimAnswer =
+  | { readonly kind: 'handed'; readonly session: SessionRow }
+  | { readonly kind: 'moved'; readonly leaf: number }
+  | { readonly kind: 'notYours'; readonly id: number }
+  | { readonly kind: 'unknown' }

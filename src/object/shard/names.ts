@@ -42,7 +42,12 @@ export function homeLeaf(request: Request, count: number): number | undefined {
     .split(',')
     .map((entry) => entry.trim())
   const token = readSessionOffer(offered).resume?.token
-  const index = token === undefined ? undefined : LEAF_TOKEN.exec(token)?.[1]
+  return token === undefined ? undefined : tokenLeaf(token, count)
+}
+
+/** The leaf that handed out this session token, from its `l<n>_` prefix; undefined when it names none of the `count`. */
+export function tokenLeaf(token: string, count: number): number | undefined {
+  const index = LEAF_TOKEN.exec(token)?.[1]
   if (index === undefined || Number(index) >= count) return undefined
   return Number(index)
 }
