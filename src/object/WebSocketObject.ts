@@ -7,6 +7,7 @@ import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
 import type { Batch, Publication } from './shard/messages.js'
+import type { ShardStats } from './shard/stats.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -123,6 +124,15 @@ export class WebSocketObject<
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */
   shardHasRoom(): boolean {
     return this.#manager.shardHasRoom()
+  }
+
+  /**
+   * RPC on the root or a leaf of a sharded room: the calls this object made
+   * to the room's other objects and took from them since it started (the
+   * bench's `--shards` reads these).
+   */
+  shardStats(): ShardStats {
+    return this.#manager.shardStats()
   }
 
   override async fetch(request: Request): Promise<Response> {

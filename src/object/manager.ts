@@ -21,6 +21,7 @@ import type { NumberedMessage, RoomMessage } from './shard/messages.js'
 import { leafTokenPrefix, shardPart } from './shard/names.js'
 import { notThePart, shardOf } from './shard/part.js'
 import { ShardRoot } from './shard/root.js'
+import type { ShardStats } from './shard/stats.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
@@ -314,6 +315,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   shardLeaf(): ShardLeaf {
     if (this.#shard instanceof ShardLeaf) return this.#shard
     throw notThePart('leaf')
+  }
+
+  /** This object's counters of calls within its sharded room (shard/stats.ts). */
+  shardStats(): ShardStats {
+    if (this.#shard === undefined) throw notThePart('leaf')
+    return this.#shard.stats()
   }
 
   /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */
