@@ -86,6 +86,7 @@ export interface CeilingSample {
   cpuMs: number
   rootCalls: number
   leafCalls: number
+  failedCalls: number
 }
 
 export interface ShardsResults {
@@ -158,10 +159,27 @@ function receive(room: Room, more: number): Promise<void> {
   })
 }
 
+/** Waits for `done`, calling `poke` every 2 s meanwhile. */
+async function whilePoking(done: Promise<void>, poke: () => Promise<unknown>): Promise<void> {
+  for (;;) {
+    const finished = await Promise.race([done.then(() => true), sleep(2_000).then(() => false)])
+    if (finished) return
+    await poke()
+  }
+}
+
 async function statsOf(origin: string, room: string): Promise<RoomStats> {
   const response = await fetch(`${origin}/stats/${room}`)
   if (!response.ok) throw new Error(`/stats/${room}: ${String(response.status)} ${await response.text()}`)
   return (await response.json()) as RoomStats
+}
+
+/** Whether every part is the instance it was at `before`: an evicted one starts counting again at zero. */
+function sameInstances(before: RoomStats, after: RoomStats): boolean {
+  return (
+    before.root.since === after.root.since &&
+    before.leaves.every((leaf, n) => leaf.since === after.leaves[n]?.since)
+  )
 }
 
 function leafCalls(stats: RoomStats): number {
@@ -172,8 +190,21 @@ function failed(stats: RoomStats): number {
   return stats.root.failed + stats.leaves.reduce((sum, leaf) => sum + leaf.failed, 0)
 }
 
+/** The calls made between two readings, NaN where an object restarted in between (its counters did too). */
+function callsBetween(
+  before: RoomStats,
+  after: RoomStats,
+): { leafCalls: number; rootCalls: number; failedCalls: number } {
+  if (!sameInstances(before, after)) return { leafCalls: NaN, rootCalls: NaN, failedCalls: NaN }
+  return {
+    leafCalls: leafCalls(after) - leafCalls(before),
+    rootCalls: after.root.calls - before.root.calls,
+    failedCalls: failed(after) - failed(before),
+  }
+}
+
 const NO_STATS: RoomStats = {
-  root: { part: 'root', at: 0, calls: 0, failed: 0, taken: 0, messages: 0, rows: 0 },
+  root: { part: 'root', since: 0, at: 0, calls: 0, failed: 0, taken: 0, messages: 0, rows: 0 },
   leaves: [] as ShardStats[],
 }
 
@@ -265,9 +296,7 @@ export async function runShards(options: ShardsOptions): Promise<ShardsResults> 
           ms,
           cpuMs: cpu.ms,
           clock: cpu.clock,
-          leafCalls: leafCalls(after) - leafCalls(before),
-          rootCalls: after.root.calls - before.root.calls,
-          failedCalls: failed(after) - failed(before),
+          ...callsBetween(before, after),
         })
       await sleep(PAUSE_MS)
     }
@@ -294,7 +323,9 @@ export async function runShards(options: ShardsOptions): Promise<ShardsResults> 
       )
       if (!response.ok) throw new Error(`/stream: ${String(response.status)} ${await response.text()}`)
       const acceptedMs = performance.now() - startedAt
-      await all
+      // Reading the counters now and then keeps the root in memory while the leaves deliver:
+      // wrangler dev evicts an object 10 s after its last event, and its counters with it.
+      await (sharded ? whilePoking(all, () => statsOf(origin, name)) : all)
       let after = sharded ? await statsOf(origin, name) : NO_STATS
       while (sharded && after.leaves.some((leaf) => leaf.at < after.root.at)) {
         if (performance.now() - startedAt > WAIT_MS) throw new Error(`${name}: the leaves did not catch up`)
@@ -310,14 +341,15 @@ export async function runShards(options: ShardsOptions): Promise<ShardsResults> 
         acceptedMs,
         deliveredMs,
         cpuMs: cpu.ms,
-        rootCalls: after.root.calls - before.root.calls,
-        leafCalls: leafCalls(after) - leafCalls(before),
+        ...callsBetween(before, after),
       })
       options.say(
         `shards: ${String(count)} RPC broadcasts into the ${kind} room ${name}: accepted in ${acceptedMs.toFixed(0)} ms, everywhere in ${deliveredMs.toFixed(0)} ms`,
       )
       await sleep(PAUSE_MS)
     }
+    // The same stream into an ordinary room with no socket: what the Worker's RPC calls cost alone.
+    await streamInto(undefined, 'ordinary', 'empty-ordinary')
     await streamInto(undefined, 'sharded', 'empty-sharded')
     for (const room of rooms.filter((r) => r.clients === 'plain'))
       await streamInto(room, room.kind, room.name)

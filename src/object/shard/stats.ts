@@ -8,6 +8,8 @@
  */
 export interface ShardStats {
   readonly part: 'root' | 'leaf'
+  /** When this instance started counting (ms since the epoch): a reader that sees it change knows the counters restarted. */
+  readonly since: number
   /** On the root, the last number it handed out; on a leaf, the last it applied. */
   readonly at: number
   /** Calls this object made: `shardPublish` and `shardSince` from a leaf, `shardApply` from the root, retries included. */
@@ -24,6 +26,7 @@ export interface ShardStats {
 
 /** The counters behind {@link ShardStats}, kept by the root and by each leaf. */
 export class ShardCounters {
+  readonly #since = Date.now()
   calls = 0
   failed = 0
   taken = 0
@@ -32,6 +35,6 @@ export class ShardCounters {
 
   read(part: 'root' | 'leaf', at: number): ShardStats {
     const { calls, failed, taken, messages, rows } = this
-    return { part, at, calls, failed, taken, messages, rows }
+    return { part, since: this.#since, at, calls, failed, taken, messages, rows }
   }
 }
