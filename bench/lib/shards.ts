@@ -174,12 +174,13 @@ async function statsOf(origin: string, room: string): Promise<RoomStats> {
   return (await response.json()) as RoomStats
 }
 
-/** Whether every part is the instance it was at `before`: an evicted one starts counting again at zero. */
-function sameInstances(before: RoomStats, after: RoomStats): boolean {
-  return (
-    before.root.since === after.root.since &&
-    before.leaves.every((leaf, n) => leaf.since === after.leaves[n]?.since)
-  )
+/** The parts that are not the instance they were at `before`: an evicted one starts counting again at zero. */
+function restarted(before: RoomStats, after: RoomStats): string[] {
+  const parts = before.root.since === after.root.since ? [] : ['the root']
+  before.leaves.forEach((leaf, n) => {
+    if (leaf.since !== after.leaves[n]?.since) parts.push(`leaf ${String(n)}`)
+  })
+  return parts
 }
 
 function leafCalls(stats: RoomStats): number {
@@ -195,7 +196,7 @@ function callsBetween(
   before: RoomStats,
   after: RoomStats,
 ): { leafCalls: number; rootCalls: number; failedCalls: number } {
-  if (!sameInstances(before, after)) return { leafCalls: NaN, rootCalls: NaN, failedCalls: NaN }
+  if (restarted(before, after).length > 0) return { leafCalls: NaN, rootCalls: NaN, failedCalls: NaN }
   return {
     leafCalls: leafCalls(after) - leafCalls(before),
     rootCalls: after.root.calls - before.root.calls,
@@ -343,6 +344,11 @@ export async function runShards(options: ShardsOptions): Promise<ShardsResults> 
         cpuMs: cpu.ms,
         ...callsBetween(before, after),
       })
+      const again = restarted(before, after)
+      if (again.length > 0)
+        options.say(
+          `shards: ${again.join(', ')} of ${name} started again meanwhile; their calls are not counted`,
+        )
       options.say(
         `shards: ${String(count)} RPC broadcasts into the ${kind} room ${name}: accepted in ${acceptedMs.toFixed(0)} ms, everywhere in ${deliveredMs.toFixed(0)} ms`,
       )
