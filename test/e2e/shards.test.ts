@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import NodeWs from 'ws'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.js'
 import type { Logged, Seen, ToClient, ToServer } from './fixtures/shards/protocol.js'
 import { oneTo } from './sessionPeers.js'
@@ -36,6 +36,8 @@ const SETTLE_MS = 120_000
 
 // One place more per leaf than an even share: every socket finds one, and each leaf gets some.
 const config = fixtureConfig(Math.ceil((CLIENTS + 1) / LEAVES) + 1)
+// Registered before the server's own hooks, so it runs after wrangler stopped (hooks run as a stack).
+afterAll(() => rmSync(dirname(config), { recursive: true, force: true }))
 const dev = useDevServer({ config, failureOutput: (output) => output.slice(-5_000) })
 
 /** One client of the run and everything it saw. */
@@ -100,7 +102,7 @@ async function until(
   }
 }
 
-/** The server's stream: one RPC broadcast through the root, retried only when the request never reached a server. */
+/** The server's stream: one RPC broadcast through the root, answered before the next, so none is in doubt at the kill. */
 async function serverBroadcast(s: number): Promise<void> {
   const response = await fetch(`${dev().origin}/rooms/${ROOM}/broadcast/${String(s)}`, { method: 'POST' })
   expect(response.status, `the server's broadcast ${String(s)}`).toBe(200)
