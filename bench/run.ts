@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --presence [--presence-members 100]] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -19,8 +19,12 @@
  * presence on, each its own member, and a join, an update and a leave timed
  * until all of them have the diff, against a broadcast to the same sockets;
  * `--quick`: 200; `--presence-members 100` for a trial) and writes
- * bench/RESULTS-presence.md; the whole run leaves it out too. It reports; it
- * never fails on a number.
+ * bench/RESULTS-presence.md; the whole run leaves it out too. `--shards`
+ * runs only the sharded-room section (bench/lib/shards.ts: 1,000 sockets in
+ * an ordinary room against 1,000 over four leaves, worker CPU per delivery,
+ * calls between the objects per message, the root's ceiling; `--quick`: 400;
+ * `--shards-clients 200` for a trial) and writes bench/RESULTS-shards.md;
+ * the whole run leaves it out. It reports; it never fails on a number.
  */
 import { existsSync, rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -54,6 +58,8 @@ import {
 import { CONTROL, SERVERS, describeHost, rotate, version, type ServerKey } from './lib/servers.ts'
 import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
+import { runShards } from './lib/shards.ts'
+import { renderShards } from './lib/shardsReport.ts'
 import { runStorm } from './lib/storm.ts'
 import { renderStorm } from './lib/stormReport.ts'
 
@@ -70,6 +76,8 @@ const { values: flags } = parseArgs({
     'storm-sizes': { type: 'string' },
     presence: { type: 'boolean' },
     'presence-members': { type: 'string' },
+    shards: { type: 'boolean' },
+    'shards-clients': { type: 'string' },
     note: { type: 'string' },
     out: { type: 'string' },
     state: { type: 'string' },
@@ -92,19 +100,26 @@ const presenceMembers =
   flags['presence-members'] === undefined ? undefined : Number(flags['presence-members'])
 if (presenceMembers !== undefined && (!Number.isInteger(presenceMembers) || presenceMembers < 1))
   throw new Error(`--presence-members takes a whole number, got ${String(flags['presence-members'])}`)
+const shardsClients = flags['shards-clients'] === undefined ? undefined : Number(flags['shards-clients'])
+if (shardsClients !== undefined && (!Number.isInteger(shardsClients) || shardsClients < 4))
+  throw new Error(
+    `--shards-clients takes a whole number of at least 4, got ${String(flags['shards-clients'])}`,
+  )
 const out =
   flags.out ??
   join(
     REPO_ROOT,
-    flags.presence === true
-      ? 'bench/RESULTS-presence.md'
-      : flags.storm === true
-        ? 'bench/RESULTS-storm.md'
-        : flags.sessions === true
-          ? 'bench/RESULTS-sessions.md'
-          : flags.abuse === true
-            ? 'bench/RESULTS-abuse.md'
-            : 'bench/RESULTS.md',
+    flags.shards === true
+      ? 'bench/RESULTS-shards.md'
+      : flags.presence === true
+        ? 'bench/RESULTS-presence.md'
+        : flags.storm === true
+          ? 'bench/RESULTS-storm.md'
+          : flags.sessions === true
+            ? 'bench/RESULTS-sessions.md'
+            : flags.abuse === true
+              ? 'bench/RESULTS-abuse.md'
+              : 'bench/RESULTS.md',
   )
 
 /** wrangler dev evicts an object about 10 s after its last event. */
@@ -429,6 +444,27 @@ async function presenceOnly(): Promise<void> {
   say(`wrote ${out}`)
 }
 
+/** `--shards`: the sharded-room section alone, in a document of its own. */
+async function shardsOnly(): Promise<void> {
+  say(
+    `sharded rooms only (${settings.mode}): an ordinary room against four leaves, per delivery, per call and at the root's ceiling; load average ${os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' ')}`,
+  )
+  const markdown = renderShards(
+    await runShards({
+      quick: flags.quick,
+      direct: settings.direct,
+      ...(shardsClients === undefined ? {} : { clients: shardsClients }),
+      say,
+    }),
+  )
+  await writeFile(out, markdown)
+  console.log(`\n${markdown}`)
+  say(`wrote ${out}`)
+}
+
 /** `--sessions`: the sessions section alone, in a document of its own. */
 async function sessionsOnly(): Promise<void> {
   say(
@@ -464,12 +500,14 @@ async function wake(endpoint: Endpoint, origin: string, sockets: readonly WebSoc
   return { latencyMs, cpuMs, hibernated: constructedAfter > constructedBefore }
 }
 
-await (flags.presence === true
-  ? presenceOnly()
-  : flags.storm === true
-    ? stormOnly()
-    : flags.sessions === true
-      ? sessionsOnly()
-      : flags.abuse === true
-        ? abuseOnly()
-        : main())
+await (flags.shards === true
+  ? shardsOnly()
+  : flags.presence === true
+    ? presenceOnly()
+    : flags.storm === true
+      ? stormOnly()
+      : flags.sessions === true
+        ? sessionsOnly()
+        : flags.abuse === true
+          ? abuseOnly()
+          : main())

@@ -7,6 +7,7 @@ import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
 import type { Batch, ClaimAnswer, Publication } from './shard/messages.js'
+import type { ShardStats } from './shard/stats.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -150,6 +151,15 @@ export class WebSocketObject<
   /** RPC on a leaf, asked before a send from elsewhere in the room is numbered: whether it holds `id`. */
   shardHolds(id: number): boolean {
     return this.#manager.shardHolds(id)
+  }
+
+  /**
+   * RPC on the root or a leaf of a sharded room: the calls this object made
+   * to the room's other objects and took from them since it started (the
+   * bench's `--shards` reads these).
+   */
+  shardStats(): ShardStats {
+    return this.#manager.shardStats()
   }
 
   override async fetch(request: Request): Promise<Response> {

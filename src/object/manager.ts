@@ -23,6 +23,7 @@ import { leafTokenPrefix, shardPart } from './shard/names.js'
 import { notThePart, roomWideOf, shardOf } from './shard/part.js'
 import { ShardRoot } from './shard/root.js'
 import type { RoomWide } from './shard/roomWide.js'
+import type { ShardStats } from './shard/stats.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
@@ -339,6 +340,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   shardClaims(): SessionClaims<Env, Data, In, Out> {
     if (this.#claims !== undefined) return this.#claims
     throw notThePart('leaf')
+  }
+
+  /** This object's counters of calls within its sharded room (shard/stats.ts). */
+  shardStats(): ShardStats {
+    if (this.#shard === undefined) throw notThePart('leaf')
+    return this.#shard.stats()
   }
 
   /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */

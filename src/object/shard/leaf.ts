@@ -2,6 +2,7 @@ import { log } from '../../core/log.js'
 import type { ResolvedShards } from '../../options.js'
 import type { Batch, NumberedMessage, Publication, RoomMessage, ShardStub } from './messages.js'
 import { shardStub } from './names.js'
+import { ShardCounters, type ShardStats } from './stats.js'
 
 /** Where a leaf keeps the last root number it applied: written in the same turn as what it delivered. */
 const APPLIED_KEY = 'durable-websocket:shard-applied'
@@ -34,6 +35,7 @@ export class ShardLeaf {
   /** Batches are applied one after another: a catch-up that awaits the root holds the next one back. */
   #applying: Promise<unknown> = Promise.resolve()
   #applied: number | undefined
+  readonly #counters = new ShardCounters()
 
   constructor(
     ctx: DurableObjectState,
@@ -57,6 +59,11 @@ export class ShardLeaf {
     return this.#applied
   }
 
+  /** The calls this leaf made and took, for the bench (shard/stats.ts). */
+  stats(): ShardStats {
+    return this.#counters.read('leaf', this.applied)
+  }
+
   /**
    * A message for the room, from a handler or an RPC call on this leaf: it
    * leaves with whatever else this turn sends, in one call to the root.
@@ -77,9 +84,11 @@ export class ShardLeaf {
   async #publish(publication: Publication): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
+        this.#counters.calls++
         await this.#root().shardPublish(publication)
         return
       } catch (error) {
+        this.#counters.failed++
         if (attempt >= PUBLISH_ATTEMPTS) {
           log.error(
             `leaf ${String(this.index)} of room ${this.#room} could not reach its root; ${String(publication.messages.length)} messages were not sent:`,
@@ -94,6 +103,7 @@ export class ShardLeaf {
 
   /** A batch from the root; answers the last number applied, which the root sends on from. */
   apply(batch: Batch): Promise<number> {
+    this.#counters.taken++
     const applying = this.#applying.then(() => this.#applyInOrder(batch))
     this.#applying = applying.catch(() => undefined)
     return applying
@@ -103,6 +113,7 @@ export class ShardLeaf {
     // A batch that starts past what was applied means one went missing: the root's log has it.
     while (batch.from > this.applied + 1) {
       const before = this.applied
+      this.#counters.calls++
       this.#take(await this.#root().shardSince(before))
       if (this.applied === before) break
     }
@@ -130,6 +141,7 @@ export class ShardLeaf {
   /** Delivers, in order, every message past the last applied, and stores how far it got in the same turn. */
   #take(batch: Batch): void {
     let applied = this.applied
+    this.#counters.rows += batch.messages.length
     for (const message of batch.messages) {
       if (message.seq <= applied) continue
       if (message.seq > applied + 1)
@@ -137,6 +149,7 @@ export class ShardLeaf {
           `leaf ${String(this.index)} of room ${this.#room} skipped numbers ${String(applied + 1)}..${String(message.seq - 1)}: the root's log no longer has them`,
         )
       this.#deliver(message)
+      this.#counters.messages++
       applied = message.seq
     }
     if (applied === this.applied) return

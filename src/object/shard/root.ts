@@ -3,6 +3,7 @@ import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
 import type { Batch, Publication, RoomMessage } from './messages.js'
 import { leafName, shardStub } from './names.js'
+import { ShardCounters, type ShardStats } from './stats.js'
 
 /** Rows one batch to a leaf carries at most; a leaf further behind gets the rest in the next. */
 const BATCH_ROWS = 512
@@ -40,6 +41,7 @@ export class ShardRoot {
   /** The log's head when this instance started: a leaf it has not heard from is sent what comes after. */
   #startedAt: number | undefined
   #scheduled = false
+  readonly #counters = new ShardCounters()
 
   constructor(
     ctx: DurableObjectState,
@@ -66,12 +68,18 @@ export class ShardRoot {
     return this.#log.head()
   }
 
+  /** The calls this root made and took, for the bench (shard/stats.ts). */
+  stats(): ShardStats {
+    return this.#counters.read('root', this.head())
+  }
+
   /**
    * Numbers and logs a leaf's messages, in the order it sent them, unless
    * this publication was taken already (the leaf's call was retried).
    * Returns the last number handed out.
    */
   take({ leaf, sender, n, messages }: Publication): number {
+    this.#counters.taken++
     const kv = this.#ctx.storage.kv
     const taken = kv.get<{ sender: string; n: number }>(`${TAKEN_KEY}${String(leaf)}`)
     if (taken?.sender === sender && n <= taken.n) return this.head()
@@ -84,12 +92,18 @@ export class ShardRoot {
   publish({ target, tag, except, frame, mark }: RoomMessage): number {
     this.#startedAt ??= this.#log.head()
     const seq = this.#log.append(target, tag, except, frame, Date.now(), mark)
+    this.#counters.messages++
     this.#schedule()
     return seq
   }
 
   /** What a leaf that found a gap asks for: the rows after `after`, a batch at a time. */
   since(after: number): Batch {
+    this.#counters.taken++
+    return this.#batch(after)
+  }
+
+  #batch(after: number): Batch {
     const rows = this.#log.rows(after, BATCH_ROWS)
     const oldest = this.#log.oldestKept
     if (oldest > after + 1)
@@ -139,13 +153,16 @@ export class ShardRoot {
 
   async #send(leaf: LeafState): Promise<void> {
     leaf.busy = true
-    const batch = this.since(this.#from(leaf) - 1)
+    const batch = this.#batch(this.#from(leaf) - 1)
+    this.#counters.calls++
+    this.#counters.rows += batch.messages.length
     try {
       const stub = shardStub(this.#env, this.#binding, leafName(this.#room, leaf.index))
       const applied = await stub.shardApply(batch)
       leaf.through = Math.max(leaf.through ?? 0, applied)
       leaf.failures = 0
     } catch (error) {
+      this.#counters.failed++
       leaf.failures++
       log.warn(
         `batch ${String(batch.from)}..${String(batch.through)} to leaf ${String(leaf.index)} of room ${this.#room} failed (${String(leaf.failures)} in a row), trying again:`,
