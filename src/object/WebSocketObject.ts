@@ -6,7 +6,7 @@ import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
-import type { Batch, Publication } from './shard/messages.js'
+import type { Batch, Publication, TagReport } from './shard/messages.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -118,6 +118,11 @@ export class WebSocketObject<
   /** RPC on a leaf: a batch in the root's order; answers the last number the leaf applied. */
   shardApply(batch: Batch): Promise<number> {
     return this.#manager.shardLeaf().apply(batch)
+  }
+
+  /** RPC on the root: the tags a leaf holds, so `to(tag)` rows go only where they are needed; answers the version it holds. */
+  shardTags(report: TagReport): number {
+    return this.#manager.shardRoot().learnTags(report)
   }
 
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */

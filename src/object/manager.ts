@@ -390,6 +390,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ? this.#acceptPlain(server, tags)
         : this.#desk.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
+    if (this.#shard instanceof ShardLeaf) this.#shard.holds(entry.view.tags)
     if (admitted.arrival !== undefined)
       this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
     return { entry, client, protocol }

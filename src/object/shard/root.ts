@@ -1,11 +1,9 @@
 import { log } from '../../core/log.js'
 import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
-import type { Batch, Publication, RoomMessage } from './messages.js'
+import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
+import type { Batch, Publication, RoomMessage, TagReport } from './messages.js'
 import { leafName, shardStub } from './names.js'
-
-/** Rows one batch to a leaf carries at most; a leaf further behind gets the rest in the next. */
-const BATCH_ROWS = 512
 
 /** A failed batch is tried again after this, doubled per failure in a row, up to {@link MAX_RETRY_MS}. */
 const FIRST_RETRY_MS = 10
@@ -14,20 +12,11 @@ const MAX_RETRY_MS = 2_000
 /** Where the root keeps, per leaf, the last publication it took, so a retried one is taken once. */
 const TAKEN_KEY = 'durable-websocket:shard-taken:'
 
-/** What the root knows of one leaf: how far it confirmed, and whether a batch is on its way. */
-interface LeafState {
-  readonly index: number
-  /** The last number the leaf said it applied; undefined until this instance heard from it. */
-  through: number | undefined
-  busy: boolean
-  failures: number
-}
-
 /**
  * The root of a sharded room (docs/sharding.md): holds no sockets, numbers
  * every message sent to the room in its log, and sends each leaf what it has
- * not confirmed, in one call per leaf per turn, however many messages the
- * turn numbered. Delivery is at least once: a call that fails is made again,
+ * not confirmed and is for it (shard/leafRoute.ts), in one call per leaf per
+ * turn, however many messages the turn numbered. Delivery is at least once: a call that fails is made again,
  * and the leaf drops what it already applied.
  */
 export class ShardRoot {
@@ -36,7 +25,7 @@ export class ShardRoot {
   readonly #binding: string
   readonly #room: string
   readonly #log: SessionLog
-  readonly #leaves: LeafState[]
+  readonly #leaves: LeafRoute[]
   /** The log's head when this instance started: a leaf it has not heard from is sent what comes after. */
   #startedAt: number | undefined
   #scheduled = false
@@ -53,12 +42,7 @@ export class ShardRoot {
     this.#binding = shards.binding
     this.#room = room
     this.#log = new SessionLog(ctx.storage.sql, bounds)
-    this.#leaves = Array.from({ length: shards.count }, (_, index) => ({
-      index,
-      through: undefined,
-      busy: false,
-      failures: 0,
-    }))
+    this.#leaves = Array.from({ length: shards.count }, (_, index) => new LeafRoute(index, shards.count))
   }
 
   /** The last number handed out. */
@@ -104,7 +88,26 @@ export class ShardRoot {
       frame,
       mark,
     }))
-    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages }
+    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages, tags: null }
+  }
+
+  /**
+   * A leaf's report of the tags it holds: from now on the root sends it the
+   * rows for them, including any it skipped for the leaf and has not sent
+   * yet. Answers the version of the leaf's tags the root holds.
+   */
+  learnTags(report: TagReport): number {
+    const leaf = this.#leaves[report.leaf]
+    if (leaf === undefined) return -1
+    const known = leaf.learn(report)
+    this.#startedAt ??= this.#log.head()
+    this.#schedule()
+    return known
+  }
+
+  /** The tags the root knows leaf `index` holds; undefined when it has not heard them (docs/sharding.md). */
+  tagsOf(index: number): readonly string[] | undefined {
+    return this.#leaves[index]?.tags
   }
 
   /**
@@ -121,11 +124,13 @@ export class ShardRoot {
   }
 
   #flush(): void {
-    const head = this.#log.head()
+    const start = this.#start()
     for (const leaf of this.#leaves) {
-      if (leaf.busy || this.#from(leaf) > head) continue
+      if (leaf.busy) continue
+      const batch = leaf.next(this.#log, start)
+      if (batch === undefined) continue
       this.#ctx.waitUntil(
-        this.#send(leaf).catch((error: unknown) => {
+        this.#send(leaf, batch).catch((error: unknown) => {
           // Only when this instance itself is going away: the next one sends on from its log.
           log.error(`sending to leaf ${String(leaf.index)} of room ${this.#room} stopped:`, error)
         }),
@@ -133,18 +138,16 @@ export class ShardRoot {
     }
   }
 
-  #from(leaf: LeafState): number {
-    return (leaf.through ?? this.#startedAt ?? this.#log.head()) + 1
+  /** Where a leaf this instance has not heard from starts: after the head it found. */
+  #start(): number {
+    return this.#startedAt ?? this.#log.head()
   }
 
-  async #send(leaf: LeafState): Promise<void> {
+  async #send(leaf: LeafRoute, batch: Batch): Promise<void> {
     leaf.busy = true
-    const batch = this.since(this.#from(leaf) - 1)
     try {
       const stub = shardStub(this.#env, this.#binding, leafName(this.#room, leaf.index))
-      const applied = await stub.shardApply(batch)
-      leaf.through = Math.max(leaf.through ?? 0, applied)
-      leaf.failures = 0
+      leaf.answered(await stub.shardApply(batch))
     } catch (error) {
       leaf.failures++
       log.warn(
@@ -154,7 +157,7 @@ export class ShardRoot {
     } finally {
       leaf.busy = false
     }
-    if (this.#from(leaf) <= this.#log.head())
+    if (leaf.behind(this.#log, this.#start()))
       this.#schedule(
         leaf.failures === 0 ? 0 : Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (leaf.failures - 1)),
       )
