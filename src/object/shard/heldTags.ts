@@ -73,7 +73,7 @@ export class HeldTags {
   heard({ tags }: Batch): void {
     if (tags === undefined) return
     const { epoch, version } = this.#current()
-    if (tags === null || tags.epoch !== epoch) this.#rootKnows = undefined
+    if (tags?.epoch !== epoch) this.#rootKnows = undefined
     else this.#rootKnows = Math.max(this.#rootKnows ?? -1, tags.version)
     if (this.#rootKnows === undefined || this.#rootKnows < version) this.#report()
   }
@@ -89,7 +89,7 @@ export class HeldTags {
   }
 
   async #reportUntilKnown(): Promise<void> {
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       const { epoch, version } = this.#current()
       const since = this.#rootKnows ?? 0
       if (since >= version && this.#rootKnows !== undefined) return
@@ -101,7 +101,10 @@ export class HeldTags {
       } catch (error) {
         failures++
         if (failures >= REPORT_ATTEMPTS) {
-          log.warn(`${this.#label} could not tell its root its tags; until it does, it pulls whole stretches:`, error)
+          log.warn(
+            `${this.#label} could not tell its root its tags; until it does, it pulls whole stretches:`,
+            error,
+          )
           return
         }
         await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS * 2 ** (failures - 1)))
