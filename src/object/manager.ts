@@ -449,6 +449,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const expiry = this.#desk.alarm(now)
     const next = idle === undefined ? expiry : expiry === undefined ? idle : Math.min(idle, expiry)
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
+    if (this.#shard instanceof ShardRoot) await this.#shard.alarm(now)
   }
 }
 

@@ -30,8 +30,8 @@ interface KnownTags extends TagsSeen {
 export class LeafRoute {
   readonly index: number
   readonly #count: number
-  /** The last number the leaf said it applied; undefined until this instance heard from it. */
-  confirmed: number | undefined
+  /** The last number the leaf said it applied (kept in the root's storage, shard/root.ts). */
+  confirmed = 0
   /**
    * Rows after `confirmed` up to here held nothing for this leaf: the next
    * batch still starts after `confirmed` (so the leaf sees no gap) but reads
@@ -57,8 +57,8 @@ export class LeafRoute {
    * more for it: then no call is made, and the stretch looked at is not
    * counted as confirmed, only as considered.
    */
-  next(log: SessionLog, start: number): Batch | undefined {
-    const confirmed = this.confirmed ?? start
+  next(log: SessionLog): Batch | undefined {
+    const confirmed = this.confirmed
     let after = Math.max(confirmed, this.#considered)
     const head = log.head()
     while (after < head) {
@@ -78,12 +78,12 @@ export class LeafRoute {
   }
 
   /** Whether the log has rows past what this leaf confirmed or the root looked at for it. */
-  behind(log: SessionLog, start: number): boolean {
-    return Math.max(this.confirmed ?? start, this.#considered) < log.head()
+  behind(log: SessionLog): boolean {
+    return Math.max(this.confirmed, this.#considered) < log.head()
   }
 
   answered(applied: number): void {
-    this.confirmed = Math.max(this.confirmed ?? 0, applied)
+    this.confirmed = Math.max(this.confirmed, applied)
     this.failures = 0
   }
 

@@ -1,4 +1,5 @@
 import { log } from '../../core/log.js'
+import { alarmNoLaterThan } from '../alarm.js'
 import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
 import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
@@ -8,6 +9,17 @@ import { leafName, shardStub } from './names.js'
 /** A failed batch is tried again after this, doubled per failure in a row, up to {@link MAX_RETRY_MS}. */
 const FIRST_RETRY_MS = 10
 const MAX_RETRY_MS = 2_000
+
+/**
+ * While rows are on their way, the root's alarm is set at most this far
+ * ahead: if this instance goes away (evicted, restarted) before every leaf
+ * confirmed, the next one resends from the alarm without waiting for a
+ * message to arrive.
+ */
+const RESEND_MS = 2_000
+
+/** Where the root keeps, per leaf, the last number it confirmed: a new instance sends on from there. */
+const CONFIRMED_KEY = 'durable-websocket:shard-confirmed:'
 
 /** Where the root keeps, per leaf, the last publication it took, so a retried one is taken once. */
 const TAKEN_KEY = 'durable-websocket:shard-taken:'
@@ -26,9 +38,12 @@ export class ShardRoot {
   readonly #room: string
   readonly #log: SessionLog
   readonly #leaves: LeafRoute[]
-  /** The log's head when this instance started: a leaf it has not heard from is sent what comes after. */
-  #startedAt: number | undefined
   #scheduled = false
+  /** The time this instance set the alarm for, if it did and it has not run yet: set again only to move it earlier. */
+  #alarmAt: number | undefined
+  #waking: Promise<void> = Promise.resolve()
+  /** How long a row is kept by age: the resume window, as in an ordinary room. */
+  readonly #window: number
 
   constructor(
     ctx: DurableObjectState,
@@ -42,7 +57,12 @@ export class ShardRoot {
     this.#binding = shards.binding
     this.#room = room
     this.#log = new SessionLog(ctx.storage.sql, bounds)
-    this.#leaves = Array.from({ length: shards.count }, (_, index) => new LeafRoute(index, shards.count))
+    this.#window = bounds.window
+    this.#leaves = Array.from({ length: shards.count }, (_, index) => {
+      const leaf = new LeafRoute(index, shards.count)
+      leaf.confirmed = ctx.storage.kv.get<number>(`${CONFIRMED_KEY}${String(index)}`) ?? 0
+      return leaf
+    })
   }
 
   /** The last number handed out. */
@@ -66,9 +86,10 @@ export class ShardRoot {
 
   /** Numbers and logs one message (a broadcast over RPC to the root comes here), and sends it soon. */
   publish({ target, tag, except, frame, mark }: RoomMessage): number {
-    this.#startedAt ??= this.#log.head()
-    const seq = this.#log.append(target, tag, except, frame, Date.now(), mark)
+    const now = Date.now()
+    const seq = this.#log.append(target, tag, except, frame, now, mark)
     this.#schedule()
+    this.#wake(now + RESEND_MS)
     return seq
   }
 
@@ -100,7 +121,6 @@ export class ShardRoot {
     const leaf = this.#leaves[report.leaf]
     if (leaf === undefined) return -1
     const known = leaf.learn(report)
-    this.#startedAt ??= this.#log.head()
     this.#schedule()
     return known
   }
@@ -111,23 +131,45 @@ export class ShardRoot {
   }
 
   /**
+   * The root's part of the object's alarm: sends every leaf that is behind
+   * what it has not confirmed (retries after a failed batch, and a new
+   * instance's resend), trims the log by age but never past what a leaf
+   * still needs, and sets the alarm again while either has work left.
+   */
+  async alarm(now: number): Promise<void> {
+    this.#alarmAt = undefined
+    this.#flush()
+    this.#log.trim(now, Math.min(...this.#leaves.map((leaf) => leaf.confirmed)))
+    if (this.#leaves.some((leaf) => leaf.behind(this.#log))) this.#wake(now + RESEND_MS)
+    else if (this.#log.oldestKept < this.#log.head()) this.#wake(now + this.#window)
+    await this.#waking
+  }
+
+  /** Sets the alarm for `at`, unless this instance already set it no later. */
+  #wake(at: number): void {
+    if (this.#alarmAt !== undefined && this.#alarmAt <= at) return
+    this.#alarmAt = at
+    this.#waking = alarmNoLaterThan(this.#ctx.storage, at)
+    this.#ctx.waitUntil(this.#waking)
+  }
+
+  /**
    * One flush per turn: whatever this turn numbered (from any number of
    * leaves' calls) leaves together, one call per leaf.
    */
-  #schedule(delay = 0): void {
+  #schedule(): void {
     if (this.#scheduled) return
     this.#scheduled = true
     setTimeout(() => {
       this.#scheduled = false
       this.#flush()
-    }, delay)
+    }, 0)
   }
 
   #flush(): void {
-    const start = this.#start()
     for (const leaf of this.#leaves) {
       if (leaf.busy) continue
-      const batch = leaf.next(this.#log, start)
+      const batch = leaf.next(this.#log)
       if (batch === undefined) continue
       this.#ctx.waitUntil(
         this.#send(leaf, batch).catch((error: unknown) => {
@@ -138,16 +180,14 @@ export class ShardRoot {
     }
   }
 
-  /** Where a leaf this instance has not heard from starts: after the head it found. */
-  #start(): number {
-    return this.#startedAt ?? this.#log.head()
-  }
-
   async #send(leaf: LeafRoute, batch: Batch): Promise<void> {
     leaf.busy = true
     try {
       const stub = shardStub(this.#env, this.#binding, leafName(this.#room, leaf.index))
+      const before = leaf.confirmed
       leaf.answered(await stub.shardApply(batch))
+      if (leaf.confirmed !== before)
+        this.#ctx.storage.kv.put(`${CONFIRMED_KEY}${String(leaf.index)}`, leaf.confirmed)
     } catch (error) {
       leaf.failures++
       log.warn(
@@ -157,9 +197,9 @@ export class ShardRoot {
     } finally {
       leaf.busy = false
     }
-    if (leaf.behind(this.#log, this.#start()))
-      this.#schedule(
-        leaf.failures === 0 ? 0 : Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (leaf.failures - 1)),
-      )
+    if (!leaf.behind(this.#log)) return
+    // The rest follows at once; a retry waits for the alarm, which a new instance runs as well.
+    if (leaf.failures === 0) this.#schedule()
+    else this.#wake(Date.now() + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (leaf.failures - 1)))
   }
 }
