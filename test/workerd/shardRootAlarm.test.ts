@@ -59,4 +59,33 @@ describe("the root's alarm in a sharded room", () => {
     expect(await runDurableObjectAlarm(part(room))).toBe(false)
     await leave(...clients)
   })
+
+  it('trims its log by age from the alarm, but never past a number a leaf has not confirmed', async () => {
+    const room = 'root-trimmed'
+    const clients = await joinAll(room, 2)
+    await part(room).broadcast('one')
+    await everyoneGets(clients, 'one')
+    // Leaf 0 loses every batch from now on: it confirmed 1 and no further.
+    await part(room, 0).failNext(...Array<Failure>(100).fill('before'))
+    await part(room).broadcast('two')
+    await part(room).broadcast('three')
+    await eventually(
+      () => part(room, 0).batches(),
+      (batches) => batches.includes('2..3'),
+    )
+    // Past the resume window (60 s in the fixture) every row is old; 2 and 3 stay for leaf 0.
+    await part(room).rootAlarmIn(61_000)
+    expect((await part(room).logged()).map(([seq]) => seq)).toEqual([2, 3])
+    await part(room, 0).failNext()
+    await runDurableObjectAlarm(part(room))
+    await everyoneGets(clients, 'two')
+    await everyoneGets(clients, 'three')
+    // Once leaf 0 confirmed (its answer may come just after its sockets got the rows), the alarm trims to the head.
+    const trimmed = async () => {
+      await part(room).rootAlarmIn(61_000)
+      return (await part(room).logged()).map(([seq]) => seq)
+    }
+    await eventually(trimmed, (seqs) => seqs.length === 1 && seqs[0] === 3)
+    await leave(...clients)
+  })
 })
