@@ -439,7 +439,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * The object's alarm: closes connections silent for longer than
    * `idleTimeout`, ends sessions whose window or age passed, trims the log,
-   * and sets the alarm again for whichever comes next.
+   * and sets the alarm again for whichever comes next; a sharded room's root
+   * runs its own part after (shard/root.ts).
    */
   async alarm(): Promise<void> {
     this.#desk.reconcile()

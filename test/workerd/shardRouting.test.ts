@@ -152,4 +152,25 @@ describe('rows of a sharded room sent only to the leaves they are for', () => {
     expect(await part(room).pulls()).toBe(pulls)
     await leave(...clients, late)
   })
+
+  it('drops the copy when a filtered batch is sent again after its answer was lost', async () => {
+    const room = 'routed-retried'
+    const { clients, ids } = await joinTagged(room, [false, false, false])
+    await part(room).broadcast('warm')
+    await everyoneGets(clients, 'warm')
+    // Leaf 1 applies its next batch but the answer is lost: the root sends 2..3 again.
+    await part(room, 1).failNext('after')
+    expect(await part(room).send(ids[2] ?? 0, 'just-you')).toBe(true)
+    await part(room).broadcast('end')
+    expect(await clients[2]?.nextText()).toBe('just-you')
+    await everyoneGets(clients, 'end')
+    await part(room).broadcast('last')
+    await everyoneGets(clients, 'last')
+    const leaf1 = await part(room, 1).batches()
+    expect(leaf1.filter((batch) => batch.startsWith('2..')).length).toBeGreaterThanOrEqual(2)
+    // Leaf 0 was never sent number 2, and pulled nothing for the stretch it skipped.
+    expect(await part(room, 0).rows()).toEqual([1, 3, 4])
+    expect(await part(room).pulls()).toBe(0)
+    await leave(...clients)
+  })
 })
