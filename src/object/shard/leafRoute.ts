@@ -77,9 +77,14 @@ export class LeafRoute {
     return undefined
   }
 
+  /** The number through which this leaf needs nothing more: what it confirmed, or found empty for it. */
+  get settled(): number {
+    return Math.max(this.confirmed, this.#considered)
+  }
+
   /** Whether the log has rows past what this leaf confirmed or the root looked at for it. */
   behind(log: SessionLog): boolean {
-    return Math.max(this.confirmed, this.#considered) < log.head()
+    return this.settled < log.head()
   }
 
   answered(applied: number): void {

@@ -139,7 +139,7 @@ export class ShardRoot {
   async alarm(now: number): Promise<void> {
     this.#alarmAt = undefined
     this.#flush()
-    this.#log.trim(now, Math.min(...this.#leaves.map((leaf) => leaf.confirmed)))
+    this.#log.trim(now, Math.min(...this.#leaves.map((leaf) => leaf.settled)))
     if (this.#leaves.some((leaf) => leaf.behind(this.#log))) this.#wake(now + RESEND_MS)
     else if (this.#log.oldestKept < this.#log.head()) this.#wake(now + this.#window)
     await this.#waking
