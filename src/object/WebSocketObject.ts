@@ -6,7 +6,7 @@ import { isWebSocketUpgrade } from '../mount/upgrade.js'
 import type { ObjectSide } from '../options.js'
 import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
-import type { Batch, ClaimAnswer, Publication } from './shard/messages.js'
+import type { Batch, ClaimAnswer, Publication, TagReport } from './shard/messages.js'
 import type { ShardStats } from './shard/stats.js'
 
 /**
@@ -129,6 +129,11 @@ export class WebSocketObject<
    */
   shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
     return this.#manager.shardClaims().handOver(tokenHash, owner, to)
+  }
+
+  /** RPC on the root: the tags a leaf holds, so `to(tag)` rows go only where they are needed; answers the version it holds. */
+  shardTags(report: TagReport): number {
+    return this.#manager.shardRoot().learnTags(report)
   }
 
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */

@@ -433,6 +433,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ? this.#acceptPlain(server, tags)
         : this.#desk.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
+    if (this.#shard instanceof ShardLeaf) this.#shard.holds(entry.view.tags)
     if (admitted.arrival !== undefined)
       this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
     return { entry, client, protocol }
@@ -481,7 +482,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /**
    * The object's alarm: closes connections silent for longer than
    * `idleTimeout`, ends sessions whose window or age passed, trims the log,
-   * and sets the alarm again for whichever comes next.
+   * and sets the alarm again for whichever comes next; a sharded room's root
+   * runs its own part after (shard/root.ts).
    */
   async alarm(): Promise<void> {
     this.#desk.reconcile()
@@ -491,6 +493,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const expiry = this.#desk.alarm(now)
     const next = idle === undefined ? expiry : expiry === undefined ? idle : Math.min(idle, expiry)
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
+    if (this.#shard instanceof ShardRoot) await this.#shard.alarm(now)
   }
 }
 

@@ -158,15 +158,19 @@ export class SessionLog {
     return seq
   }
 
-  /** Drops rows older than the window: no suspended session can still need them. */
-  trim(now: number): void {
+  /**
+   * Drops rows older than the window: no suspended session can still need
+   * them. A sharded room's root passes `notPast`, the lowest number every
+   * leaf confirmed, so a leaf that is behind still finds its rows.
+   */
+  trim(now: number, notPast = Infinity): void {
     const row = this.#ensure()
       .exec<{ seq: number | null }>(
         'SELECT max(seq) AS seq FROM dws_log WHERE at < ?',
         now - this.#bounds.window,
       )
       .toArray()[0]
-    if (row?.seq !== null && row?.seq !== undefined) this.#trimTo(row.seq)
+    if (row?.seq !== null && row?.seq !== undefined) this.#trimTo(Math.min(row.seq, notPast))
   }
 
   /** No session is left: everything goes but the newest row, which keeps the numbering. */

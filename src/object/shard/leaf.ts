@@ -1,5 +1,6 @@
 import { log } from '../../core/log.js'
 import type { ResolvedShards } from '../../options.js'
+import { HeldTags } from './heldTags.js'
 import type { Batch, NumberedMessage, Publication, RoomMessage, ShardStub } from './messages.js'
 import { shardStub } from './names.js'
 import { ShardCounters, type ShardStats } from './stats.js'
@@ -36,6 +37,7 @@ export class ShardLeaf {
   #applying: Promise<unknown> = Promise.resolve()
   #applied: number | undefined
   readonly #counters = new ShardCounters()
+  readonly #tags: HeldTags
 
   constructor(
     ctx: DurableObjectState,
@@ -51,6 +53,16 @@ export class ShardLeaf {
     this.#room = room
     this.index = index
     this.#deliver = deliver
+    this.#tags = new HeldTags(ctx, index, () => this.#root(), `leaf ${String(index)} of room ${room}`)
+  }
+
+  /**
+   * The tags of a socket this leaf just accepted: the root learns the new
+   * ones, so `to(tag)` rows for them come here (shard/heldTags.ts). Called
+   * in the accept's own turn.
+   */
+  holds(tags: readonly string[]): void {
+    this.#tags.hold(tags)
   }
 
   /** The last root number this leaf delivered. */
@@ -110,13 +122,19 @@ export class ShardLeaf {
   }
 
   async #applyInOrder(batch: Batch): Promise<number> {
-    // A batch that starts past what was applied means one went missing: the root's log has it.
-    while (batch.from > this.applied + 1) {
+    this.#tags.heard(batch)
+    // A batch that starts past what was applied means one went missing; one filtered with an older
+    // version of this leaf's tags may lack rows for a tag gained since. The root's log has both.
+    while (this.applied < (this.#tags.trusts(batch) ? batch.from - 1 : batch.through)) {
       const before = this.applied
       this.#counters.calls++
       this.#take(await this.#root().shardSince(before))
       if (this.applied === before) break
     }
+    if (batch.from > this.applied + 1)
+      log.warn(
+        `leaf ${String(this.index)} of room ${this.#room} skipped numbers ${String(this.applied + 1)}..${String(batch.from - 1)}: the root's log no longer has them`,
+      )
     this.#take(batch)
     return this.applied
   }
@@ -138,21 +156,21 @@ export class ShardLeaf {
     return catching
   }
 
-  /** Delivers, in order, every message past the last applied, and stores how far it got in the same turn. */
+  /**
+   * Delivers, in order, every message past the last applied, and stores how
+   * far it got in the same turn: through the batch's `through`, since the
+   * rows between its messages were for other leaves.
+   */
   #take(batch: Batch): void {
-    let applied = this.applied
+    const before = this.applied
     this.#counters.rows += batch.messages.length
-    for (const message of batch.messages) {
-      if (message.seq <= applied) continue
-      if (message.seq > applied + 1)
-        log.warn(
-          `leaf ${String(this.index)} of room ${this.#room} skipped numbers ${String(applied + 1)}..${String(message.seq - 1)}: the root's log no longer has them`,
-        )
-      this.#deliver(message)
-      this.#counters.messages++
-      applied = message.seq
-    }
-    if (applied === this.applied) return
+    for (const message of batch.messages)
+      if (message.seq > before) {
+        this.#deliver(message)
+        this.#counters.messages++
+      }
+    const applied = Math.max(before, batch.through)
+    if (applied === before) return
     this.#applied = applied
     this.#ctx.storage.kv.put(APPLIED_KEY, applied)
   }

@@ -22,14 +22,38 @@ export interface NumberedMessage extends RoomMessage {
 }
 
 /**
- * What the root sends a leaf: everything numbered from `from` through
- * `through`. A leaf that applied less than `from - 1` missed a batch and
- * asks the root for the rest; one that applied more drops the copies.
+ * What the root sends a leaf: the rows numbered from `from` through
+ * `through` that are for this leaf (the rest of that stretch was for other
+ * leaves' ids and tags, shard/leafRoute.ts). A leaf that applied less than
+ * `from - 1` missed a batch and asks the root for the rest; one that
+ * applied more drops the copies; either way it has seen through `through`.
  */
 export interface Batch {
   readonly from: number
   readonly through: number
   readonly messages: readonly NumberedMessage[]
+  /**
+   * The leaf's tags the root filtered `to(tag)` rows with, as of which of the
+   * leaf's reports ({@link TagReport}); absent or null when every tag's rows
+   * are in (a catch-up, or a root that has not heard the leaf's tags yet).
+   */
+  readonly tags?: TagsSeen | null
+}
+
+/** Which of a leaf's tag sets: `epoch` names the leaf's storage (a wiped one starts again), `version` counts its gains. */
+export interface TagsSeen {
+  readonly epoch: string
+  readonly version: number
+}
+
+/**
+ * What a leaf tells the root about the tags its sockets and sessions hold:
+ * the tags gained after version `since`, or, with `since` 0, all of them.
+ */
+export interface TagReport extends TagsSeen {
+  readonly leaf: number
+  readonly since: number
+  readonly tags: readonly string[]
 }
 
 /**
@@ -54,6 +78,7 @@ export interface ShardStub {
   shardPublish(publication: Publication): Promise<number>
   shardSince(after: number): Promise<Batch>
   shardApply(batch: Batch): Promise<number>
+  shardTags(report: TagReport): Promise<number>
   shardHasRoom(): Promise<boolean>
   /** On a leaf: its own open connections (roomWide.ts adds them up). */
   shardCount(): Promise<number>

@@ -1,34 +1,35 @@
 import { log } from '../../core/log.js'
+import { alarmNoLaterThan } from '../alarm.js'
 import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
-import type { Batch, Publication, RoomMessage } from './messages.js'
+import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
+import type { Batch, Publication, RoomMessage, TagReport } from './messages.js'
 import { leafName, shardStub } from './names.js'
 import { ShardCounters, type ShardStats } from './stats.js'
-
-/** Rows one batch to a leaf carries at most; a leaf further behind gets the rest in the next. */
-const BATCH_ROWS = 512
 
 /** A failed batch is tried again after this, doubled per failure in a row, up to {@link MAX_RETRY_MS}. */
 const FIRST_RETRY_MS = 10
 const MAX_RETRY_MS = 2_000
 
+/**
+ * While rows are on their way, the root's alarm is set at most this far
+ * ahead: if this instance goes away (evicted, restarted) before every leaf
+ * confirmed, the next one resends from the alarm without waiting for a
+ * message to arrive.
+ */
+const RESEND_MS = 2_000
+
+/** Where the root keeps, per leaf, the last number it confirmed: a new instance sends on from there. */
+const CONFIRMED_KEY = 'durable-websocket:shard-confirmed:'
+
 /** Where the root keeps, per leaf, the last publication it took, so a retried one is taken once. */
 const TAKEN_KEY = 'durable-websocket:shard-taken:'
-
-/** What the root knows of one leaf: how far it confirmed, and whether a batch is on its way. */
-interface LeafState {
-  readonly index: number
-  /** The last number the leaf said it applied; undefined until this instance heard from it. */
-  through: number | undefined
-  busy: boolean
-  failures: number
-}
 
 /**
  * The root of a sharded room (docs/sharding.md): holds no sockets, numbers
  * every message sent to the room in its log, and sends each leaf what it has
- * not confirmed, in one call per leaf per turn, however many messages the
- * turn numbered. Delivery is at least once: a call that fails is made again,
+ * not confirmed and is for it (shard/leafRoute.ts), in one call per leaf per
+ * turn, however many messages the turn numbered. Delivery is at least once: a call that fails is made again,
  * and the leaf drops what it already applied.
  */
 export class ShardRoot {
@@ -37,11 +38,14 @@ export class ShardRoot {
   readonly #binding: string
   readonly #room: string
   readonly #log: SessionLog
-  readonly #leaves: LeafState[]
-  /** The log's head when this instance started: a leaf it has not heard from is sent what comes after. */
-  #startedAt: number | undefined
+  readonly #leaves: LeafRoute[]
   #scheduled = false
   readonly #counters = new ShardCounters()
+  /** The time this instance set the alarm for, if it did and it has not run yet: set again only to move it earlier. */
+  #alarmAt: number | undefined
+  #waking: Promise<void> = Promise.resolve()
+  /** How long a row is kept by age: the resume window, as in an ordinary room. */
+  readonly #window: number
 
   constructor(
     ctx: DurableObjectState,
@@ -55,12 +59,12 @@ export class ShardRoot {
     this.#binding = shards.binding
     this.#room = room
     this.#log = new SessionLog(ctx.storage.sql, bounds)
-    this.#leaves = Array.from({ length: shards.count }, (_, index) => ({
-      index,
-      through: undefined,
-      busy: false,
-      failures: 0,
-    }))
+    this.#window = bounds.window
+    this.#leaves = Array.from({ length: shards.count }, (_, index) => {
+      const leaf = new LeafRoute(index, shards.count)
+      leaf.confirmed = ctx.storage.kv.get<number>(`${CONFIRMED_KEY}${String(index)}`) ?? 0
+      return leaf
+    })
   }
 
   /** The last number handed out. */
@@ -90,10 +94,11 @@ export class ShardRoot {
 
   /** Numbers and logs one message (a broadcast over RPC to the root comes here), and sends it soon. */
   publish({ target, tag, except, frame, mark }: RoomMessage): number {
-    this.#startedAt ??= this.#log.head()
-    const seq = this.#log.append(target, tag, except, frame, Date.now(), mark)
+    const now = Date.now()
+    const seq = this.#log.append(target, tag, except, frame, now, mark)
     this.#counters.messages++
     this.#schedule()
+    this.#wake(now + RESEND_MS)
     return seq
   }
 
@@ -118,28 +123,70 @@ export class ShardRoot {
       frame,
       mark,
     }))
-    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages }
+    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages, tags: null }
+  }
+
+  /**
+   * A leaf's report of the tags it holds: from now on the root sends it the
+   * rows for them, including any it skipped for the leaf and has not sent
+   * yet. Answers the version of the leaf's tags the root holds.
+   */
+  learnTags(report: TagReport): number {
+    const leaf = this.#leaves[report.leaf]
+    if (leaf === undefined) return -1
+    const known = leaf.learn(report)
+    this.#schedule()
+    return known
+  }
+
+  /** The tags the root knows leaf `index` holds; undefined when it has not heard them (docs/sharding.md). */
+  tagsOf(index: number): readonly string[] | undefined {
+    return this.#leaves[index]?.tags
+  }
+
+  /**
+   * The root's part of the object's alarm: sends every leaf that is behind
+   * what it has not confirmed (retries after a failed batch, and a new
+   * instance's resend), trims the log by age but never past what a leaf
+   * still needs, and sets the alarm again while either has work left.
+   */
+  async alarm(now: number): Promise<void> {
+    this.#alarmAt = undefined
+    this.#flush()
+    this.#log.trim(now, Math.min(...this.#leaves.map((leaf) => leaf.settled)))
+    if (this.#leaves.some((leaf) => leaf.behind(this.#log))) this.#wake(now + RESEND_MS)
+    else if (this.#log.oldestKept < this.#log.head()) this.#wake(now + this.#window)
+    await this.#waking
+  }
+
+  /** Sets the alarm for `at`, unless this instance already set it no later. */
+  #wake(at: number): void {
+    if (this.#alarmAt !== undefined && this.#alarmAt <= at) return
+    this.#alarmAt = at
+    this.#waking = alarmNoLaterThan(this.#ctx.storage, at)
+    this.#ctx.waitUntil(this.#waking)
   }
 
   /**
    * One flush per turn: whatever this turn numbered (from any number of
    * leaves' calls) leaves together, one call per leaf.
    */
-  #schedule(delay = 0): void {
+  #schedule(): void {
     if (this.#scheduled) return
     this.#scheduled = true
     setTimeout(() => {
       this.#scheduled = false
       this.#flush()
-    }, delay)
+    }, 0)
   }
 
   #flush(): void {
-    const head = this.#log.head()
     for (const leaf of this.#leaves) {
-      if (leaf.busy || this.#from(leaf) > head) continue
+      if (leaf.busy) continue
+      const batch = leaf.next(this.#log)
+      if (batch === undefined) continue
       this.#ctx.waitUntil(
-        this.#send(leaf).catch((error: unknown) => {
+        this.#send(leaf, batch).catch((error: unknown) => {
           // Only when this instance itself is going away: the next one sends on from its log.
           log.error(`sending to leaf ${String(leaf.index)} of room ${this.#room} stopped:`, error)
         }),
@@ -147,20 +194,16 @@ export class ShardRoot {
     }
   }
 
-  #from(leaf: LeafState): number {
-    return (leaf.through ?? this.#startedAt ?? this.#log.head()) + 1
-  }
-
-  async #send(leaf: LeafState): Promise<void> {
+  async #send(leaf: LeafRoute, batch: Batch): Promise<void> {
     leaf.busy = true
-    const batch = this.#batch(this.#from(leaf) - 1)
     this.#counters.calls++
     this.#counters.rows += batch.messages.length
     try {
       const stub = shardStub(this.#env, this.#binding, leafName(this.#room, leaf.index))
-      const applied = await stub.shardApply(batch)
-      leaf.through = Math.max(leaf.through ?? 0, applied)
-      leaf.failures = 0
+      const before = leaf.confirmed
+      leaf.answered(await stub.shardApply(batch))
+      if (leaf.confirmed !== before)
+        this.#ctx.storage.kv.put(`${CONFIRMED_KEY}${String(leaf.index)}`, leaf.confirmed)
     } catch (error) {
       this.#counters.failed++
       leaf.failures++
@@ -171,9 +214,9 @@ export class ShardRoot {
     } finally {
       leaf.busy = false
     }
-    if (this.#from(leaf) <= this.#log.head())
-      this.#schedule(
-        leaf.failures === 0 ? 0 : Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (leaf.failures - 1)),
-      )
+    if (!leaf.behind(this.#log)) return
+    // The rest follows at once; a retry waits for the alarm, which a new instance runs as well.
+    if (leaf.failures === 0) this.#schedule()
+    else this.#wake(Date.now() + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (leaf.failures - 1)))
   }
 }
