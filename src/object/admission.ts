@@ -93,7 +93,12 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
         // A sharded room's leaf tells the Worker to try the next leaf, when the Worker may still do so.
         return (
           fullLeafAnswer(request) ??
-          refused(offer, RETRY_AFTER_SECONDS, 503, 'Service Unavailable: this room is full, try again shortly.')
+          refused(
+            offer,
+            RETRY_AFTER_SECONDS,
+            503,
+            'Service Unavailable: this room is full, try again shortly.',
+          )
         )
       const perKey = options.maxConnectionsPerKey
       if (perKey !== undefined) {

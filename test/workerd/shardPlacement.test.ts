@@ -161,7 +161,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
     await leave(...held)
   })
 
-  it('ignores the leaves\' header when a client sends it: the room fills and refuses as usual', async () => {
+  it("ignores the leaves' header when a client sends it: the room fills and refuses as usual", async () => {
     const room = 'forged'
     const forged = { [LEAF_FULL_HEADER]: 'guessed' }
     const joined: Client[] = []
