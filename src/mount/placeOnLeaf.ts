@@ -43,20 +43,20 @@ export async function placeOnLeaf(
     }
   }
   const key = `${binding}/${room}`
-  // Home, when it was asked, said no or refused: it goes to the end of the turn, asked only if all else is full.
+  // The resume's own leaf said no or sent it on: it comes last, and gets it only when every other leaf is full.
   const order = placementHints.order(key, count)
   if (home !== undefined && count > 1) order.push(...order.splice(order.indexOf(home), 1))
-  for (const [step, index] of order.entries()) {
+  const last = order.pop() ?? 0
+  for (const index of order) {
     const leaf = namespace.getByName(leafName(room, index))
-    const last = step === order.length - 1
-    if (!last && !(await hasRoom(leaf))) continue
-    const answer = await forward(leaf, last ? undefined : ticket)
-    if (!last && isFullLeafAnswer(answer, ticket)) continue
+    if (!(await hasRoom(leaf))) continue
+    const answer = await forward(leaf, ticket)
+    if (isFullLeafAnswer(answer, ticket)) continue
     placementHints.placed(key, index)
     return answer
   }
-  // Not reached: the turn holds every leaf and its last one answers whatever it answers.
-  throw new Error(`no leaf of room ${room} to place an upgrade on`)
+  placementHints.placed(key, last)
+  return forward(namespace.getByName(leafName(room, last)), undefined)
 }
 
 function hasRoom(leaf: DurableObjectStub): Promise<boolean> {
