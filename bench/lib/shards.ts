@@ -260,10 +260,9 @@ export async function runShards(options: ShardsOptions): Promise<ShardsResults> 
           kind,
           clients: clientKind,
           name,
-          // One handshake at a time into the sharded room: placement asks the leaves in order and
-          // the leaf counts again at accept, so upgrades racing for a leaf's last places get a 503
-          // (docs/sharding.md, "Placement") rather than the next leaf.
-          sockets: await openMany(url, clients, clientKind, kind === 'sharded' ? 1 : 25),
+          // 25 handshakes at a time into both: upgrades racing for a sharded leaf's last places are
+          // sent on to the next leaf (docs/sharding.md, "Placement"), so every leaf still fills exactly.
+          sockets: await openMany(url, clients, clientKind, 25),
           received: { count: 0, waiter: undefined },
         }
         listen(room)

@@ -2,12 +2,11 @@ import { DurableWebSocketError } from '../core/errors.js'
 import type { Locals } from '../core/events.js'
 import { LOCALS_HEADER, hasLocals, type LocalsDesk } from '../core/locals.js'
 import { log } from '../core/log.js'
-import type { ResolvedShards, WorkerSide } from '../options.js'
-import type { ShardStub } from '../object/shard/messages.js'
-import { homeLeaf, leafName } from '../object/shard/names.js'
+import type { WorkerSide } from '../options.js'
+import { LEAF_FULL_HEADER } from '../object/shard/leafFull.js'
 import { DEFAULT_ROOM, isRoomName, roomNameProblem } from '../shared/roomName.js'
-import { placementHints } from './leafPlacement.js'
 import { runMiddleware } from './middleware.js'
+import { placeOnLeaf } from './placeOnLeaf.js'
 import { defaultUpgradeError, findUpgradeProblem } from './upgrade.js'
 
 /**
@@ -68,11 +67,11 @@ export function createUpgradeHandler<Env, L extends object>(
         return new Response(`Bad Request: ${String(roomNameProblem(room))}.\n`, { status: 400 })
       }
       const namespace = namespaceOf(env, worker.binding)
-      const stub =
-        worker.shards === undefined
-          ? namespace.getByName(room)
-          : await placeOnLeaf(request, namespace, room, worker.shards)
-      return await forwardUpgrade(request, stub, locals)
+      if (worker.shards === undefined)
+        return await forwardUpgrade(request, namespace.getByName(room), locals, undefined)
+      return await placeOnLeaf(request, namespace, room, worker.shards, (stub, ticket) =>
+        forwardUpgrade(request, stub, locals, ticket),
+      )
     } catch (error) {
       log.error(`the upgrade request for ${new URL(request.url).pathname} failed:`, error)
       return new Response('Internal Server Error\n', { status: 500 })
@@ -111,48 +110,23 @@ function namespaceOf<Target extends Rpc.DurableObjectBranded | undefined = undef
 }
 
 /**
- * A sharded room's upgrade goes to the first leaf with room (docs/sharding.md),
- * asked in turn from the one this isolate placed the room's last upgrade on
- * (leafPlacement.ts); when all are full, to the last asked, which refuses it
- * as a full room does. A resume goes back to the leaf that holds its
- * session, which its token names, while that leaf has room; when it is
- * full, the resume is placed like a new upgrade, and the leaf it lands on
- * claims the session (object/shard/claims.ts).
- */
-async function placeOnLeaf(
-  request: Request,
-  namespace: DurableObjectNamespace,
-  room: string,
-  { count, binding }: ResolvedShards,
-): Promise<DurableObjectStub> {
-  const home = homeLeaf(request, count)
-  if (home !== undefined) {
-    const leaf = namespace.getByName(leafName(room, home))
-    if (await (leaf as unknown as ShardStub).shardHasRoom()) return leaf
-  }
-  const key = `${binding}/${room}`
-  const order = placementHints.order(key, count)
-  let chosen = order.at(-1) ?? 0
-  for (const index of order.slice(0, -1)) {
-    const leaf = namespace.getByName(leafName(room, index))
-    if (await (leaf as unknown as ShardStub).shardHasRoom()) {
-      chosen = index
-      break
-    }
-  }
-  placementHints.placed(key, chosen)
-  return namespace.getByName(leafName(room, chosen))
-}
-
-/**
  * A fresh Request, not the one the router saw: `stub.fetch` rejects requests
- * that itty-router has wrapped, and a copy lets us drop a header the client
- * sent. Locals go over RPC first (one more call to the same object, only
- * when there are any), and the upgrade carries the ticket for them.
+ * that itty-router has wrapped, and a copy lets us drop the headers a client
+ * may not send. Locals go over RPC first (one more call to the same object,
+ * only when there are any), and the upgrade carries the ticket for them.
+ * `placement` is the sharded room's ticket that lets a full leaf pass the
+ * upgrade on (mount/placeOnLeaf.ts).
  */
-async function forwardUpgrade(request: Request, stub: DurableObjectStub, locals: object): Promise<Response> {
+async function forwardUpgrade(
+  request: Request,
+  stub: DurableObjectStub,
+  locals: object,
+  placement: string | undefined,
+): Promise<Response> {
   const headers = new Headers(request.headers)
   headers.delete(LOCALS_HEADER)
+  headers.delete(LEAF_FULL_HEADER)
+  if (placement !== undefined) headers.set(LEAF_FULL_HEADER, placement)
   if (hasLocals(locals)) {
     headers.set(LOCALS_HEADER, await (stub as unknown as LocalsDesk).issueLocalsTicket(locals as Locals))
   }

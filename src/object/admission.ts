@@ -12,6 +12,7 @@ import {
 import type { ConnectionTable } from './connectionTable.js'
 import type { Arrival, PresenceDesk } from './presence/desk.js'
 import type { SessionKeys } from './session/desk.js'
+import { fullLeafAnswer } from './shard/leafFull.js'
 
 /** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */
 export const MAX_TAGS = 10
@@ -89,11 +90,15 @@ export class Admission<Env, Data extends object, In, Out, L extends object> {
         maxConnections !== undefined &&
         this.#table.count() - (replaced === undefined ? 0 : 1) >= maxConnections
       )
-        return refused(
-          offer,
-          RETRY_AFTER_SECONDS,
-          503,
-          'Service Unavailable: this room is full, try again shortly.',
+        // A sharded room's leaf tells the Worker to try the next leaf, when the Worker may still do so.
+        return (
+          fullLeafAnswer(request) ??
+          refused(
+            offer,
+            RETRY_AFTER_SECONDS,
+            503,
+            'Service Unavailable: this room is full, try again shortly.',
+          )
         )
       const perKey = options.maxConnectionsPerKey
       if (perKey !== undefined) {
