@@ -110,17 +110,17 @@ export class WebSocketObject<
 
   /** RPC between the objects of a sharded room (docs/sharding.md), on the root: a leaf's messages to number. */
   shardPublish(publication: Publication): number {
-    return this.#manager.shardRoot().take(publication)
+    return this.#manager.shards().root().take(publication)
   }
 
   /** RPC on the root: what a leaf that missed a batch asks for, the numbers after `after`. */
   shardSince(after: number): Batch {
-    return this.#manager.shardRoot().since(after)
+    return this.#manager.shards().root().since(after)
   }
 
   /** RPC on a leaf: a batch in the root's order; answers the last number the leaf applied. */
   shardApply(batch: Batch): Promise<number> {
-    return this.#manager.shardLeaf().apply(batch)
+    return this.#manager.shards().leaf().apply(batch)
   }
 
   /**
@@ -128,12 +128,12 @@ export class WebSocketObject<
    * session whose token has this hash, or says where it went.
    */
   shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
-    return this.#manager.shardClaims().handOver(tokenHash, owner, to)
+    return this.#manager.shards().claims().handOver(tokenHash, owner, to)
   }
 
   /** RPC on the root: the tags a leaf holds, so `to(tag)` rows go only where they are needed; answers the version it holds. */
   shardTags(report: TagReport): number {
-    return this.#manager.shardRoot().learnTags(report)
+    return this.#manager.shards().root().learnTags(report)
   }
 
   /** RPC on a leaf, for the Worker placing an upgrade: whether it takes one more socket. */
@@ -143,13 +143,13 @@ export class WebSocketObject<
 
   /** RPC on a leaf, for the room-wide `count()`: its own open connections. */
   shardCount(): number {
-    this.#manager.shardLeaf()
+    this.#manager.shards().leaf()
     return this.#manager.count()
   }
 
   /** RPC on a leaf, for the room-wide `ids()`: its own, ascending. */
   shardIds(): number[] {
-    this.#manager.shardLeaf()
+    this.#manager.shards().leaf()
     return this.#manager.ids()
   }
 
@@ -164,7 +164,7 @@ export class WebSocketObject<
    * bench's `--shards` reads these).
    */
   shardStats(): ShardStats {
-    return this.#manager.shardStats()
+    return this.#manager.shards().stats()
   }
 
   override async fetch(request: Request): Promise<Response> {

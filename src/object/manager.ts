@@ -1,6 +1,6 @@
 import { isLive } from '../core/lifecycle.js'
 import { log } from '../core/log.js'
-import { toFrame, type Frame } from '../core/outgoing.js'
+import { toFrame } from '../core/outgoing.js'
 import { DurableWebSocketError } from '../core/errors.js'
 import type { BroadcastOptions, Manager, Outgoing, RoomPresence, TaggedGroup } from '../core/types.js'
 import type { ObjectSide } from '../options.js'
@@ -16,14 +16,9 @@ import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
 import { PresenceDesk } from './presence/desk.js'
 import { SessionDesk, type SessionKeys } from './session/desk.js'
-import { SessionClaims } from './shard/claims.js'
-import { ShardLeaf } from './shard/leaf.js'
-import type { NumberedMessage, RoomMessage } from './shard/messages.js'
-import { leafTokenPrefix, shardPart } from './shard/names.js'
-import { notThePart, roomWideOf, shardOf } from './shard/part.js'
-import { ShardRoot } from './shard/root.js'
-import type { RoomWide } from './shard/roomWide.js'
-import type { ShardStats } from './shard/stats.js'
+import type { NumberedMessage } from './shard/messages.js'
+import { notThePart } from './shard/part.js'
+import { ShardSide } from './shard/side.js'
 import { PlainTransport, type Outbound } from './transport.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
@@ -59,12 +54,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   readonly #presence: PresenceDesk<L> | undefined
   readonly #plain: PlainTransport<Env, Data, In, Out>
   readonly #host: ConnectionHost<Env, Data, In, Out>
-  /** In a sharded room (docs/sharding.md), this object's part: the root, or one of the leaves. */
-  readonly #shard: ShardRoot | ShardLeaf | undefined
-  /** In a sharded room, the whole room: counts, ids, and sends and closes to ids on other leaves. */
-  readonly #wide: RoomWide | undefined
-  /** On a sharded room's leaf: sessions that resume here though another leaf holds them. */
-  readonly #claims: SessionClaims<Env, Data, In, Out> | undefined
+  /** In a sharded room (docs/sharding.md), what this object's part of it adds; none in an ordinary room. */
+  readonly #shard: ShardSide<Env, Data, In, Out> | undefined
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -95,18 +86,17 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       presence: (id) => this.#presenceDesk().forConnection(id),
     }
     this.#host = host
-    this.#shard = shardOf(ctx, env, options, (message) => {
+    const shard = ShardSide.of(ctx, env, options, this, (message) => {
       this.#deliverOrdered(message)
     })
-    this.#wide = roomWideOf(ctx, env, options.shards, this.#shard, this)
-    const leaf = this.#shard instanceof ShardLeaf ? this.#shard : undefined
+    this.#shard = shard
     this.#table = new ConnectionTable(
       ctx,
       host,
       () => {
         this.#desk.reconcile()
       },
-      leaf === undefined ? undefined : { first: leaf.index + 1, every: options.shards?.count ?? 1 },
+      shard?.idSpacing(options.shards?.count ?? 1),
     )
     this.#dispatch = new Dispatch(options, room, close)
     // Every connection that ends for good comes through here, once: its member leaves with the last one.
@@ -147,16 +137,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       request: this.#dispatch.request.bind(this.#dispatch),
       close,
       queueEvent,
-      relay: this.#shard,
-      tokenPrefix: leaf === undefined ? undefined : leafTokenPrefix(leaf.index),
+      relay: shard?.part,
+      tokenPrefix: shard?.tokenPrefix,
     })
-    this.#claims =
-      leaf === undefined
-        ? undefined
-        : new SessionClaims(ctx, env, leaf, options, this.#desk, {
-            hasRoom: () => this.shardHasRoom(),
-            notYours: (id) => this.#admission.notYours(id),
-          })
+    shard?.claimWith(ctx, env, options, this.#desk, {
+      hasRoom: () => this.shardHasRoom(),
+      notYours: (id) => this.#admission.notYours(id),
+    })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
       const forgetSessions = this.#desk.beforeDeleteAll()
@@ -175,7 +162,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /** The room's name; on a sharded room's leaf, the logical room's, not the leaf's own (`<room>#<n>`). */
   get room(): string | undefined {
     const name = this.ctx.id.name
-    return this.#shard === undefined || name === undefined ? name : shardPart(name).room
+    return this.#shard === undefined || name === undefined ? name : ShardSide.room(name)
   }
 
   get serializer(): Serializer<In, Out> | undefined {
@@ -234,15 +221,15 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   /** Whether this object is a part of a sharded room, whose room-wide answers need calls to its leaves. */
   get sharded(): boolean {
-    return this.#wide !== undefined
+    return this.#shard !== undefined
   }
 
   roomCount(): Promise<number> {
-    return this.#wide?.count() ?? Promise.resolve(this.count())
+    return this.#shard?.wide.count() ?? Promise.resolve(this.count())
   }
 
   roomIds(): Promise<number[]> {
-    return this.#wide?.ids() ?? Promise.resolve(this.ids())
+    return this.#shard?.wide.ids() ?? Promise.resolve(this.ids())
   }
 
   /**
@@ -252,7 +239,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * handed out is that leaf's to answer for.
    */
   sendToId(id: number, message: Outgoing<Out>): boolean | Promise<boolean> {
-    if (this.#wide?.isHere(id) === false) return this.#wide.send(id, toFrame(message, this.serializer))
+    const wide = this.#shard?.wide
+    if (wide?.isHere(id) === false) return wide.send(id, toFrame(message, this.serializer))
     const open = this.connection(id)
     if (open !== undefined) return open.send(message)
     return this.#desk.sendToSuspended(id, toFrame(message, this.serializer))
@@ -264,7 +252,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
    * `close` runs with this code and reason. False for any other id.
    */
   closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean | Promise<boolean> {
-    if (this.#wide?.isHere(id) === false) return this.#wide.close(id, code, reason)
+    const wide = this.#shard?.wide
+    if (wide?.isHere(id) === false) return wide.close(id, code, reason)
     const open = this.connection(id)
     if (open !== undefined) {
       open.close(code, reason)
@@ -277,7 +266,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
 
   broadcast(message: Outgoing<Out>, options: BroadcastOptions = {}): number {
     const frame = toFrame(message, this.serializer)
-    if (this.#shard !== undefined) return this.#toRoom(frame, null, options)
+    if (this.#shard !== undefined) return this.#shard.publish(frame, null, options)
     return this.#fanOut(this.#table.live(), this.#desk.sends.outbound(frame, null, options.except), options)
   }
 
@@ -285,7 +274,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return {
       send: (message, options = {}) => {
         const frame = toFrame(message, this.serializer)
-        if (this.#shard !== undefined) return this.#toRoom(frame, tag, options)
+        if (this.#shard !== undefined) return this.#shard.publish(frame, tag, options)
         return this.#fanOut(
           this.#table.tagged(tag),
           this.#desk.sends.outbound(frame, tag, options.except),
@@ -293,18 +282,6 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         )
       },
     }
-  }
-
-  /**
-   * A broadcast or `to(tag)` in a sharded room: the root numbers it, and every
-   * leaf delivers it in the root's order ({@link #deliverOrdered}). How many
-   * it reached is not known yet when this returns: 0.
-   */
-  #toRoom(frame: Frame, tag: string | null, { except }: BroadcastOptions): number {
-    const excluded = except === undefined ? null : typeof except === 'number' ? [except] : [...except]
-    const message: RoomMessage = { target: null, tag, except: excluded, frame, mark: '' }
-    this.#shard?.publish(message)
-    return 0
   }
 
   /**
@@ -324,40 +301,22 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     this.#fanOut(targets, outbound, except === null ? {} : { except })
   }
 
-  /** The root of a sharded room, for the other objects' RPC calls. */
-  shardRoot(): ShardRoot {
-    if (this.#shard instanceof ShardRoot) return this.#shard
-    throw notThePart('root')
-  }
-
-  /** A leaf of a sharded room, for the root's RPC calls. */
-  shardLeaf(): ShardLeaf {
-    if (this.#shard instanceof ShardLeaf) return this.#shard
+  /** This object's side of its sharded room, for the RPC calls between the room's objects. */
+  shards(): ShardSide<Env, Data, In, Out> {
+    if (this.#shard !== undefined) return this.#shard
     throw notThePart('leaf')
-  }
-
-  /** A leaf of a sharded room, for another leaf claiming a session (shard/claims.ts). */
-  shardClaims(): SessionClaims<Env, Data, In, Out> {
-    if (this.#claims !== undefined) return this.#claims
-    throw notThePart('leaf')
-  }
-
-  /** This object's counters of calls within its sharded room (shard/stats.ts). */
-  shardStats(): ShardStats {
-    if (this.#shard === undefined) throw notThePart('leaf')
-    return this.#shard.stats()
   }
 
   /** Whether this leaf takes one more socket: the Worker asks before it places an upgrade. */
   shardHasRoom(): boolean {
-    this.shardLeaf()
+    this.shards().leaf()
     const max = this.#options.maxConnections
     return max === undefined || this.#table.count() < max
   }
 
   /** Whether this leaf holds `id`, open or suspended: asked before a send from elsewhere is numbered. */
   shardHolds(id: number): boolean {
-    this.shardLeaf()
+    this.shards().leaf()
     return this.connection(id) !== undefined || this.#desk.holdsSuspended(id)
   }
 
@@ -390,7 +349,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     // leaf, claiming a resumed session that another leaf holds (shard/claims.ts).
     let keys = offer.wanted ? await this.#desk.keys(offer) : undefined
     const claimed =
-      keys && (await this.#claims?.claim(offer, keys, () => this.#admission.owner(request, locals)))
+      keys &&
+      (await this.#shard?.claimsHere?.claim(offer, keys, () => this.#admission.owner(request, locals)))
     if (claimed instanceof Response) return claimed
     keys = claimed ?? keys
     const accepted = this.#admit(request, locals, offer, keys)
@@ -433,7 +393,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         ? this.#acceptPlain(server, tags)
         : this.#desk.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
-    if (this.#shard instanceof ShardLeaf) this.#shard.holds(entry.view.tags)
+    this.#shard?.accepted(entry.view.tags)
     if (admitted.arrival !== undefined)
       this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
     return { entry, client, protocol }
@@ -493,7 +453,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     const expiry = this.#desk.alarm(now)
     const next = idle === undefined ? expiry : expiry === undefined ? idle : Math.min(idle, expiry)
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
-    if (this.#shard instanceof ShardRoot) await this.#shard.alarm(now)
+    await this.#shard?.alarm(now)
   }
 }
 
