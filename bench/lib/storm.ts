@@ -70,7 +70,8 @@ export interface StormSize {
   openMs: number
   /**
    * SIGKILL to the restarted `wrangler dev` ready again (wrangler's start,
-   * not the package's work); for an object restart, the reset call's own time.
+   * not the package's work); for an object reset, the reset call's own time,
+   * which the times below include (they run from the reset's request).
    */
   downMs: number | undefined
   /** From the runtime ready again to the first session open again: the clients' backoff, mostly. */
@@ -377,9 +378,11 @@ async function runSize(
       const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
       if (reset.status !== 204) throw new Error(`the object restart answered ${String(reset.status)}`)
     }
-    const readyAt = performance.now()
+    result.downMs = performance.now() - killedAt
+    // After a reset the runtime never went away: the clock runs from the reset's request, its
+    // teardown of the sockets included. After a SIGKILL it runs from the runtime ready again.
+    const readyAt = restart === 'object' ? killedAt : performance.now()
     const cpuAtReady = process.cpuUsage()
-    result.downMs = readyAt - killedAt
     void until(
       () => peers.some((p, i) => p.opens > (opensBefore[i] ?? 0)),
       deadline,
