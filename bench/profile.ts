@@ -1,8 +1,11 @@
 /**
- * `npm run bench:profile [-- --server package|raw|partyserver] [-- --client plain|session] [-- --broadcast] [-- --connections 10] [-- --ms 3000] [-- --top 25] [-- --save profile.cpuprofile]`
+ * `npm run bench:profile [-- --server package|raw|partyserver] [-- --client plain|session] [-- --broadcast | --reconnect] [-- --connections 10] [-- --ms 3000] [-- --top 25] [-- --save profile.cpuprofile]`
  *
  * Samples where one bench server spends its time under a closed-loop echo
- * (or, with `--broadcast`, broadcasts to all of `--connections` sockets),
+ * (or, with `--broadcast`, broadcasts to all of `--connections` sockets;
+ * with `--reconnect`, one client cut and connecting again in a loop: a
+ * session client resumes what it had, having missed nothing, a plain one
+ * connects anew),
  * with V8's CPU profiler through wrangler dev's inspector, and prints self
  * time by function. It is how the hot-path costs named in bench/RESULTS.md
  * were found: run it for `package` and for `raw` and compare what the
@@ -14,19 +17,22 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import type WebSocket from 'ws'
+import { once } from 'node:events'
+import WebSocket from 'ws'
 import { closeAll, openMany, type ClientKind } from './lib/client.ts'
 import { startDevServer } from './lib/devServer.ts'
 import { openInspector } from './lib/inspector.ts'
 import { selfTimes, type CpuProfile } from './lib/profileSummary.ts'
 import { BROADCAST_TRIGGER, ECHO_MESSAGE } from './lib/scenarios.ts'
 import { SERVERS } from './lib/servers.ts'
+import { SessionSocket, type ResumeFrom } from './lib/sessionSocket.ts'
 
 const { values: flags } = parseArgs({
   options: {
     server: { type: 'string', default: 'package' },
     client: { type: 'string', default: 'plain' },
     broadcast: { type: 'boolean', default: false },
+    reconnect: { type: 'boolean', default: false },
     connections: { type: 'string', default: '10' },
     ms: { type: 'string', default: '3000' },
     top: { type: 'string', default: '25' },
@@ -94,29 +100,54 @@ function echoLoop(sockets: readonly WebSocket[], running: () => boolean): Promis
   return Promise.all(loops).then(() => replies)
 }
 
+/**
+ * Cuts one socket (no close frame, as a dropped network does) and connects
+ * again until `running` turns false: a session client offers to resume
+ * where it was, so each round is a resume that missed nothing. Resolves
+ * with the connects counted.
+ */
+async function reconnectLoop(url: string, running: () => boolean): Promise<number> {
+  let connects = 0
+  let from: ResumeFrom | undefined
+  while (running()) {
+    if (client === 'session') {
+      const socket = new SessionSocket(url, {}, from)
+      const welcome = await socket.welcomed
+      if (from !== undefined && !welcome.resumed) throw new Error('the resume was refused')
+      from = { token: welcome.token, last: welcome.last }
+      socket.terminate()
+    } else {
+      const socket = new WebSocket(url)
+      await once(socket, 'open')
+      socket.terminate()
+    }
+    connects++
+  }
+  return connects
+}
+
 // Ctrl-C or a timeout: exit through 'exit', where the dev server's process group is killed.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 
 const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-profile-'))
 const server = await startDevServer(spec.dir, scratch, { direct: false })
 try {
-  const sockets = await openMany(
-    `${server.wsOrigin}${spec.path('profile')}`,
-    Number(flags.connections),
-    client,
-  )
+  const url = `${server.wsOrigin}${spec.path('profile')}`
+  const sockets = flags.reconnect ? [] : await openMany(url, Number(flags.connections), client)
   const inspector = await openInspector(server.runtimePid)
   await inspector.call('Profiler.enable')
   await inspector.call('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US })
   let running = true
-  const replies = (flags.broadcast ? broadcastLoop : echoLoop)(sockets, () => running)
+  const replies = flags.reconnect
+    ? reconnectLoop(url, () => running)
+    : (flags.broadcast ? broadcastLoop : echoLoop)(sockets, () => running)
   await sleep(WARMUP_MS)
   await inspector.call('Profiler.start')
   await sleep(Number(flags.ms))
   const { profile } = await inspector.call<{ profile: CpuProfile }>('Profiler.stop')
   running = false
   console.log(
-    `${spec.label}, ${client} client: ${String(await replies)} ${flags.broadcast ? 'broadcast copies' : 'echoes'} over ${flags.ms} ms plus warm-up`,
+    `${spec.label}, ${client} client: ${String(await replies)} ${flags.reconnect ? 'connects' : flags.broadcast ? 'broadcast copies' : 'echoes'} over ${flags.ms} ms plus warm-up`,
   )
   for (const { frame, percent } of selfTimes(profile).slice(0, Number(flags.top))) {
     console.log(`${percent.toFixed(1).padStart(6)} %  ${frame}`)

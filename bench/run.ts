@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] [--storm-restart object|runtime] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -10,9 +10,10 @@
  * `--sessions` or `--abuse` runs only that section and writes
  * bench/RESULTS-sessions.md or bench/RESULTS-abuse.md; `--no-sessions` and
  * `--no-abuse` leave them out. `--storm` runs only the deploy storm
- * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room, the
- * runtime SIGKILLed and restarted; `--quick`: 200 and 1,000;
- * `--storm-sizes 100,300` for a trial) and writes bench/RESULTS-storm.md. It
+ * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room,
+ * the room's object reset as a deploy does it, then the runtime SIGKILLed
+ * and restarted; `--quick`: 200 and 1,000; `--storm-sizes 100,300` for a
+ * trial; `--storm-restart object` or `runtime` for one of the two) and writes bench/RESULTS-storm.md. It
  * is slow and opens thousands of sockets, so the whole run leaves it out
  * (`--no-storm` is the default). `--presence` runs only the presence section
  * (bench/lib/presence.ts: 1,000 session sockets of the package's server with
@@ -60,7 +61,7 @@ import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
 import { runShards } from './lib/shards.ts'
 import { renderShards } from './lib/shardsReport.ts'
-import { runStorm } from './lib/storm.ts'
+import { RESTARTS, runStorm, type Restart } from './lib/storm.ts'
 import { renderStorm } from './lib/stormReport.ts'
 
 const { values: flags } = parseArgs({
@@ -74,6 +75,7 @@ const { values: flags } = parseArgs({
     sessions: { type: 'boolean' },
     storm: { type: 'boolean' },
     'storm-sizes': { type: 'string' },
+    'storm-restart': { type: 'string' },
     presence: { type: 'boolean' },
     'presence-members': { type: 'string' },
     shards: { type: 'boolean' },
@@ -96,6 +98,9 @@ const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
   return n
 })
+const stormRestart = flags['storm-restart']
+if (stormRestart !== undefined && !RESTARTS.includes(stormRestart as Restart))
+  throw new Error(`--storm-restart takes ${RESTARTS.join(' or ')}, got ${stormRestart}`)
 const presenceMembers =
   flags['presence-members'] === undefined ? undefined : Number(flags['presence-members'])
 if (presenceMembers !== undefined && (!Number.isInteger(presenceMembers) || presenceMembers < 1))
@@ -410,13 +415,18 @@ async function abuseOnly(): Promise<void> {
 /** `--storm`: the deploy storm alone, in a document of its own. */
 async function stormOnly(): Promise<void> {
   say(
-    `deploy storm only (${settings.mode}): session clients in one busy room, the runtime SIGKILLed and restarted; load average ${os
+    `deploy storm only (${settings.mode}): session clients in one busy room, its object reset, then the runtime SIGKILLed and restarted; load average ${os
       .loadavg()
       .map((n) => n.toFixed(2))
       .join(' ')}`,
   )
   const markdown = renderStorm(
-    await runStorm({ quick: flags.quick, ...(stormSizes === undefined ? {} : { sizes: stormSizes }), say }),
+    await runStorm({
+      quick: flags.quick,
+      ...(stormSizes === undefined ? {} : { sizes: stormSizes }),
+      ...(stormRestart === undefined ? {} : { restarts: [stormRestart as Restart] }),
+      say,
+    }),
   )
   await writeFile(out, markdown)
   console.log(`\n${markdown}`)

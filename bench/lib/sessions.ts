@@ -13,7 +13,7 @@ import type { ScenarioResult } from './results.ts'
 import { runScenario, type Rounds } from './rounds.ts'
 import { answersAlike, broadcast, echo, type Endpoint, type Timing } from './scenarios.ts'
 import { SERVERS, type ServerSpec } from './servers.ts'
-import { SessionSocket, protocolProblems } from './sessionSocket.ts'
+import { SessionSocket, protocolProblems, type ResumeFrom } from './sessionSocket.ts'
 
 /**
  * The ways the section measures one job: the package with a session client
@@ -86,7 +86,7 @@ function activeContenders(state: StateStore): readonly Contender[] {
 /** Messages the dropped session misses, and the resume replays. */
 export const MISSED = 1_000
 /** After the cut, time for the object to see the socket gone and suspend its session. */
-const SUSPEND_SETTLE_MS = 300
+export const SUSPEND_SETTLE_MS = 300
 const REPLAY_TIMEOUT_MS = 30_000
 
 export interface ResumeSample {
@@ -103,10 +103,14 @@ export interface ResumeSample {
   /** A new session's handshake in the same room afterwards, for reference: request to welcome. */
   newSessionMs: number
   newSessionWorkerCpuMs: number
-  /** The caught-up session cut again and resumed at once: it missed nothing. Request to welcome. */
+  /**
+   * The caught-up session cut and resumed at once, RECONNECTS times in a
+   * row: it missed nothing. Per cycle (request to welcome, then the cut), wall
+   * and worker CPU, the suspend of each cut included.
+   */
   emptyResumeMs: number
   emptyResumeWorkerCpuMs: number
-  /** A plain client's connect in the same room: request to open. */
+  /** A plain client connecting and cut, RECONNECTS times in the same room: per cycle, its close included. */
   plainConnectMs: number
   plainConnectWorkerCpuMs: number
 }
@@ -305,24 +309,14 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     const freshAt = other2.welcomedAt ?? freshEnd.at
     await closeSocket(other2)
 
-    // The resumed session, caught up, is cut and comes back at once: a resume with nothing to replay.
+    // The resumed session, caught up, is cut and comes back at once, again and again: resumes with
+    // nothing to replay, against as many plain clients cut and connecting anew in the same room.
     const caughtUp = { token: back.welcome.token, last: back.last }
     await cut(back)
+    back = undefined
     await sleep(SUSPEND_SETTLE_MS)
-    const empty = marks(server)
-    const again = new SessionSocket(url, SOCKET_OPTIONS, caughtUp)
-    again.on('error', () => undefined)
-    await welcomed(again, url)
-    const emptyEnd = marks(server)
-    const emptyAt = again.welcomedAt ?? emptyEnd.at
-    if (again.welcome?.resumed !== true)
-      throw new Error(`the empty resume in round ${String(round + 1)} was not resumed`)
-    await closeSocket(again)
-
-    const plain = marks(server)
-    const plainSocket = await openSocket(url)
-    const plainEnd = marks(server)
-    await closeSocket(plainSocket)
+    const empty = await reconnects(server, url, caughtUp, round)
+    const plain = await reconnects(server, url, undefined, round)
 
     return {
       welcomeMs: welcomedAt - start.at,
@@ -333,14 +327,55 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
       liveWorkerCpuMs: cpuBetween(liveStart.worker, liveEnd.worker).ms,
       newSessionMs: freshAt - fresh.at,
       newSessionWorkerCpuMs: cpuBetween(fresh.worker, freshEnd.worker).ms,
-      emptyResumeMs: emptyAt - empty.at,
-      emptyResumeWorkerCpuMs: cpuBetween(empty.worker, emptyEnd.worker).ms,
-      plainConnectMs: plainEnd.at - plain.at,
-      plainConnectWorkerCpuMs: cpuBetween(plain.worker, plainEnd.worker).ms,
+      emptyResumeMs: empty.ms,
+      emptyResumeWorkerCpuMs: empty.workerCpuMs,
+      plainConnectMs: plain.ms,
+      plainConnectWorkerCpuMs: plain.workerCpuMs,
     }
   } finally {
     await closeSocket(other)
     if (back !== undefined) await closeSocket(back)
+  }
+}
+
+/** Reconnects per round for the empty-resume and plain-connect figures: one is too short to read a process's CPU. */
+export const RECONNECTS = 100
+
+/**
+ * A client connects and is cut, RECONNECTS times in a row, one after the
+ * other: with `from`, a session client that resumes where it was each time
+ * (it misses nothing), else a plain client. Returns wall and worker CPU per
+ * cycle, over the whole loop and the settling after its last cut, so what
+ * a connect or a close leaves for later is counted on both sides alike.
+ */
+async function reconnects(
+  server: DevServer,
+  url: string,
+  from: ResumeFrom | undefined,
+  round: number,
+): Promise<{ ms: number; workerCpuMs: number }> {
+  let resumeFrom = from
+  const start = marks(server)
+  for (let i = 0; i < RECONNECTS; i++) {
+    if (resumeFrom === undefined) {
+      await cut(await openSocket(url))
+      continue
+    }
+    const socket = new SessionSocket(url, SOCKET_OPTIONS, resumeFrom)
+    socket.on('error', () => undefined)
+    await welcomed(socket, url)
+    const welcome = socket.welcome
+    if (welcome?.resumed !== true)
+      throw new Error(`an empty resume in round ${String(round + 1)} was not resumed`)
+    resumeFrom = { token: welcome.token, last: socket.last }
+    await cut(socket)
+  }
+  const loopEnd = performance.now()
+  await sleep(SUSPEND_SETTLE_MS)
+  const end = marks(server)
+  return {
+    ms: (loopEnd - start.at) / RECONNECTS,
+    workerCpuMs: cpuBetween(start.worker, end.worker).ms / RECONNECTS,
   }
 }
 

@@ -51,12 +51,28 @@ export const QUICK_SIZES = [200, 1_000] as const
 /** The issue's target: every session back and caught up within this many times the first open. */
 export const TARGET_RATIO = 1.3
 
+/**
+ * How the room's sockets all drop at once: `object`, the room's object reset
+ * while the runtime stays up (what a deploy or a runtime update does to an
+ * object on Cloudflare: its sockets drop and the next request starts it
+ * again, on the same storage); `runtime`, the whole `wrangler dev` SIGKILLed
+ * and started again, so the clients also wait out the seconds it is gone.
+ */
+export type Restart = 'object' | 'runtime'
+
+export const RESTARTS: readonly Restart[] = ['object', 'runtime']
+
 export interface StormSize {
+  restart: Restart
   /** Session clients in the room, the broadcaster not counted. */
   clients: number
   /** From the first dial to every client (and the broadcaster) open. */
   openMs: number
-  /** SIGKILL to the restarted `wrangler dev` ready again: the deploy itself, not the package. */
+  /**
+   * SIGKILL to the restarted `wrangler dev` ready again (wrangler's start,
+   * not the package's work); for an object reset, the reset call's own time,
+   * which the times below include (they run from the reset's request).
+   */
   downMs: number | undefined
   /** From the runtime ready again to the first session open again: the clients' backoff, mostly. */
   firstBackMs: number | undefined
@@ -108,6 +124,8 @@ export interface StormOptions {
   quick: boolean
   /** Sizes other than the defaults (`--storm-sizes 100,300`), for a trial run. */
   sizes?: readonly number[]
+  /** Only these restarts (`--storm-restart object`); both by default. */
+  restarts?: readonly Restart[]
   say(line: string): void
 }
 
@@ -251,6 +269,7 @@ async function until(
 
 async function runSize(
   clients: number,
+  restart: Restart,
   connect: Connect,
   scratch: string,
   bundle: string,
@@ -269,6 +288,7 @@ async function runSize(
   let ticker: ReturnType<typeof setInterval> | undefined
   const samplers: Peak[] = []
   const result: StormSize = {
+    restart,
     clients,
     openMs: Number.NaN,
     downMs: undefined,
@@ -345,16 +365,24 @@ async function runSize(
     const opensBefore = peers.map((p) => p.opens)
     const resumedBefore = peers.map((p) => p.resumedOpens)
     result.peakBeforeBytes = runtimePeak.stop()
-    say(`storm ${String(clients)}: SIGKILL to the runtime's process group`)
     const killedAt = performance.now()
-    runtimePid = undefined
-    proxyPid = undefined
-    await dev.kill()
-    dev = undefined
-    dev = await start(port)
-    const readyAt = performance.now()
+    if (restart === 'runtime') {
+      say(`storm ${String(clients)}: SIGKILL to the runtime's process group`)
+      runtimePid = undefined
+      proxyPid = undefined
+      await dev.kill()
+      dev = undefined
+      dev = await start(port)
+    } else {
+      say(`storm ${String(clients)}: the room's object reset, the runtime up`)
+      const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
+      if (reset.status !== 204) throw new Error(`the object restart answered ${String(reset.status)}`)
+    }
+    result.downMs = performance.now() - killedAt
+    // After a reset the runtime never went away: the clock runs from the reset's request, its
+    // teardown of the sockets included. After a SIGKILL it runs from the runtime ready again.
+    const readyAt = restart === 'object' ? killedAt : performance.now()
     const cpuAtReady = process.cpuUsage()
-    result.downMs = readyAt - killedAt
     void until(
       () => peers.some((p, i) => p.opens > (opensBefore[i] ?? 0)),
       deadline,
@@ -445,7 +473,9 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     const say = (line: string): void => {
       options.say(line)
     }
-    for (const clients of sizes) runs.push(await runSize(clients, connect, scratch, bundle, say))
+    for (const clients of sizes)
+      for (const restart of options.restarts ?? RESTARTS)
+        runs.push(await runSize(clients, restart, connect, scratch, bundle, say))
   } finally {
     await rm(scratch, { recursive: true, force: true })
   }

@@ -1,5 +1,10 @@
 import { fixed, integer, mark, table } from './report.ts'
-import { TARGET_RATIO, descriptorsFor, type StormResults, type StormSize } from './storm.ts'
+import { TARGET_RATIO, descriptorsFor, type Restart, type StormResults, type StormSize } from './storm.ts'
+
+const RESTART_TITLES: Record<Restart, string> = {
+  object: "the room's object reset (a deploy)",
+  runtime: 'the runtime SIGKILLed and restarted',
+}
 
 function seconds(ms: number | undefined): string {
   return ms === undefined || Number.isNaN(ms) ? '—' : fixed(ms / 1000, 1)
@@ -20,14 +25,14 @@ function sizeTable(run: StormSize): string {
     [
       'clients',
       'first open (s)',
-      'runtime down (s)',
+      'down (s)',
       'first back (s)',
       'median back (s)',
       'back after restart (s)',
       'caught up (s)',
       'back ÷ open',
       'caught up ÷ open',
-      'peak RSS before / after kill (MiB)',
+      'peak RSS before / after the drop (MiB)',
       'proxy peak RSS (MiB)',
       'client CPU % (recovery)',
       'resumed',
@@ -75,7 +80,12 @@ export function renderStorm(results: StormResults): string {
     '',
   )
   for (const run of results.runs) {
-    lines.push(`## ${integer.format(run.clients)} clients`, '', sizeTable(run), '')
+    lines.push(
+      `## ${integer.format(run.clients)} clients, ${RESTART_TITLES[run.restart]}`,
+      '',
+      sizeTable(run),
+      '',
+    )
     lines.push(
       `${integer.format(run.broadcastsSent)} broadcasts of ~1 KB sent, each to every client; ${integer.format(run.clientMessagesSent)} client messages accepted by the clients' queues.`,
       '',
@@ -86,7 +96,7 @@ export function renderStorm(results: StormResults): string {
   lines.push(
     '## Method',
     '',
-    "For each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, bundled by esbuild, on `ws`, with their default backoff) and one broadcaster dial one room at once; *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding every 100 ms, which the room broadcasts to all, and each client sends one numbered message about every 2 s. After 3 s of that, the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port: *runtime down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work). The stream goes on meanwhile: what the clients send waits in their queues. *First back* runs from ready again to the first session open again: until then the clients are waiting out their backoff, whose delay grew with each refused attempt while the runtime was down; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *runtime down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the kill (*before*) and from the restart to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the restart was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per size); a size that does not recover says so under its table.",
+    "For each size and each way of dropping the room, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, bundled by esbuild, on `ws`, with their default backoff) and one broadcaster dial one room at once; *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding every 100 ms, which the room broadcasts to all, and each client sends one numbered message about every 2 s. After 3 s of that every socket of the room drops at once, in one of two ways. **A deploy**: the room's object is reset (`ctx.abort()` through the fixture's `POST /rooms/<room>/restart`), which is what a deploy or a runtime update does to an object on Cloudflare: every socket drops, memory is gone, storage stays, and the next request starts a new instance while the runtime stays up; *down* is the reset call's own time (the runtime tears the sockets down), and the times below run from the reset's request, so they include it. **A runtime restart**: the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port; *down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work), and meanwhile every attempt a client makes is refused, so its backoff grows: with full jitter, the last of many clients waits out nearly the whole ceiling its backoff reached, which is of the order of the time the runtime was gone, whatever the server does once it is back. The stream goes on through both: what the clients send waits in their queues. *First back* runs from ready again (from the reset's request, for a deploy) to the first session open again; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the drop (*before*) and from ready again to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the drop was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per run); a run that does not recover says so under its table.",
     '',
   )
   return lines.join('\n')

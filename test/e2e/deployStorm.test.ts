@@ -8,13 +8,20 @@ import { useDevServer } from './useDevServer.js'
 
 /**
  * A deploy, as a room's clients meet it: every socket drops at once while the
- * room is busy, and everyone comes back together. Here `wrangler dev` is
- * SIGKILLed mid-stream and started again on the same state and port, and the
- * package's own client, with its default backoff, does the rest.
+ * room is busy, and everyone comes back together. Two ways: the room's object
+ * is reset mid-stream with the runtime up (what a deploy or a runtime update
+ * does to an object on Cloudflare), and `wrangler dev` is SIGKILLed
+ * mid-stream and started again on the same state and port. The package's own
+ * client, with its default backoff, does the rest.
  */
 
 const CONFIG = resolve(import.meta.dirname, 'fixtures/chaos/wrangler.toml')
-const ROOM = 'storm'
+
+type Restart = 'object' | 'runtime'
+const TITLES: Record<Restart, string> = {
+  object: "the room's object reset mid-stream (a deploy)",
+  runtime: 'the runtime SIGKILLed mid-stream',
+}
 
 const CLIENTS = 1_000
 /** What each client sends over the run, spread over the ticks. */
@@ -23,15 +30,16 @@ const MESSAGES = 6
 const TICKS = 120
 const TICK_MS = 100
 const PADDING = 'x'.repeat(1_000)
-/** The runtime is killed after this many ticks, and the stream goes on through the restart. */
+/** The room drops after this many ticks, and the stream goes on through the restart. */
 const KILL_AT_TICK = 40
 const OPEN_MS = 90_000
 const SETTLE_MS = 90_000
 
 const dev = useDevServer({ config: CONFIG })
 
-describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, the runtime SIGKILLed mid-stream`, () => {
-  it('resumes every session, with every broadcast delivered once and in order and every client message handled once and in order, resetting none', async () => {
+describe.each(['object', 'runtime'] as const)('a deploy storm (%s)', (restartKind: Restart) => {
+  const ROOM = `storm-${restartKind}`
+  it(`${String(CLIENTS)} session clients in one busy room, ${TITLES[restartKind]}: resumes every session, with every broadcast delivered once and in order and every client message handled once and in order, resetting none`, async () => {
     let stopping = false
     const url = `${dev().wsOrigin}/ws/${ROOM}`
     const memory = new PeakMemory()
@@ -70,13 +78,21 @@ describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, t
       for (let tick = 1; tick <= TICKS; tick++) {
         if (tick === KILL_AT_TICK) {
           killedAt = Date.now()
-          restart = (async () => {
-            await dev().kill()
-            memory.stop()
-            await dev.startAgain()
-            backAt = Date.now()
-            memory.watch(dev().pgid)
-          })()
+          restart =
+            restartKind === 'object'
+              ? (async () => {
+                  const reset = await fetch(`${dev().origin}/rooms/${ROOM}/restart`, { method: 'POST' })
+                  expect(reset.status).toBe(204)
+                  // The runtime never went away: the clock runs from the reset's request.
+                  backAt = killedAt
+                })()
+              : (async () => {
+                  await dev().kill()
+                  memory.stop()
+                  await dev.startAgain()
+                  backAt = Date.now()
+                  memory.watch(dev().pgid)
+                })()
         }
         broadcaster.sent += 1
         if (!broadcaster.client.send(broadcaster.message(broadcaster.sent)))
@@ -92,9 +108,9 @@ describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, t
         await sleep(TICK_MS)
       }
       await restart
-      expect(backAt).toBeGreaterThan(killedAt)
+      expect(backAt).toBeGreaterThanOrEqual(killedAt)
 
-      // Every socket dropped with the runtime: each client is back once it opened a second time.
+      // Every socket dropped: each client is back once it opened a second time.
       await until(
         'every session to resume',
         () => everyone.every((p) => p.ids.length >= 2),
@@ -112,7 +128,7 @@ describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, t
         messages: MESSAGES,
         broadcasts: TICKS,
       })
-      // The runtime dropped every socket: each session came back at least once.
+      // Every socket dropped: each session came back at least once.
       for (const p of everyone) expect(p.resumes, `${p.name} resumed`).toBeGreaterThanOrEqual(1)
 
       const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
@@ -120,9 +136,11 @@ describe(`a deploy storm: ${String(CLIENTS)} session clients in one busy room, t
         [
           `deploy storm: ${String(everyone.length)} session clients, ${String(TICKS)} broadcasts of ~1 KB and ${String(CLIENTS * MESSAGES)} client messages`,
           `  first open of the room: ${seconds(openMs)}`,
-          `  runtime down for ${seconds(backAt - killedAt)} (SIGKILL to ready again)`,
-          `  every session resumed ${seconds(resumedMs)} after the runtime was back (${(resumedMs / openMs).toFixed(2)}x the first open)`,
-          `  every client caught up ${seconds(caughtUpMs)} after the runtime was back`,
+          restartKind === 'object'
+            ? `  the room's object reset at tick ${String(KILL_AT_TICK)}, the runtime up`
+            : `  runtime down for ${seconds(backAt - killedAt)} (SIGKILL to ready again)`,
+          `  every session resumed ${seconds(resumedMs)} after the ${restartKind === 'object' ? 'reset' : 'runtime was back'} (${(resumedMs / openMs).toFixed(2)}x the first open)`,
+          `  every client caught up ${seconds(caughtUpMs)} after the ${restartKind === 'object' ? 'reset' : 'runtime was back'}`,
           `  runtime peak memory: ${memory.describe()}`,
         ].join('\n'),
       )
