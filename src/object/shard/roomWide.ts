@@ -25,6 +25,8 @@ export class RoomWide {
   readonly #self: number | undefined
   readonly #order: RoomOrder
   readonly #local: LocalConnections
+  /** On the root: the leaf a session moved to, which holds its id now (shard/sessionRoutes.ts). */
+  readonly #movedTo: ((id: number) => number) | undefined
 
   constructor(
     env: unknown,
@@ -32,6 +34,7 @@ export class RoomWide {
     part: ShardPart,
     order: RoomOrder,
     local: LocalConnections,
+    movedTo?: (id: number) => number,
   ) {
     this.#env = env
     this.#binding = shards.binding
@@ -40,6 +43,7 @@ export class RoomWide {
     this.#self = part.kind === 'leaf' ? part.index : undefined
     this.#order = order
     this.#local = local
+    this.#movedTo = movedTo
   }
 
   /** The leaf that hands out `id` (ids are spaced by the count); undefined for what no leaf hands out. */
@@ -79,7 +83,7 @@ export class RoomWide {
    * keeps its place in the room's order.
    */
   async send(id: number, frame: Frame): Promise<boolean> {
-    const leaf = this.leafOf(id)
+    const leaf = this.#holderOf(id)
     if (leaf === undefined || !(await this.#leaf(leaf).shardHolds(id))) return false
     this.#order.publish({ target: id, tag: null, except: null, frame, mark: '' })
     return true
@@ -96,9 +100,15 @@ export class RoomWide {
   }
 
   async #closeOnLeaf(id: number, code: number, reason: string): Promise<boolean> {
-    const leaf = this.leafOf(id)
+    const leaf = this.#holderOf(id)
     if (leaf === undefined) return false
     return this.#leaf(leaf).close(id, code, reason)
+  }
+
+  /** The leaf holding `id` now: the one it moved to, as far as this object knows, else its own. */
+  #holderOf(id: number): number | undefined {
+    const leaf = this.leafOf(id)
+    return leaf === undefined ? undefined : (this.#movedTo?.(id) ?? leaf)
   }
 
   /** Every leaf at once; this object's own part is read locally. */
