@@ -8,6 +8,8 @@ import { leafName, shardStub, type ShardPart } from './names.js'
 export interface LocalConnections {
   count(): number
   ids(): number[]
+  /** On a leaf: whether it holds `id`, open or suspended; a session that moved here is one it did not hand out. */
+  shardHolds(id: number): boolean
 }
 
 /**
@@ -51,9 +53,9 @@ export class RoomWide {
     return Number.isSafeInteger(id) && id > 0 ? (id - 1) % this.#count : undefined
   }
 
-  /** Whether `id` belongs to this object: a leaf answers for its own ids itself. */
+  /** Whether `id` belongs to this object: a leaf answers for its own ids, and for sessions that moved to it. */
   isHere(id: number): boolean {
-    return this.#self !== undefined && this.leafOf(id) === this.#self
+    return this.#self !== undefined && (this.leafOf(id) === this.#self || this.#local.shardHolds(id))
   }
 
   /** How many connections are open on all the leaves together. */
