@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { ShardsObject } from './fixture/endpoints/shards.js'
+import { connect } from './client.js'
 import { SessionClient, type DataFrame } from './sessionClient.js'
 
 /** The root of a sharded room (its own name), or leaf `leaf` of it. */
@@ -137,5 +138,34 @@ describe('a session that moved to another leaf, as the root routes it', () => {
     expect(await part(room).close(subject.id, 4002, 'third leaf')).toBe(true)
     expect(await third.whenClosed()).toMatchObject({ code: 4002 })
     for (const session of [other, far]) session.close(1000)
+  })
+
+  it("starts a new session instead of replaying with a hole when the root's log no longer reaches its client's position", async () => {
+    const room = 'moves-trimmed'
+    const subject = await SessionClient.open(`/shards/${room}`)
+    expect(await subject.nextPayload()).toBe(`open:${String(subject.id)}`)
+    await part(room).broadcast('early')
+    expect(await subject.nextPayload()).toBe('early')
+    await subject.drop(part(room, 0))
+    expect(await part(room).send(subject.id, 'lost')).toBe(true)
+    // 1,060 rows for a plain socket on another leaf push 'lost' out of the root's log (maxMessages
+    // 1,000); leaf 2 is sent none of them, and never had 'lost'.
+    const busy = await connect(`/shards/${room}`)
+    const id = Number((await busy.nextText()).slice('open:'.length))
+    expect(await part(room, 2).connectionIds()).not.toContain(id)
+    for (let n = 0; n < 1_060; n += 20)
+      await Promise.all(
+        Array.from({ length: 20 }, (_, k) => part(room).send(id, `for-busy:${String(n + k)}`)),
+      )
+    // Its leaf falls behind the trimmed log too and skips what is gone; the last row comes all the same.
+    while ((await busy.nextText()) !== 'for-busy:1059');
+
+    const back = await subject.resume(`/shards/${room}`, { via: part(room, 2) })
+    expect(back.resumed).toBe(false)
+    expect(back.id).not.toBe(subject.id)
+    expect(await back.nextPayload()).toBe(`open:${String(back.id)}`)
+    expect(await part(room).send(subject.id, 'gone')).toBe(false)
+    back.close(1000)
+    busy.close(1000)
   })
 })

@@ -1,5 +1,5 @@
 import type { ObjectSide } from '../../options.js'
-import type { SessionOffer } from '../../shared/sessionProtocol.js'
+import { SessionCloseCode, type SessionOffer } from '../../shared/sessionProtocol.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import type { SessionDesk, SessionKeys } from '../session/desk.js'
 import type { SessionRow } from '../session/store.js'
@@ -113,8 +113,9 @@ export class SessionClaims<Env, Data extends object, In, Out> {
       this.#forgetMove(session.token, session.previous)
       await this.#adopt(session)
       if (!(await this.#routeHere(session, resume.last))) {
-        // The root's log no longer reaches the client's position: a new session, as in any room.
-        this.#desk.remove(session.id)
+        // The root's log no longer reaches the client's position: the session ends as any room ends
+        // one whose log was trimmed past its client, and the upgrade starts a new one.
+        this.#desk.endSuspended(session.id, SessionCloseCode.EXPIRED, 'Session expired')
         return { ...keys, found: undefined }
       }
       break
