@@ -8,6 +8,7 @@ import { WebSocketManager } from './manager.js'
 import { resolveModule, type ServedModule } from './registry.js'
 import type { Batch, ClaimAnswer, Publication, TagReport } from './shard/messages.js'
 import type { ShardStats } from './shard/stats.js'
+import type { MoveAnswer, MoveNotice } from './shard/sessionRoutes.js'
 
 /**
  * The Durable Object that holds the sockets. Extend it, export the subclass
@@ -129,6 +130,14 @@ export class WebSocketObject<
    */
   shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer> {
     return this.#manager.shards().claims().handOver(tokenHash, owner, to)
+  }
+
+  /**
+   * RPC on the root: a leaf adopted a session claimed from another leaf; the
+   * root routes the id there from now on and answers what the leaf may lack.
+   */
+  shardMoved(notice: MoveNotice): MoveAnswer {
+    return this.#manager.shardRoot().moved(notice)
   }
 
   /** RPC on the root: the tags a leaf holds, so `to(tag)` rows go only where they are needed; answers the version it holds. */

@@ -255,6 +255,60 @@ export class SessionLog {
       }))
   }
 
+  /**
+   * The rows after `after` for session `id`: sent to its id, or to one of
+   * `tags` (rows that exclude it included; a replay filters them). What a
+   * sharded room's root hands a leaf a session moved to (shard/root.ts).
+   */
+  rowsFor(id: number, tags: readonly string[], after: number): LoggedRow[] {
+    return this.#ensure()
+      .exec<{
+        seq: number
+        target: number | null
+        tag: string | null
+        excluded: string | null
+        frame: string | ArrayBuffer
+        mark: string
+      }>(
+        'SELECT seq, target, tag, excluded, frame, mark FROM dws_log WHERE seq > ? AND (target = ? OR tag IS NOT NULL) ORDER BY seq',
+        after,
+        id,
+      )
+      .toArray()
+      .filter((row) => row.target === id || (row.tag !== null && tags.includes(row.tag)))
+      .map(({ excluded, ...row }) => ({
+        ...row,
+        except: excluded === null ? null : (JSON.parse(excluded) as number[]),
+      }))
+  }
+
+  /**
+   * Logs a row at a number already passed: one a sharded room's leaf skipped
+   * because it was for another leaf then, and which a session that moved
+   * here needs for its replay (shard/claims.ts). A row that is there already
+   * stays as it is; one older than what the log keeps is not written (the
+   * resume then finds the log trimmed, as it would anyway). Never moves the
+   * head back.
+   */
+  insertOlder({ seq, target, tag, except, frame, mark }: LoggedRow, now: number): void {
+    if (seq < this.oldestKept) return
+    const stored = typeof frame === 'string' || frame instanceof ArrayBuffer ? frame : copyBytes(frame)
+    const bytes = this.#totalBytes()
+    const written = this.#ensure().exec(
+      'INSERT OR IGNORE INTO dws_log (seq, at, target, tag, excluded, frame, mark) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      seq,
+      now,
+      target,
+      tag,
+      except === null || except.length === 0 ? null : JSON.stringify(except),
+      stored,
+      mark,
+    ).rowsWritten
+    if (written === 0) return
+    this.#bytes = bytes + sizeOf(stored)
+    this.#head = Math.max(this.head(), seq)
+  }
+
   /** The bytes the log holds, as `length(frame)` counts them. */
   bytes(): number {
     return this.#totalBytes()

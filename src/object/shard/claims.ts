@@ -1,5 +1,5 @@
 import type { ObjectSide } from '../../options.js'
-import type { SessionOffer } from '../../shared/sessionProtocol.js'
+import { SessionCloseCode, type SessionOffer } from '../../shared/sessionProtocol.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import type { SessionDesk, SessionKeys } from '../session/desk.js'
 import type { SessionRow } from '../session/store.js'
@@ -112,8 +112,12 @@ export class SessionClaims<Env, Data extends object, In, Out> {
       // Before the first await: a claim from another leaf that comes meanwhile then leaves its own trace.
       this.#forgetMove(session.token, session.previous)
       await this.#adopt(session)
-      // Its client may have seen numbers this leaf has not applied yet: a live send must not repeat one.
-      await this.#leaf.catchUpTo(resume.last)
+      if (!(await this.#routeHere(session, resume.last))) {
+        // The root's log no longer reaches the client's position: the session ends as any room ends
+        // one whose log was trimmed past its client, and the upgrade starts a new one.
+        this.#desk.endSuspended(session.id, SessionCloseCode.EXPIRED, 'Session expired')
+        return { ...keys, found: undefined }
+      }
       break
     }
     // Read last, after every await: another leaf may have claimed it from here in between.
@@ -173,6 +177,41 @@ export class SessionClaims<Env, Data extends object, In, Out> {
     this.#desk.sends.sessionsExist()
     const ends = Math.min((session.suspendedAt ?? now) + store.window, session.createdAt + store.maxAge)
     await alarmNoLaterThan(this.#ctx.storage, ends)
+  }
+
+  /**
+   * Tells the root the session lives here now (shard/sessionRoutes.ts), and
+   * logs what this leaf was spared of it: rows for its id or its tags that
+   * went to other leaves. First this leaf applies everything up to the
+   * root's head at the move, so a live send cannot repeat a number its
+   * client has, and the rows are logged before any later batch: every row
+   * for the session is then here once, in the root's order, for the replay.
+   * False when the root's log no longer has what the client missed.
+   */
+  async #routeHere(session: SessionRow, after: number): Promise<boolean> {
+    const store = this.#desk.store
+    if (store === undefined) return true
+    const tags = JSON.parse(session.tags) as string[]
+    // The leaf's own report of the tags; the root widens its view at once, without waiting for it.
+    this.#leaf.holds(tags)
+    const root = shardStub(this.#env, this.#binding, this.#room)
+    const answer = await root.shardMoved({
+      id: session.id,
+      leaf: this.#leaf.index,
+      after,
+      tags,
+      until: session.createdAt + store.maxAge,
+    })
+    if (answer.kind === 'trimmed') return false
+    let complete = true
+    await this.#leaf.catchUpTo(answer.head, () => {
+      const applied = this.#leaf.applied
+      const now = Date.now()
+      for (const row of answer.messages)
+        if (row.seq <= applied) this.#desk.log?.insertOlder(row, now)
+        else complete = false
+    })
+    return complete
   }
 
   /** The leaf a session with this token hash was handed to, while it may still be alive. */

@@ -142,15 +142,18 @@ export class ShardLeaf {
   /**
    * Applies what the root numbered up to `seq`, asking it for what no batch
    * brought yet: a session that moved here from another leaf may have seen
-   * numbers this leaf has not (shard/claims.ts). In line with the batches.
+   * numbers this leaf has not (shard/claims.ts). In line with the batches;
+   * `then` runs in the same line, once the catch-up is done.
    */
-  catchUpTo(seq: number): Promise<void> {
+  catchUpTo(seq: number, then?: () => void): Promise<void> {
     const catching = this.#applying.then(async () => {
       while (this.applied < seq) {
         const before = this.applied
         this.#take(await this.#root().shardSince(before))
         if (this.applied === before) break
       }
+      // Still in line: no batch is applied between the catch-up and what the caller does with it.
+      then?.()
     })
     this.#applying = catching.catch(() => undefined)
     return catching

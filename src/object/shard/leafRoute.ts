@@ -29,7 +29,8 @@ interface KnownTags extends TagsSeen {
  */
 export class LeafRoute {
   readonly index: number
-  readonly #count: number
+  /** The leaf that holds an id now: the one that handed it out, unless the session moved (shard/sessionRoutes.ts). */
+  readonly #where: (id: number) => number
   /** The last number the leaf said it applied (kept in the root's storage, shard/root.ts). */
   confirmed = 0
   /**
@@ -42,9 +43,9 @@ export class LeafRoute {
   failures = 0
   #known: KnownTags | undefined
 
-  constructor(index: number, count: number) {
+  constructor(index: number, count: number, where: (id: number) => number = (id) => leafOfId(id, count)) {
     this.index = index
-    this.#count = count
+    this.#where = where
   }
 
   /** The tags this leaf holds as far as the root knows; undefined when it does not know. */
@@ -109,8 +110,18 @@ export class LeafRoute {
     return this.#known?.version ?? -1
   }
 
+  /**
+   * A session holding these tags moved here: their rows come here from now
+   * on, before the leaf's own report of them arrives. Only widens the set,
+   * so at worst the leaf gets rows it does not need.
+   */
+  gained(tags: readonly string[]): void {
+    if (this.#known === undefined) return
+    for (const tag of tags) this.#known.tags.add(tag)
+  }
+
   #wants({ target, tag }: LoggedRow): boolean {
-    if (target !== null) return leafOfId(target, this.#count) === this.index
+    if (target !== null) return this.#where(target) === this.index
     if (tag !== null) return this.#known === undefined || this.#known.tags.has(tag)
     return true
   }

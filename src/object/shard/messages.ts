@@ -1,5 +1,6 @@
 import type { Frame } from '../../core/outgoing.js'
 import type { SessionRow } from '../session/store.js'
+import type { MoveAnswer, MoveNotice } from './sessionRoutes.js'
 
 /**
  * One message for the whole room, or for some of it, as a leaf hands it to
@@ -87,6 +88,8 @@ export interface ShardStub {
   shardHolds(id: number): Promise<boolean>
   close(id: number, code?: number, reason?: string): Promise<boolean>
   shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer>
+  /** On the root: a leaf adopted a claimed session (shard/sessionRoutes.ts). */
+  shardMoved(notice: MoveNotice): Promise<MoveAnswer>
 }
 
 /**

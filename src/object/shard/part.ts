@@ -42,5 +42,7 @@ export function roomWideOf(
 ): RoomWide | undefined {
   const name = ctx.id.name
   if (shards === undefined || name === undefined || order === undefined) return undefined
-  return new RoomWide(env, shards, shardPart(name), order, local)
+  // The root knows where sessions moved; a leaf goes by the id alone (docs/sharding.md, moved sessions).
+  const movedTo = order instanceof ShardRoot ? (id: number) => order.leafOfId(id) : undefined
+  return new RoomWide(env, shards, shardPart(name), order, local, movedTo)
 }

@@ -8,6 +8,8 @@ import { leafName, shardStub, type ShardPart } from './names.js'
 export interface LocalConnections {
   count(): number
   ids(): number[]
+  /** On a leaf: whether it holds `id`, open or suspended; a session that moved here is one it did not hand out. */
+  shardHolds(id: number): boolean
 }
 
 /**
@@ -25,6 +27,8 @@ export class RoomWide {
   readonly #self: number | undefined
   readonly #order: RoomOrder
   readonly #local: LocalConnections
+  /** On the root: the leaf a session moved to, which holds its id now (shard/sessionRoutes.ts). */
+  readonly #movedTo: ((id: number) => number) | undefined
 
   constructor(
     env: unknown,
@@ -32,6 +36,7 @@ export class RoomWide {
     part: ShardPart,
     order: RoomOrder,
     local: LocalConnections,
+    movedTo?: (id: number) => number,
   ) {
     this.#env = env
     this.#binding = shards.binding
@@ -40,6 +45,7 @@ export class RoomWide {
     this.#self = part.kind === 'leaf' ? part.index : undefined
     this.#order = order
     this.#local = local
+    this.#movedTo = movedTo
   }
 
   /** The leaf that hands out `id` (ids are spaced by the count); undefined for what no leaf hands out. */
@@ -47,9 +53,9 @@ export class RoomWide {
     return Number.isSafeInteger(id) && id > 0 ? (id - 1) % this.#count : undefined
   }
 
-  /** Whether `id` belongs to this object: a leaf answers for its own ids itself. */
+  /** Whether `id` belongs to this object: a leaf answers for its own ids, and for sessions that moved to it. */
   isHere(id: number): boolean {
-    return this.#self !== undefined && this.leafOf(id) === this.#self
+    return this.#self !== undefined && (this.leafOf(id) === this.#self || this.#local.shardHolds(id))
   }
 
   /** How many connections are open on all the leaves together. */
@@ -79,7 +85,7 @@ export class RoomWide {
    * keeps its place in the room's order.
    */
   async send(id: number, frame: Frame): Promise<boolean> {
-    const leaf = this.leafOf(id)
+    const leaf = this.#holderOf(id)
     if (leaf === undefined || !(await this.#leaf(leaf).shardHolds(id))) return false
     this.#order.publish({ target: id, tag: null, except: null, frame, mark: '' })
     return true
@@ -96,9 +102,15 @@ export class RoomWide {
   }
 
   async #closeOnLeaf(id: number, code: number, reason: string): Promise<boolean> {
-    const leaf = this.leafOf(id)
+    const leaf = this.#holderOf(id)
     if (leaf === undefined) return false
     return this.#leaf(leaf).close(id, code, reason)
+  }
+
+  /** The leaf holding `id` now: the one it moved to, as far as this object knows, else its own. */
+  #holderOf(id: number): number | undefined {
+    const leaf = this.leafOf(id)
+    return leaf === undefined ? undefined : (this.#movedTo?.(id) ?? leaf)
   }
 
   /** Every leaf at once; this object's own part is read locally. */

@@ -2,9 +2,10 @@ import { log } from '../../core/log.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
-import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
+import { BATCH_ROWS, LeafRoute, leafOfId } from './leafRoute.js'
 import type { Batch, Publication, RoomMessage, TagReport } from './messages.js'
 import { leafName, shardStub } from './names.js'
+import { SessionRoutes, type MoveAnswer, type MoveNotice } from './sessionRoutes.js'
 import { ShardCounters, type ShardStats } from './stats.js'
 
 /** A failed batch is tried again after this, doubled per failure in a row, up to {@link MAX_RETRY_MS}. */
@@ -39,6 +40,7 @@ export class ShardRoot {
   readonly #room: string
   readonly #log: SessionLog
   readonly #leaves: LeafRoute[]
+  readonly #routes: SessionRoutes
   #scheduled = false
   readonly #counters = new ShardCounters()
   /** The time this instance set the alarm for, if it did and it has not run yet: set again only to move it earlier. */
@@ -60,8 +62,9 @@ export class ShardRoot {
     this.#room = room
     this.#log = new SessionLog(ctx.storage.sql, bounds)
     this.#window = bounds.window
+    this.#routes = new SessionRoutes(ctx.storage.sql)
     this.#leaves = Array.from({ length: shards.count }, (_, index) => {
-      const leaf = new LeafRoute(index, shards.count)
+      const leaf = new LeafRoute(index, shards.count, (id) => this.leafOfId(id))
       leaf.confirmed = ctx.storage.kv.get<number>(`${CONFIRMED_KEY}${String(index)}`) ?? 0
       return leaf
     })
@@ -100,6 +103,37 @@ export class ShardRoot {
     this.#schedule()
     this.#wake(now + RESEND_MS)
     return seq
+  }
+
+  /** The leaf that holds connection `id` now: where its session moved, else the one that handed it out. */
+  leafOfId(id: number): number {
+    return this.#routes.leafOf(id) ?? leafOfId(id, this.#leaves.length)
+  }
+
+  /**
+   * A leaf adopted a claimed session (shard/claims.ts). In one synchronous
+   * step, so no row can be numbered in between: the route is recorded (rows
+   * for the id, and the session's tags, go to that leaf from the next batch
+   * on), and the rows numbered so far after the client's position that were
+   * for the session are read, for the leaf to log before the replay. A row
+   * for it numbered later is routed there.
+   */
+  moved({ id, leaf, after, tags, until }: MoveNotice): MoveAnswer {
+    this.#counters.taken++
+    const route = this.#leaves[leaf]
+    if (route === undefined) return { kind: 'trimmed' }
+    if (this.#log.oldestKept > after + 1) return { kind: 'trimmed' }
+    this.#routes.record(id, leaf, until)
+    route.gained(tags)
+    const messages = this.#log.rowsFor(id, tags, after).map(({ seq, target, tag, except, frame, mark }) => ({
+      seq,
+      target,
+      tag,
+      except,
+      frame,
+      mark,
+    }))
+    return { kind: 'rows', head: this.head(), messages }
   }
 
   /** What a leaf that found a gap asks for: the rows after `after`, a batch at a time. */
@@ -152,6 +186,7 @@ export class ShardRoot {
    */
   async alarm(now: number): Promise<void> {
     this.#alarmAt = undefined
+    this.#routes.prune(now)
     this.#flush()
     this.#log.trim(now, Math.min(...this.#leaves.map((leaf) => leaf.settled)))
     if (this.#leaves.some((leaf) => leaf.behind(this.#log))) this.#wake(now + RESEND_MS)
