@@ -137,7 +137,7 @@ export class WebSocketObject<
    * root routes the id there from now on and answers what the leaf may lack.
    */
   shardMoved(notice: MoveNotice): MoveAnswer {
-    return this.#manager.shardRoot().moved(notice)
+    return this.#manager.shards().root().moved(notice)
   }
 
   /** RPC on the root: the tags a leaf holds, so `to(tag)` rows go only where they are needed; answers the version it holds. */
