@@ -1,10 +1,12 @@
 import { HandlerRegistry, type Locals } from './core/events.js'
-import { DurableWebSocketError } from './core/errors.js'
 import { toMessageCheck, type MessageCheck } from './core/messageCheck.js'
 import type { ObjectRouter } from './core/types.js'
 import type { MiddlewareEntry, MiddlewareHandler } from './mount/middleware.js'
 import type { RoomFunction } from './mount/forward.js'
 import { describe } from './shared/describe.js'
+import { invalid, optionalFunction, positiveInteger } from './optionChecks.js'
+import { resolvePresence, type PresenceOptions, type ResolvedPresence } from './presenceOptions.js'
+import { resolveShards, type ResolvedShards, type ShardOptions } from './shardOptions.js'
 import {
   SERIALIZER_EXPECTED,
   serializerFrom,
@@ -94,53 +96,14 @@ export const DEFAULT_RESUME = {
   maxAge: 86_400_000,
 } as const
 
-/** Names the member an upgrade belongs to, e.g. the user id a middleware put in `locals`. */
-export type PresenceKeyFunction<L = Locals> = (request: Request, locals: L) => string
-
-/** A new member's metadata, from its first upgrade: a plain JSON object. */
-export type PresenceMetaFunction<L = Locals> = (request: Request, locals: L) => Record<string, unknown>
-
-export interface PresenceOptions<L = Locals> {
-  /** The member key of an upgrade, 1 to 256 characters: every connection with one key is one member. */
-  key: PresenceKeyFunction<L>
-  /** A new member's metadata. Default: `{}`. */
-  meta?: PresenceMetaFunction<L>
-  /** Members one room takes; past it, a new member's upgrade is refused. Default: 10000. */
-  maxMembers?: number
-  /** The largest metadata of one member, as JSON in UTF-8 bytes. Default: 1024. */
-  maxMetaBytes?: number
-}
-
-/** Presence options with the defaults filled in. */
-export interface ResolvedPresence<L = Locals> {
-  readonly key: PresenceKeyFunction<L>
-  readonly meta: PresenceMetaFunction<L> | undefined
-  readonly maxMembers: number
-  readonly maxMetaBytes: number
-}
-
-export const DEFAULT_PRESENCE = { maxMembers: 10_000, maxMetaBytes: 1_024 } as const
-
-/**
- * One logical room spread over `count` leaf objects that hold the sockets,
- * and a root object that numbers and logs everything sent to the whole room
- * (docs/sharding.md). A prototype: broadcasts and sends to sessions go
- * through the root; presence and resumes on another leaf do not work yet.
- */
-export interface ShardOptions {
-  /** How many leaf objects one room spreads over, 1 to 64. */
-  count: number
-  /** Open sockets one leaf takes before new ones go to the next. */
-  socketsPerShard: number
-}
-
-/** Shard options checked, with the binding the root and its leaves reach each other through. */
-export interface ResolvedShards extends Readonly<ShardOptions> {
-  readonly binding: string
-}
-
-/** The most leaves one room spreads over: every leaf gets each batch, and ids are spaced by the count. */
-export const MAX_SHARDS = 64
+export {
+  DEFAULT_PRESENCE,
+  type PresenceKeyFunction,
+  type PresenceMetaFunction,
+  type PresenceOptions,
+  type ResolvedPresence,
+} from './presenceOptions.js'
+export { MAX_SHARDS, type ResolvedShards, type ShardOptions } from './shardOptions.js'
 
 /** Derives the key `maxConnectionsPerKey` counts sockets by, before the socket is accepted. */
 export type ConnectionKeyFunction<L = Locals> = (request: Request, locals: L) => string
@@ -379,16 +342,6 @@ export function resolveOptions<Env, Data extends object, In, Out, L extends obje
   }
 }
 
-function invalid(message: string): DurableWebSocketError {
-  return new DurableWebSocketError('ERR_DWS_INVALID_OPTIONS', message)
-}
-
-function optionalFunction(name: string, value: unknown, shape: string): void {
-  if (value !== undefined && typeof value !== 'function') {
-    throw invalid(`options.${name} must be a function ${shape}, got ${describe(value)}.`)
-  }
-}
-
 export function resolveSerializer<In, Out>(option: unknown): Serializer<In, Out> | undefined {
   if (option === undefined) return undefined
   const serializer = serializerFrom<In, Out>(option)
@@ -396,14 +349,6 @@ export function resolveSerializer<In, Out>(option: unknown): Serializer<In, Out>
     throw invalid(`The serializer option must be ${SERIALIZER_EXPECTED}, got ${describe(option)}.`)
   }
   return serializer
-}
-
-function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw invalid(`options.${name} must be a whole number from 1 to ${String(max)}, got ${describe(value)}.`)
-  }
-  return value
 }
 
 function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
@@ -429,43 +374,8 @@ function resolveResume<L>(value: unknown): ResolvedResume<L> | undefined {
   }
 }
 
-function resolvePresence<L>(value: unknown): ResolvedPresence<L> | undefined {
-  if (value === undefined) return undefined
-  const presence = value as Partial<PresenceOptions<L>> | null
-  if (typeof presence !== 'object' || presence === null || typeof presence.key !== 'function') {
-    throw invalid(
-      `options.presence must be { key: (request, locals) => string, meta?, maxMembers?, maxMetaBytes? }, got ${describe(value)}.`,
-    )
-  }
-  optionalFunction('presence.meta', presence.meta, '(request, locals) => object')
-  return {
-    key: presence.key,
-    meta: presence.meta,
-    maxMembers: positiveInteger('presence.maxMembers', presence.maxMembers) ?? DEFAULT_PRESENCE.maxMembers,
-    maxMetaBytes:
-      positiveInteger('presence.maxMetaBytes', presence.maxMetaBytes) ?? DEFAULT_PRESENCE.maxMetaBytes,
-  }
-}
-
 function lowest(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.min(a, b)
-}
-
-function resolveShards(value: unknown, binding: string): ResolvedShards | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null) {
-    throw invalid(`options.shards must be { count, socketsPerShard }, got ${describe(value)}.`)
-  }
-  const { count, socketsPerShard } = value as Partial<ShardOptions>
-  const resolved = {
-    count: positiveInteger('shards.count', count, MAX_SHARDS),
-    socketsPerShard: positiveInteger('shards.socketsPerShard', socketsPerShard),
-  }
-  if (resolved.count === undefined || resolved.socketsPerShard === undefined)
-    throw invalid(
-      'options.shards needs both count and socketsPerShard, e.g. { count: 4, socketsPerShard: 5000 }.',
-    )
-  return { count: resolved.count, socketsPerShard: resolved.socketsPerShard, binding }
 }
 
 function resolvePerKey<L>(value: unknown): ConnectionsPerKey<L> | undefined {
