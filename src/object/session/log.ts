@@ -235,24 +235,7 @@ export class SessionLog {
 
   /** Every row after `after`, at most `rows`, oldest first: what a sharded room's root sends its leaves. */
   rows(after: number, rows: number): LoggedRow[] {
-    return this.#ensure()
-      .exec<{
-        seq: number
-        target: number | null
-        tag: string | null
-        excluded: string | null
-        frame: string | ArrayBuffer
-        mark: string
-      }>(
-        'SELECT seq, target, tag, excluded, frame, mark FROM dws_log WHERE seq > ? ORDER BY seq LIMIT ?',
-        after,
-        rows,
-      )
-      .toArray()
-      .map(({ excluded, ...row }) => ({
-        ...row,
-        except: excluded === null ? null : (JSON.parse(excluded) as number[]),
-      }))
+    return this.#readRows('WHERE seq > ? ORDER BY seq LIMIT ?', after, rows)
   }
 
   /**
@@ -261,6 +244,13 @@ export class SessionLog {
    * sharded room's root hands a leaf a session moved to (shard/root.ts).
    */
   rowsFor(id: number, tags: readonly string[], after: number): LoggedRow[] {
+    return this.#readRows('WHERE seq > ? AND (target = ? OR tag IS NOT NULL) ORDER BY seq', after, id).filter(
+      (row) => row.target === id || (row.tag !== null && tags.includes(row.tag)),
+    )
+  }
+
+  /** Whole rows, `except` parsed, chosen by the rest of a query (`WHERE … ORDER BY …`). */
+  #readRows(where: string, ...bindings: number[]): LoggedRow[] {
     return this.#ensure()
       .exec<{
         seq: number
@@ -269,13 +259,8 @@ export class SessionLog {
         excluded: string | null
         frame: string | ArrayBuffer
         mark: string
-      }>(
-        'SELECT seq, target, tag, excluded, frame, mark FROM dws_log WHERE seq > ? AND (target = ? OR tag IS NOT NULL) ORDER BY seq',
-        after,
-        id,
-      )
+      }>(`SELECT seq, target, tag, excluded, frame, mark FROM dws_log ${where}`, ...bindings)
       .toArray()
-      .filter((row) => row.target === id || (row.tag !== null && tags.includes(row.tag)))
       .map(({ excluded, ...row }) => ({
         ...row,
         except: excluded === null ? null : (JSON.parse(excluded) as number[]),
