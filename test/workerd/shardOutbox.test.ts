@@ -155,4 +155,16 @@ describe("a leaf's outbox in a sharded room", () => {
     await expectNothingBefore(room, clients)
     await leave(...clients)
   })
+
+  it("leaves the leaf's alarm unset once the root took everything: no alarm for an idle outbox", async () => {
+    const room = 'outbox-idle'
+    const clients = await joinAll(room, 3)
+    expect(await runDurableObjectAlarm(part(room, 1))).toBe(false)
+    clients[2]!.send('all:quiet')
+    for (const client of clients) expect(await client.nextText()).toBe('all:quiet')
+    // The safety alarm the message set finds nothing to send, and sets none again.
+    expect(await runDurableObjectAlarm(part(room, 1))).toBe(true)
+    expect(await runDurableObjectAlarm(part(room, 1))).toBe(false)
+    await leave(...clients)
+  })
 })
