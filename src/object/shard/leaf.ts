@@ -1,16 +1,13 @@
 import { log } from '../../core/log.js'
 import type { ResolvedShards } from '../../options.js'
 import { HeldTags } from './heldTags.js'
-import type { Batch, NumberedMessage, Publication, RoomMessage, ShardStub } from './messages.js'
+import type { Batch, NumberedMessage, RoomMessage, ShardStub } from './messages.js'
 import { shardStub } from './names.js'
+import { LeafOutbox } from './outbox.js'
 import { ShardCounters, type ShardStats } from './stats.js'
 
 /** Where a leaf keeps the last root number it applied: written in the same turn as what it delivered. */
 const APPLIED_KEY = 'durable-websocket:shard-applied'
-
-/** Tries of one publication before its messages are given up (and logged as lost). */
-const PUBLISH_ATTEMPTS = 5
-const FIRST_RETRY_MS = 10
 
 /**
  * A leaf of a sharded room (docs/sharding.md): holds sockets like any room
@@ -27,12 +24,8 @@ export class ShardLeaf {
   readonly #binding: string
   readonly #room: string
   readonly #deliver: (message: NumberedMessage) => void
-  /** Names this instance in its publications: the root takes each (sender, n) once. */
-  readonly #sender = crypto.randomUUID()
-  #published = 0
-  #outbox: RoomMessage[] = []
-  /** Publications leave one after another, so the root takes them in the order they were sent. */
-  #publishing: Promise<void> = Promise.resolve()
+  /** What this leaf's handlers sent the room, kept in storage until the root took it. */
+  readonly #outbox: LeafOutbox
   /** Batches are applied one after another: a catch-up that awaits the root holds the next one back. */
   #applying: Promise<unknown> = Promise.resolve()
   #applied: number | undefined
@@ -54,6 +47,13 @@ export class ShardLeaf {
     this.index = index
     this.#deliver = deliver
     this.#tags = new HeldTags(ctx, index, () => this.#root(), `leaf ${String(index)} of room ${room}`)
+    this.#outbox = new LeafOutbox(
+      ctx,
+      index,
+      () => this.#root(),
+      `leaf ${String(index)} of room ${room}`,
+      this.#counters,
+    )
   }
 
   /**
@@ -77,40 +77,22 @@ export class ShardLeaf {
   }
 
   /**
-   * A message for the room, from a handler or an RPC call on this leaf: it
-   * leaves with whatever else this turn sends, in one call to the root.
+   * A message for the room, from a handler or an RPC call on this leaf:
+   * written to the outbox in this turn, so it commits with the handler's
+   * effects, and sent to the root with whatever else this turn writes.
    */
   publish(message: RoomMessage): void {
-    this.#outbox.push(message)
-    if (this.#outbox.length > 1) return
-    setTimeout(() => {
-      const messages = this.#outbox
-      this.#outbox = []
-      this.#published++
-      const publication = { leaf: this.index, sender: this.#sender, n: this.#published, messages }
-      this.#publishing = this.#publishing.then(() => this.#publish(publication))
-      this.#ctx.waitUntil(this.#publishing)
-    }, 0)
+    this.#outbox.add(message)
   }
 
-  async #publish(publication: Publication): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.#counters.calls++
-        await this.#root().shardPublish(publication)
-        return
-      } catch (error) {
-        this.#counters.failed++
-        if (attempt >= PUBLISH_ATTEMPTS) {
-          log.error(
-            `leaf ${String(this.index)} of room ${this.#room} could not reach its root; ${String(publication.messages.length)} messages were not sent:`,
-            error,
-          )
-          return
-        }
-        await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS * 2 ** (attempt - 1)))
-      }
-    }
+  /** How many of this leaf's messages wait for the root to take them. */
+  outboxPending(): number {
+    return this.#outbox.pending()
+  }
+
+  /** The leaf's part of the object's alarm: resends what the root has not taken yet. */
+  async alarm(): Promise<void> {
+    await this.#outbox.alarm()
   }
 
   /** A batch from the root; answers the last number applied, which the root sends on from. */

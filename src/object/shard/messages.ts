@@ -58,14 +58,16 @@ export interface TagReport extends TagsSeen {
 }
 
 /**
- * What a leaf sends the root: messages in the order its handlers sent them,
- * numbered per sender so a retried call is taken once. `sender` names the
- * leaf's instance: a new instance starts again at 1.
+ * What a leaf sends the root: messages from its outbox (shard/outbox.ts) in
+ * the order its handlers sent them, the first numbered `first` and the rest
+ * one after another. The numbers are durable, so a resend (a lost answer, a
+ * restarted leaf) is taken once; `epoch` names the leaf's storage, whose
+ * numbering starts again at 1 if it is wiped.
  */
 export interface Publication {
   readonly leaf: number
-  readonly sender: string
-  readonly n: number
+  readonly epoch: string
+  readonly first: number
   readonly messages: readonly RoomMessage[]
 }
 

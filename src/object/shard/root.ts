@@ -23,7 +23,7 @@ const RESEND_MS = 2_000
 /** Where the root keeps, per leaf, the last number it confirmed: a new instance sends on from there. */
 const CONFIRMED_KEY = 'durable-websocket:shard-confirmed:'
 
-/** Where the root keeps, per leaf, the last publication it took, so a retried one is taken once. */
+/** Where the root keeps, per leaf, the epoch and last outbox number it took, so a resent message is taken once. */
 const TAKEN_KEY = 'durable-websocket:shard-taken:'
 
 /**
@@ -81,18 +81,30 @@ export class ShardRoot {
   }
 
   /**
-   * Numbers and logs a leaf's messages, in the order it sent them, unless
-   * this publication was taken already (the leaf's call was retried).
-   * Returns the last number handed out.
+   * Numbers and logs a leaf's messages, in the order it sent them, skipping
+   * those this root took already (a resend after a lost answer or a leaf's
+   * restart): the leaf's outbox numbers them durably (shard/outbox.ts).
+   * Returns the last outbox number taken from that leaf, through which the
+   * leaf may forget its rows.
    */
-  take({ leaf, sender, n, messages }: Publication): number {
+  take({ leaf, epoch, first, messages }: Publication): number {
     this.#counters.taken++
     const kv = this.#ctx.storage.kv
-    const taken = kv.get<{ sender: string; n: number }>(`${TAKEN_KEY}${String(leaf)}`)
-    if (taken?.sender === sender && n <= taken.n) return this.head()
-    kv.put(`${TAKEN_KEY}${String(leaf)}`, { sender, n })
-    for (const message of messages) this.publish(message)
-    return this.head()
+    const key = `${TAKEN_KEY}${String(leaf)}`
+    const stored = kv.get<{ epoch?: string; n: number }>(key)
+    // Another epoch is a leaf whose storage was wiped: its numbering started again.
+    const taken = stored?.epoch === epoch ? stored.n : 0
+    if (first > taken + 1)
+      log.warn(
+        `leaf ${String(leaf)} of room ${this.#room} sent outbox numbers from ${String(first)}, the root took through ${String(taken)}`,
+      )
+    const last = first + messages.length - 1
+    if (last <= taken) return taken
+    messages.forEach((message, index) => {
+      if (first + index > taken) this.publish(message)
+    })
+    kv.put(key, { epoch, n: last })
+    return last
   }
 
   /** Numbers and logs one message (a broadcast over RPC to the root comes here), and sends it soon. */

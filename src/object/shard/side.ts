@@ -110,9 +110,10 @@ export class ShardSide<Env, Data extends object, In, Out> {
     return this.part.stats()
   }
 
-  /** The runtime's alarm: the root's part of it (retries, resends, trimming); nothing on a leaf. */
+  /** The runtime's alarm: the root's part of it (retries, resends, trimming), or a leaf's (its outbox). */
   async alarm(now: number): Promise<void> {
     if (this.part instanceof ShardRoot) await this.part.alarm(now)
+    else await this.part.alarm()
   }
 
   /** An accepted socket's tags, which a leaf reports to the root so `to(tag)` rows find it. */
