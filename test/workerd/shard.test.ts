@@ -1,30 +1,13 @@
 import { evictDurableObject } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { DurableWebSocketError, websocket } from '../../src/index.js'
 import { hashToken } from '../../src/object/session/tokens.js'
 import { numbered, resumeEntry, SESSION_PROTOCOL } from '../../src/shared/sessionProtocol.js'
 import { Client, connect, leave, sleep } from './client.js'
-import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
+import { SHARD_COUNT, SOCKETS_PER_SHARD } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
-
-/** Connects `count` plain clients one after another, and reads the id each was greeted with. */
-async function joinAll(room: string, count: number): Promise<{ clients: Client[]; ids: number[] }> {
-  const clients: Client[] = []
-  const ids: number[] = []
-  for (let n = 0; n < count; n++) {
-    const client = await connect(`/shards/${room}`)
-    clients.push(client)
-    ids.push(Number((await client.nextText()).slice('open:'.length)))
-  }
-  return { clients, ids }
-}
+import { part, joinAll } from './shardParts.js'
 
 async function texts(client: Client, count: number): Promise<string[]> {
   const found: string[] = []

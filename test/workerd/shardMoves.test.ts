@@ -1,13 +1,7 @@
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import type { ShardsObject } from './fixture/endpoints/shards.js'
 import { connect } from './client.js'
 import { SessionClient, type DataFrame } from './sessionClient.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
+import { part } from './shardParts.js'
 
 /**
  * Opens the session a test moves (tagged `blue`, on leaf 0), a plain

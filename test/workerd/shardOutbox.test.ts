@@ -1,25 +1,8 @@
 import { runDurableObjectAlarm } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { connect, eventually, leave, type Client } from './client.js'
-import type { ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. A new stub each time: an aborted object breaks its old ones. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
-
-/** Connects `count` plain clients one after another; placement fills leaf 0, then 1, two sockets each. */
-async function joinAll(room: string, count: number): Promise<Client[]> {
-  const clients: Client[] = []
-  for (let n = 0; n < count; n++) {
-    const client = await connect(`/shards/${room}`)
-    await client.nextText()
-    clients.push(client)
-  }
-  return clients
-}
+import { part, joinAll } from './shardParts.js'
 
 /** How many times the root's log holds `text`. */
 async function timesLogged(room: string, text: string): Promise<number> {
@@ -81,7 +64,7 @@ describe("a leaf's outbox in a sharded room", () => {
 
   it('sends a publication whose answer was lost again, and the root takes it once', async () => {
     const room = 'outbox-answer-lost'
-    const clients = await joinAll(room, 3)
+    const { clients } = await joinAll(room, 3)
     const sender = clients[2]!
     await part(room).loseAnswers(1)
     const before = await part(room).publications()
@@ -103,7 +86,7 @@ describe("a leaf's outbox in a sharded room", () => {
 
   it('takes once what a restarted leaf resends though the root took it before the crash: the numbers are durable', async () => {
     const room = 'outbox-resent-after-crash'
-    const clients = await joinAll(room, 3)
+    const { clients } = await joinAll(room, 3)
     const sender = clients[2]!
     // The root takes the first call but the leaf never hears so, and every later call fails.
     await part(room).loseAnswers(1)
@@ -129,7 +112,7 @@ describe("a leaf's outbox in a sharded room", () => {
 
   it('keeps a broadcast through more than five failed sends in a row, retrying from the alarm, in order', async () => {
     const room = 'outbox-patient'
-    const clients = await joinAll(room, 3)
+    const { clients } = await joinAll(room, 3)
     const sender = clients[2]!
     const failures = 8
     await part(room).refusePublications(failures)
@@ -158,7 +141,7 @@ describe("a leaf's outbox in a sharded room", () => {
 
   it("leaves the leaf's alarm unset once the root took everything: no alarm for an idle outbox", async () => {
     const room = 'outbox-idle'
-    const clients = await joinAll(room, 3)
+    const { clients } = await joinAll(room, 3)
     expect(await runDurableObjectAlarm(part(room, 1))).toBe(false)
     clients[2]!.send('all:quiet')
     for (const client of clients) expect(await client.nextText()).toBe('all:quiet')

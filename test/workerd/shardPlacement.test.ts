@@ -1,15 +1,10 @@
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { LEAF_FULL_HEADER } from '../../src/object/shard/leafFull.js'
 import { retryReason, SESSION_PROTOCOL } from '../../src/shared/sessionProtocol.js'
 import { Client, connect, leave, upgrade } from './client.js'
 import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
+import { part } from './shardParts.js'
 
 const FULL = SHARD_COUNT * SOCKETS_PER_SHARD
 const LEAVES = Array.from({ length: SHARD_COUNT }, (_, leaf) => leaf)

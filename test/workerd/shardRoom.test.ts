@@ -1,13 +1,8 @@
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { connect, eventually, leave, upgrade, type Client } from './client.js'
-import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
+import { SHARD_COUNT, SOCKETS_PER_SHARD } from './fixture/endpoints/shards.js'
 import { SessionClient } from './sessionClient.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
+import { part } from './shardParts.js'
 
 /** Connects `count` plain clients one after another; `byId` maps each greeted id to its client. */
 async function joinAll(

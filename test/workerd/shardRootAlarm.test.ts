@@ -1,23 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import { connect, eventually, leave, type Client } from './client.js'
-import type { Failure, ShardsObject } from './fixture/endpoints/shards.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
-
-async function joinAll(room: string, count: number): Promise<Client[]> {
-  const clients: Client[] = []
-  for (let n = 0; n < count; n++) {
-    const client = await connect(`/shards/${room}`)
-    await client.nextText()
-    clients.push(client)
-  }
-  return clients
-}
+import { eventually, leave, type Client } from './client.js'
+import type { Failure } from './fixture/endpoints/shards.js'
+import { part, joinAll } from './shardParts.js'
 
 async function everyoneGets(clients: Client[], text: string): Promise<void> {
   for (const client of clients) expect(await client.nextText()).toBe(text)
@@ -27,7 +12,7 @@ async function everyoneGets(clients: Client[], text: string): Promise<void> {
 describe("the root's alarm in a sharded room", () => {
   it('resends from its alarm, with no new message, what a leaf had not confirmed when the root restarted', async () => {
     const room = 'root-restarted'
-    const clients = await joinAll(room, 4)
+    const { clients } = await joinAll(room, 4)
     const onLeaf0 = clients.slice(0, 2)
     const onLeaf1 = clients.slice(2)
     // Every batch to leaf 1 is lost on its way until the test says otherwise.
@@ -50,7 +35,7 @@ describe("the root's alarm in a sharded room", () => {
 
   it('sets no alarm again once every leaf confirmed and the log holds nothing to trim', async () => {
     const room = 'root-idle'
-    const clients = await joinAll(room, 2)
+    const { clients } = await joinAll(room, 2)
     expect(await runDurableObjectAlarm(part(room))).toBe(false)
     await part(room).broadcast('one')
     await everyoneGets(clients, 'one')
@@ -62,7 +47,7 @@ describe("the root's alarm in a sharded room", () => {
 
   it('trims its log by age from the alarm, but never past a number a leaf has not confirmed', async () => {
     const room = 'root-trimmed'
-    const clients = await joinAll(room, 2)
+    const { clients } = await joinAll(room, 2)
     await part(room).broadcast('one')
     await everyoneGets(clients, 'one')
     // Leaf 0 loses every batch from now on: it confirmed 1 and no further.

@@ -1,13 +1,8 @@
 import { evictDurableObject } from 'cloudflare:test'
-import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { connect, eventually, leave, type Client } from './client.js'
-import { SHARD_COUNT, type ShardsObject } from './fixture/endpoints/shards.js'
-
-/** The root of a sharded room (its own name), or leaf `leaf` of it. */
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
+import { SHARD_COUNT } from './fixture/endpoints/shards.js'
+import { part } from './shardParts.js'
 
 /** Connects one plain client per entry, in order, tagged `blue` where the entry says so; returns them with their ids. */
 async function joinTagged(room: string, blue: boolean[]): Promise<{ clients: Client[]; ids: number[] }> {

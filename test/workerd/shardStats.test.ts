@@ -1,24 +1,11 @@
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { ShardStats } from '../../src/object/shard/stats.js'
-import { connect, leave, type Client } from './client.js'
-import { SHARD_COUNT, SOCKETS_PER_SHARD, type ShardsObject } from './fixture/endpoints/shards.js'
+import { leave, type Client } from './client.js'
+import { SHARD_COUNT, SOCKETS_PER_SHARD } from './fixture/endpoints/shards.js'
+import { part, joinAll } from './shardParts.js'
 
 // The counters the bench's `--shards` reads its calls per room-wide message from (bench/lib/shards.ts).
-
-function part(room: string, leaf?: number): DurableObjectStub<ShardsObject> {
-  return env.SHARDS.getByName(leaf === undefined ? room : `${room}#${String(leaf)}`)
-}
-
-async function joinAll(room: string, count: number): Promise<Client[]> {
-  const clients: Client[] = []
-  for (let n = 0; n < count; n++) {
-    const client = await connect(`/shards/${room}`)
-    clients.push(client)
-    await client.nextText()
-  }
-  return clients
-}
 
 async function texts(client: Client, count: number): Promise<string[]> {
   const found: string[] = []
@@ -41,7 +28,7 @@ function calls({ root, leaves }: { root: ShardStats; leaves: ShardStats[] }): nu
 
 describe('shardStats(): the calls a sharded room makes between its objects', () => {
   it('counts one publication and one batch per leaf for a turn of 20 broadcasts', async () => {
-    const clients = await joinAll('counted', SHARD_COUNT * SOCKETS_PER_SHARD)
+    const { clients } = await joinAll('counted', SHARD_COUNT * SOCKETS_PER_SHARD)
     const before = await statsOf('counted')
     clients[0]?.send('burst:20:c')
     for (const client of clients) expect(await texts(client, 20)).toHaveLength(20)
@@ -57,7 +44,7 @@ describe('shardStats(): the calls a sharded room makes between its objects', () 
   })
 
   it('counts one call per leaf for every message when each comes in a turn of its own', async () => {
-    const clients = await joinAll('unbatched', SHARD_COUNT * SOCKETS_PER_SHARD)
+    const { clients } = await joinAll('unbatched', SHARD_COUNT * SOCKETS_PER_SHARD)
     const before = await statsOf('unbatched')
     for (let n = 1; n <= 5; n++) {
       clients[3]?.send(`all:${String(n)}`)
@@ -70,7 +57,7 @@ describe('shardStats(): the calls a sharded room makes between its objects', () 
   })
 
   it('counts a failed batch and its retry as two calls', async () => {
-    const clients = await joinAll('failing', SHARD_COUNT * SOCKETS_PER_SHARD)
+    const { clients } = await joinAll('failing', SHARD_COUNT * SOCKETS_PER_SHARD)
     await part('failing', 2).failNext('before')
     await part('failing').broadcast('x')
     for (const client of clients) expect(await client.nextText()).toBe('x')
