@@ -170,6 +170,20 @@ function clientMessages(members: readonly Member[]): () => void {
 }
 
 /** Per leaf, the ids of the sockets open on it now. */
+/**
+ * The root's log holds each broadcast once (the server's in the order sent,
+ * the broadcaster's likewise), and every member received exactly that order.
+ */
+async function expectRootOrder(room: string, members: readonly Member[]): Promise<void> {
+  const log = (await (await fetch(`${dev().origin}/rooms/${room}/log`)).json()) as Logged[]
+  const order = log.filter((row) => row.target === null).map((row) => row.message)
+  expect(order).toHaveLength(2 * TICKS)
+  expect(order.filter((m) => m.startsWith('s'))).toEqual(oneTo(TICKS).map((s) => `s${String(s)}`))
+  expect(order.filter((m) => m.startsWith('b'))).toEqual(oneTo(TICKS).map((b) => `b${String(b)}`))
+  for (const m of members)
+    expect(m.received, `what ${m.name} received, against the root's order`).toEqual(order)
+}
+
 async function openOnLeaves(room: string): Promise<number[][]> {
   const response = await fetch(`${dev().origin}/rooms/${room}/leaves`)
   expect(response.status, `the open sockets of the leaves of ${room}`).toBe(200)
@@ -225,14 +239,8 @@ describe(`a sharded room of ${String(CLIENTS)} session clients over ${String(LEA
       // Anything owed would have come by now; a copy delivered twice would come too.
       await sleep(500)
 
-      const log = (await (await fetch(`${dev().origin}/rooms/${ROOM}/log`)).json()) as Logged[]
-      const order = log.filter((row) => row.target === null).map((row) => row.message)
-      // The root's log holds each broadcast once: the server's in the order sent, the broadcaster's likewise.
-      expect(order).toHaveLength(2 * TICKS)
-      expect(order.filter((m) => m.startsWith('s'))).toEqual(oneTo(TICKS).map((s) => `s${String(s)}`))
-      expect(order.filter((m) => m.startsWith('b'))).toEqual(oneTo(TICKS).map((b) => `b${String(b)}`))
+      await expectRootOrder(ROOM, everyone)
       for (const m of everyone) {
-        expect(m.received, `what ${m.name} received, against the root's order`).toEqual(order)
         expect(m.resumes, `${m.name} resumed`).toBeGreaterThanOrEqual(1)
         expect(new Set(m.ids).size, `${m.name} kept one id`).toBe(1)
       }
@@ -331,13 +339,8 @@ describe(`a sharded room of ${String(MOVED_CLIENTS + 1)} session clients, one le
       // Anything owed would have come by now; a copy delivered twice would come too.
       await sleep(500)
 
-      const log = (await (await fetch(`${dev().origin}/rooms/${MOVED_ROOM}/log`)).json()) as Logged[]
-      const order = log.filter((row) => row.target === null).map((row) => row.message)
-      expect(order).toHaveLength(2 * TICKS)
-      expect(order.filter((m) => m.startsWith('s'))).toEqual(oneTo(TICKS).map((s) => `s${String(s)}`))
-      expect(order.filter((m) => m.startsWith('b'))).toEqual(oneTo(TICKS).map((b) => `b${String(b)}`))
+      await expectRootOrder(MOVED_ROOM, everyone)
       for (const m of everyone) {
-        expect(m.received, `what ${m.name} received, against the root's order`).toEqual(order)
         expect(new Set(m.ids).size, `${m.name} kept one id`).toBe(1)
       }
       for (const m of cut) expect(m.resumes, `${m.name}, cut, resumed`).toBeGreaterThanOrEqual(1)
