@@ -6,28 +6,30 @@ import type { BroadcastOptions, Manager, Outgoing, RoomPresence, TaggedGroup } f
 import type { ObjectSide } from '../options.js'
 import { CloseCode } from '../shared/closeCodes.js'
 import type { Serializer } from '../shared/serializer.js'
-import { SESSION_PROTOCOL, numbered, readSessionOffer, type SessionOffer } from '../shared/sessionProtocol.js'
-import { Admission, offeredProtocols } from './admission.js'
+import { Admission } from './admission.js'
 import { alarmNoLaterThan } from './alarm.js'
 import { Closing } from './closing.js'
-import { ConnectionEntry, validateClose, type Connection, type ConnectionHost } from './connection.js'
+import { validateClose, type Connection, type ConnectionEntry, type ConnectionHost } from './connection.js'
 import { ConnectionTable } from './connectionTable.js'
 import { Dispatch } from './dispatch.js'
 import { MessageLimits } from './messageLimits.js'
 import { PresenceDesk } from './presence/desk.js'
-import { SessionDesk, type SessionKeys } from './session/desk.js'
-import type { NumberedMessage } from './shard/messages.js'
+import { forgetfulStorage } from './forgetfulStorage.js'
+import { RoomSends } from './roomSends.js'
+import { SessionDesk } from './session/desk.js'
 import { notThePart } from './shard/part.js'
 import { ShardSide } from './shard/side.js'
-import { PlainTransport, type Outbound } from './transport.js'
+import { PlainTransport } from './transport.js'
+import { Upgrades } from './upgrades.js'
 
 type Entry<Env, Data extends object, In, Out> = ConnectionEntry<Env, Data, In, Out>
 
 /**
  * One per Durable Object instance: what `conn.manager` is, and where the
  * runtime's callbacks arrive. It wires the parts that each own one concern:
- * the table of connections, admission, the per-message limits, dispatch to
- * handlers, closing, and the session desk. All of their state can be rebuilt
+ * the table of connections, admission, upgrades (upgrades.ts), the
+ * per-message limits, dispatch to handlers, sends to many (roomSends.ts),
+ * closing, and the session desk. All of their state can be rebuilt
  * from durable storage and the sockets' attachments, which is what happens
  * after the object wakes from hibernation.
  *
@@ -53,9 +55,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   /** Who is in the room; undefined without the `presence` option. */
   readonly #presence: PresenceDesk<L> | undefined
   readonly #plain: PlainTransport<Env, Data, In, Out>
-  readonly #host: ConnectionHost<Env, Data, In, Out>
   /** In a sharded room (docs/sharding.md), what this object's part of it adds; none in an ordinary room. */
   readonly #shard: ShardSide<Env, Data, In, Out> | undefined
+  /** Broadcasts and `to(tag)`, and on a sharded room's leaf the root's numbered messages. */
+  readonly #roomSends: RoomSends<Env, Data, In, Out>
+  /** From an upgrade request to the 101 or a refusal. */
+  readonly #upgrades: Upgrades<Env, Data, In, Out, L>
   /** What `manager.storage` hands out: the object's storage, with a `deleteAll` that also forgets the caches. */
   readonly #storage: DurableObjectStorage
 
@@ -85,9 +90,8 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
         record.session === undefined ? this.#plain : this.#desk.transportFor(id, record),
       presence: (id) => this.#presenceDesk().forConnection(id),
     }
-    this.#host = host
     const shard = ShardSide.of(ctx, env, options, this, (message) => {
-      this.#deliverOrdered(message)
+      this.#roomSends.deliverOrdered(message)
     })
     this.#shard = shard
     this.#table = new ConnectionTable(
@@ -143,6 +147,24 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     shard?.claimWith(ctx, env, options, this.#desk, {
       hasRoom: () => this.shardHasRoom(),
       notYours: (id) => this.#admission.notYours(id),
+    })
+    this.#roomSends = new RoomSends({
+      table: this.#table,
+      sends: this.#desk.sends,
+      log: () => this.#desk.log,
+      shard,
+    })
+    this.#upgrades = new Upgrades({
+      ctx,
+      options,
+      table: this.#table,
+      admission: this.#admission,
+      desk: this.#desk,
+      dispatch: this.#dispatch,
+      host,
+      plain: this.#plain,
+      shard,
+      presence: this.#presence,
     })
     this.#storage = forgetfulStorage(ctx.storage, () => {
       const lastId = this.#table.lastId
@@ -265,40 +287,13 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   }
 
   broadcast(message: Outgoing<Out>, options: BroadcastOptions = {}): number {
-    const frame = toFrame(message, this.serializer)
-    if (this.#shard !== undefined) return this.#shard.publish(frame, null, options)
-    return this.#fanOut(this.#table.live(), this.#desk.sends.outbound(frame, null, options.except), options)
+    return this.#roomSends.send(toFrame(message, this.serializer), null, options)
   }
 
   to(tag: string): TaggedGroup<Out> {
     return {
-      send: (message, options = {}) => {
-        const frame = toFrame(message, this.serializer)
-        if (this.#shard !== undefined) return this.#shard.publish(frame, tag, options)
-        return this.#fanOut(
-          this.#table.tagged(tag),
-          this.#desk.sends.outbound(frame, tag, options.except),
-          options,
-        )
-      },
+      send: (message, options = {}) => this.#roomSends.send(toFrame(message, this.serializer), tag, options),
     }
-  }
-
-  /**
-   * A message the root numbered, on a leaf: logged at the root's number (so
-   * a session's `g` means the same on every leaf), then sent to this leaf's
-   * sockets it is for, as a broadcast, `to(tag)` or a send would be.
-   */
-  #deliverOrdered({ seq, target, tag, except, frame, mark }: NumberedMessage): void {
-    if (this.#desk.log !== undefined) this.#desk.sends.append(target, tag, except, frame, mark, seq)
-    const outbound = { frame, numbered: () => ({ seq, frame: numbered(seq, frame, mark) }) }
-    if (target !== null) {
-      const entry = this.#table.get(target)
-      if (entry !== undefined) this.#desk.sends.deliverSafely(entry, outbound)
-      return
-    }
-    const targets = tag === null ? this.#table.live() : this.#table.tagged(tag)
-    this.#fanOut(targets, outbound, except === null ? {} : { except })
   }
 
   /** This object's side of its sharded room, for the RPC calls between the room's objects. */
@@ -320,96 +315,12 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     return this.connection(id) !== undefined || this.#desk.holdsSuspended(id)
   }
 
-  /** Sends to many; a send that throws costs only its own connection (1011). */
-  #fanOut(
-    targets: Iterable<Entry<Env, Data, In, Out>>,
-    outbound: Outbound,
-    { except }: BroadcastOptions,
-  ): number {
-    let sent = 0
-    for (const entry of targets) {
-      if (
-        except !== undefined &&
-        (typeof except === 'number' ? except === entry.id : except.includes(entry.id))
-      )
-        continue
-      if (this.#desk.sends.deliverSafely(entry, outbound)) sent++
-    }
-    return sent
-  }
-
   /**
    * Accepts an upgrade that the Worker already checked, and answers 101, or
-   * a refusal before acceptance: never accepted and then dropped.
+   * a refusal before acceptance: never accepted and then dropped (upgrades.ts).
    */
-  async accept(request: Request, locals: L): Promise<Response> {
-    this.#desk.reconcile()
-    const offer = readSessionOffer(offeredProtocols(request))
-    // An upgrade's awaits come before its checks: hashing a session's tokens, and on a sharded room's
-    // leaf, claiming a resumed session that another leaf holds (shard/claims.ts).
-    let keys = offer.wanted ? await this.#desk.keys(offer) : undefined
-    const claimed =
-      keys &&
-      (await this.#shard?.claimsHere?.claim(offer, keys, () => this.#admission.owner(request, locals)))
-    if (claimed instanceof Response) return claimed
-    keys = claimed ?? keys
-    const accepted = this.#admit(request, locals, offer, keys)
-    if (accepted instanceof Response) return accepted
-    const { entry, client, protocol } = accepted
-    const { idleTimeout } = this.#options
-    if (idleTimeout !== undefined) await alarmNoLaterThan(this.ctx.storage, Date.now() + idleTimeout)
-    // A new session ends at maxAge even if it never drops: the alarm sees to it.
-    const store = this.#desk.store
-    if (store !== undefined && keys !== undefined && !entry.transport.resumed)
-      await alarmNoLaterThan(this.ctx.storage, Date.now() + store.maxAge)
-    const opening = this.#dispatch.open(entry, request, locals)
-    if (opening !== undefined) this.ctx.waitUntil(opening)
-    // Refuses permessage-deflate: the runtime inflates a frame before any size check of ours, so a
-    // small compressed frame could cost 32 MiB. An empty value counts as absent and the runtime
-    // would fill in the client's offer; one that names no extension it knows leaves compression
-    // off on every hop to the client. test/e2e/deflate.test.ts pins it.
-    const headers: Record<string, string> = { 'Sec-WebSocket-Extensions': 'no-compression' }
-    const chosen = offer.wanted ? SESSION_PROTOCOL : protocol
-    if (chosen !== undefined) headers['Sec-WebSocket-Protocol'] = chosen
-    return new Response(null, { status: 101, webSocket: client, headers })
-  }
-
-  /**
-   * The checks and the accept, in one synchronous call: nothing can await
-   * between them, so two upgrades cannot both take a last place.
-   */
-  #admit(
-    request: Request,
-    locals: L,
-    offer: SessionOffer,
-    keys: SessionKeys | undefined,
-  ): Response | { entry: Entry<Env, Data, In, Out>; client: WebSocket; protocol: string | undefined } {
-    const admitted = this.#admission.check(request, locals, offer, keys)
-    if (admitted instanceof Response) return admitted
-    const { tags, protocol, owner } = admitted
-    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
-    const entry =
-      keys === undefined
-        ? this.#acceptPlain(server, tags)
-        : this.#desk.accept(server, offer, keys, tags, protocol, owner)
-    entry.key = admitted.key
-    this.#shard?.accepted(entry.view.tags)
-    if (admitted.arrival !== undefined)
-      this.#presence?.arrived(entry.id, admitted.arrival, keys !== undefined)
-    return { entry, client, protocol }
-  }
-
-  /**
-   * Not stored yet: the record is written once `open` is done, the one write
-   * a hand-written object makes too. Until then the connection lives in
-   * memory, and the object cannot hibernate while `open` is still running.
-   */
-  #acceptPlain(server: WebSocket, tags: string[]): Entry<Env, Data, In, Out> {
-    const id = this.#table.nextId()
-    this.ctx.acceptWebSocket(server, tags)
-    const entry = new ConnectionEntry(server, id, {} as Data, Date.now(), 'opening', this.#host, this.#plain)
-    this.#table.track(entry)
-    return entry
+  accept(request: Request, locals: L): Promise<Response> {
+    return this.#upgrades.accept(request, locals)
   }
 
   webSocketMessage(socket: WebSocket, raw: string | ArrayBuffer): Promise<void> | undefined {
@@ -455,26 +366,4 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
     if (next !== undefined) await alarmNoLaterThan(this.ctx.storage, next)
     await this.#shard?.alarm(now)
   }
-}
-
-/**
- * The object's storage as handlers reach it: the same in every way, except
- * that `deleteAll` also makes the package forget what it cached about its
- * tables (the log's head, the sessions), and keeps the connection-id
- * counter, so ids are never handed out twice.
- */
-function forgetfulStorage(storage: DurableObjectStorage, prepare: () => () => void): DurableObjectStorage {
-  return new Proxy(storage, {
-    get(target, property) {
-      if (property === 'deleteAll') {
-        return async (options?: DurableObjectPutOptions) => {
-          const forget = prepare()
-          await target.deleteAll(options)
-          forget()
-        }
-      }
-      const value: unknown = Reflect.get(target, property, target)
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
-    },
-  })
 }
