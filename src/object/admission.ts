@@ -11,7 +11,7 @@ import {
 } from '../shared/sessionProtocol.js'
 import type { ConnectionTable } from './connectionTable.js'
 import type { Arrival, PresenceDesk } from './presence/desk.js'
-import type { SessionKeys } from './session/desk.js'
+import type { SessionKeys } from './session/opening.js'
 import { fullLeafAnswer } from './shard/leafFull.js'
 
 /** workerd's limits for hibernation tags: at most 10 per socket, each at most 256 characters. */

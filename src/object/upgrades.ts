@@ -6,7 +6,8 @@ import { ConnectionEntry, type ConnectionHost } from './connection.js'
 import type { ConnectionTable } from './connectionTable.js'
 import type { Dispatch } from './dispatch.js'
 import type { PresenceDesk } from './presence/desk.js'
-import type { SessionDesk, SessionKeys } from './session/desk.js'
+import type { SessionDesk } from './session/desk.js'
+import type { SessionKeys } from './session/opening.js'
 import type { ShardSide } from './shard/side.js'
 import type { PlainTransport } from './transport.js'
 
@@ -45,7 +46,7 @@ export class Upgrades<Env, Data extends object, In, Out, L extends object> {
     const { ctx, options, desk, admission, dispatch, shard } = this.#parts
     desk.reconcile()
     const offer = readSessionOffer(offeredProtocols(request))
-    let keys = offer.wanted ? await desk.keys(offer) : undefined
+    let keys = offer.wanted ? await desk.opening.keys(offer) : undefined
     const claimed =
       keys && (await shard?.claimsHere?.claim(offer, keys, () => admission.owner(request, locals)))
     if (claimed instanceof Response) return claimed
@@ -86,7 +87,7 @@ export class Upgrades<Env, Data extends object, In, Out, L extends object> {
     const entry =
       keys === undefined
         ? this.#acceptPlain(server, tags)
-        : desk.accept(server, offer, keys, tags, protocol, owner)
+        : desk.opening.accept(server, offer, keys, tags, protocol, owner)
     entry.key = admitted.key
     shard?.accepted(entry.view.tags)
     if (admitted.arrival !== undefined) presence?.arrived(entry.id, admitted.arrival, keys !== undefined)

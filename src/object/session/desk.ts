@@ -1,29 +1,18 @@
 import type { Frame } from '../../core/outgoing.js'
 import type { ObjectSide } from '../../options.js'
-import { SessionCloseCode, encodeWelcome, type SessionOffer } from '../../shared/sessionProtocol.js'
+import { SessionCloseCode } from '../../shared/sessionProtocol.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import { ConnectionEntry, type ConnectionHost, type TransportRecord } from '../connection.js'
 import type { ConnectionTable } from '../connectionTable.js'
 import type { CloseByServer, MessageLimits } from '../messageLimits.js'
 import type { RoomOrder } from '../shard/messages.js'
 import type { HandleMessage, HandleRequest } from '../transport.js'
-import { SessionLink, storedCounters, type SessionCounters } from './link.js'
+import { SessionLink, storedCounters } from './link.js'
 import { SessionLog } from './log.js'
+import { SessionOpening } from './opening.js'
 import { SessionSends } from './sends.js'
-import { SESSION_TAG, SessionStore, type SessionRecord } from './store.js'
-import { hashToken, newToken } from './tokens.js'
+import { SESSION_TAG, SessionStore } from './store.js'
 import type { WindowLimits } from './window.js'
-
-/** What a session upgrade read before its checks ({@link SessionDesk.keys}). */
-export interface SessionKeys {
-  /** The token the welcome hands out, and its hash as stored. */
-  readonly token: string
-  readonly tokenHash: string
-  /** The hash of the token the resume entry presented; empty without one. */
-  readonly usedHash: string
-  /** The stored session that token names, if any. */
-  readonly found: SessionRecord | undefined
-}
 
 /** What the desk needs from the rest of the object. */
 export interface DeskParts<Env, Data extends object, In, Out> {
@@ -51,7 +40,8 @@ export interface DeskParts<Env, Data extends object, In, Out> {
 /**
  * The session desk: every durable session of the room, whatever socket (if
  * any) carries it now. Owns the stored sessions and the log, accepts new
- * sessions and resumes, numbers and logs what is sent to sessions, keeps
+ * sessions and resumes (through {@link SessionOpening}), numbers and logs
+ * what is sent to sessions (sends.ts), keeps
  * suspended sessions until their resume or their end, and reconciles the
  * stored sessions with the sockets after a restart. Each socket's own part
  * is its {@link SessionLink}.
@@ -74,6 +64,8 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   readonly #room: string | undefined
   /** Suspended sessions still in memory: a resume takes over their queue, counters and data. */
   readonly #suspended = new Map<number, ConnectionEntry<Env, Data, In, Out>>()
+  /** New sessions and resumes: from the upgrade's tokens to the welcome and the replay. */
+  readonly opening: SessionOpening<Env, Data, In, Out>
   /** Whether this instance compared its sessions with its sockets yet ({@link reconcile}). */
   #reconciled = false
 
@@ -99,6 +91,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
             maxBytes: resume.maxBytes,
           })
     this.sends = new SessionSends(this, parts.table)
+    this.opening = new SessionOpening(this, parts)
   }
 
   label(entry: ConnectionEntry<Env, Data, In, Out>): string {
@@ -121,128 +114,12 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   }
 
   /**
-   * A session upgrade's new token, both hashes, and the stored session its
-   * resume entry names: hashing is the only await a session upgrade needs,
-   * and it comes before the limits are checked.
-   */
-  async keys(offer: SessionOffer): Promise<SessionKeys> {
-    const store = this.store
-    const resume = offer.resume
-    const token = (this.#parts.tokenPrefix ?? '') + newToken()
-    if (store === undefined) return { token, tokenHash: '', usedHash: '', found: undefined }
-    const [tokenHash, usedHash] = await Promise.all([
-      hashToken(token),
-      resume === undefined ? '' : hashToken(resume.token),
-    ])
-    const found = resume !== undefined && store.exists() ? store.find(usedHash) : undefined
-    return { token, tokenHash, usedHash, found }
-  }
-
-  /**
-   * A session socket: a resume when the offer names a session that is still
-   * in its window and whose missed messages are all still logged, else a new
-   * session. Either way the welcome is the first frame, and a resume's missed
-   * messages follow it, a window at a time, before anything newer.
-   */
-  accept(
-    server: WebSocket,
-    offer: SessionOffer,
-    keys: SessionKeys,
-    tags: string[],
-    protocol: string | undefined,
-    owner: string | undefined,
-  ): ConnectionEntry<Env, Data, In, Out> {
-    const { store, log: sessionLog } = this
-    const { ctx, table, host } = this.#parts
-    const resume = offer.resume
-    // Read before this call, and nothing awaited since: no message of the old socket can have been
-    // handled in between.
-    let found = keys.found
-    // A session never goes back before its own start, whatever position the client offers.
-    const from = resume === undefined ? 0 : Math.max(resume.last, found?.floor ?? 0)
-    if (found !== undefined && store !== undefined && sessionLog !== undefined) {
-      const now = Date.now()
-      const expired = found.suspendedAt !== null && found.suspendedAt + store.window <= now
-      if (found.createdAt + store.maxAge <= now) {
-        this.#end(found, SessionCloseCode.TOO_OLD, 'Session too old')
-        found = undefined
-      } else if (expired || from < sessionLog.trimmedThrough()) {
-        this.#end(found)
-        found = undefined
-      }
-    }
-    if (found !== undefined && store !== undefined) {
-      const previous = this.#previousEntry(found.id)
-      store.rotate(found.id, keys.tokenHash, keys.usedHash)
-      ctx.acceptWebSocket(server, [...(JSON.parse(found.tags) as string[]), SESSION_TAG])
-      const earlier = previous?.transport
-      const counters =
-        earlier instanceof SessionLink ? takeOver(earlier.counters) : storedCounters(found.handled)
-      // The replay is a catch-up like any other: live sends wait behind it from `from` on.
-      const link = new SessionLink(this, true, counters, from)
-      // A handler still running on the earlier socket keeps working on the same data.
-      const data = previous?.data ?? (JSON.parse(found.data) as Data)
-      const entry = new ConnectionEntry(
-        server,
-        found.id,
-        data,
-        Date.now(),
-        'opening',
-        host,
-        link,
-        previous?.queue,
-      )
-      table.track(entry)
-      this.#welcome(entry, link, keys.token, from, protocol)
-      link.catchUp(entry)
-      return entry
-    }
-    const id = table.nextId()
-    store?.create(id, keys.tokenHash, tags, this.sends.head(), Date.now(), owner)
-    this.sends.sessionsExist()
-    ctx.acceptWebSocket(server, [...tags, SESSION_TAG])
-    const link = new SessionLink(this, false, storedCounters(0))
-    const entry = new ConnectionEntry(server, id, {} as Data, Date.now(), 'opening', host, link)
-    table.track(entry)
-    this.#welcome(entry, link, keys.token, this.sends.head(), protocol)
-    return entry
-  }
-
-  /** The session's first frame; `protocol` is what the app's option picked, since the 101 names the session's. */
-  #welcome(
-    entry: ConnectionEntry<Env, Data, In, Out>,
-    link: SessionLink<Env, Data, In, Out>,
-    token: string,
-    last: number,
-    protocol: string | undefined,
-  ): void {
-    const { messages, bytes } = this.sendWindow
-    entry.socket.send(
-      encodeWelcome({
-        id: entry.id,
-        token,
-        resumed: link.resumed,
-        handled: link.counters.handled,
-        last,
-        window: this.store?.window ?? 0,
-        // A quarter of the send window: the client's ack arrives long before the window fills.
-        ackEvery: Math.max(1, Math.floor(messages / 4)),
-        ackBytes: Math.max(1, Math.floor(bytes / 4)),
-        ...(protocol === undefined ? {} : { protocol }),
-        // So the client refuses a message the server would close the socket for, and keeps its session.
-        maxMessageBytes: this.#parts.options.maxMessageBytes,
-        maxRequests: this.maxRequests,
-      }),
-    )
-  }
-
-  /**
    * The session's earlier socket, if this instance still holds it: one that
    * still looks open is closed as taken over (a half-dead TCP connection),
    * a suspended one is let go. Either way nothing new runs there, and the
    * new socket takes its queue, so messages stay in order across the two.
    */
-  #previousEntry(id: number): ConnectionEntry<Env, Data, In, Out> | undefined {
+  earlierEntry(id: number): ConnectionEntry<Env, Data, In, Out> | undefined {
     const live = this.#parts.table.get(id)
     if (live?.move('replace')) {
       this.#parts.table.remove(live)
@@ -276,7 +153,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   endSuspended(id: number, code: number, reason: string): boolean {
     const session = this.#suspendedSession(id)
     if (session === undefined) return false
-    this.#end(session, code, reason)
+    this.end(session, code, reason)
     return true
   }
 
@@ -323,7 +200,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
    * `data`; the caller then removes the row.
    */
   release(id: number): Promise<void> {
-    return this.#previousEntry(id)?.queue.idle() ?? Promise.resolve()
+    return this.earlierEntry(id)?.queue.idle() ?? Promise.resolve()
   }
 
   /**
@@ -335,7 +212,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
    * connection lingers), that socket is taken over as on a resume, and
    * `close` gets 3901.
    */
-  #end(
+  end(
     session: { id: number; data: string; tags: string },
     code: number = SessionCloseCode.EXPIRED,
     reason = 'Session expired',
@@ -379,9 +256,9 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     for (const old of store.tooOld(now)) {
       const live = this.current(old.id)
       if (live !== undefined) this.close(live, SessionCloseCode.TOO_OLD, 'Session too old')
-      else this.#end(old, SessionCloseCode.TOO_OLD, 'Session too old')
+      else this.end(old, SessionCloseCode.TOO_OLD, 'Session too old')
     }
-    for (const expired of store.expired(now)) this.#end(expired)
+    for (const expired of store.expired(now)) this.end(expired)
     const kept = sessionLog.oldestKept
     sessionLog.trim(now)
     if (sessionLog.oldestKept !== kept) this.sends.tellPositions(sessionLog.oldestKept - 1, sessionLog.head())
@@ -436,16 +313,4 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     }
     if (lost > 0) void ctx.blockConcurrencyWhile(() => alarmNoLaterThan(ctx.storage, now + store.window))
   }
-}
-
-/**
- * A resume while this instance still holds the session: it goes on from the
- * counters in memory. A message whose handler started is not taken again;
- * one still queued behind it never runs on the old socket, so its resend is.
- */
-function takeOver(counters: SessionCounters): SessionCounters {
-  counters.received = counters.started
-  counters.acked = counters.handled
-  for (const seq of counters.requests) if (seq > counters.started) counters.requests.delete(seq)
-  return counters
 }
