@@ -1,9 +1,9 @@
 import WebSocket from 'ws'
+import { numbered } from '../../src/shared/dataFrames.ts'
 import {
   ACK_EVERY,
   SESSION_PROTOCOL,
   encodeClientAck,
-  numbered,
   readServerFrame,
   resumeEntry,
   type ResumePoint,

@@ -1,4 +1,4 @@
-import type { PresenceFrame, PresenceMember } from '../shared/sessionProtocol.js'
+import type { PresenceFrame, PresenceMember } from '../shared/presenceFrames.js'
 
 /** What changed in the room's presence: members as they are now, and those who left as they were. */
 export interface PresenceChange {

@@ -1,6 +1,6 @@
 import { describe } from '../shared/describe.js'
 import type { Frame, Serializer } from '../shared/serializer.js'
-import { readFailure } from '../shared/sessionProtocol.js'
+import { readFailure } from '../shared/dataFrames.js'
 import { ClientError } from './ClientError.js'
 
 /** How long `request()` waits for its reply by default, in ms. */

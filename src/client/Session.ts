@@ -1,13 +1,12 @@
 import { sizeOf } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
+import { numbered, type DataMark } from '../shared/dataFrames.js'
+import type { PresenceFrame } from '../shared/presenceFrames.js'
 import {
   ACK_EVERY,
   encodeClientAck,
-  numbered,
   readServerFrame,
   resumeEntry,
-  type PresenceFrame,
-  type DataMark,
   type Welcome,
 } from '../shared/sessionProtocol.js'
 

@@ -1,11 +1,7 @@
 import { exceedsBytes } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
-import {
-  SESSION_PROTOCOL,
-  SessionCloseCode,
-  type PresenceFrame,
-  type Welcome,
-} from '../shared/sessionProtocol.js'
+import type { PresenceFrame } from '../shared/presenceFrames.js'
+import { SESSION_PROTOCOL, SessionCloseCode, type Welcome } from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
 import { OPEN, type Socket } from './socket.js'

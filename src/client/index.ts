@@ -19,7 +19,7 @@ export type {
 } from './events.js'
 export type { ClientErrorCode } from './ClientError.js'
 export type { PresenceChange } from './Presence.js'
-export type { PresenceMember } from '../shared/sessionProtocol.js'
+export type { PresenceMember } from '../shared/presenceFrames.js'
 export type { CloseEventInfo } from './closeCodes.js'
 export type { ClientOptions, HeartbeatOptions, ReconnectOptions, WebSocketConstructor } from './options.js'
 export type { Protocols, ProtocolsOption } from './protocols.js'

@@ -1,6 +1,6 @@
 import type { Connection } from '../object/connection.js'
 import type { Serializer } from '../shared/serializer.js'
-import type { PresenceMember } from '../shared/sessionProtocol.js'
+import type { PresenceMember } from '../shared/presenceFrames.js'
 
 export type { PresenceMember }
 

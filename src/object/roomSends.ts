@@ -1,6 +1,6 @@
 import type { Frame } from '../core/outgoing.js'
 import type { BroadcastOptions } from '../core/types.js'
-import { numbered } from '../shared/sessionProtocol.js'
+import { numbered } from '../shared/dataFrames.js'
 import type { ConnectionEntry } from './connection.js'
 import type { ConnectionTable } from './connectionTable.js'
 import type { SessionSends } from './session/sends.js'

@@ -1,12 +1,13 @@
-import type { Frame } from './serializer.js'
+import { readData, type DataFrame } from './dataFrames.js'
+import { readPresenceFields, type PresenceFrame } from './presenceFrames.js'
 
 /**
  * The session protocol, version 1 (docs/protocol.md), once for every side
  * that speaks it: the server, durable-websocket/client, the tests' client and
  * the bench's. Names, frames with one encoder and one strict reader each,
  * and the close codes. Runtime-neutral: no sockets, no timers, no storage.
- * It imports no values: the bench loads it with Node's type stripping, which
- * does not resolve `.js` to `.ts` (test/unit/sessionProtocol.test.ts checks).
+ * Data frames are written and read in dataFrames.ts, presence frames in
+ * presenceFrames.ts; this file reads every frame a socket gets.
  */
 
 /** The subprotocol a session client offers first; a 101 that names it switches the socket to sessions. */
@@ -197,90 +198,6 @@ export function encodeClientAck(last: number): string {
   return `{"t":"ack","last":${String(last)}}`
 }
 
-const ascii = new TextEncoder()
-
-/**
- * What a data frame is besides a message, written between its number and
- * its space (docs/protocol.md §8): `?` a request that wants a reply (client
- * to server); `=c` the reply to the client's request `c`, `!c` the news that
- * it failed (server to client). A plain message has no mark.
- */
-export type DataMark =
-  | { readonly type: 'request' }
-  | { readonly type: 'reply'; readonly to: number }
-  | { readonly type: 'failure'; readonly to: number }
-
-/** A mark as it goes between the number and the space; '' for none. */
-export function markText(mark: DataMark | undefined): string {
-  if (mark === undefined) return ''
-  switch (mark.type) {
-    case 'request':
-      return '?'
-    case 'reply':
-      return `=${String(mark.to)}`
-    case 'failure':
-      return `!${String(mark.to)}`
-  }
-}
-
-/**
- * A data frame: its number in ASCII digits, its mark ({@link markText}),
- * one space, then the payload (text, or its bytes).
- */
-export function numbered(seq: number, frame: Frame, mark = ''): Frame {
-  if (typeof frame === 'string') return `${String(seq)}${mark} ${frame}`
-  const prefix = ascii.encode(`${String(seq)}${mark} `)
-  const body =
-    frame instanceof ArrayBuffer
-      ? new Uint8Array(frame)
-      : new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength)
-  const out = new Uint8Array(prefix.byteLength + body.byteLength)
-  out.set(prefix, 0)
-  out.set(body, prefix.byteLength)
-  return out.buffer
-}
-
-/** A data frame as read: its number, its mark if any, and its payload, the header and the space gone. */
-export interface DataFrame {
-  readonly kind: 'data'
-  readonly seq: number
-  readonly payload: string | ArrayBuffer
-  readonly mark?: DataMark
-}
-
-/** Why a request got no reply from its handler: the payload of a `!c` frame. */
-export interface Failure {
-  /** `failed` (the handler threw), `refused` (never run), or a code the app chose (a ReplyError's). */
-  readonly code: string
-  readonly message: string
-}
-
-/** The most of a failure's code and message that travels; the rest is cut. */
-export const MAX_FAILURE_CODE = 64
-export const MAX_FAILURE_MESSAGE = 256
-
-export function encodeFailure({ code, message }: Failure): string {
-  return JSON.stringify({
-    code: code.slice(0, MAX_FAILURE_CODE),
-    message: message.slice(0, MAX_FAILURE_MESSAGE),
-  })
-}
-
-/** A `!c` frame's payload, strictly; undefined when it is not one. */
-export function readFailure(payload: string | ArrayBuffer): Failure | undefined {
-  if (typeof payload !== 'string') return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(payload)
-  } catch {
-    return undefined
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined
-  const { code, message } = parsed as Record<string, unknown>
-  if (typeof code !== 'string' || code === '' || typeof message !== 'string') return undefined
-  return { code, message }
-}
-
 /** A frame that breaks the protocol, and how (never what it held: a token may be in it). */
 export interface InvalidFrame {
   readonly kind: 'invalid'
@@ -343,8 +260,10 @@ export function readServerFrame(raw: string | ArrayBuffer): ServerFrame {
       if (fields.last === undefined) return { kind: 'ack', handled: fields.handled }
       if (!isCount(fields.last)) return invalid('an ack from the server whose last is not a whole number')
       return { kind: 'ack', handled: fields.handled, last: fields.last }
-    case 'presence':
-      return readPresence(fields)
+    case 'presence': {
+      const read = readPresenceFields(fields)
+      return 'problem' in read ? invalid(read.problem) : { kind: 'presence', presence: read.frame }
+    }
     default:
       if (typeof fields.t !== 'string') return invalid('a control frame without a string t')
       return { kind: 'other' }
@@ -393,95 +312,6 @@ function readWelcome(fields: Record<string, unknown>): ServerFrame {
   return { kind: 'welcome', welcome }
 }
 
-/**
- * A value in a member's metadata, as JSON gives it back; a nested object or
- * list is an `object` to narrow (a recursive JSON type is more than the RPC
- * types can follow, and `members()` is called over RPC).
- */
-export type JsonValue = string | number | boolean | null | object
-
-/** One member of a room's presence: its key, its metadata, and how many connections it has. */
-export interface PresenceMember {
-  readonly key: string
-  readonly meta: Record<string, JsonValue>
-  readonly connections: number
-}
-
-/**
- * What a presence frame says: the whole list (after every welcome), or what
- * changed since the last frame. A join or an update carries the member as it
- * is now, so applying one twice is harmless; a leave names the key.
- */
-export type PresenceFrame =
-  | { readonly kind: 'list'; readonly members: readonly PresenceMember[] }
-  | {
-      readonly kind: 'diff'
-      readonly join: readonly PresenceMember[]
-      readonly update: readonly PresenceMember[]
-      readonly leave: readonly string[]
-    }
-
-/** `{"t":"presence","members":[…]}`: the room's members, as a session socket gets them after its welcome. */
-export function encodePresenceList(members: readonly PresenceMember[]): string {
-  return JSON.stringify({ t: 'presence', members: members.map(memberFields) })
-}
-
-/** `{"t":"presence","join":[…],"update":[…],"leave":[…]}`, each list only when it is not empty. */
-export function encodePresenceDiff(
-  join: readonly PresenceMember[],
-  update: readonly PresenceMember[],
-  leave: readonly string[],
-): string {
-  return JSON.stringify({
-    t: 'presence',
-    ...(join.length === 0 ? {} : { join: join.map(memberFields) }),
-    ...(update.length === 0 ? {} : { update: update.map(memberFields) }),
-    ...(leave.length === 0 ? {} : { leave }),
-  })
-}
-
-/** The fields in one order, so that the same member always encodes to the same text. */
-function memberFields({ key, meta, connections }: PresenceMember): PresenceMember {
-  return { key, meta, connections }
-}
-
-function readPresence(fields: Record<string, unknown>): ServerFrame {
-  const { members, join, update, leave } = fields
-  if (members !== undefined) {
-    if (join !== undefined || update !== undefined || leave !== undefined)
-      return invalid('a presence frame with both members and changes')
-    const list = readMembers(members)
-    if (list === undefined)
-      return invalid('a presence frame whose members are not all { key, meta, connections }')
-    return { kind: 'presence', presence: { kind: 'list', members: list } }
-  }
-  const joined = join === undefined ? [] : readMembers(join)
-  const updated = update === undefined ? [] : readMembers(update)
-  const left = leave === undefined ? [] : readKeys(leave)
-  if (joined === undefined || updated === undefined || left === undefined)
-    return invalid('a presence frame whose join, update or leave is not a list of members or keys')
-  return { kind: 'presence', presence: { kind: 'diff', join: joined, update: updated, leave: left } }
-}
-
-function readMembers(value: unknown): PresenceMember[] | undefined {
-  if (!Array.isArray(value)) return undefined
-  const members: PresenceMember[] = []
-  for (const item of value as unknown[]) {
-    if (typeof item !== 'object' || item === null) return undefined
-    const { key, meta, connections } = item as Record<string, unknown>
-    if (typeof key !== 'string' || key === '' || !isPositive(connections)) return undefined
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined
-    members.push({ key, meta: meta as Record<string, JsonValue>, connections })
-  }
-  return members
-}
-
-function readKeys(value: unknown): string[] | undefined {
-  if (!Array.isArray(value)) return undefined
-  const keys = value as unknown[]
-  return keys.every((key) => typeof key === 'string' && key !== '') ? (keys as string[]) : undefined
-}
-
 function controlFields(text: string): Record<string, unknown> | undefined {
   let parsed: unknown
   try {
@@ -503,64 +333,4 @@ function isCount(value: unknown): value is number {
 
 function isPositive(value: unknown): value is number {
   return isCount(value) && value > 0
-}
-
-const SPACE = 0x20
-const ZERO = 0x30
-const NINE = 0x39
-/** Enough digits for any safe integer. */
-const MAX_DIGITS = 16
-/** The longest header: a number, a mark and another number. */
-const MAX_HEADER = 2 * MAX_DIGITS + 1
-const QUESTION = 0x3f
-const EQUALS = 0x3d
-const BANG = 0x21
-
-/** A data frame's number (1 to 16 digits, not 0) and payload; undefined when it has no such prefix. */
-function readData(raw: string | ArrayBuffer): DataFrame | undefined {
-  if (typeof raw === 'string') {
-    const space = raw.indexOf(' ')
-    if (space < 1 || space > MAX_HEADER) return undefined
-    const header = readHeader((i) => raw.charCodeAt(i), space)
-    return header === undefined ? undefined : { kind: 'data', ...header, payload: raw.slice(space + 1) }
-  }
-  const bytes = new Uint8Array(raw, 0, Math.min(raw.byteLength, MAX_HEADER + 1))
-  const space = bytes.indexOf(SPACE)
-  if (space < 1) return undefined
-  const header = readHeader((i) => bytes[i] ?? 0, space)
-  return header === undefined ? undefined : { kind: 'data', ...header, payload: raw.slice(space + 1) }
-}
-
-/** A data frame's header up to its space: the number, then at most one mark. */
-function readHeader(
-  codeAt: (index: number) => number,
-  end: number,
-): { seq: number; mark?: DataMark } | undefined {
-  let digits = 0
-  while (digits < end && isDigit(codeAt(digits))) digits++
-  if (digits > MAX_DIGITS) return undefined
-  const seq = digitsValue(codeAt, 0, digits)
-  if (seq === undefined) return undefined
-  if (digits === end) return { seq }
-  const sign = codeAt(digits)
-  if (sign === QUESTION) return digits + 1 === end ? { seq, mark: { type: 'request' } } : undefined
-  if ((sign !== EQUALS && sign !== BANG) || end - digits - 1 > MAX_DIGITS) return undefined
-  const to = digitsValue(codeAt, digits + 1, end)
-  if (to === undefined) return undefined
-  return { seq, mark: { type: sign === EQUALS ? 'reply' : 'failure', to } }
-}
-
-function isDigit(code: number): boolean {
-  return code >= ZERO && code <= NINE
-}
-
-function digitsValue(codeAt: (index: number) => number, start: number, end: number): number | undefined {
-  if (end <= start) return undefined
-  let seq = 0
-  for (let i = start; i < end; i++) {
-    const code = codeAt(i)
-    if (!isDigit(code)) return undefined
-    seq = seq * 10 + (code - ZERO)
-  }
-  return seq === 0 ? undefined : seq
 }

@@ -2,12 +2,11 @@ import { DurableWebSocketError } from '../core/errors.js'
 import { toFrame } from '../core/outgoing.js'
 import type { Outgoing } from '../core/types.js'
 import type { Frame, Serializer } from '../shared/serializer.js'
+import { numbered, type DataFrame } from '../shared/dataFrames.js'
 import {
   encodeClientAck,
   endsSession,
-  numbered,
   readServerFrame,
-  type DataFrame,
   type ResumePoint,
   type Welcome,
 } from '../shared/sessionProtocol.js'

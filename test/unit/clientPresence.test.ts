@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { connect, type Client, type PresenceChange } from '../../src/client/index.js'
-import { encodePresenceDiff, encodePresenceList } from '../../src/shared/sessionProtocol.js'
+import { encodePresenceDiff, encodePresenceList } from '../../src/shared/presenceFrames.js'
 import { fakeWebSockets, type FakeSocket, type FakeWebSockets } from './fakeWebSocket.js'
 
 const SESSION = 'dws.session.v1'

@@ -1,20 +1,17 @@
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { encodeFailure, markText, numbered, readFailure } from '../../src/shared/dataFrames.js'
+import { encodePresenceDiff, encodePresenceList } from '../../src/shared/presenceFrames.js'
 import {
   SESSION_PROTOCOL,
   SessionCloseCode,
   encodeClientAck,
-  encodePresenceDiff,
-  encodePresenceList,
-  encodeFailure,
   encodeServerAck,
   encodeWelcome,
   endsSession,
-  markText,
-  numbered,
   readClientFrame,
-  readFailure,
   readServerFrame,
   readSessionOffer,
   resumeEntry,
@@ -139,13 +136,22 @@ describe("docs/protocol.md's examples", () => {
   })
 })
 
-describe('src/shared/sessionProtocol.ts', () => {
-  it('imports no values, so Node loads it as it is (the bench does, with type stripping)', () => {
-    const source = readFileSync(resolve(import.meta.dirname, '../../src/shared/sessionProtocol.ts'), 'utf8')
-    const imports = [...source.matchAll(/^(import|export) (?!type )[^;]*? from '(\.[^']+)'/gm)].map(
-      ([line]) => line,
+describe('the bench loads the protocol from src as it is', () => {
+  it('runs sessionProtocol.ts and the files it imports under Node with bench/lib/sourceImports.ts', () => {
+    // The bench's session client imports src under Node's type stripping, which leaves `./x.js` as it is.
+    const script =
+      "const p = await import('./src/shared/sessionProtocol.ts'); console.log(JSON.stringify(p.readServerFrame('7=3 hi')))"
+    const printed = execFileSync(
+      process.execPath,
+      ['--import', './bench/lib/sourceImports.ts', '--input-type=module', '-e', script],
+      { cwd: resolve(import.meta.dirname, '../..'), encoding: 'utf8' },
     )
-    expect(imports).toEqual([])
+    expect(JSON.parse(printed)).toEqual({
+      kind: 'data',
+      seq: 7,
+      mark: { type: 'reply', to: 3 },
+      payload: 'hi',
+    })
   })
 })
 

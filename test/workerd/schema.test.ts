@@ -7,7 +7,7 @@ import { hungSchema, valibotChatStrict, zodChatStrict } from './fixture/endpoint
 import type { FixtureObject } from './fixture/record.js'
 import { connect, leave } from './client.js'
 import { closesOf } from './closesOf.js'
-import { readFailure } from '../../src/shared/sessionProtocol.js'
+import { readFailure } from '../../src/shared/dataFrames.js'
 import { SessionClient } from './sessionClient.js'
 import { thrownBy } from './thrownBy.js'
 

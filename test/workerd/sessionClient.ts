@@ -1,12 +1,11 @@
 import { evictDurableObject } from 'cloudflare:test'
+import { numbered, type DataMark } from '../../src/shared/dataFrames.js'
+import type { PresenceFrame } from '../../src/shared/presenceFrames.js'
 import {
   SESSION_PROTOCOL,
   encodeClientAck,
-  numbered,
   readServerFrame,
   resumeEntry,
-  type PresenceFrame,
-  type DataMark,
   type Welcome as ProtocolWelcome,
 } from '../../src/shared/sessionProtocol.js'
 import { Client, upgrade, type Closed } from './client.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ReplyError } from '../../src/index.js'
-import { readFailure } from '../../src/shared/sessionProtocol.js'
+import { readFailure } from '../../src/shared/dataFrames.js'
 import { eventually } from './client.js'
 import { PAGED_MAX_REQUESTS } from './fixture/endpoints/sessions.js'
 import type { SessionsObject } from './fixture/endpoints/sessions.js'

@@ -1,5 +1,5 @@
 import { log } from '../../core/log.js'
-import { encodePresenceDiff, encodePresenceList, type PresenceMember } from '../../shared/sessionProtocol.js'
+import { encodePresenceDiff, encodePresenceList, type PresenceMember } from '../../shared/presenceFrames.js'
 
 /** Where the announcer writes: the live session sockets, by connection id. */
 export interface Listener {

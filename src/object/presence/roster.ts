@@ -1,4 +1,4 @@
-import type { JsonValue, PresenceMember } from '../../shared/sessionProtocol.js'
+import type { JsonValue, PresenceMember } from '../../shared/presenceFrames.js'
 
 /** One member as the roster holds it: the metadata as stored (JSON) and parsed, and its connections' ids. */
 interface Held {

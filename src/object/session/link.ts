@@ -1,13 +1,11 @@
 import { handlesQueued, isLive } from '../../core/lifecycle.js'
 import { log } from '../../core/log.js'
 import type { Frame } from '../../core/outgoing.js'
+import { encodeFailure, markText, numbered } from '../../shared/dataFrames.js'
 import {
   SessionCloseCode,
-  encodeFailure,
   encodeServerAck,
-  markText,
   endsSession,
-  numbered,
   readClientFrame,
   serverCloseSuspends,
 } from '../../shared/sessionProtocol.js'
