@@ -36,8 +36,8 @@ import { useDevServer } from './useDevServer.js'
  * in the proxy, and the hard open-file limit here (20,000 per process) ends
  * that near 4,600 clients; on the runtime's port a socket costs two there.
  *
- * CLIENTS comes from DWS_E2E_SHARD_CLIENTS (default 5,000: about N minutes
- * on two cores; 400 for a quick run).
+ * CLIENTS comes from DWS_E2E_SHARD_CLIENTS (default 5,000: about a minute on
+ * two cores; 400 for a quick run).
  */
 const CLIENTS = Number(process.env.DWS_E2E_SHARD_CLIENTS ?? '5000')
 const LEAVES = 4
@@ -191,7 +191,8 @@ describe(`a sharded room of ${String(CLIENTS)} session clients over ${String(LEA
       }
 
       // Where each socket is now: every cut one on another leaf, the others where they were. The
-      // refusal is in the leaf's storage, so it outlived the restart: the leaf is being drained.
+      // refusal is in the leaf's storage, so it outlived the restart (a leaf being drained stays
+      // drained); the moved sessions' tokens name their new leaves, so they went there either way.
       const after = await room.openOnLeaves()
       const leafNow = new Map(after.flatMap((ids, leaf) => ids.map((id) => [id, leaf] as const)))
       expect(after[refusing], 'the sockets left on the refusing leaf').toEqual([])
