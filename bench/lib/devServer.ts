@@ -2,10 +2,9 @@ import { execFile } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { spawnGroup } from './group.ts'
-import { listeningPorts, processGroup, type ProcessInfo } from './proc.ts'
+import { findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.ts'
 
 export const REPO_ROOT = join(import.meta.dirname, '../..')
 export const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
@@ -175,7 +174,7 @@ export async function startDevServer(
     const port = await group.waitFor(READY)
     const { runtime, proxy } = await findWorkerd(group.pgid)
     let origin = `http://127.0.0.1:${port}`
-    if (options.direct) origin = await directOrigin(runtime.pid)
+    if (options.direct) origin = await runtimeOrigin(runtime.pid, servesBenchWorker)
     return {
       origin,
       wsOrigin: origin.replace(/^http/, 'ws'),
@@ -196,38 +195,9 @@ export async function startDevServer(
   }
 }
 
-/**
- * wrangler starts two workerd: a proxy on the public port and the runtime
- * that runs the Worker. Only the runtime is given the inspector address.
- */
-async function findWorkerd(pgid: number): Promise<{ runtime: ProcessInfo; proxy: ProcessInfo }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const workerd = processGroup(pgid).filter((p) => p.args[0]?.endsWith('/workerd') === true)
-    const runtime = workerd.filter((p) => p.args.some((arg) => arg.startsWith('--inspector-addr')))
-    const proxy = workerd.filter((p) => !runtime.includes(p))
-    if (runtime.length === 1 && proxy.length === 1 && runtime[0] && proxy[0]) {
-      return { runtime: runtime[0], proxy: proxy[0] }
-    }
-    await sleep(100)
-  }
-  throw new Error(
-    `could not tell wrangler's two workerd processes apart in group ${String(pgid)}: ${JSON.stringify(processGroup(pgid))}`,
-  )
-}
-
-/** The runtime's own HTTP port: the one of its listening ports that answers the Worker's /health. */
-async function directOrigin(runtimePid: number): Promise<string> {
-  for (const port of listeningPorts(runtimePid)) {
-    const origin = `http://127.0.0.1:${String(port)}`
-    try {
-      const response = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2_000) })
-      const body = (await response.json()) as { constructed?: unknown }
-      if (typeof body.constructed === 'number') return origin
-    } catch {
-      // the inspector or wrangler's control port
-    }
-  }
-  throw new Error(
-    `none of the runtime workerd's ports (${listeningPorts(runtimePid).join(', ')}) serves the Worker`,
-  )
+/** Whether `origin` is the bench server's Worker: its /health says how many objects it constructed. */
+async function servesBenchWorker(origin: string): Promise<boolean> {
+  const response = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2_000) })
+  const body = (await response.json()) as { constructed?: unknown }
+  return typeof body.constructed === 'number'
 }

@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import { listeningPorts, processGroup, processGroupOf } from './proc.ts'
+import { listeningPorts, processGroup, processGroupOf } from '../../tools/wranglerWorkerd.ts'
 
 interface Target {
   title: string

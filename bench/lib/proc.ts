@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
+import { statFields } from '../../tools/wranglerWorkerd.ts'
 
 /** USER_HZ: the unit of utime and stime in /proc/<pid>/stat (100 on every Linux we run on, but ask). */
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
@@ -26,12 +27,6 @@ export function cpuBetween(start: CpuReading, end: CpuReading): { ms: number; cl
   return start.schedMs === undefined || end.schedMs === undefined
     ? { ms: end.statMs - start.statMs, clock: 'ticks' }
     : { ms: end.schedMs - start.schedMs, clock: 'sched' }
-}
-
-/** The fields of /proc/<pid>/stat after the command name, which may itself hold spaces. */
-function statFields(pid: number): string[] {
-  const text = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')
 }
 
 export function readCpu(pid: number): CpuReading {
@@ -78,63 +73,4 @@ export function readMachineBusyMs(): number {
   const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number)
   const ticks = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)
   return (ticks * 1000) / TICKS_PER_SECOND
-}
-
-export interface ProcessInfo {
-  pid: number
-  args: string[]
-}
-
-/** The process group `pid` belongs to (field 5 of proc(5)). */
-export function processGroupOf(pid: number): number {
-  return Number(statFields(pid)[2])
-}
-
-/** Every live process whose process group is `pgid`, with its command line. */
-export function processGroup(pgid: number): ProcessInfo[] {
-  const members: ProcessInfo[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const pid = Number(entry)
-    try {
-      // Field 5 of proc(5) is the process group.
-      if (Number(statFields(pid)[2]) !== pgid) continue
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean)
-      members.push({ pid, args })
-    } catch {
-      // gone between the listing and the read
-    }
-  }
-  return members
-}
-
-/** The TCP ports `pid` listens on (IPv4 and IPv6), from its socket inodes and /proc/net/tcp*. */
-export function listeningPorts(pid: number): number[] {
-  const inodes = new Set<string>()
-  for (const fd of readdirSync(`/proc/${String(pid)}/fd`)) {
-    try {
-      const target = readlinkSync(`/proc/${String(pid)}/fd/${fd}`)
-      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
-      if (inode !== undefined) inodes.add(inode)
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const ports: number[] = []
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string
-    try {
-      text = readFileSync(table, 'utf8')
-    } catch {
-      continue
-    }
-    for (const row of text.split('\n').slice(1)) {
-      const cols = row.trim().split(/\s+/)
-      // local_address is col 1 (addr:port in hex), st is col 3 (0A = LISTEN), inode is col 9.
-      if (cols[3] !== '0A' || cols[9] === undefined || !inodes.has(cols[9])) continue
-      const port = cols[1]?.split(':')[1]
-      if (port !== undefined) ports.push(parseInt(port, 16))
-    }
-  }
-  return ports
 }

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawnProcessGroup } from '../../tools/processGroup.js'
+import { findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.js'
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..')
 const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
@@ -35,6 +36,21 @@ export interface DevServer {
   stop(): Promise<void>
   /** SIGKILL to the whole group: a crash, with no chance to shut anything down. */
   kill(): Promise<void>
+  /**
+   * The workerd that runs the Worker, and its own HTTP port: sockets dialled
+   * there skip wrangler's proxy, which holds about four descriptors per
+   * socket (tools/wranglerWorkerd.ts). Found on the first call; a new one at
+   * every start.
+   */
+  runtime(): Promise<Runtime>
+}
+
+export interface Runtime {
+  readonly pid: number
+  /** `http://127.0.0.1:<port>` of the runtime's own port. */
+  readonly origin: string
+  /** `ws://127.0.0.1:<port>` of the same. */
+  readonly wsOrigin: string
 }
 
 export interface StartOptions {
@@ -100,12 +116,33 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
     throw error
   }
 
+  const origin = `http://127.0.0.1:${port}`
+  let runtime: Promise<Runtime> | undefined
   return {
     pgid: group.pgid,
-    origin: `http://127.0.0.1:${port}`,
+    origin,
     wsOrigin: `ws://127.0.0.1:${port}`,
     output: () => group.output(),
     stop: () => group.stop(),
     kill: () => group.kill(),
+    runtime: () => (runtime ??= findRuntime(group.pgid, origin)),
   }
+}
+
+const PROBE_PATH = '/durable-websocket-e2e-no-such-route'
+
+/**
+ * The runtime's pid and own port: of its listening ports, the one that
+ * answers a path no route serves exactly as the public port does (the
+ * others are the inspector and a debug port).
+ */
+async function findRuntime(pgid: number, publicOrigin: string): Promise<Runtime> {
+  const answer = async (origin: string): Promise<string> => {
+    const response = await fetch(`${origin}${PROBE_PATH}`, { signal: AbortSignal.timeout(2_000) })
+    return `${String(response.status)} ${await response.text()}`
+  }
+  const expected = await answer(publicOrigin)
+  const { runtime } = await findWorkerd(pgid)
+  const origin = await runtimeOrigin(runtime.pid, async (candidate) => (await answer(candidate)) === expected)
+  return { pid: runtime.pid, origin, wsOrigin: origin.replace(/^http/, 'ws') }
 }
