@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] [--storm-restart object|runtime] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] [--storm-restart object|runtime] [--storm-proxy] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -13,7 +13,7 @@
  * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room,
  * the room's object reset as a deploy does it, then the runtime SIGKILLed
  * and restarted; `--quick`: 200 and 1,000; `--storm-sizes 100,300` for a
- * trial; `--storm-restart object` or `runtime` for one of the two) and writes bench/RESULTS-storm.md. It
+ * trial; `--storm-restart object` or `runtime` for one of the two; the clients dial the runtime workerd's own port, `--storm-proxy` through wrangler's proxy) and writes bench/RESULTS-storm.md. It
  * is slow and opens thousands of sockets, so the whole run leaves it out
  * (`--no-storm` is the default). `--presence` runs only the presence section
  * (bench/lib/presence.ts: 1,000 session sockets of the package's server with
@@ -76,6 +76,7 @@ const { values: flags } = parseArgs({
     storm: { type: 'boolean' },
     'storm-sizes': { type: 'string' },
     'storm-restart': { type: 'string' },
+    'storm-proxy': { type: 'boolean' },
     presence: { type: 'boolean' },
     'presence-members': { type: 'string' },
     shards: { type: 'boolean' },
@@ -425,6 +426,7 @@ async function stormOnly(): Promise<void> {
       quick: flags.quick,
       ...(stormSizes === undefined ? {} : { sizes: stormSizes }),
       ...(stormRestart === undefined ? {} : { restarts: [stormRestart as Restart] }),
+      proxy: flags['storm-proxy'] === true,
       say,
     }),
   )

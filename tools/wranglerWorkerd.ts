@@ -112,3 +112,20 @@ export async function runtimeOrigin(
   }
   throw new Error(`none of the runtime workerd's ports (${ports.join(', ')}) serves the Worker`)
 }
+
+/** A path no Worker of ours routes: every port that runs the Worker answers it the same way. */
+const PROBE_PATH = '/durable-websocket-no-such-route'
+
+/**
+ * A check for {@link runtimeOrigin}: whether a port answers a path no route
+ * serves exactly as the public port does (status and body). Only the
+ * Worker's own port does; the inspector and the debug port answer otherwise.
+ */
+export async function answersLike(publicOrigin: string): Promise<(origin: string) => Promise<boolean>> {
+  const answer = async (origin: string): Promise<string> => {
+    const response = await fetch(`${origin}${PROBE_PATH}`, { signal: AbortSignal.timeout(2_000) })
+    return `${String(response.status)} ${await response.text()}`
+  }
+  const expected = await answer(publicOrigin)
+  return async (origin) => (await answer(origin)) === expected
+}

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { spawnGroup } from './group.ts'
-import { findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.ts'
+import { answersLike, findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.ts'
 
 export const REPO_ROOT = join(import.meta.dirname, '../..')
 export const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
@@ -89,6 +89,8 @@ export interface DevServer {
   /** `ws://127.0.0.1:<port>` of wrangler's public port (its proxy workerd), or of the runtime itself with `direct`. */
   readonly wsOrigin: string
   readonly origin: string
+  /** `http://127.0.0.1:<port>` of wrangler's public port, whichever `origin` is. */
+  readonly publicOrigin: string
   /** The workerd that runs the Worker and its Durable Objects. */
   readonly runtimePid: number
   /** The workerd that relays every frame between the public port and the runtime. */
@@ -173,10 +175,13 @@ export async function startDevServer(
   try {
     const port = await group.waitFor(READY)
     const { runtime, proxy } = await findWorkerd(group.pgid)
-    let origin = `http://127.0.0.1:${port}`
-    if (options.direct) origin = await runtimeOrigin(runtime.pid, servesBenchWorker)
+    const publicOrigin = `http://127.0.0.1:${port}`
+    const origin = options.direct
+      ? await runtimeOrigin(runtime.pid, await answersLike(publicOrigin))
+      : publicOrigin
     return {
       origin,
+      publicOrigin,
       wsOrigin: origin.replace(/^http/, 'ws'),
       runtimePid: runtime.pid,
       proxyPid: proxy.pid,
@@ -193,11 +198,4 @@ export async function startDevServer(
     await removeState()
     throw error
   }
-}
-
-/** Whether `origin` is the bench server's Worker: its /health says how many objects it constructed. */
-async function servesBenchWorker(origin: string): Promise<boolean> {
-  const response = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2_000) })
-  const body = (await response.json()) as { constructed?: unknown }
-  return typeof body.constructed === 'number'
 }

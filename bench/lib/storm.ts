@@ -3,10 +3,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { pathToFileURL } from 'node:url'
-import { build } from 'esbuild'
 import NodeWs from 'ws'
-import type { Client, ClientOptions } from '../../src/client/index.ts'
+import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.ts'
 import type { ToClient, ToServer } from '../../test/e2e/fixtures/chaos/protocol.ts'
 import { git } from './abuse.ts'
 import {
@@ -113,6 +111,8 @@ export interface StormResults {
   /** The sizes came from `--storm-sizes`, not the defaults. */
   customSizes: boolean
   fdLimit: { soft: string; hard: string }
+  /** The clients dialled the runtime workerd's own port, not wrangler's proxy. */
+  direct: boolean
   machine: Host
   loadBefore: number[]
   loadAfter: number[]
@@ -126,6 +126,8 @@ export interface StormOptions {
   sizes?: readonly number[]
   /** Only these restarts (`--storm-restart object`); both by default. */
   restarts?: readonly Restart[]
+  /** Through wrangler's proxy (`--storm-proxy`) rather than the runtime's own port. */
+  proxy?: boolean
   say(line: string): void
 }
 
@@ -140,34 +142,13 @@ export function openFileLimit(): { soft: string; hard: string } {
 }
 
 /**
- * File descriptors a size needs in one process: this one holds a socket per
- * client and wrangler's proxy workerd two, plus headroom.
+ * File descriptors a size needs in the one process that needs most: on the
+ * runtime's own port, the runtime workerd holds two per client (this process
+ * one); through wrangler's proxy, the proxy workerd holds about 4.3 per
+ * client (4,362 at 1,000). Plus headroom.
  */
-export function descriptorsFor(clients: number): number {
-  return 2 * clients + 1_024
-}
-
-type Connect = (url: string, options: ClientOptions<ToClient, ToServer>) => Client<ToClient, ToServer>
-
-/**
- * The package's client, bundled from src/client by esbuild: src imports its
- * own files with `.js` extensions, which Node's type stripping does not map
- * to `.ts`, so the bench cannot import it as it is.
- */
-async function loadClient(scratch: string): Promise<Connect> {
-  const outfile = join(scratch, 'client.mjs')
-  await build({
-    entryPoints: [join(REPO_ROOT, 'src/client/index.ts')],
-    absWorkingDir: REPO_ROOT,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    outfile,
-    logLevel: 'silent',
-  })
-  const module = (await import(pathToFileURL(outfile).href)) as { connect: Connect }
-  return module.connect
+export function descriptorsFor(clients: number, direct = true): number {
+  return Math.ceil((direct ? 2 : 4.4) * clients) + 1_024
 }
 
 interface Peer {
@@ -185,11 +166,8 @@ interface Peer {
   problem: string | undefined
 }
 
-function peer(connect: Connect, url: string, stopping: () => boolean, maxQueued: number): Peer {
-  const client = connect(url, {
-    WebSocket: NodeWs,
-    maxQueued,
-  })
+function peer(url: string, dial: WebSocketConstructor, stopping: () => boolean, maxQueued: number): Peer {
+  const client = connect<ToClient, ToServer>(url, { WebSocket: dial, maxQueued })
   const p: Peer = {
     client,
     opens: 0,
@@ -267,10 +245,24 @@ async function until(
   }
 }
 
+/**
+ * A WebSocket for the package's client that dials `origin()` instead of the
+ * public origin of the URL it was given: the runtime's own port, which is a
+ * new one after every start, while the client's session stays keyed by the
+ * public URL.
+ */
+function dialing(publicWsOrigin: string, origin: () => string): WebSocketConstructor {
+  return class extends NodeWs {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url.startsWith(publicWsOrigin) ? origin() + url.slice(publicWsOrigin.length) : url, protocols)
+    }
+  }
+}
+
 async function runSize(
   clients: number,
   restart: Restart,
-  connect: Connect,
+  direct: boolean,
   scratch: string,
   bundle: string,
   say: (line: string) => void,
@@ -311,14 +303,18 @@ async function runSize(
   try {
     const start = (port?: number): Promise<DevServer> =>
       startDevServer(FIXTURE, join(scratch, `dev-${String(clients)}`), {
-        direct: false,
+        direct,
         persistTo,
         bundle,
         ...(port === undefined ? {} : { port }),
       })
     dev = await start()
-    const port = Number(new URL(dev.origin).port)
-    const url = `${dev.wsOrigin}/ws/${ROOM}`
+    const port = Number(new URL(dev.publicOrigin).port)
+    const publicWsOrigin = dev.publicOrigin.replace(/^http/, 'ws')
+    const url = `${publicWsOrigin}/ws/${ROOM}`
+    // The runtime's port while it runs; after a SIGKILL, the new runtime's once it is up.
+    let dialOrigin = dev.wsOrigin
+    const dial = dialing(publicWsOrigin, () => dialOrigin)
     let runtimePid: number | undefined = dev.runtimePid
     let proxyPid: number | undefined = dev.proxyPid
     const proxyPeak = new Peak(() => proxyPid)
@@ -332,8 +328,8 @@ async function runSize(
     )
     const openStarted = performance.now()
     // A broadcaster's queue holds what it sends while the runtime is down: a minute of ticks and more.
-    const broadcaster = peer(connect, url, () => stopping, 5_000)
-    for (let i = 0; i < clients; i++) peers.push(peer(connect, url, () => stopping, 1_000))
+    const broadcaster = peer(url, dial, () => stopping, 5_000)
+    for (let i = 0; i < clients; i++) peers.push(peer(url, dial, () => stopping, 1_000))
     peers.push(broadcaster)
     const openAt = await until(() => peers.every((p) => p.opens > 0), deadline, failed)
     if (openAt === undefined)
@@ -373,6 +369,7 @@ async function runSize(
       await dev.kill()
       dev = undefined
       dev = await start(port)
+      dialOrigin = dev.wsOrigin
     } else {
       say(`storm ${String(clients)}: the room's object reset, the runtime up`)
       const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
@@ -460,7 +457,8 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
   // inherit it: only a hard limit too low for the largest size is a problem, and only
   // `ulimit -Hn` (as root) or the system's limits can raise that.
   const fdLimit = openFileLimit()
-  const needed = descriptorsFor(Math.max(...sizes))
+  const direct = options.proxy !== true
+  const needed = descriptorsFor(Math.max(...sizes), direct)
   if (fdLimit.soft !== 'unlimited' && Number(fdLimit.soft) < needed)
     options.say(
       `storm: the open-file limit is ${fdLimit.soft} (hard ${fdLimit.hard}), under the ${String(needed)} the largest size needs: sockets past it will fail; raise the hard limit (ulimit -Hn, /etc/security/limits.conf) to measure it`,
@@ -468,14 +466,13 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
   const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-storm-'))
   const runs: StormSize[] = []
   try {
-    const connect = await loadClient(scratch)
     const bundle = await buildWorker(FIXTURE, join(scratch, 'build'), false)
     const say = (line: string): void => {
       options.say(line)
     }
     for (const clients of sizes)
       for (const restart of options.restarts ?? RESTARTS)
-        runs.push(await runSize(clients, restart, connect, scratch, bundle, say))
+        runs.push(await runSize(clients, restart, direct, scratch, bundle, say))
   } finally {
     await rm(scratch, { recursive: true, force: true })
   }
@@ -488,6 +485,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     sizes,
     customSizes: options.sizes !== undefined,
     fdLimit,
+    direct,
     machine: describeHost(),
     loadBefore,
     loadAfter: os.loadavg(),

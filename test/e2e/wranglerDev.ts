@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawnProcessGroup } from '../../tools/processGroup.js'
-import { findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.js'
+import { answersLike, findWorkerd, runtimeOrigin } from '../../tools/wranglerWorkerd.js'
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..')
 const WRANGLER = join(REPO_ROOT, 'node_modules/wrangler/bin/wrangler.js')
@@ -129,20 +129,12 @@ export async function startDev(workspace: Workspace, options: StartOptions = {})
   }
 }
 
-const PROBE_PATH = '/durable-websocket-e2e-no-such-route'
-
 /**
  * The runtime's pid and own port: of its listening ports, the one that
- * answers a path no route serves exactly as the public port does (the
- * others are the inspector and a debug port).
+ * answers like the public port (tools/wranglerWorkerd.ts).
  */
 async function findRuntime(pgid: number, publicOrigin: string): Promise<Runtime> {
-  const answer = async (origin: string): Promise<string> => {
-    const response = await fetch(`${origin}${PROBE_PATH}`, { signal: AbortSignal.timeout(2_000) })
-    return `${String(response.status)} ${await response.text()}`
-  }
-  const expected = await answer(publicOrigin)
   const { runtime } = await findWorkerd(pgid)
-  const origin = await runtimeOrigin(runtime.pid, async (candidate) => (await answer(candidate)) === expected)
+  const origin = await runtimeOrigin(runtime.pid, await answersLike(publicOrigin))
   return { pid: runtime.pid, origin, wsOrigin: origin.replace(/^http/, 'ws') }
 }
