@@ -3,6 +3,8 @@ import { ConnectionTable } from '../../src/object/connectionTable.js'
 import { leafOfId, tokenLeaf } from '../../src/object/shard/names.js'
 import { MAX_SHARDS } from '../../src/shardOptions.js'
 
+// Pure rules, checked here rather than in test/unit because the files they live in use Workers types.
+
 /** A table with only the durable counter behind it: nextId reads and writes nothing else. */
 function table(first: number, lastId?: number): ConnectionTable<unknown, object, unknown, unknown> {
   const kv = new Map<string, unknown>()
