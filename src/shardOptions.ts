@@ -7,7 +7,13 @@ import { invalid, positiveInteger } from './optionChecks.js'
  * (docs/sharding.md). Experimental: presence does not work with it yet.
  */
 export interface ShardOptions {
-  /** How many leaf objects one room spreads over, 1 to 64. */
+  /**
+   * How many leaf objects one room spreads over, 1 to 64. May be raised for a
+   * room that has connections: the new leaves take new sockets, nobody is
+   * dropped. Lowering it only stops placing sockets on the last leaves; the
+   * room keeps delivering to them, and counting them, for good
+   * (docs/sharding.md, "Growing and shrinking").
+   */
   count: number
   /** Open sockets one leaf takes before new ones go to the next. */
   socketsPerShard: number
@@ -18,7 +24,7 @@ export interface ResolvedShards extends Readonly<ShardOptions> {
   readonly binding: string
 }
 
-/** The most leaves one room spreads over: every leaf gets each batch, and ids are spaced by the count. */
+/** The most leaves one room spreads over: every leaf gets each batch, and ids are spaced by this, whatever the count. */
 export const MAX_SHARDS = 64
 
 /** The `shards` option checked; undefined for an ordinary room. */

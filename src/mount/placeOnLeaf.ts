@@ -34,7 +34,9 @@ export async function placeOnLeaf(
   forward: ForwardUpgrade,
 ): Promise<Response> {
   const ticket = crypto.randomUUID()
-  const home = homeLeaf(request, count)
+  // A token may name a leaf past a lowered count: the resume is placed on today's leaves, which claim it from there.
+  const named = homeLeaf(request)
+  const home = named !== undefined && named < count ? named : undefined
   if (home !== undefined && count > 1) {
     const leaf = namespace.getByName(leafName(room, home))
     if (await hasRoom(leaf)) {

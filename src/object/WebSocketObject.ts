@@ -114,9 +114,9 @@ export class WebSocketObject<
     return this.#manager.shards().root().take(publication)
   }
 
-  /** RPC on the root: what a leaf that missed a batch asks for, the numbers after `after`. */
-  shardSince(after: number): Batch {
-    return this.#manager.shards().root().since(after)
+  /** RPC on the root: what a leaf that missed a batch asks for, the numbers after `after`; `leaf` is the one asking. */
+  shardSince(after: number, leaf?: number): Batch {
+    return this.#manager.shards().root().since(after, leaf)
   }
 
   /** RPC on a leaf: a batch in the root's order; answers the last number the leaf applied. */

@@ -24,7 +24,7 @@ export class ConnectionTable<Env, Data extends object, In, Out> {
   #hydrated = false
   #lastId: number | undefined
 
-  /** The first id, and the step between ids: a sharded room's leaf n of c hands out n+1, n+1+c… */
+  /** The first id, and the step between ids: a sharded room's leaf n hands out n+1, n+1+64, … (shard/side.ts) */
   readonly #spacing: IdSpacing
 
   constructor(
@@ -45,9 +45,16 @@ export class ConnectionTable<Env, Data extends object, In, Out> {
     return this.#lastId
   }
 
+  /**
+   * The next id after the last one of this table's series (`first`, then
+   * every `every`). Counted from the series, not by adding the step to the
+   * last id, so a leaf whose ids were spaced otherwise before (an older
+   * version spaced them by `count`) still lands in its own series.
+   */
   nextId(): number {
+    const { first, every } = this.#spacing
     const last = this.lastId
-    const id = last === 0 ? this.#spacing.first : last + this.#spacing.every
+    const id = last < first ? first : last + every - ((((last - first) % every) + every) % every)
     this.#ctx.storage.kv.put(LAST_ID_KEY, id)
     this.#lastId = id
     return id

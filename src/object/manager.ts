@@ -100,7 +100,7 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
       () => {
         this.#desk.reconcile()
       },
-      shard?.idSpacing(options.shards?.count ?? 1),
+      shard?.idSpacing(),
     )
     this.#dispatch = new Dispatch(options, room, close)
     // Every connection that ends for good comes through here, once: its member leaves with the last one.

@@ -59,6 +59,7 @@ declare global {
       PRESENCE: Namespace<'PresenceObject'>
       BRIEF_PRESENCE: Namespace<'BriefPresenceObject'>
       SHARDS: Namespace<'ShardsObject'>
+      GROW: Namespace<'GrowObject'>
       SCHEMA_ZOD: Namespace<'SchemaZodObject'>
       SCHEMA_ZOD_STRICT: Namespace<'SchemaZodStrictObject'>
       SCHEMA_ZOD_ASYNC: Namespace<'SchemaZodAsyncObject'>

@@ -1,5 +1,6 @@
 import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
+import { MAX_SHARDS } from '../../src/shardOptions.js'
 import { DurableWebSocketError, websocket } from '../../src/index.js'
 import { hashToken } from '../../src/object/session/tokens.js'
 import { numbered } from '../../src/shared/dataFrames.js'
@@ -40,10 +41,10 @@ describe('a room spread over leaves (options.shards)', () => {
 
   it('places each upgrade on the first leaf with room, and hands out ids no other leaf hands out', async () => {
     const { clients, ids } = await joinAll('placed', SHARD_COUNT * SOCKETS_PER_SHARD)
-    // Leaf n of c hands out n+1, n+1+c, …: two per leaf, filled in order.
-    expect(ids).toEqual([1, 5, 2, 6, 3, 7, 4, 8])
+    // Leaf n hands out n+1, n+1+64, …: two per leaf, filled in order.
+    expect(ids).toEqual([1, 65, 2, 66, 3, 67, 4, 68])
     for (let leaf = 0; leaf < SHARD_COUNT; leaf++)
-      expect((await part('placed', leaf).connectionIds()).sort()).toEqual([leaf + 1, leaf + 1 + SHARD_COUNT])
+      expect((await part('placed', leaf).connectionIds()).sort()).toEqual([leaf + 1, leaf + 1 + MAX_SHARDS])
     expect(await part('placed').connectionIds()).toEqual([])
     await leave(...clients)
   })

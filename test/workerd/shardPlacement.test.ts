@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { MAX_SHARDS } from '../../src/shardOptions.js'
 import { LEAF_FULL_HEADER } from '../../src/object/shard/leafFull.js'
 import { retryReason, SESSION_PROTOCOL } from '../../src/shared/sessionProtocol.js'
 import { Client, connect, leave, upgrade } from './client.js'
@@ -22,8 +23,8 @@ function idsByLeaf(room: string): Promise<number[][]> {
   )
 }
 
-/** Leaf n of four hands out n+1 and n+5: every leaf holds exactly its two. */
-const EVERY_LEAF_FULL = LEAVES.map((leaf) => [leaf + 1, leaf + 1 + SHARD_COUNT])
+/** Leaf n hands out n+1 and n+65: every leaf holds exactly its two. */
+const EVERY_LEAF_FULL = LEAVES.map((leaf) => [leaf + 1, leaf + 1 + MAX_SHARDS])
 
 /** A plain upgrade straight to one leaf, not through the Worker's placement. */
 async function connectTo(stub: DurableObjectStub<ShardsObject>, room: string): Promise<Client> {
@@ -61,7 +62,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
   it('fills every leaf exactly with eight plain upgrades at once, and refuses a ninth as a full room', async () => {
     const room = 'race-plain'
     const joined = await Promise.all(Array.from({ length: FULL }, () => joinOne(`/shards/${room}`)))
-    expect(joined.map(({ id }) => id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(joined.map(({ id }) => id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 65, 66, 67, 68])
     expect(await idsByLeaf(room)).toEqual(EVERY_LEAF_FULL)
     // They all started at leaf 0 and heard it had room: it took two and sent the rest on.
     expect(await part(room, 0).passedOn()).toBeGreaterThan(0)
@@ -73,7 +74,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
   it('fills every leaf exactly with eight session upgrades at once, and closes a ninth with 1013', async () => {
     const path = '/shards/race-sessions'
     const sessions = await Promise.all(Array.from({ length: FULL }, () => SessionClient.open(path)))
-    expect(sessions.map((session) => session.id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(sessions.map((session) => session.id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 65, 66, 67, 68])
     expect(await idsByLeaf('race-sessions')).toEqual(EVERY_LEAF_FULL)
     expect(await part('race-sessions', 0).passedOn()).toBeGreaterThan(0)
     await expectFullRoomForSession(await upgrade(path, SESSION_OFFER))
@@ -87,7 +88,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
       Promise.all(Array.from({ length: FULL / 2 }, () => SessionClient.open(`/shards/${room}`))),
     ])
     const ids = [...plain.map(({ id }) => id), ...sessions.map((session) => session.id)]
-    expect(ids.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(ids.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 65, 66, 67, 68])
     expect(await idsByLeaf(room)).toEqual(EVERY_LEAF_FULL)
     await leave(...plain.map(({ client }) => client))
     for (const session of sessions) session.close(1000)
@@ -103,7 +104,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
     expect(id).toBe(2)
     expect(await first.askedForRoom()).toBe(1)
     expect(await first.passedOn()).toBe(1)
-    expect(await idsByLeaf(room)).toEqual([[1, 5], [2], [], []])
+    expect(await idsByLeaf(room)).toEqual([[1, 65], [2], [], []])
     await leave(client, ...held)
   })
 
@@ -115,7 +116,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
     const session = await SessionClient.open(`/shards/${room}`)
     expect(session.welcome).toMatchObject({ id: 2, resumed: false })
     expect(await first.passedOn()).toBe(1)
-    expect(await idsByLeaf(room)).toEqual([[1, 5], [2], [], []])
+    expect(await idsByLeaf(room)).toEqual([[1, 65], [2], [], []])
     session.close(1000)
     await leave(...held)
   })
@@ -183,7 +184,7 @@ describe('placing upgrades that race for the last places of a sharded room', () 
       new Request(`http://fixture.test/shards/${room}`, { headers: { Upgrade: 'websocket' } }),
     )
     await expectFullRoom(plain)
-    expect(await leaf.connectionIds()).toEqual([3, 7])
+    expect(await leaf.connectionIds()).toEqual([3, 67])
     await leave(...held)
   })
 })

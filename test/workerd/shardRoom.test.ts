@@ -37,24 +37,24 @@ describe('RPC to the root of a sharded room answers for the whole room', () => {
   it('counts and lists the connections of all four leaves, and forgets one that closed', async () => {
     const { clients, byId } = await joinAll('counted', FULL)
     expect(await part('counted').count()).toBe(FULL)
-    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 65, 66, 67, 68])
     // Each leaf still holds only its own two: the root asked them, it holds none.
-    expect(await part('counted', 2).connectionIds()).toEqual([3, 7])
-    await leave(clientOf(byId, 6))
+    expect(await part('counted', 2).connectionIds()).toEqual([3, 67])
+    await leave(clientOf(byId, 66))
     expect(
       await eventually(
         () => part('counted').count(),
         (count) => count === FULL - 1,
       ),
     ).toBe(FULL - 1)
-    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 5, 7, 8])
+    expect(await part('counted').ids()).toEqual([1, 2, 3, 4, 65, 67, 68])
     await leave(...clients)
   })
 
   it('sends to one id on each leaf through the root: only that connection gets it, and the call says true', async () => {
     const { clients, byId } = await joinAll('targeted', FULL)
-    for (const id of [1, 6, 3, 8]) expect(await part('targeted').send(id, `for:${String(id)}`)).toBe(true)
-    for (const id of [1, 6, 3, 8]) expect(await clientOf(byId, id).nextText()).toBe(`for:${String(id)}`)
+    for (const id of [1, 66, 3, 68]) expect(await part('targeted').send(id, `for:${String(id)}`)).toBe(true)
+    for (const id of [1, 66, 3, 68]) expect(await clientOf(byId, id).nextText()).toBe(`for:${String(id)}`)
     // The others got nothing: the broadcast through the root is the next thing everyone sees.
     await expectNothingBefore('targeted', clients)
     await leave(...clients)
@@ -83,11 +83,11 @@ describe('RPC to the root of a sharded room answers for the whole room', () => {
   it('keeps a send over RPC in the order of the calls: numbered by the root after the broadcast before it', async () => {
     const { clients, byId } = await joinAll('ordered', 4)
     await part('ordered').broadcast('first')
-    expect(await part('ordered').send(6, 'second')).toBe(true)
+    expect(await part('ordered').send(66, 'second')).toBe(true)
     await part('ordered').broadcast('third')
-    expect(await clientOf(byId, 6).nextText()).toBe('first')
-    expect(await clientOf(byId, 6).nextText()).toBe('second')
-    expect(await clientOf(byId, 6).nextText()).toBe('third')
+    expect(await clientOf(byId, 66).nextText()).toBe('first')
+    expect(await clientOf(byId, 66).nextText()).toBe('second')
+    expect(await clientOf(byId, 66).nextText()).toBe('third')
     expect(await part('ordered').logged()).toEqual([
       [1, 'first'],
       [2, 'second'],
@@ -99,15 +99,15 @@ describe('RPC to the root of a sharded room answers for the whole room', () => {
   it('closes ids on two other leaves through the root, with the code and reason given', async () => {
     const { clients, byId } = await joinAll('closed', FULL)
     expect(await part('closed').close(2, 4001, 'leaf one')).toBe(true)
-    expect(await part('closed').close(8, 4002, 'leaf three')).toBe(true)
+    expect(await part('closed').close(68, 4002, 'leaf three')).toBe(true)
     expect(await clientOf(byId, 2).whenClosed()).toMatchObject({ code: 4001, reason: 'leaf one' })
-    expect(await clientOf(byId, 8).whenClosed()).toMatchObject({ code: 4002, reason: 'leaf three' })
+    expect(await clientOf(byId, 68).whenClosed()).toMatchObject({ code: 4002, reason: 'leaf three' })
     expect(
       await eventually(
         () => part('closed').ids(),
         (ids) => ids.length === FULL - 2,
       ),
-    ).toEqual([1, 3, 4, 5, 6, 7])
+    ).toEqual([1, 3, 4, 65, 66, 67])
     // A code a close may not carry is refused at the root, whichever leaf holds the id.
     const refused = await part('closed')
       .close(3, 1006, '')
@@ -152,10 +152,10 @@ describe('RPC to the root of a sharded room answers for the whole room', () => {
 describe('a handler on a leaf of a sharded room', () => {
   it("gets the whole room from roomCount() and roomIds(), and its own leaf's from count() and ids()", async () => {
     const { clients, byId } = await joinAll('handler', FULL - 1)
-    // Id 6 is the second socket of leaf 1.
-    const asker = clientOf(byId, 6)
+    // Id 66 is the second socket of leaf 1.
+    const asker = clientOf(byId, 66)
     asker.send('room')
-    expect(await asker.nextText()).toBe('room:7:1,2,3,4,5,6,7:2:2,6')
+    expect(await asker.nextText()).toBe('room:7:1,2,3,4,65,66,67:2:2,66')
     await leave(...clients)
   })
 
@@ -175,10 +175,10 @@ describe('placing upgrades on the leaves of a sharded room', () => {
 
   it('asks from the leaf the last upgrade went to: eight places cost 11 questions, not 18', async () => {
     const { clients } = await joinAll('placed-cheaply', FULL)
-    // Still the first leaf with room, and ids as before: leaf n of 4 hands out n+1 and n+5.
-    expect(await part('placed-cheaply').ids()).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    // Still the first leaf with room, and ids as before: leaf n hands out n+1 and n+65.
+    expect(await part('placed-cheaply').ids()).toEqual([1, 2, 3, 4, 65, 66, 67, 68])
     for (let leaf = 0; leaf < SHARD_COUNT; leaf++)
-      expect(await part('placed-cheaply', leaf).connectionIds()).toEqual([leaf + 1, leaf + 5])
+      expect(await part('placed-cheaply', leaf).connectionIds()).toEqual([leaf + 1, leaf + 65])
     // Each leaf is asked for its two places and refuses once when full; the last is never asked
     // by an upgrade that started before it. Asking from leaf 0 every time took 8 + 6 + 4 + 0 calls.
     expect(await asked('placed-cheaply')).toEqual([3, 3, 3, 2])
@@ -188,15 +188,15 @@ describe('placing upgrades on the leaves of a sharded room', () => {
   it('finds a place freed on an earlier leaf by going round, and refuses an upgrade when every leaf is full', async () => {
     const { clients, byId } = await joinAll('placed-round', FULL)
     const before = await asked('placed-round')
-    await leave(clientOf(byId, 5))
+    await leave(clientOf(byId, 65))
     await eventually(
       () => part('placed-round', 0).connectionIds(),
       (ids) => ids.length === 1,
     )
     // The last upgrade went to leaf 3, which is full: the next asks it, then leaf 0, which has room.
     const { clients: late, byId: lateIds } = await joinAll('placed-round', 1)
-    expect([...lateIds.keys()]).toEqual([9])
-    expect(await part('placed-round', 0).connectionIds()).toEqual([1, 9])
+    expect([...lateIds.keys()]).toEqual([129])
+    expect(await part('placed-round', 0).connectionIds()).toEqual([1, 129])
     const after = await asked('placed-round')
     expect(after.map((count, leaf) => count - (before[leaf] ?? 0))).toEqual([1, 0, 0, 1])
     const refused = await upgrade('/shards/placed-round')

@@ -2,6 +2,7 @@ import { evictDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import { connect, eventually, leave, type Client } from './client.js'
 import { SHARD_COUNT } from './fixture/endpoints/shards.js'
+import { leafOfId } from '../../src/object/shard/names.js'
 import { part } from './shardParts.js'
 
 /** Connects one plain client per entry, in order, tagged `blue` where the entry says so; returns them with their ids. */
@@ -43,7 +44,7 @@ describe('rows of a sharded room sent only to the leaves they are for', () => {
     await part(room).broadcast('warm')
     await everyoneGets(clients, 'warm')
     const onLeaf2 = ids[4] ?? 0
-    expect((onLeaf2 - 1) % SHARD_COUNT).toBe(2)
+    expect(leafOfId(onLeaf2)).toBe(2)
     expect(await part(room).send(onLeaf2, 'just-you')).toBe(true)
     expect(await clients[4]?.nextText()).toBe('just-you')
     await part(room).broadcast('end')

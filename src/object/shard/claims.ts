@@ -42,7 +42,6 @@ export class SessionClaims<Env, Data extends object, In, Out> {
   readonly #env: unknown
   readonly #room: string
   readonly #binding: string
-  readonly #count: number
   readonly #leaf: ShardLeaf
   readonly #desk: SessionDesk<Env, Data, In, Out>
   readonly #checks: ClaimChecks
@@ -61,7 +60,6 @@ export class SessionClaims<Env, Data extends object, In, Out> {
     this.#env = env
     this.#room = shardPart(ctx.id.name ?? '').room
     this.#binding = shards?.binding ?? ''
-    this.#count = shards?.count ?? 0
     this.#leaf = leaf
     this.#desk = desk
     this.#checks = checks
@@ -89,7 +87,7 @@ export class SessionClaims<Env, Data extends object, In, Out> {
     if (resume === undefined || keys.found !== undefined || keys.usedHash === '') return keys
     if (this.#desk.store === undefined || !this.#checks.hasRoom()) return keys
     const index = this.#leaf.index
-    let holder = this.#movedTo(keys.usedHash) ?? tokenLeaf(resume.token, this.#count)
+    let holder = this.#movedTo(keys.usedHash) ?? tokenLeaf(resume.token)
     if (holder === undefined || holder === index) return keys
     let claimant: string | undefined
     try {

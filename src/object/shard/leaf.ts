@@ -4,6 +4,7 @@ import { HeldTags } from './heldTags.js'
 import type { Batch, NumberedMessage, RoomMessage, ShardStub } from './messages.js'
 import { shardStub } from './names.js'
 import { LeafOutbox } from './outbox.js'
+import { LeafSpan } from './span.js'
 import { ShardCounters, type ShardStats } from './stats.js'
 
 /** Where a leaf keeps the last root number it applied: written in the same turn as what it delivered. */
@@ -31,6 +32,7 @@ export class ShardLeaf {
   #applied: number | undefined
   readonly #counters = new ShardCounters()
   readonly #tags: HeldTags
+  readonly #span: LeafSpan
 
   constructor(
     ctx: DurableObjectState,
@@ -46,6 +48,7 @@ export class ShardLeaf {
     this.#room = room
     this.index = index
     this.#deliver = deliver
+    this.#span = new LeafSpan(ctx.storage.kv, Math.max(shards.count, index + 1))
     this.#tags = new HeldTags(ctx, index, () => this.#root(), `leaf ${String(index)} of room ${room}`)
     this.#outbox = new LeafOutbox(
       ctx,
@@ -69,6 +72,11 @@ export class ShardLeaf {
   get applied(): number {
     this.#applied ??= this.#ctx.storage.kv.get<number>(APPLIED_KEY) ?? 0
     return this.#applied
+  }
+
+  /** How many leaves the room has, as far as this leaf heard from the root: its room-wide calls ask them all. */
+  get span(): number {
+    return this.#span.span
   }
 
   /** The calls this leaf made and took, for the bench (shard/stats.ts). */
@@ -105,12 +113,13 @@ export class ShardLeaf {
 
   async #applyInOrder(batch: Batch): Promise<number> {
     this.#tags.heard(batch)
+    this.#begin(batch.start)
     // A batch that starts past what was applied means one went missing; one filtered with an older
     // version of this leaf's tags may lack rows for a tag gained since. The root's log has both.
     while (this.applied < (this.#tags.trusts(batch) ? batch.from - 1 : batch.through)) {
       const before = this.applied
       this.#counters.calls++
-      this.#take(await this.#root().shardSince(before))
+      this.#take(await this.#root().shardSince(before, this.index))
       if (this.applied === before) break
     }
     if (batch.from > this.applied + 1)
@@ -131,7 +140,7 @@ export class ShardLeaf {
     const catching = this.#applying.then(async () => {
       while (this.applied < seq) {
         const before = this.applied
-        this.#take(await this.#root().shardSince(before))
+        this.#take(await this.#root().shardSince(before, this.index))
         if (this.applied === before) break
       }
       // Still in line: no batch is applied between the catch-up and what the caller does with it.
@@ -147,6 +156,8 @@ export class ShardLeaf {
    * rows between its messages were for other leaves.
    */
   #take(batch: Batch): void {
+    this.#span.heard(batch.span)
+    this.#begin(batch.start)
     const before = this.applied
     this.#counters.rows += batch.messages.length
     for (const message of batch.messages)
@@ -158,6 +169,17 @@ export class ShardLeaf {
     if (applied === before) return
     this.#applied = applied
     this.#ctx.storage.kv.put(APPLIED_KEY, applied)
+  }
+
+  /**
+   * The root added this leaf when its log already held rows (shard/span.ts):
+   * none of them was for a socket here, so the leaf goes on from `start`
+   * instead of copying the log from the beginning.
+   */
+  #begin(start: number | undefined): void {
+    if (start === undefined || this.applied >= start) return
+    this.#applied = start
+    this.#ctx.storage.kv.put(APPLIED_KEY, start)
   }
 
   #root(): ShardStub {

@@ -1,16 +1,9 @@
 import type { LoggedRow, SessionLog } from '../session/log.js'
 import type { Batch, TagReport, TagsSeen } from './messages.js'
+import { leafOfId } from './names.js'
 
 /** Rows the root reads for one batch at most; a leaf further behind gets the rest in the next. */
 export const BATCH_ROWS = 512
-
-/**
- * The leaf that holds connection `id`: leaf n of `count` hands out n+1,
- * n+1+count, … (connectionTable.ts's IdSpacing), so no one has to be asked.
- */
-export function leafOfId(id: number, count: number): number {
-  return (id - 1) % count
-}
 
 /** What the root knows of one leaf's tags: a set as of one of the leaf's reports. */
 interface KnownTags extends TagsSeen {
@@ -30,9 +23,11 @@ interface KnownTags extends TagsSeen {
 export class LeafRoute {
   readonly index: number
   /** The leaf that holds an id now: the one that handed it out, unless the session moved (shard/sessionRoutes.ts). */
-  readonly #where: (id: number) => number
+  readonly #where: (id: number) => number | undefined
   /** The last number the leaf said it applied (kept in the root's storage, shard/root.ts). */
   confirmed = 0
+  /** Where the root started this leaf: a leaf added to a room that had rows gets none before it (shard/span.ts). */
+  start = 0
   /**
    * Rows after `confirmed` up to here held nothing for this leaf: the next
    * batch still starts after `confirmed` (so the leaf sees no gap) but reads
@@ -43,7 +38,7 @@ export class LeafRoute {
   failures = 0
   #known: KnownTags | undefined
 
-  constructor(index: number, count: number, where: (id: number) => number = (id) => leafOfId(id, count)) {
+  constructor(index: number, where: (id: number) => number | undefined = leafOfId) {
     this.index = index
     this.#where = where
   }

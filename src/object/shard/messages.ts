@@ -39,6 +39,14 @@ export interface Batch {
    * are in (a catch-up, or a root that has not heard the leaf's tags yet).
    */
   readonly tags?: TagsSeen | null
+  /** How many leaves the root delivers to (shard/span.ts): a leaf's room-wide calls ask that many. */
+  readonly span?: number
+  /**
+   * The root added this leaf to the room when its log was already here: a
+   * leaf that applied less takes this as applied, with nothing to deliver
+   * before it (it held nobody then), instead of copying the whole log.
+   */
+  readonly start?: number
 }
 
 /** Which of a leaf's tag sets: `epoch` names the leaf's storage (a wiped one starts again), `version` counts its gains. */
@@ -79,7 +87,8 @@ export interface RoomOrder {
 /** The RPC methods the root and the leaves call on each other (WebSocketObject's `shard*`), as a stub sees them. */
 export interface ShardStub {
   shardPublish(publication: Publication): Promise<number>
-  shardSince(after: number): Promise<Batch>
+  /** On the root: the rows after `after`; `leaf` asks as that leaf, which never gets rows before its start. */
+  shardSince(after: number, leaf?: number): Promise<Batch>
   shardApply(batch: Batch): Promise<number>
   shardTags(report: TagReport): Promise<number>
   shardHasRoom(): Promise<boolean>

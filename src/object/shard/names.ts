@@ -1,5 +1,6 @@
 import { DurableWebSocketError } from '../../core/errors.js'
 import { readSessionOffer } from '../../shared/sessionProtocol.js'
+import { MAX_SHARDS } from '../../shardOptions.js'
 import type { ShardStub } from './messages.js'
 
 /**
@@ -37,19 +38,34 @@ export function leafTokenPrefix(index: number): string {
 const LEAF_TOKEN = /^l(\d{1,2})_/
 
 /** The leaf whose session an upgrade asks to resume, read from its resume entry's token; undefined for any other upgrade. */
-export function homeLeaf(request: Request, count: number): number | undefined {
+export function homeLeaf(request: Request): number | undefined {
   const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '')
     .split(',')
     .map((entry) => entry.trim())
   const token = readSessionOffer(offered).resume?.token
-  return token === undefined ? undefined : tokenLeaf(token, count)
+  return token === undefined ? undefined : tokenLeaf(token)
 }
 
-/** The leaf that handed out this session token, from its `l<n>_` prefix; undefined when it names none of the `count`. */
-export function tokenLeaf(token: string, count: number): number | undefined {
+/**
+ * The leaf that handed out this session token, from its `l<n>_` prefix;
+ * undefined when it names no leaf a room can have. Not bounded by today's
+ * `count`: a leaf left beyond a lowered count still holds its sessions.
+ */
+export function tokenLeaf(token: string): number | undefined {
   const index = LEAF_TOKEN.exec(token)?.[1]
-  if (index === undefined || Number(index) >= count) return undefined
+  if (index === undefined || Number(index) >= MAX_SHARDS) return undefined
   return Number(index)
+}
+
+/**
+ * The leaf that handed out connection `id`; undefined for a number no leaf
+ * hands out (0, negative, not an integer). Leaf n hands out n+1, n+1+64,
+ * n+1+128, … whatever the room's `count` (shard/side.ts's `idSpacing`), so
+ * the answer needs no call and stays true when `count` changes. Where a
+ * session moved since, only the root knows (shard/sessionRoutes.ts).
+ */
+export function leafOfId(id: number): number | undefined {
+  return Number.isSafeInteger(id) && id > 0 ? (id - 1) % MAX_SHARDS : undefined
 }
 
 /** The stub of one object of a sharded room, by its name; the binding was checked when the module was made. */

@@ -44,5 +44,7 @@ export function roomWideOf(
   if (shards === undefined || name === undefined || order === undefined) return undefined
   // The root knows where sessions moved; a leaf goes by the id alone (docs/sharding.md, moved sessions).
   const movedTo = order instanceof ShardRoot ? (id: number) => order.leafOfId(id) : undefined
-  return new RoomWide(env, shards, shardPart(name), order, local, movedTo)
+  const span = (): number =>
+    order instanceof ShardRoot || order instanceof ShardLeaf ? order.span : shards.count
+  return new RoomWide(env, shards, shardPart(name), order, span, local, movedTo)
 }

@@ -2,7 +2,7 @@ import type { Frame } from '../../core/outgoing.js'
 import type { ResolvedShards } from '../../options.js'
 import { validateClose } from '../connection.js'
 import type { RoomOrder, ShardStub } from './messages.js'
-import { leafName, shardStub, type ShardPart } from './names.js'
+import { leafName, leafOfId, shardStub, type ShardPart } from './names.js'
 
 /** What this object itself holds: asked directly, never over RPC to itself. */
 export interface LocalConnections {
@@ -15,42 +15,46 @@ export interface LocalConnections {
 /**
  * The whole logical room, seen from any one of its objects (docs/sharding.md,
  * "Room-wide calls"): counts and ids are asked of every leaf at once and
- * combined; a send or close to one id goes to the leaf that handed it out,
- * `(id - 1) % count`, which no other object needs to be asked about.
+ * combined; a send or close to one id goes to the leaf that handed it out
+ * (names.ts `leafOfId`), which no other object needs to be asked about.
+ * "Every leaf" is every leaf the room has had (shard/span.ts), so sockets
+ * left on leaves past a lowered `count` are still counted and reached.
  */
 export class RoomWide {
   readonly #env: unknown
   readonly #binding: string
   readonly #room: string
-  readonly #count: number
+  /** How many leaves the room has had at most: this object's part knows (shard/span.ts). */
+  readonly #span: () => number
   /** This object's leaf, or undefined on the root. */
   readonly #self: number | undefined
   readonly #order: RoomOrder
   readonly #local: LocalConnections
   /** On the root: the leaf a session moved to, which holds its id now (shard/sessionRoutes.ts). */
-  readonly #movedTo: ((id: number) => number) | undefined
+  readonly #movedTo: ((id: number) => number | undefined) | undefined
 
   constructor(
     env: unknown,
     shards: ResolvedShards,
     part: ShardPart,
     order: RoomOrder,
+    span: () => number,
     local: LocalConnections,
-    movedTo?: (id: number) => number,
+    movedTo?: (id: number) => number | undefined,
   ) {
     this.#env = env
     this.#binding = shards.binding
     this.#room = part.room
-    this.#count = shards.count
+    this.#span = span
     this.#self = part.kind === 'leaf' ? part.index : undefined
     this.#order = order
     this.#local = local
     this.#movedTo = movedTo
   }
 
-  /** The leaf that hands out `id` (ids are spaced by the count); undefined for what no leaf hands out. */
+  /** The leaf that hands out `id`; undefined for what no leaf hands out. */
   leafOf(id: number): number | undefined {
-    return Number.isSafeInteger(id) && id > 0 ? (id - 1) % this.#count : undefined
+    return leafOfId(id)
   }
 
   /** Whether `id` belongs to this object: a leaf answers for its own ids, and for sessions that moved to it. */
@@ -107,16 +111,21 @@ export class RoomWide {
     return this.#leaf(leaf).close(id, code, reason)
   }
 
-  /** The leaf holding `id` now: the one it moved to, as far as this object knows, else its own. */
+  /**
+   * The leaf holding `id` now: the one it moved to, as far as this object
+   * knows, else its own; undefined past every leaf the room has had, which
+   * cannot have handed it out.
+   */
   #holderOf(id: number): number | undefined {
     const leaf = this.leafOf(id)
-    return leaf === undefined ? undefined : (this.#movedTo?.(id) ?? leaf)
+    const holder = leaf === undefined ? undefined : (this.#movedTo?.(id) ?? leaf)
+    return holder !== undefined && holder < this.#span() ? holder : undefined
   }
 
   /** Every leaf at once; this object's own part is read locally. */
   #askEveryLeaf<T>(here: () => T, there: (leaf: ShardStub) => Promise<T>): Promise<T[]> {
     return Promise.all(
-      Array.from({ length: this.#count }, (_, index) =>
+      Array.from({ length: this.#span() }, (_, index) =>
         index === this.#self ? here() : there(this.#leaf(index)),
       ),
     )

@@ -2,10 +2,11 @@ import { log } from '../../core/log.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import type { ResolvedShards } from '../../options.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
-import { BATCH_ROWS, LeafRoute, leafOfId } from './leafRoute.js'
+import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
 import type { Batch, Publication, RoomMessage, TagReport } from './messages.js'
-import { leafName, shardStub } from './names.js'
+import { leafName, leafOfId, shardStub } from './names.js'
 import { SessionRoutes, type MoveAnswer, type MoveNotice } from './sessionRoutes.js'
+import { leafStarts } from './span.js'
 import { ShardCounters, type ShardStats } from './stats.js'
 
 /** A failed batch is tried again after this, doubled per failure in a row, up to {@link MAX_RETRY_MS}. */
@@ -63,11 +64,19 @@ export class ShardRoot {
     this.#log = new SessionLog(ctx.storage.sql, bounds)
     this.#window = bounds.window
     this.#routes = new SessionRoutes(ctx.storage.sql)
-    this.#leaves = Array.from({ length: shards.count }, (_, index) => {
-      const leaf = new LeafRoute(index, shards.count, (id) => this.leafOfId(id))
-      leaf.confirmed = ctx.storage.kv.get<number>(`${CONFIRMED_KEY}${String(index)}`) ?? 0
+    // Every leaf the room has ever had, not only today's count: a lowered count still has sockets there.
+    const starts = leafStarts(ctx.storage.kv, shards.count, this.#log.head())
+    this.#leaves = starts.map((start, index) => {
+      const leaf = new LeafRoute(index, (id) => this.leafOfId(id))
+      leaf.start = start
+      leaf.confirmed = ctx.storage.kv.get<number>(`${CONFIRMED_KEY}${String(index)}`) ?? start
       return leaf
     })
+  }
+
+  /** How many leaves this root delivers to: the highest `count` the room has had (shard/span.ts). */
+  get span(): number {
+    return this.#leaves.length
   }
 
   /** The last number handed out. */
@@ -118,8 +127,8 @@ export class ShardRoot {
   }
 
   /** The leaf that holds connection `id` now: where its session moved, else the one that handed it out. */
-  leafOfId(id: number): number {
-    return this.#routes.leafOf(id) ?? leafOfId(id, this.#leaves.length)
+  leafOfId(id: number): number | undefined {
+    return this.#routes.leafOf(id) ?? leafOfId(id)
   }
 
   /**
@@ -148,10 +157,15 @@ export class ShardRoot {
     return { kind: 'rows', head: this.head(), messages }
   }
 
-  /** What a leaf that found a gap asks for: the rows after `after`, a batch at a time. */
-  since(after: number): Batch {
+  /**
+   * What a leaf that found a gap asks for: the rows after `after`, a batch
+   * at a time; never from before where the root started that leaf.
+   */
+  since(after: number, leaf?: number): Batch {
     this.#counters.taken++
-    return this.#batch(after)
+    const start = leaf === undefined ? 0 : (this.#leaves[leaf]?.start ?? 0)
+    const batch = this.#batch(Math.max(after, start))
+    return start > 0 ? { ...batch, start } : batch
   }
 
   #batch(after: number): Batch {
@@ -169,7 +183,7 @@ export class ShardRoot {
       frame,
       mark,
     }))
-    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages, tags: null }
+    return { from: after + 1, through: messages.at(-1)?.seq ?? after, messages, tags: null, span: this.span }
   }
 
   /**
@@ -248,7 +262,9 @@ export class ShardRoot {
     try {
       const stub = shardStub(this.#env, this.#binding, leafName(this.#room, leaf.index))
       const before = leaf.confirmed
-      leaf.answered(await stub.shardApply(batch))
+      // `start` until the leaf confirmed past it: a leaf added after rows were numbered skips what came before.
+      const start = leaf.confirmed <= leaf.start && leaf.start > 0 ? { start: leaf.start } : {}
+      leaf.answered(await stub.shardApply({ ...batch, ...start, span: this.span }))
       if (leaf.confirmed !== before)
         this.#ctx.storage.kv.put(`${CONFIRMED_KEY}${String(leaf.index)}`, leaf.confirmed)
     } catch (error) {

@@ -28,7 +28,7 @@ export type MoveAnswer =
 /**
  * Where the sessions that moved between leaves live now, on the root
  * (docs/sharding.md, "Moved sessions"): the leaf of an id is
- * `(id - 1) % count` unless the id is here. Kept in the root's SQLite, and in
+ * `leafOfId(id)` (names.ts) unless the id is here. Kept in the root's SQLite, and in
  * memory for the routing of every batch, until the session's `maxAge`: ids
  * are never handed out twice in a room, so a route that outlives its
  * session is harmless, and keeping it spares the leaves a call at every end.

@@ -1,6 +1,6 @@
 import type { Frame } from '../../core/outgoing.js'
 import type { BroadcastOptions } from '../../core/types.js'
-import type { ObjectSide } from '../../options.js'
+import { MAX_SHARDS, type ObjectSide } from '../../options.js'
 import type { IdSpacing } from '../connectionTable.js'
 import type { SessionDesk } from '../session/desk.js'
 import { SessionClaims, type ClaimChecks } from './claims.js'
@@ -42,10 +42,15 @@ export class ShardSide<Env, Data extends object, In, Out> {
     return part === undefined || wide === undefined ? undefined : new ShardSide(part, wide)
   }
 
-  /** On a leaf, the ids it hands out: n+1, n+1+count, … so they are unique in the room with no call. */
-  idSpacing(count: number): IdSpacing | undefined {
+  /**
+   * On a leaf, the ids it hands out: n+1, n+1+64, … spaced by the most
+   * leaves a room can have, not by its `count`, so they are unique in the
+   * room with no call, and name their leaf (names.ts `leafOfId`) whatever
+   * `count` was when they were handed out.
+   */
+  idSpacing(): IdSpacing | undefined {
     const part = this.part
-    return part instanceof ShardLeaf ? { first: part.index + 1, every: count } : undefined
+    return part instanceof ShardLeaf ? { first: part.index + 1, every: MAX_SHARDS } : undefined
   }
 
   /** On a leaf, what it puts in front of the tokens it hands out, so a resume finds its way back. */
