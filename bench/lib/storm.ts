@@ -24,7 +24,8 @@ import { describeHost, type Host } from './servers.ts'
  * each size, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos:
  * one room that broadcasts what it is asked to and records every message in
  * SQLite), N session clients of the package's own client in one room and a
- * broadcaster sending ~1 KB every 100 ms, which the room sends to everyone.
+ * broadcaster sending ~1 KB, which the room sends to everyone, at a rate
+ * that keeps the room's load the same at every size (below).
  * After a few seconds of stream the runtime's whole process group is
  * SIGKILLed and started again on the same state and port, with the bundle
  * built before (as a deploy would not rebuild on the machine), and the
@@ -37,8 +38,20 @@ const TICK_MS = 100
 const PADDING = 'x'.repeat(1_000)
 /** How long the stream runs before the kill. */
 const STREAM_MS = 3_000
-/** Each client sends one `{ n }` about this often, spread over the ticks; the room records it. */
-const CLIENT_MESSAGE_EVERY_MS = 2_000
+/**
+ * The room's load during the stream, the same at every size: frames of ~1 KB
+ * the broadcasts deliver per second (10 broadcasts a second to 1,000
+ * clients, 2 to 5,000), and client messages `{ n }` per second, spread over
+ * the clients (each of 1,000 sends one every 2 s, each of 5,000 one every
+ * 10 s). One object is one thread: a load that grows with the room (every
+ * client sending every 2 s is 2,500 messages a second at 5,000, each a
+ * commit, beside 50,000 frames a second) keeps the object past its capacity
+ * before anything drops, and then the storm measures the backlog, not the
+ * recovery (a run that did that at 5,000 never got its reset call answered
+ * within 3 minutes).
+ */
+const DELIVERIES_PER_S = 10_000
+const CLIENT_MESSAGES_PER_S = 500
 /** Every phase of a size, and the whole size, is bounded: a size that does not recover reports it. */
 const SIZE_BUDGET_MS = 180_000
 const SAMPLE_MS = 200
@@ -339,13 +352,17 @@ async function runSize(
     result.openMs = openAt - openStarted
     say(`storm ${String(clients)}: every client open in ${(result.openMs / 1000).toFixed(1)} s; streaming`)
 
-    // Each tick: one broadcast of ~1 KB, and a share of the clients send one numbered message.
-    const perTick = Math.ceil((clients * TICK_MS) / CLIENT_MESSAGE_EVERY_MS)
+    // Every few ticks a broadcast of ~1 KB; each tick a share of the clients send one numbered message.
+    const broadcastEvery = Math.max(1, Math.round((clients * 1_000) / DELIVERIES_PER_S / TICK_MS))
+    const perTick = Math.ceil((CLIENT_MESSAGES_PER_S * TICK_MS) / 1_000)
+    let ticks = 0
     let next = 0
     const tick = (): void => {
-      broadcaster.sent += 1
-      if (!broadcaster.client.send({ b: broadcaster.sent, p: PADDING }))
-        broadcaster.problem ??= `broadcast ${String(broadcaster.sent)} refused`
+      if (ticks++ % broadcastEvery === 0) {
+        broadcaster.sent += 1
+        if (!broadcaster.client.send({ b: broadcaster.sent, p: PADDING }))
+          broadcaster.problem ??= `broadcast ${String(broadcaster.sent)} refused`
+      }
       for (let k = 0; k < perTick; k++) {
         const p = peers[next % clients]
         next += 1
