@@ -177,6 +177,8 @@ interface Peer {
   gaps: number
   sent: number
   problem: string | undefined
+  /** Every close the client saw, by code: after the drop, one per failed attempt besides the drop's own. */
+  readonly closes: Map<number, number>
 }
 
 function peer(url: string, dial: WebSocketConstructor, stopping: () => boolean, maxQueued: number): Peer {
@@ -192,6 +194,7 @@ function peer(url: string, dial: WebSocketConstructor, stopping: () => boolean, 
     gaps: 0,
     sent: 0,
     problem: undefined,
+    closes: new Map(),
   }
   client.on('open', ({ resumed }) => {
     p.opens += 1
@@ -215,6 +218,7 @@ function peer(url: string, dial: WebSocketConstructor, stopping: () => boolean, 
     if (error.code !== 'ERR_DWS_SOCKET_ERROR') p.problem ??= `${error.code}: ${error.message}`
   })
   client.on('close', ({ code, willReconnect }) => {
+    p.closes.set(code, (p.closes.get(code) ?? 0) + 1)
     if (!willReconnect && !stopping()) p.problem ??= `gave up after close ${String(code)}`
   })
   return p
@@ -429,6 +433,11 @@ async function runSize(
       const behind = peers.filter((p, i) => p.opens <= (opensBefore[i] ?? 0)).length
       result.problems.push(`${String(behind)} client(s) not back in time`)
     }
+    const closes = new Map<number, number>()
+    for (const p of peers) for (const [code, n] of p.closes) closes.set(code, (closes.get(code) ?? 0) + n)
+    say(
+      `storm ${String(clients)}: closes seen by the clients, by code: ${[...closes].map(([code, n]) => `${String(code)} ×${String(n)}`).join(', ')}`,
+    )
     result.peakAfterBytes = runtimePeak.stop()
     result.peakProxyBytes = proxyPeak.stop()
     clearInterval(ticker)
