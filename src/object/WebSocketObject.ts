@@ -162,6 +162,17 @@ export class WebSocketObject<
     return this.#manager.ids()
   }
 
+  /** RPC on a leaf, from another object of its room: closes `id` if this leaf holds it, asking no one else. */
+  shardCloseHere(id: number, code?: number, reason?: string): boolean {
+    this.#manager.shards().leaf()
+    return this.#manager.closeHere(id, code, reason)
+  }
+
+  /** RPC on the root, asked by a leaf whose send or close by id found no one: where the session moved. */
+  shardRouteOf(id: number): number | undefined {
+    return this.#manager.shards().root().leafOfId(id)
+  }
+
   /** RPC on a leaf, asked before a send from elsewhere in the room is numbered: whether it holds `id`. */
   shardHolds(id: number): boolean {
     return this.#manager.shardHolds(id)

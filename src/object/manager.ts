@@ -276,6 +276,15 @@ export class WebSocketManager<Env, Data extends object, In, Out, L extends objec
   closeId(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean | Promise<boolean> {
     const wide = this.#shard?.wide
     if (wide?.isHere(id) === false) return wide.close(id, code, reason)
+    return this.closeHere(id, code, reason)
+  }
+
+  /**
+   * {@link closeId} for what this object holds, asking no one else: how
+   * another object of a sharded room closes an id on this leaf, so a close
+   * is passed on at most once.
+   */
+  closeHere(id: number, code: number = CloseCode.NORMAL, reason = ''): boolean {
     const open = this.connection(id)
     if (open !== undefined) {
       open.close(code, reason)

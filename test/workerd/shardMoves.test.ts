@@ -107,6 +107,25 @@ describe('a session that moved to another leaf, as the root routes it', () => {
     for (const session of [other, far]) session.close(1000)
   })
 
+  it('reaches it from a third leaf too: send(id) and close(id) made on leaf 1 ask the root where it moved', async () => {
+    const room = 'moves-from-a-leaf'
+    const [subject, other, far] = await threeSessions(room)
+    await subject.drop(part(room, 0))
+    const back = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
+    expect(await back.nextPayload()).toBe(`open:${String(subject.id)}`)
+
+    // Leaf 1 neither handed the id out nor holds it; leaf 0 handed it out and holds it no more.
+    expect(await part(room, 1).send(subject.id, 'from-leaf-1')).toBe(true)
+    expect(await back.nextPayload()).toBe('from-leaf-1')
+    expect(await part(room, 0).send(subject.id, 'from-leaf-0')).toBe(true)
+    expect(await back.nextPayload()).toBe('from-leaf-0')
+    expect(await part(room, 1).close(subject.id, 4003, 'closed from leaf 1')).toBe(true)
+    expect(await back.whenClosed()).toMatchObject({ code: 4003, reason: 'closed from leaf 1' })
+    expect(await part(room, 1).send(subject.id, 'too late')).toBe(false)
+    expect(await part(room, 1).close(subject.id)).toBe(false)
+    for (const session of [other, far]) session.close(1000)
+  })
+
   it('follows a second move: what was sent to it while away from its second leaf reaches it on its third, once', async () => {
     const room = 'moves-twice'
     const [subject, other, far] = await threeSessions(room)

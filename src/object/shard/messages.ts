@@ -97,10 +97,13 @@ export interface ShardStub {
   shardIds(): Promise<number[]>
   /** On a leaf: whether it holds `id`, open or as a suspended session. */
   shardHolds(id: number): Promise<boolean>
-  close(id: number, code?: number, reason?: string): Promise<boolean>
+  /** On a leaf: closes `id` if it holds it, and passes the close on to no one. */
+  shardCloseHere(id: number, code?: number, reason?: string): Promise<boolean>
   shardClaim(tokenHash: string, owner: string | null, to: number): Promise<ClaimAnswer>
   /** On the root: a leaf adopted a claimed session (shard/sessionRoutes.ts). */
   shardMoved(notice: MoveNotice): Promise<MoveAnswer>
+  /** On the root: the leaf that holds `id` by its routes (where it moved, else the leaf of the id). */
+  shardRouteOf(id: number): Promise<number | undefined>
 }
 
 /**

@@ -57,9 +57,13 @@ export class RoomWide {
     return leafOfId(id)
   }
 
-  /** Whether `id` belongs to this object: a leaf answers for its own ids, and for sessions that moved to it. */
+  /**
+   * Whether `id` is this object's to answer for: a leaf answers for what it
+   * holds, open or suspended, whoever handed the id out. An id it handed out
+   * whose session moved on goes to where it is now (send, close).
+   */
   isHere(id: number): boolean {
-    return this.#self !== undefined && (this.leafOf(id) === this.#self || this.#local.shardHolds(id))
+    return this.#self !== undefined && this.#local.shardHolds(id)
   }
 
   /** How many connections are open on all the leaves together. */
@@ -90,7 +94,12 @@ export class RoomWide {
    */
   async send(id: number, frame: Frame): Promise<boolean> {
     const leaf = this.#holderOf(id)
-    if (leaf === undefined || !(await this.#leaf(leaf).shardHolds(id))) return false
+    if (leaf === undefined) return false
+    if (!(await this.#holds(leaf, id))) {
+      // On a leaf, a session that moved to a third leaf is known only to the root's routes.
+      const moved = await this.#movedFrom(leaf, id)
+      if (moved === undefined || !(await this.#holds(moved, id))) return false
+    }
     this.#order.publish({ target: id, tag: null, except: null, frame, mark: '' })
     return true
   }
@@ -108,7 +117,30 @@ export class RoomWide {
   async #closeOnLeaf(id: number, code: number, reason: string): Promise<boolean> {
     const leaf = this.#holderOf(id)
     if (leaf === undefined) return false
-    return this.#leaf(leaf).close(id, code, reason)
+    // This object's own answer is known: the caller found it does not hold the id.
+    if (leaf !== this.#self && (await this.#leaf(leaf).shardCloseHere(id, code, reason))) return true
+    const moved = await this.#movedFrom(leaf, id)
+    return moved !== undefined && this.#leaf(moved).shardCloseHere(id, code, reason)
+  }
+
+  /** Whether leaf `index` holds `id`: this object's own answer is read here, not over RPC. */
+  #holds(index: number, id: number): boolean | Promise<boolean> {
+    return index === this.#self ? this.#local.shardHolds(id) : this.#leaf(index).shardHolds(id)
+  }
+
+  /**
+   * On a leaf, where the root's routes say session `id` lives when `asked`
+   * (the leaf this object took for its holder) does not hold it: a session
+   * that moved after another leaf claimed it (shard/sessionRoutes.ts).
+   * Undefined on the root, whose routes were read already, and when the
+   * root names no other leaf.
+   */
+  async #movedFrom(asked: number, id: number): Promise<number | undefined> {
+    if (this.#self === undefined) return undefined
+    const routed = await shardStub(this.#env, this.#binding, this.#room).shardRouteOf(id)
+    return routed === undefined || routed === asked || routed === this.#self || routed >= this.#span()
+      ? undefined
+      : routed
   }
 
   /**
