@@ -42,6 +42,20 @@ async function missWhileAway(
   return ['direct-1', 'to:blue:tagged', 'all:from-leaf-1', 'from-root', 'direct-2']
 }
 
+/** {@link threeSessions}, then `subject` dropped from leaf 0 and resumed on leaf 2, its greeting read there. */
+async function movedToLeaf2(room: string): Promise<{
+  subject: SessionClient
+  other: SessionClient
+  far: SessionClient
+  moved: SessionClient
+}> {
+  const [subject, other, far] = await threeSessions(room)
+  await subject.drop(part(room, 0))
+  const moved = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
+  expect(await moved.nextPayload()).toBe(`open:${String(subject.id)}`)
+  return { subject, other, far, moved }
+}
+
 /** The next `count` data frames, checked to come in the root's order with no number twice. */
 async function inOrder(session: SessionClient, count: number): Promise<DataFrame[]> {
   const frames: DataFrame[] = []
@@ -70,10 +84,7 @@ describe('a session that moved to another leaf, as the root routes it', () => {
 
   it('routes to its new leaf what is sent to its id after the move: send(id) through the root, a reply, a to(tag)', async () => {
     const room = 'moves-live'
-    const [subject, other, far] = await threeSessions(room)
-    await subject.drop(part(room, 0))
-    const back = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
-    expect(await back.nextPayload()).toBe(`open:${String(subject.id)}`)
+    const { subject, other, far, moved: back } = await movedToLeaf2(room)
 
     expect(await part(room).send(subject.id, 'after-move')).toBe(true)
     expect(await back.nextPayload()).toBe('after-move')
@@ -91,10 +102,7 @@ describe('a session that moved to another leaf, as the root routes it', () => {
 
   it('counts it once on its new leaf, and close(id) through the root closes it there', async () => {
     const room = 'moves-close'
-    const [subject, other, far] = await threeSessions(room)
-    await subject.drop(part(room, 0))
-    const back = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
-    expect(await back.nextPayload()).toBe(`open:${String(subject.id)}`)
+    const { subject, other, far, moved: back } = await movedToLeaf2(room)
 
     expect(await part(room).count()).toBe(3)
     expect(await part(room).ids()).toEqual([subject.id, other.id, far.id].sort((a, b) => a - b))
@@ -109,10 +117,7 @@ describe('a session that moved to another leaf, as the root routes it', () => {
 
   it('reaches it from a third leaf too: send(id) and close(id) made on leaf 1 ask the root where it moved', async () => {
     const room = 'moves-from-a-leaf'
-    const [subject, other, far] = await threeSessions(room)
-    await subject.drop(part(room, 0))
-    const back = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
-    expect(await back.nextPayload()).toBe(`open:${String(subject.id)}`)
+    const { subject, other, far, moved: back } = await movedToLeaf2(room)
 
     // Leaf 1 neither handed the id out nor holds it; leaf 0 handed it out and holds it no more.
     expect(await part(room, 1).send(subject.id, 'from-leaf-1')).toBe(true)
@@ -128,10 +133,7 @@ describe('a session that moved to another leaf, as the root routes it', () => {
 
   it('follows a second move: what was sent to it while away from its second leaf reaches it on its third, once', async () => {
     const room = 'moves-twice'
-    const [subject, other, far] = await threeSessions(room)
-    await subject.drop(part(room, 0))
-    const second = await subject.resume(`/shards/${room}?tag=blue`, { via: part(room, 2) })
-    expect(await second.nextPayload()).toBe(`open:${String(subject.id)}`)
+    const { subject, other, far, moved: second } = await movedToLeaf2(room)
     // Using the new socket confirms its token, which now names leaf 2.
     second.send('keep:a')
     expect(await second.nextPayload()).toBe('kept:a')
