@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import NodeWs from 'ws'
 
 // `wrangler dev` runs two workerd: a proxy on the public port, which relays every frame, and the
 // runtime that runs the Worker and its objects. Bench and tests that open thousands of sockets
@@ -128,4 +129,24 @@ export async function answersLike(publicOrigin: string): Promise<(origin: string
   }
   const expected = await answer(publicOrigin)
   return async (origin) => (await answer(origin)) === expected
+}
+
+/**
+ * A `WebSocket` for the package's client (its `WebSocket` option) that
+ * dials the host of `origin()`, the runtime's own port, a new one after
+ * every restart, whatever host the client was given: that URL stays the
+ * client's session key. `made` hears of every socket it makes.
+ */
+export function dialingRuntime(
+  origin: () => string,
+  made?: (socket: NodeWs) => void,
+): new (url: string, protocols?: string | string[]) => NodeWs {
+  return class extends NodeWs {
+    constructor(url: string, protocols?: string | string[]) {
+      const dialled = new URL(url)
+      dialled.host = new URL(origin()).host
+      super(dialled, protocols)
+      made?.(this)
+    }
+  }
 }

@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import NodeWs from 'ws'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.ts'
 import type { ToClient, ToServer } from '../../test/e2e/fixtures/chaos/protocol.ts'
 import { git } from './abuse.ts'
@@ -15,6 +14,7 @@ import {
   type DevServer,
   type StateStore,
 } from './devServer.ts'
+import { dialingRuntime } from '../../tools/wranglerWorkerd.ts'
 import { readRssBytes } from './proc.ts'
 import { describeHost, type Host } from './servers.ts'
 
@@ -262,20 +262,6 @@ async function until(
   }
 }
 
-/**
- * A WebSocket for the package's client that dials `origin()` instead of the
- * public origin of the URL it was given: the runtime's own port, which is a
- * new one after every start, while the client's session stays keyed by the
- * public URL.
- */
-function dialing(publicWsOrigin: string, origin: () => string): WebSocketConstructor {
-  return class extends NodeWs {
-    constructor(url: string, protocols?: string | string[]) {
-      super(url.startsWith(publicWsOrigin) ? origin() + url.slice(publicWsOrigin.length) : url, protocols)
-    }
-  }
-}
-
 async function runSize(
   clients: number,
   restart: Restart,
@@ -327,11 +313,10 @@ async function runSize(
       })
     dev = await start()
     const port = Number(new URL(dev.publicOrigin).port)
-    const publicWsOrigin = dev.publicOrigin.replace(/^http/, 'ws')
-    const url = `${publicWsOrigin}/ws/${ROOM}`
+    const url = `${dev.publicOrigin.replace(/^http/, 'ws')}/ws/${ROOM}`
     // The runtime's port while it runs; after a SIGKILL, the new runtime's once it is up.
     let dialOrigin = dev.wsOrigin
-    const dial = dialing(publicWsOrigin, () => dialOrigin)
+    const dial = dialingRuntime(() => dialOrigin)
     let runtimePid: number | undefined = dev.runtimePid
     let proxyPid: number | undefined = dev.proxyPid
     const proxyPeak = new Peak(() => proxyPid)

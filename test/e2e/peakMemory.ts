@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { processGroup } from '../../tools/wranglerWorkerd.js'
 
 /**
  * The highest resident memory any workerd of a process group reached (Linux's
@@ -12,7 +13,7 @@ export class PeakMemory {
   watch(pgid: number, pid?: number): void {
     this.stop()
     this.#timer = setInterval(() => {
-      void this.#sample(pgid, pid)
+      this.#sample(pgid, pid)
     }, 500)
   }
 
@@ -25,22 +26,21 @@ export class PeakMemory {
     return this.#peakKiB === 0 ? 'not measured (no /proc)' : `${(this.#peakKiB / 1024).toFixed(0)} MiB`
   }
 
-  async #sample(pgid: number, only: number | undefined): Promise<void> {
-    let pids: string[]
+  #sample(pgid: number, only: number | undefined): void {
+    let pids: number[]
     try {
       pids =
-        only === undefined ? (await readdir('/proc')).filter((name) => /^\d+$/.test(name)) : [String(only)]
+        only === undefined
+          ? processGroup(pgid)
+              .filter((member) => member.args[0]?.endsWith('/workerd') === true)
+              .map((member) => member.pid)
+          : [only]
     } catch {
-      return
+      return // no /proc
     }
     for (const pid of pids) {
       try {
-        const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-        const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
-        if (group !== pgid || command !== 'workerd') continue
-        const status = await readFile(`/proc/${pid}/status`, 'utf8')
+        const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8')
         const peak = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)
         this.#peakKiB = Math.max(this.#peakKiB, peak)
       } catch {

@@ -4,13 +4,9 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import NodeWs from 'ws'
 import { expect } from 'vitest'
-import {
-  connect,
-  type Client,
-  type ClientOptions,
-  type WebSocketConstructor,
-} from '../../src/client/index.js'
+import { connect, type Client, type ClientOptions } from '../../src/client/index.js'
 import type { Logged, Seen, ToClient, ToServer } from './fixtures/shards/protocol.js'
+import { dialingRuntime } from '../../tools/wranglerWorkerd.js'
 import { oneTo } from './sessionPeers.js'
 
 // The clients of test/e2e/shards.test.ts and the fixture's HTTP routes it reads the room through
@@ -47,19 +43,13 @@ export interface MemberOptions {
  */
 export function member(name: string, url: string, options: MemberOptions): Member {
   let socket: NodeWs | undefined
-  // The client makes its sockets itself: this points each at the current origin and keeps the latest, for `cut`.
-  const Dialled = new Proxy(NodeWs, {
-    construct(target, args: ConstructorParameters<typeof NodeWs>) {
-      const [address, ...rest] = args
-      const dialled = new URL(String(address))
-      dialled.host = new URL(options.dial()).host
-      socket = new target(dialled, ...rest)
-      return socket
-    },
+  // The client makes its sockets itself: each goes to the current origin, and the latest is kept for `cut`.
+  const Dialled = dialingRuntime(options.dial, (made) => {
+    socket = made
   })
   const client = connect<ToClient, ToServer>(url, {
     reconnect: options.reconnect,
-    WebSocket: Dialled as unknown as WebSocketConstructor,
+    WebSocket: Dialled,
     maxQueued: options.maxQueued,
   })
   const state: Member = {

@@ -52,11 +52,6 @@ export class RoomWide {
     this.#movedTo = movedTo
   }
 
-  /** The leaf that hands out `id`; undefined for what no leaf hands out. */
-  leafOf(id: number): number | undefined {
-    return leafOfId(id)
-  }
-
   /**
    * Whether `id` is this object's to answer for: a leaf answers for what it
    * holds, open or suspended, whoever handed the id out. An id it handed out
@@ -149,7 +144,7 @@ export class RoomWide {
    * cannot have handed it out.
    */
   #holderOf(id: number): number | undefined {
-    const leaf = this.leafOf(id)
+    const leaf = leafOfId(id)
     const holder = leaf === undefined ? undefined : (this.#movedTo?.(id) ?? leaf)
     return holder !== undefined && holder < this.#span() ? holder : undefined
   }
