@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] [--storm-restart object|runtime] [--storm-proxy] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
+ * `npm run bench [-- --quick] [-- --control | --no-control] [-- --direct] [-- --heartbeat] [-- --state memory|disk] [-- --sessions | --no-sessions] [-- --abuse | --no-abuse] [-- --storm [--storm-sizes 100,300] [--storm-restart object|runtime] [--storm-load busy|quiet] [--storm-repeat 3] [--storm-proxy] | --no-storm] [-- --presence [--presence-members 100]] [-- --shards [--shards-clients 400]] [-- --note "…"] [-- --out file]`
  *
  * Measures this package, a hand-written Hibernation-API object (the floor)
  * and partyserver doing the same job under `wrangler dev`, interleaved, then
@@ -13,7 +13,7 @@
  * (bench/lib/storm.ts: 1,000 and 5,000 session clients in one busy room,
  * the room's object reset as a deploy does it, then the runtime SIGKILLed
  * and restarted; `--quick`: 200 and 1,000; `--storm-sizes 100,300` for a
- * trial; `--storm-restart object` or `runtime` for one of the two; the clients dial the runtime workerd's own port, `--storm-proxy` through wrangler's proxy) and writes bench/RESULTS-storm.md. It
+ * trial; `--storm-restart object` or `runtime` for one of the two, `--storm-load busy` or `quiet` likewise; `--storm-repeat N` runs of each (3 in a full run, 1 quick); the clients dial the runtime workerd's own port, `--storm-proxy` through wrangler's proxy) and writes bench/RESULTS-storm.md. It
  * is slow and opens thousands of sockets, so the whole run leaves it out
  * (`--no-storm` is the default). `--presence` runs only the presence section
  * (bench/lib/presence.ts: 1,000 session sockets of the package's server with
@@ -61,7 +61,7 @@ import { runSessions } from './lib/sessions.ts'
 import { renderSessions } from './lib/sessionsReport.ts'
 import { runShards } from './lib/shards.ts'
 import { renderShards } from './lib/shardsReport.ts'
-import { RESTARTS, runStorm, type Restart } from './lib/storm.ts'
+import { RESTARTS, STORM_LOADS, runStorm, type Restart, type StormLoad } from './lib/storm.ts'
 import { renderStorm } from './lib/stormReport.ts'
 
 const { values: flags } = parseArgs({
@@ -76,6 +76,8 @@ const { values: flags } = parseArgs({
     storm: { type: 'boolean' },
     'storm-sizes': { type: 'string' },
     'storm-restart': { type: 'string' },
+    'storm-load': { type: 'string' },
+    'storm-repeat': { type: 'string' },
     'storm-proxy': { type: 'boolean' },
     presence: { type: 'boolean' },
     'presence-members': { type: 'string' },
@@ -99,6 +101,12 @@ const stormSizes = flags['storm-sizes']?.split(',').map((size) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--storm-sizes takes whole numbers, got ${size}`)
   return n
 })
+const stormLoad = flags['storm-load']
+if (stormLoad !== undefined && !STORM_LOADS.includes(stormLoad as StormLoad))
+  throw new Error(`--storm-load takes ${STORM_LOADS.join(' or ')}, got ${stormLoad}`)
+const stormRepeat = flags['storm-repeat'] === undefined ? undefined : Number(flags['storm-repeat'])
+if (stormRepeat !== undefined && !(Number.isInteger(stormRepeat) && stormRepeat >= 1))
+  throw new Error(`--storm-repeat takes a whole number from 1, got ${String(flags['storm-repeat'])}`)
 const stormRestart = flags['storm-restart']
 if (stormRestart !== undefined && !RESTARTS.includes(stormRestart as Restart))
   throw new Error(`--storm-restart takes ${RESTARTS.join(' or ')}, got ${stormRestart}`)
@@ -426,6 +434,8 @@ async function stormOnly(): Promise<void> {
       quick: flags.quick,
       ...(stormSizes === undefined ? {} : { sizes: stormSizes }),
       ...(stormRestart === undefined ? {} : { restarts: [stormRestart as Restart] }),
+      ...(stormLoad === undefined ? {} : { loads: [stormLoad as StormLoad] }),
+      ...(stormRepeat === undefined ? {} : { repeat: stormRepeat }),
       proxy: flags['storm-proxy'] === true,
       say,
     }),

@@ -15,7 +15,7 @@ import {
   type StateStore,
 } from './devServer.ts'
 import { dialingRuntime } from '../../tools/wranglerWorkerd.ts'
-import { readRssBytes } from './proc.ts'
+import { cpuBetween, readCpu, readRssBytes, type CpuReading } from './proc.ts'
 import { describeHost, type Host } from './servers.ts'
 
 /**
@@ -38,25 +38,39 @@ const TICK_MS = 100
 const PADDING = 'x'.repeat(1_000)
 /** How long the stream runs before the kill. */
 const STREAM_MS = 3_000
+/** The end of the stream over which the runtime's CPU is read. */
+const STREAM_CPU_MS = 2_000
 /**
  * The room's load during the stream, the same at every size: frames of ~1 KB
- * the broadcasts deliver per second (10 broadcasts a second to 1,000
- * clients, 2 to 5,000), and client messages `{ n }` per second, spread over
- * the clients (each of 1,000 sends one every 2 s, each of 5,000 one every
- * 10 s). One object is one thread: a load that grows with the room (every
- * client sending every 2 s is 2,500 messages a second at 5,000, each a
- * commit, beside 50,000 frames a second) keeps the object past its capacity
- * before anything drops, and then the storm measures the backlog, not the
- * recovery (a run that did that at 5,000 never got its reset call answered
- * within 3 minutes).
+ * the broadcasts deliver per second, and client messages `{ n }` per second,
+ * spread over the clients. *busy*: 10,000 frames a second (10 broadcasts a
+ * second to 1,000 clients, 2 to 5,000) and 500 client messages (each of
+ * 1,000 clients one every 2 s, each of 5,000 one every 10 s). *quiet*: a
+ * tenth of that (1,000 frames and 50 messages a second). One object is one
+ * thread: a load that grows with the room (every client sending every 2 s is
+ * 2,500 messages a second at 5,000, each a commit, beside 50,000 frames a
+ * second) keeps the object past its capacity before anything drops, and then
+ * the storm measures the backlog, not the recovery (a run that did that at
+ * 5,000 never got its reset call answered within 3 minutes). The two loads
+ * part what the recovery itself costs from what the stream that goes on
+ * through it takes from the same thread.
  */
-const DELIVERIES_PER_S = 10_000
-const CLIENT_MESSAGES_PER_S = 500
+export type StormLoad = 'busy' | 'quiet'
+
+export const LOADS: Record<StormLoad, { deliveriesPerS: number; clientMessagesPerS: number }> = {
+  busy: { deliveriesPerS: 10_000, clientMessagesPerS: 500 },
+  quiet: { deliveriesPerS: 1_000, clientMessagesPerS: 50 },
+}
+
+export const STORM_LOADS: readonly StormLoad[] = ['busy', 'quiet']
+
 /** Every phase of a size, and the whole size, is bounded: a size that does not recover reports it. */
 const SIZE_BUDGET_MS = 180_000
 const SAMPLE_MS = 200
 
 export const FULL_SIZES = [1_000, 5_000] as const
+/** Runs of each load, size and drop in a full run; the report gives their median and range. */
+export const FULL_REPEAT = 3
 export const QUICK_SIZES = [200, 1_000] as const
 
 /** The issue's target: every session back and caught up within this many times the first open. */
@@ -75,6 +89,7 @@ export const RESTARTS: readonly Restart[] = ['object', 'runtime']
 
 export interface StormSize {
   restart: Restart
+  load: StormLoad
   /** Session clients in the room, the broadcaster not counted. */
   clients: number
   /** From the first dial to every client (and the broadcaster) open. */
@@ -89,11 +104,17 @@ export interface StormSize {
   firstBackMs: number | undefined
   /** This process's CPU (every client's) from ready again to caught up, in % of one core. */
   clientCpuPercent: number | undefined
+  /**
+   * The runtime workerd's CPU, in % of one core: over the first open, over
+   * the last 2 s of the stream before the drop (what the room's load takes
+   * from the object's one thread), and from ready again to caught up.
+   */
+  runtimeCpuPercent: { open: number | undefined; stream: number | undefined; recovery: number | undefined }
   /** Median over the sessions of ready again to its open again. */
   medianBackMs: number | undefined
   /** From the runtime ready again to every session open again. */
   backMs: number | undefined
-  /** From the runtime ready again to every client holding the first broadcast sent once all were back. */
+  /** From the runtime ready again to every client holding every broadcast sent before all were back. */
   caughtUpMs: number | undefined
   /** Peak RSS of the runtime workerd (200 ms samples) from the first dial to the kill. */
   peakBeforeBytes: number
@@ -121,6 +142,7 @@ export interface StormResults {
   mode: 'quick' | 'full'
   state: StateStore
   sizes: number[]
+  repeat: number
   /** The sizes came from `--storm-sizes`, not the defaults. */
   customSizes: boolean
   fdLimit: { soft: string; hard: string }
@@ -139,6 +161,10 @@ export interface StormOptions {
   sizes?: readonly number[]
   /** Only these restarts (`--storm-restart object`); both by default. */
   restarts?: readonly Restart[]
+  /** Only these loads (`--storm-load busy`); both by default. */
+  loads?: readonly StormLoad[]
+  /** Runs of each load, size and drop (`--storm-repeat`): one run's ratio strays by a third. */
+  repeat?: number
   /** Through wrangler's proxy (`--storm-proxy`) rather than the runtime's own port. */
   proxy?: boolean
   say(line: string): void
@@ -265,12 +291,14 @@ async function until(
 async function runSize(
   clients: number,
   restart: Restart,
+  load: StormLoad,
   direct: boolean,
   scratch: string,
   bundle: string,
   say: (line: string) => void,
 ): Promise<StormSize> {
   const deadline = performance.now() + SIZE_BUDGET_MS
+  const label = `storm ${String(clients)} ${load} ${restart}`
   const state = defaultStateStore()
   const persistTo =
     state === 'memory'
@@ -284,11 +312,13 @@ async function runSize(
   const samplers: Peak[] = []
   const result: StormSize = {
     restart,
+    load,
     clients,
     openMs: Number.NaN,
     downMs: undefined,
     firstBackMs: undefined,
     clientCpuPercent: undefined,
+    runtimeCpuPercent: { open: undefined, stream: undefined, recovery: undefined },
     medianBackMs: undefined,
     backMs: undefined,
     caughtUpMs: undefined,
@@ -325,9 +355,24 @@ async function runSize(
     samplers.push(runtimePeak)
     const failed = (): boolean => peers.some((p) => p.problem !== undefined)
 
-    say(
-      `storm ${String(clients)}: wrangler dev on port ${String(port)}; opening ${String(clients)} session clients`,
-    )
+    say(`${label}: wrangler dev on port ${String(port)}; opening ${String(clients)} session clients`)
+    /** The runtime's CPU from `from` to now, in % of one core over `ms`; undefined if the process went. */
+    const runtimeCpu = (from: CpuReading | undefined, ms: number): number | undefined => {
+      if (from === undefined || runtimePid === undefined) return undefined
+      try {
+        return (cpuBetween(from, readCpu(runtimePid)).ms / ms) * 100
+      } catch {
+        return undefined
+      }
+    }
+    const cpuNow = (): CpuReading | undefined => {
+      try {
+        return runtimePid === undefined ? undefined : readCpu(runtimePid)
+      } catch {
+        return undefined
+      }
+    }
+    const cpuAtOpen = cpuNow()
     const openStarted = performance.now()
     // A broadcaster's queue holds what it sends while the runtime is down: a minute of ticks and more.
     const broadcaster = peer(url, dial, () => stopping, 5_000)
@@ -339,20 +384,25 @@ async function runSize(
         `not every client opened (${String(peers.filter((p) => p.opens > 0).length)} of ${String(peers.length)})`,
       )
     result.openMs = openAt - openStarted
-    say(`storm ${String(clients)}: every client open in ${(result.openMs / 1000).toFixed(1)} s; streaming`)
+    result.runtimeCpuPercent.open = runtimeCpu(cpuAtOpen, result.openMs)
+    say(`${label}: every client open in ${(result.openMs / 1000).toFixed(1)} s; streaming`)
 
     // Every few ticks a broadcast of ~1 KB; each tick a share of the clients send one numbered message.
-    const broadcastEvery = Math.max(1, Math.round((clients * 1_000) / DELIVERIES_PER_S / TICK_MS))
-    const perTick = Math.ceil((CLIENT_MESSAGES_PER_S * TICK_MS) / 1_000)
+    const { deliveriesPerS, clientMessagesPerS } = LOADS[load]
+    const broadcastEvery = Math.max(1, Math.round((clients * 1_000) / deliveriesPerS / TICK_MS))
+    // A fraction of a message per tick is carried over, so 50 a second are 50, not 100.
+    const perTick = (clientMessagesPerS * TICK_MS) / 1_000
+    let owed = 0
     let ticks = 0
     let next = 0
     const tick = (): void => {
+      owed += perTick
       if (ticks++ % broadcastEvery === 0) {
         broadcaster.sent += 1
         if (!broadcaster.client.send({ b: broadcaster.sent, p: PADDING }))
           broadcaster.problem ??= `broadcast ${String(broadcaster.sent)} refused`
       }
-      for (let k = 0; k < perTick; k++) {
+      for (; owed >= 1; owed -= 1) {
         const p = peers[next % clients]
         next += 1
         if (p === undefined) continue
@@ -362,14 +412,20 @@ async function runSize(
       }
     }
     ticker = setInterval(tick, TICK_MS)
-    await sleep(STREAM_MS)
+    // The stream's share of the object's thread, once it is steady: what a recovery competes with.
+    await sleep(STREAM_MS - STREAM_CPU_MS)
+    const cpuAtStream = cpuNow()
+    const streamFrom = performance.now()
+    await sleep(STREAM_CPU_MS)
+    result.runtimeCpuPercent.stream = runtimeCpu(cpuAtStream, performance.now() - streamFrom)
 
     const opensBefore = peers.map((p) => p.opens)
     const resumedBefore = peers.map((p) => p.resumedOpens)
     result.peakBeforeBytes = runtimePeak.stop()
+    const runtimeCpuAtDrop = cpuNow()
     const killedAt = performance.now()
     if (restart === 'runtime') {
-      say(`storm ${String(clients)}: SIGKILL to the runtime's process group`)
+      say(`${label}: SIGKILL to the runtime's process group`)
       runtimePid = undefined
       proxyPid = undefined
       await dev.kill()
@@ -377,7 +433,7 @@ async function runSize(
       dev = await start(port)
       dialOrigin = dev.wsOrigin
     } else {
-      say(`storm ${String(clients)}: the room's object reset, the runtime up`)
+      say(`${label}: the room's object reset, the runtime up`)
       const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
       if (reset.status !== 204) throw new Error(`the object restart answered ${String(reset.status)}`)
     }
@@ -386,6 +442,9 @@ async function runSize(
     // teardown of the sockets included. After a SIGKILL it runs from the runtime ready again.
     const readyAt = restart === 'object' ? killedAt : performance.now()
     const cpuAtReady = process.cpuUsage()
+    runtimePid = dev.runtimePid
+    // The same process after a reset, read before its request; a new one after a SIGKILL.
+    const runtimeCpuAtReady = restart === 'object' ? runtimeCpuAtDrop : cpuNow()
     void until(
       () => peers.some((p, i) => p.opens > (opensBefore[i] ?? 0)),
       deadline,
@@ -393,26 +452,25 @@ async function runSize(
     ).then((at) => {
       if (at !== undefined) result.firstBackMs = at - readyAt
     })
-    runtimePid = dev.runtimePid
     proxyPid = dev.proxyPid
     runtimePeak = new Peak(() => runtimePid)
     samplers.push(runtimePeak)
-    say(
-      `storm ${String(clients)}: ready again after ${(result.downMs / 1000).toFixed(1)} s; waiting for every session`,
-    )
+    say(`${label}: ready again after ${(result.downMs / 1000).toFixed(1)} s; waiting for every session`)
 
     const backAt = await until(() => peers.every((p, i) => p.opens > (opensBefore[i] ?? 0)), deadline, failed)
     if (backAt !== undefined) {
       result.backMs = backAt - readyAt
       const backs = peers.map((p) => p.openedAt - readyAt).sort((a, b) => a - b)
       result.medianBackMs = backs[Math.floor(backs.length / 2)]
-      // The first broadcast sent once everyone is back: holding it, a client holds every one before it.
-      const target = broadcaster.sent + 1
+      // The newest broadcast sent by then: holding it, a client holds every one before it (delivery
+      // is in order), so everything it missed. Not the next one, which a quiet room sends seconds later.
+      const target = broadcaster.sent
       const caughtAt = await until(() => peers.every((p) => p.last >= target), deadline, failed)
       if (caughtAt !== undefined) {
         result.caughtUpMs = caughtAt - readyAt
         const cpu = process.cpuUsage(cpuAtReady)
         result.clientCpuPercent = ((cpu.user + cpu.system) / 1_000 / result.caughtUpMs) * 100
+        result.runtimeCpuPercent.recovery = runtimeCpu(runtimeCpuAtReady, caughtAt - readyAt)
       } else result.problems.push(`not every client caught up to broadcast ${String(target)} in time`)
     } else {
       const behind = peers.filter((p, i) => p.opens <= (opensBefore[i] ?? 0)).length
@@ -421,7 +479,7 @@ async function runSize(
     const closes = new Map<number, number>()
     for (const p of peers) for (const [code, n] of p.closes) closes.set(code, (closes.get(code) ?? 0) + n)
     say(
-      `storm ${String(clients)}: closes seen by the clients, by code: ${[...closes].map(([code, n]) => `${String(code)} ×${String(n)}`).join(', ')}`,
+      `${label}: closes seen by the clients, by code: ${[...closes].map(([code, n]) => `${String(code)} ×${String(n)}`).join(', ')}`,
     )
     result.peakAfterBytes = runtimePeak.stop()
     result.peakProxyBytes = proxyPeak.stop()
@@ -430,11 +488,11 @@ async function runSize(
     result.broadcastsSent = broadcaster.sent
     result.resumed = peers.filter((p, i) => p.resumedOpens > (resumedBefore[i] ?? 0)).length
     say(
-      `storm ${String(clients)}: back ${fmt(result.backMs)} s, caught up ${fmt(result.caughtUpMs)} s after ready; first open ${fmt(result.openMs)} s`,
+      `${label}: back ${fmt(result.backMs)} s, caught up ${fmt(result.caughtUpMs)} s after ready; first open ${fmt(result.openMs)} s`,
     )
   } catch (error) {
     result.problems.push(error instanceof Error ? error.message : String(error))
-    if (dev !== undefined) say(`storm ${String(clients)}: wrangler dev said\n${dev.output().slice(-2_000)}`)
+    if (dev !== undefined) say(`${label}: wrangler dev said\n${dev.output().slice(-2_000)}`)
   } finally {
     stopping = true
     if (ticker !== undefined) clearInterval(ticker)
@@ -463,6 +521,7 @@ function fmt(ms: number | undefined): string {
 export async function runStorm(options: StormOptions): Promise<StormResults> {
   const began = performance.now()
   const sizes = [...(options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES))]
+  const repeat = options.repeat ?? (options.quick ? 1 : FULL_REPEAT)
   const loadBefore = os.loadavg()
   // Node raises its own soft open-file limit to the hard one as it starts, and wrangler and workerd
   // inherit it: only a hard limit too low for the largest size is a problem, and only
@@ -481,9 +540,12 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     const say = (line: string): void => {
       options.say(line)
     }
-    for (const clients of sizes)
-      for (const restart of options.restarts ?? RESTARTS)
-        runs.push(await runSize(clients, restart, direct, scratch, bundle, say))
+    // Repeats go round the whole set, so a slow minute of the machine does not land on one group.
+    for (let round = 0; round < repeat; round++)
+      for (const load of options.loads ?? STORM_LOADS)
+        for (const clients of sizes)
+          for (const restart of options.restarts ?? RESTARTS)
+            runs.push(await runSize(clients, restart, load, direct, scratch, bundle, say))
   } finally {
     await rm(scratch, { recursive: true, force: true })
   }
@@ -494,6 +556,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     mode: options.quick ? 'quick' : 'full',
     state: defaultStateStore(),
     sizes,
+    repeat,
     customSizes: options.sizes !== undefined,
     fdLimit,
     direct,

@@ -1,9 +1,88 @@
 import { fixed, integer, mark, table } from './report.ts'
-import { TARGET_RATIO, descriptorsFor, type Restart, type StormResults, type StormSize } from './storm.ts'
+import { median } from './stats.ts'
+import {
+  LOADS,
+  TARGET_RATIO,
+  descriptorsFor,
+  type Restart,
+  type StormLoad,
+  type StormResults,
+  type StormSize,
+} from './storm.ts'
 
 const RESTART_TITLES: Record<Restart, string> = {
   object: "the room's object reset (a deploy)",
   runtime: 'the runtime SIGKILLed and restarted',
+}
+
+const LOAD_TITLES: Record<StormLoad, string> = {
+  busy: 'a busy room',
+  quiet: 'a quiet room',
+}
+
+/** The runs of one load, size and drop, in the order they ran. */
+interface Group {
+  readonly load: StormLoad
+  readonly clients: number
+  readonly restart: Restart
+  readonly runs: StormSize[]
+}
+
+function groups(runs: readonly StormSize[]): Group[] {
+  const found = new Map<string, Group>()
+  for (const run of runs) {
+    const key = `${run.load} ${String(run.clients)} ${run.restart}`
+    const group = found.get(key) ?? { load: run.load, clients: run.clients, restart: run.restart, runs: [] }
+    group.runs.push(run)
+    found.set(key, group)
+  }
+  return [...found.values()]
+}
+
+/** The median ratio of a group's runs with its range, marked against the target; a run that never got there counts as past it. */
+function medianRatio(runs: readonly StormSize[], ms: (run: StormSize) => number | undefined): string {
+  const ratios = runs.map((run) => {
+    const value = ms(run)
+    return value === undefined || !(run.openMs > 0) ? Infinity : value / run.openMs
+  })
+  const middle = median(ratios)
+  if (!Number.isFinite(middle)) return '—'
+  const range =
+    ratios.length > 1
+      ? ` (${fixed(Math.min(...ratios), 2)}–${Number.isFinite(Math.max(...ratios)) ? fixed(Math.max(...ratios), 2) : '—'})`
+      : ''
+  return `${fixed(middle, 2)}${range} ${mark(middle <= TARGET_RATIO)}`
+}
+
+/** One row per load, size and drop: the ratios the target is about, medians of the runs. */
+function summaryTable(all: readonly Group[]): string {
+  return table(
+    [
+      'load',
+      'clients',
+      'drop',
+      'runs',
+      'first open (s), median',
+      'caught up (s), median',
+      'back ÷ open (range)',
+      'caught up ÷ open (range)',
+      'resets, duplicates, gaps',
+    ],
+    ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    all.map(({ load, clients, restart, runs }) => [
+      load,
+      integer.format(clients),
+      restart === 'object' ? 'deploy (object reset)' : 'runtime SIGKILLed',
+      String(runs.length),
+      seconds(median(runs.map((run) => run.openMs))),
+      seconds(median(runs.map((run) => run.caughtUpMs ?? Infinity))),
+      medianRatio(runs, (run) => run.backMs),
+      medianRatio(runs, (run) => run.caughtUpMs),
+      (['resets', 'duplicates', 'gaps'] as const)
+        .map((count) => integer.format(runs.reduce((sum, run) => sum + run[count], 0)))
+        .join(', '),
+    ]),
+  )
 }
 
 function seconds(ms: number | undefined): string {
@@ -20,7 +99,7 @@ function mib(bytes: number): string {
   return bytes > 0 ? fixed(bytes / 1_048_576, 0) : '—'
 }
 
-function sizeTable(run: StormSize): string {
+function sizeTable(runs: readonly StormSize[]): string {
   return table(
     [
       'clients',
@@ -34,33 +113,35 @@ function sizeTable(run: StormSize): string {
       'caught up ÷ open',
       'peak RSS before / after the drop (MiB)',
       'proxy peak RSS (MiB)',
+      'runtime CPU %: open / stream / recovery',
       'client CPU % (recovery)',
       'resumed',
       'resets',
       'duplicates',
       'gaps',
     ],
-    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-    [
-      [
-        integer.format(run.clients),
-        seconds(run.openMs),
-        seconds(run.downMs),
-        seconds(run.firstBackMs),
-        seconds(run.medianBackMs),
-        seconds(run.backMs),
-        seconds(run.caughtUpMs),
-        ratio(run.backMs, run.openMs),
-        ratio(run.caughtUpMs, run.openMs),
-        `${mib(run.peakBeforeBytes)} / ${mib(run.peakAfterBytes)}`,
-        mib(run.peakProxyBytes),
-        run.clientCpuPercent === undefined ? '—' : fixed(run.clientCpuPercent, 0),
-        `${integer.format(run.resumed)} of ${integer.format(run.clients + 1)}`,
-        integer.format(run.resets),
-        integer.format(run.duplicates),
-        integer.format(run.gaps),
-      ],
-    ],
+    ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    runs.map((run) => [
+      integer.format(run.clients),
+      seconds(run.openMs),
+      seconds(run.downMs),
+      seconds(run.firstBackMs),
+      seconds(run.medianBackMs),
+      seconds(run.backMs),
+      seconds(run.caughtUpMs),
+      ratio(run.backMs, run.openMs),
+      ratio(run.caughtUpMs, run.openMs),
+      `${mib(run.peakBeforeBytes)} / ${mib(run.peakAfterBytes)}`,
+      mib(run.peakProxyBytes),
+      [run.runtimeCpuPercent.open, run.runtimeCpuPercent.stream, run.runtimeCpuPercent.recovery]
+        .map((percent) => (percent === undefined ? '—' : fixed(percent, 0)))
+        .join(' / '),
+      run.clientCpuPercent === undefined ? '—' : fixed(run.clientCpuPercent, 0),
+      `${integer.format(run.resumed)} of ${integer.format(run.clients + 1)}`,
+      integer.format(run.resets),
+      integer.format(run.duplicates),
+      integer.format(run.gaps),
+    ]),
   )
 }
 
@@ -68,7 +149,7 @@ function sizeTable(run: StormSize): string {
 export function renderStorm(results: StormResults): string {
   const m = results.machine
   const lines: string[] = []
-  lines.push('# A deploy storm: how long a busy room takes to come back', '')
+  lines.push('# A deploy storm: how long a room takes to come back', '')
   lines.push(
     `Measured by \`npm run bench -- ${results.mode === 'quick' ? '--quick ' : ''}--storm${results.customSizes ? ` --storm-sizes ${results.sizes.join(',')}` : ''}\` on ${results.date.slice(0, 10)} at commit ${results.commit}${results.srcDirty ? ' (with uncommitted changes in src/)' : ''}, under \`wrangler dev\` ${results.direct ? "on the runtime workerd's own port" : "through wrangler's proxy (`--storm-proxy`)"}, for ${results.sizes.map((n) => integer.format(n)).join(' and ')} clients${results.customSizes ? ' (a trial at sizes other than the defaults)' : ''}. Figures, not assertions. Load average before ${results.loadBefore.map((n) => n.toFixed(2)).join(' / ')}, after ${results.loadAfter.map((n) => n.toFixed(2)).join(' / ')}; ${(results.durationMs / 60_000).toFixed(1)} min in all.`,
     '',
@@ -79,24 +160,26 @@ export function renderStorm(results: StormResults): string {
     `Target (reported, not asserted): every session back and caught up in ≤ ${String(TARGET_RATIO)}× the time of the room's first open, at both sizes. ✓ or ✗ beside each ratio.`,
     '',
   )
-  for (const run of results.runs) {
+  const all = groups(results.runs)
+  lines.push(summaryTable(all), '')
+  for (const { load, clients, restart, runs } of all) {
     lines.push(
-      `## ${integer.format(run.clients)} clients, ${RESTART_TITLES[run.restart]}`,
+      `## ${integer.format(clients)} clients in ${LOAD_TITLES[load]}, ${RESTART_TITLES[restart]}`,
       '',
-      sizeTable(run),
+      sizeTable(runs),
       '',
     )
     lines.push(
-      `${integer.format(run.broadcastsSent)} broadcasts of ~1 KB sent, each to every client; ${integer.format(run.clientMessagesSent)} client messages accepted by the clients' queues.`,
+      `Per run, broadcasts of ~1 KB sent, each to every client: ${runs.map((run) => integer.format(run.broadcastsSent)).join(', ')}; client messages accepted by the clients' queues: ${runs.map((run) => integer.format(run.clientMessagesSent)).join(', ')}.`,
       '',
     )
-    if (run.problems.length > 0)
-      lines.push(`Problems: ${run.problems.map((p) => `\`${p}\``).join('; ')}.`, '')
+    const problems = runs.flatMap((run) => run.problems)
+    if (problems.length > 0) lines.push(`Problems: ${problems.map((p) => `\`${p}\``).join('; ')}.`, '')
   }
   lines.push(
     '## Method',
     '',
-    "For each size and each way of dropping the room, a `wrangler dev` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, on `ws`, with their default backoff) and one broadcaster dial one room at once, on the runtime workerd's own port (a new one after a runtime restart, which the clients' WebSocket follows; `--storm-proxy` goes through wrangler's proxy workerd instead, which holds about four descriptors per socket and, under a limit of 20,000, cannot carry 5,000); *first open* runs from the first dial to every one of them open. The broadcaster then sends `{ b, p }` with 1,000 bytes of padding, which the room broadcasts to all, and the clients send numbered messages, at the same room-wide load at every size: 10,000 frames of ~1 KB a second from the broadcasts (10 broadcasts a second to 1,000 clients, 2 to 5,000) and 500 client messages a second (each of 1,000 clients one every 2 s, each of 5,000 one every 10 s). One object is one thread, and a load that grows with the room would keep it past its capacity before the drop (each of 5,000 sending every 2 s was 2,500 commits and 50,000 frames a second, and the reset call then waited minutes behind the backlog): the storm measures the recovery, not a backlog. After 3 s of that every socket of the room drops at once, in one of two ways. **A deploy**: the room's object is reset (`ctx.abort()` through the fixture's `POST /rooms/<room>/restart`), which is what a deploy or a runtime update does to an object on Cloudflare: every socket drops, memory is gone, storage stays, and the next request starts a new instance while the runtime stays up; *down* is the reset call's own time (the runtime tears the sockets down), and the times below run from the reset's request, so they include it. **A runtime restart**: the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and `wrangler dev` is started again on the same `--persist-to` state and the same port; *down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work), and meanwhile every attempt a client makes is refused, so its backoff grows: with full jitter, the last of many clients waits out nearly the whole ceiling its backoff reached, which is of the order of the time the runtime was gone, whatever the server does once it is back. The stream goes on through both: what the clients send waits in their queues. *First back* runs from ready again (from the reset's request, for a deploy) to the first session open again; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the first broadcast the broadcaster sent once all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included). The ratios divide those by *first open*; *down* is in neither. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the drop (*before*) and from ready again to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the drop was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per run); a run that does not recover says so under its table.",
+    `For each size and each way of dropping the room, a \`wrangler dev\` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, on \`ws\`, with their default backoff) and one broadcaster dial one room at once, on the runtime workerd's own port (a new one after a runtime restart, which the clients' WebSocket follows; \`--storm-proxy\` goes through wrangler's proxy workerd instead, which holds about four descriptors per socket and, under a limit of 20,000, cannot carry 5,000); *first open* runs from the first dial to every one of them open. The broadcaster then sends \`{ b, p }\` with 1,000 bytes of padding, which the room broadcasts to all, and the clients send numbered messages, at the same room-wide load at every size. *Busy*: ${integer.format(LOADS.busy.deliveriesPerS)} frames of ~1 KB a second from the broadcasts (10 broadcasts a second to 1,000 clients, 2 to 5,000) and ${integer.format(LOADS.busy.clientMessagesPerS)} client messages a second (each of 1,000 clients one every 2 s, each of 5,000 one every 10 s). *Quiet*: ${integer.format(LOADS.quiet.deliveriesPerS)} frames and ${integer.format(LOADS.quiet.clientMessagesPerS)} client messages a second. The two part what a recovery costs by itself from what the stream, which goes on through it, takes from the same thread: a first open meets a room where nothing is sent yet. One object is one thread, and a load that grows with the room would keep it past its capacity before the drop (each of 5,000 sending every 2 s was 2,500 commits and 50,000 frames a second, and the reset call then waited minutes behind the backlog): the storm measures the recovery, not a backlog. After 3 s of that every socket of the room drops at once, in one of two ways. **A deploy**: the room's object is reset (\`ctx.abort()\` through the fixture's \`POST /rooms/<room>/restart\`), which is what a deploy or a runtime update does to an object on Cloudflare: every socket drops, memory is gone, storage stays, and the next request starts a new instance while the runtime stays up; *down* is the reset call's own time (the runtime tears the sockets down), and the times below run from the reset's request, so they include it. **A runtime restart**: the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and \`wrangler dev\` is started again on the same \`--persist-to\` state and the same port; *down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work), and meanwhile every attempt a client makes is refused, so its backoff grows: with full jitter, the last of many clients waits out nearly the whole ceiling its backoff reached, which is of the order of the time the runtime was gone, whatever the server does once it is back. The stream goes on through both: what the clients send waits in their queues. *First back* runs from ready again (from the reset's request, for a deploy) to the first session open again; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the newest broadcast the broadcaster had sent when all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included; until 2026-12-04 it was the next broadcast after that, which a quiet room sends up to a second later). The ratios divide those by *first open*; *down* is in neither. *Runtime CPU* is the runtime workerd's, in % of one core (an object runs on one thread, so near 100 % the object is the bottleneck): over the first open, over the last 2 s of the stream before the drop (the share of the thread the room's load takes, which a recovery cannot have), and from the drop (a deploy) or ready again (a restart) to caught up. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the drop (*before*) and from ready again to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the drop was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per run); a run that does not recover says so under its table.`,
     '',
   )
   return lines.join('\n')

@@ -189,7 +189,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   remove(id: number): void {
     const store = this.store
     if (store === undefined) return
-    if (store.remove(id) === 0 && this.relay === undefined) this.log?.dropAllButHead()
+    if (!store.remove(id) && this.relay === undefined) this.log?.dropAllButHead()
   }
 
   /**

@@ -249,8 +249,8 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
         fitting.push(seq)
         bytes += size
       }
-      for (const logged of sessionLog.frames(fitting)) {
-        const frame = numbered(logged.seq, logged.frame, logged.mark)
+      for (const logged of sessionLog.replayFrames(fitting)) {
+        const { frame } = logged
         const size = sizeOf(frame)
         if (!window.fits(size)) {
           this.#hold(entry, window.sent)

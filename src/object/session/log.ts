@@ -1,6 +1,8 @@
 import { DurableWebSocketError } from '../../core/errors.js'
 import type { Frame } from '../../core/outgoing.js'
+import { numbered } from '../../shared/dataFrames.js'
 import { exceedsBytes, sizeOf } from '../../shared/byteSize.js'
+import { LogTail } from './logTail.js'
 
 /**
  * The largest frame the log takes, in bytes: SQLite in a Durable Object
@@ -54,6 +56,8 @@ export class SessionLog {
   #oldest: number | undefined
   /** The bytes of every frame kept; read once per instance, then kept up as rows come and go. */
   #bytes: number | undefined
+  /** The newest rows in memory, for the replays of a storm (logTail.ts). */
+  readonly #tail = new LogTail()
 
   constructor(sql: SqlStorage, bounds: LogBounds) {
     this.#sql = sql
@@ -83,6 +87,7 @@ export class SessionLog {
    * so live clients never see a number go back.
    */
   reset(head: number): void {
+    this.#tail.forget()
     this.#ready = false
     this.#oldest = undefined
     this.#bytes = undefined
@@ -151,6 +156,15 @@ export class SessionLog {
     )
     this.#head = seq
     this.#bytes = bytes + sizeOf(stored)
+    this.#tail.appended({
+      seq,
+      target,
+      tag,
+      except: except?.length ? except : null,
+      frame: stored,
+      mark,
+      size: sizeOf(stored),
+    })
     this.#oldest ??= this.#firstSeq() ?? seq
     const { maxMessages, maxBytes } = this.#bounds
     if (seq - this.#oldest >= maxMessages + Math.max(1, maxMessages >> 4)) this.#trimTo(seq - maxMessages)
@@ -177,6 +191,7 @@ export class SessionLog {
   dropAllButHead(): void {
     const head = this.head()
     this.#ensure().exec('DELETE FROM dws_log WHERE seq < ?', head)
+    this.#tail.trimmed(head - 1)
     this.#oldest = head === 0 ? undefined : head
     this.#bytes = undefined
   }
@@ -205,6 +220,14 @@ export class SessionLog {
    * `through` is the last row looked at, for the next page.
    */
   pending(id: number, tags: readonly string[], after: number, rows: number): PendingPage {
+    if (!this.#tail.covers(after))
+      this.#tail.warm(after, this.head(), (from, through) =>
+        this.#readRows('WHERE seq > ? AND seq <= ? ORDER BY seq', from, through).map((row) => ({
+          ...row,
+          size: sizeOf(row.frame),
+        })),
+      )
+    if (this.#tail.covers(after)) return this.#tail.pending(id, tags, after, rows)
     const found = this.#ensure()
       .exec<{ seq: number; tag: string | null; excluded: string | null; size: number }>(
         'SELECT seq, tag, excluded, length(frame) AS size FROM dws_log WHERE seq > ? AND (target IS NULL OR target = ?) ORDER BY seq LIMIT ?',
@@ -231,6 +254,24 @@ export class SessionLog {
         ...seqs,
       )
       .toArray()
+  }
+
+  /**
+   * What a replay sends for these logged messages: each frame with its
+   * number (and mark), in the order given. From the tail when it holds them,
+   * where each frame is numbered once for every session that replays it.
+   */
+  replayFrames(seqs: readonly number[]): { seq: number; frame: Frame }[] {
+    const first = seqs[0]
+    const held =
+      first !== undefined && this.#tail.covers(first - 1) ? this.#tail.numberedFrames(seqs) : undefined
+    return (
+      held ??
+      this.frames(seqs).map((logged) => ({
+        seq: logged.seq,
+        frame: numbered(logged.seq, logged.frame, logged.mark),
+      }))
+    )
   }
 
   /** Every row after `after`, at most `rows`, oldest first: what a sharded room's root sends its leaves. */
@@ -290,6 +331,8 @@ export class SessionLog {
       mark,
     ).rowsWritten
     if (written === 0) return
+    // The tail holds every row after where it starts, in order: one written in between is not followed.
+    if (this.#tail.covers(seq - 1)) this.#tail.forget()
     this.#bytes = bytes + sizeOf(stored)
     this.#head = Math.max(this.head(), seq)
   }
@@ -350,6 +393,7 @@ export class SessionLog {
       this.#bytes -= gone ?? 0
     }
     sql.exec('DELETE FROM dws_log WHERE seq <= ?', through)
+    this.#tail.trimmed(through)
     this.#oldest = through + 1
   }
 }

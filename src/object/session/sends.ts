@@ -124,7 +124,7 @@ export class SessionSends<Env, Data extends object, In, Out> {
     const store = this.#desk.store
     if (store === undefined) return false
     this.#desk.reconcile()
-    this.#anySessions ??= store.exists() && store.count() > 0
+    this.#anySessions ??= store.exists() && store.any()
     return this.#anySessions
   }
 }

@@ -257,19 +257,20 @@ export class SessionStore {
     )
   }
 
-  /** Ends a session; returns how many are left. */
-  remove(id: number): number {
+  /** Ends a session; returns whether any is left. */
+  remove(id: number): boolean {
     this.#ensure().exec('DELETE FROM dws_sessions WHERE id = ?', id)
-    return this.count()
+    return this.any()
+  }
+
+  /** Whether any session is stored: one row read, where `count` reads them all. */
+  any(): boolean {
+    return this.#ensure().exec('SELECT 1 FROM dws_sessions LIMIT 1').toArray().length > 0
   }
 
   /** Whether session `id` is stored, attached or suspended. */
   has(id: number): boolean {
     return this.#ensure().exec('SELECT 1 FROM dws_sessions WHERE id = ?', id).toArray().length > 0
-  }
-
-  count(): number {
-    return this.#ensure().exec<{ n: number }>('SELECT count(*) AS n FROM dws_sessions').one().n
   }
 
   /** Ids of sessions that believe a socket is attached. */
