@@ -280,6 +280,36 @@ describe('tokens', () => {
     await Promise.all([thief.whenClosed(), third.whenClosed()])
   })
 
+  it('stay refused after the object restarts: the retirement is written, many confirms in one statement', async () => {
+    const room = sessionsRoom('old-token-kept')
+    const clients = await Promise.all([1, 2, 3].map(() => opened('/sessions/old-token-kept')))
+    const oldPositions = clients.map((client) => client.position)
+    for (const client of clients) await client.drop(room)
+    const resumed = await Promise.all(clients.map((client) => client.resume('/sessions/old-token-kept')))
+    for (const client of resumed) {
+      expect(client.resumed).toBe(true)
+      client.send('echo:confirms')
+      expect(await client.payloads(2)).toEqual([`open:${String(client.id)}:true`, 'echo:confirms'])
+    }
+    // The retirements are written on a timer of their own, together; then the object goes.
+    await sleep(50)
+    await evictWithSockets(room, ...resumed)
+    for (const [i, position] of oldPositions.entries()) {
+      const thief = await SessionClient.open('/sessions/old-token-kept', { resume: position })
+      expect(thief.resumed).toBe(false)
+      expect(thief.id).not.toBe(clients[i]?.id)
+      thief.close(1000)
+      await thief.whenClosed()
+    }
+    // The current tokens still resume.
+    for (const client of resumed) {
+      const again = await client.resume('/sessions/old-token-kept')
+      expect(again).toMatchObject({ id: client.id, resumed: true })
+      again.close(1000)
+      await again.whenClosed()
+    }
+  })
+
   it('still resume with the old token after a cut right after a resume, before the new token was used', async () => {
     const room = sessionsRoom('cut-after-resume')
     const first = await opened('/sessions/cut-after-resume')

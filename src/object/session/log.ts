@@ -160,8 +160,9 @@ export class SessionLog {
       seq,
       target,
       tag,
-      except: except?.length ? except : null,
-      frame: stored,
+      except: except?.length ? [...except] : null,
+      // SQLite took a copy; the tail takes its own of a buffer the app still holds and may change.
+      frame: stored === frame && stored instanceof ArrayBuffer ? stored.slice(0) : stored,
       mark,
       size: sizeOf(stored),
     })

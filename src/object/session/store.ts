@@ -59,6 +59,12 @@ export class SessionStore {
   readonly #window: number
   readonly #maxAge: number
   #ready = false
+  /**
+   * Sessions whose client used its new token, their previous one not yet
+   * cleared in SQLite: it already fails here ({@link find}), and is written
+   * for many sessions at once, a moment later ({@link confirm}).
+   */
+  readonly #confirmed = new Set<number>()
 
   constructor(sql: SqlStorage, window: number, maxAge: number) {
     this.#sql = sql
@@ -107,6 +113,7 @@ export class SessionStore {
   /** Forgets that the table was made: `deleteAll` dropped it. */
   reset(): void {
     this.#ready = false
+    this.#confirmed.clear()
   }
 
   /** A new session; `floor` is the log's head, so its resumes never replay what came before it. */
@@ -147,7 +154,7 @@ export class SessionStore {
         tokenHash,
       )
       .toArray()[0]
-    if (row === undefined) return undefined
+    if (row === undefined || this.#retired(row, tokenHash)) return undefined
     return {
       id: row.id,
       data: row.data,
@@ -164,6 +171,8 @@ export class SessionStore {
   /** The whole row whose current or previous token has this hash. */
   row(tokenHash: string): SessionRow | undefined {
     if (!this.exists()) return undefined
+    // The row goes to another object as it is: with every retired token cleared first.
+    this.flushConfirmed()
     const row = this.#ensure()
       .exec<{
         id: number
@@ -181,7 +190,7 @@ export class SessionStore {
         tokenHash,
       )
       .toArray()[0]
-    if (row === undefined) return undefined
+    if (row === undefined || this.#retired(row, tokenHash)) return undefined
     return {
       id: row.id,
       token: row.token,
@@ -198,6 +207,7 @@ export class SessionStore {
 
   /** A session another object handed over, kept as it was there, but suspended: no socket carries it here yet. */
   adopt(row: SessionRow, now: number): void {
+    this.#confirmed.delete(row.id)
     this.#ensure().exec(
       `INSERT OR REPLACE INTO dws_sessions (id, token, previous, data, tags, handled, suspended_at, floor, created_at, owner)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -221,6 +231,8 @@ export class SessionStore {
    * Resuming with the previous token retires the unconfirmed current one.
    */
   rotate(id: number, newHash: string, usedHash: string): void {
+    // The token just used becomes the previous: a confirm still waiting was for the one before it.
+    this.#confirmed.delete(id)
     this.#ensure().exec(
       'UPDATE dws_sessions SET previous = ?2, token = ?3, suspended_at = NULL WHERE id = ?1',
       id,
@@ -229,9 +241,35 @@ export class SessionStore {
     )
   }
 
-  /** The client used its new token's connection: the previous token stops working. */
+  /**
+   * The client used its new token's connection: the previous token stops
+   * working now, and is cleared in SQLite with the others confirmed in the
+   * same moment, in one statement on a timer of its own. A storm's resumes
+   * confirm by the thousand, mostly in an acknowledgement that writes
+   * nothing else: one write each would be a commit each. Should the object
+   * go before the timer runs, those previous tokens work until the next
+   * resume of their session replaces them, as if the client had not used
+   * its new connection yet.
+   */
   confirm(id: number): void {
-    this.#ensure().exec('UPDATE dws_sessions SET previous = NULL WHERE id = ? AND previous IS NOT NULL', id)
+    if (this.#confirmed.size === 0) setTimeout(() => this.flushConfirmed(), CONFIRM_DELAY_MS)
+    this.#confirmed.add(id)
+  }
+
+  /** Clears the previous token of every session confirmed since the last time. */
+  flushConfirmed(): void {
+    if (this.#confirmed.size === 0) return
+    const ids = JSON.stringify([...this.#confirmed])
+    this.#confirmed.clear()
+    this.#ensure().exec(
+      'UPDATE dws_sessions SET previous = NULL WHERE id IN (SELECT value FROM json_each(?)) AND previous IS NOT NULL',
+      ids,
+    )
+  }
+
+  /** Whether `tokenHash` matched a previous token that its client already replaced. */
+  #retired(row: { id: number; previous: string | null }, tokenHash: string): boolean {
+    return row.previous === tokenHash && this.#confirmed.has(row.id)
   }
 
   saveData(id: number, data: unknown): void {
@@ -259,6 +297,7 @@ export class SessionStore {
 
   /** Ends a session; returns whether any is left. */
   remove(id: number): boolean {
+    this.#confirmed.delete(id)
     this.#ensure().exec('DELETE FROM dws_sessions WHERE id = ?', id)
     return this.any()
   }
@@ -325,6 +364,9 @@ export class SessionStore {
     return ends.length === 0 ? undefined : Math.min(...ends)
   }
 }
+
+/** How long a confirmed token's retirement waits to be written with others ({@link SessionStore.confirm}). */
+const CONFIRM_DELAY_MS = 10
 
 /**
  * Tables made by an earlier version lack the newer columns: add them once.
