@@ -1,5 +1,5 @@
 /**
- * `npm run bench:profile [-- --server package|raw|partyserver] [-- --client plain|session] [-- --broadcast | --reconnect] [-- --connections 10] [-- --ms 3000] [-- --top 25] [-- --save profile.cpuprofile]`
+ * `npm run bench:profile [-- --server package|raw|partyserver] [-- --durable] [-- --client plain|session] [-- --broadcast | --reconnect] [-- --connections 10] [-- --ms 3000] [-- --top 25] [-- --save profile.cpuprofile]`
  *
  * Samples where one bench server spends its time under a closed-loop echo
  * (or, with `--broadcast`, broadcasts to all of `--connections` sockets;
@@ -10,7 +10,9 @@
  * time by function. It is how the hot-path costs named in bench/RESULTS.md
  * were found: run it for `package` and for `raw` and compare what the
  * package adds; `--client session` speaks the session protocol
- * (bench/lib/sessionSocket.ts), to see what sessions add.
+ * (bench/lib/sessionSocket.ts), to see what sessions add; `--durable`
+ * runs the raw floor as the durable floor (one SQLite row per message sent,
+ * `BENCH_DURABLE=on`), what a session echo is held against.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -33,6 +35,7 @@ const { values: flags } = parseArgs({
     client: { type: 'string', default: 'plain' },
     broadcast: { type: 'boolean', default: false },
     reconnect: { type: 'boolean', default: false },
+    durable: { type: 'boolean', default: false },
     connections: { type: 'string', default: '10' },
     ms: { type: 'string', default: '3000' },
     top: { type: 'string', default: '25' },
@@ -130,7 +133,10 @@ async function reconnectLoop(url: string, running: () => boolean): Promise<numbe
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 
 const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-profile-'))
-const server = await startDevServer(spec.dir, scratch, { direct: false })
+const server = await startDevServer(spec.dir, scratch, {
+  direct: false,
+  ...(flags.durable ? { vars: { BENCH_DURABLE: 'on' } } : {}),
+})
 try {
   const url = `${server.wsOrigin}${spec.path('profile')}`
   const sockets = flags.reconnect ? [] : await openMany(url, Number(flags.connections), client)

@@ -128,6 +128,19 @@ describe('LogTail (the newest rows of the session log, in memory)', () => {
     expect(tight.covers(97)).toBe(false)
   })
 
+  it('keeps its own copy of a buffer and of the exclusions, which the app may change after sending', () => {
+    const tail = new LogTail({ rows: 100, bytes: 10_000 })
+    tail.learned(0, [])
+    const payload = new Uint8Array([1, 2, 3])
+    const except = [4]
+    tail.appended(row(1, { frame: payload.buffer, except, size: 3 }))
+    payload[0] = 9
+    except.push(7)
+    expect(tail.pending(7, [], 0, 10).pending.map((p) => p.seq)).toEqual([1])
+    const [sent] = tail.numberedFrames([1]) ?? []
+    expect([...new Uint8Array(sent?.frame as ArrayBuffer).slice(-3)]).toEqual([1, 2, 3])
+  })
+
   it('stays correct over many rows coming and going (the array is cut now and then)', () => {
     const tail = new LogTail({ rows: 300, bytes: 1_000_000 })
     tail.learned(0, [])

@@ -155,16 +155,16 @@ export class SessionLog {
       mark,
     )
     this.#head = seq
-    this.#bytes = bytes + sizeOf(stored)
+    const size = sizeOf(stored)
+    this.#bytes = bytes + size
     this.#tail.appended({
       seq,
       target,
       tag,
-      except: except?.length ? [...except] : null,
-      // SQLite took a copy; the tail takes its own of a buffer the app still holds and may change.
-      frame: stored === frame && stored instanceof ArrayBuffer ? stored.slice(0) : stored,
+      except: except?.length ? except : null,
+      frame: stored,
       mark,
-      size: sizeOf(stored),
+      size,
     })
     this.#oldest ??= this.#firstSeq() ?? seq
     const { maxMessages, maxBytes } = this.#bounds

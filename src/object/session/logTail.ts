@@ -98,10 +98,20 @@ export class LogTail {
     this.learned(from, rows)
   }
 
-  /** The log wrote a row past everything it held: kept, if the tail knows where it stands. */
+  /**
+   * The log wrote a row past everything it held: kept, if the tail knows
+   * where it stands, with its own copies of what the app may still hold
+   * and change (a buffer, the list of exclusions); SQLite took its own.
+   */
   appended(row: TailRow): void {
     if (this.#after === undefined) return
-    this.#rows.push({ ...row, numbered: undefined })
+    const { frame, except } = row
+    this.#rows.push({
+      ...row,
+      frame: frame instanceof ArrayBuffer ? frame.slice(0) : frame,
+      except: except === null ? null : [...except],
+      numbered: undefined,
+    })
     this.#bytes += row.size
     while (this.rows > this.#limits.rows || (this.#bytes > this.#limits.bytes && this.rows > 1)) this.#leave()
     this.#compact()
