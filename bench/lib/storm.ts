@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import WebSocket from 'ws'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.ts'
 import type { ToClient, ToServer } from '../../test/e2e/fixtures/chaos/protocol.ts'
 import { git } from './abuse.ts'
@@ -135,6 +136,21 @@ export interface StormSize {
   problems: string[]
 }
 
+/**
+ * The runtime's own share of a deploy, without the package: a hand-written
+ * Hibernation-API object (bench/servers/raw) with N plain sockets, reset the
+ * way the storm resets the room. Its reset time is work no server code does.
+ */
+export interface FloorReset {
+  clients: number
+  /** From the first dial to every socket open. */
+  openMs: number
+  /** The reset call's own time, as *down* in a storm. */
+  resetMs: number
+  /** From the reset's request to every client seeing its socket closed. */
+  closedMs: number
+}
+
 export interface StormResults {
   date: string
   commit: string
@@ -153,6 +169,7 @@ export interface StormResults {
   loadAfter: number[]
   durationMs: number
   runs: StormSize[]
+  floor: FloorReset[]
 }
 
 export interface StormOptions {
@@ -513,6 +530,50 @@ async function runSize(
   return result
 }
 
+const FLOOR = join(REPO_ROOT, 'bench/servers/raw')
+
+/** {@link FloorReset}: N plain sockets on the floor's object, then its reset. */
+async function floorReset(clients: number, scratch: string, bundle: string): Promise<FloorReset> {
+  const dev = await startDevServer(FLOOR, join(scratch, `floor-${String(clients)}`), { direct: true, bundle })
+  const sockets: WebSocket[] = []
+  try {
+    let opened = 0
+    let closed = 0
+    const deadline = performance.now() + SIZE_BUDGET_MS
+    const started = performance.now()
+    for (let i = 0; i < clients; i++) {
+      const socket = new WebSocket(`${dev.wsOrigin}/ws/${ROOM}`)
+      socket.on('open', () => (opened += 1))
+      socket.on('close', () => (closed += 1))
+      socket.on('error', () => undefined)
+      sockets.push(socket)
+    }
+    const openAt = await until(
+      () => opened === clients,
+      deadline,
+      () => false,
+    )
+    if (openAt === undefined)
+      throw new Error(`the floor opened ${String(opened)} of ${String(clients)} sockets`)
+    await sleep(1_000)
+    const resetAt = performance.now()
+    const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
+    if (reset.status !== 204) throw new Error(`the floor's restart answered ${String(reset.status)}`)
+    const resetMs = performance.now() - resetAt
+    const closedAt = await until(
+      () => closed === clients,
+      deadline,
+      () => false,
+    )
+    if (closedAt === undefined)
+      throw new Error(`the floor's reset closed ${String(closed)} of ${String(clients)}`)
+    return { clients, openMs: openAt - started, resetMs, closedMs: closedAt - resetAt }
+  } finally {
+    for (const socket of sockets) socket.terminate()
+    await dev.stop()
+  }
+}
+
 function fmt(ms: number | undefined): string {
   return ms === undefined || Number.isNaN(ms) ? '—' : (ms / 1000).toFixed(1)
 }
@@ -535,17 +596,27 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     )
   const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-storm-'))
   const runs: StormSize[] = []
+  const floor: FloorReset[] = []
   try {
     const bundle = await buildWorker(FIXTURE, join(scratch, 'build'), false)
+    const floorBundle = await buildWorker(FLOOR, join(scratch, 'build-floor'), false)
     const say = (line: string): void => {
       options.say(line)
     }
     // Repeats go round the whole set, so a slow minute of the machine does not land on one group.
-    for (let round = 0; round < repeat; round++)
+    for (let round = 0; round < repeat; round++) {
+      for (const clients of sizes) {
+        const reset = await floorReset(clients, scratch, floorBundle)
+        say(
+          `storm ${String(clients)} floor: a hand-written object's sockets open in ${fmt(reset.openMs)} s, its reset takes ${fmt(reset.resetMs)} s`,
+        )
+        floor.push(reset)
+      }
       for (const load of options.loads ?? STORM_LOADS)
         for (const clients of sizes)
           for (const restart of options.restarts ?? RESTARTS)
             runs.push(await runSize(clients, restart, load, direct, scratch, bundle, say))
+    }
   } finally {
     await rm(scratch, { recursive: true, force: true })
   }
@@ -565,5 +636,6 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     loadAfter: os.loadavg(),
     durationMs: performance.now() - began,
     runs,
+    floor,
   }
 }

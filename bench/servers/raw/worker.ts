@@ -25,6 +25,7 @@ interface Attachment extends ConnectionData {
 
 const LAST_ID_KEY = 'last-id'
 const ROOM_PATH = /^\/ws\/([A-Za-z0-9_-]{1,64})$/
+const RESTART_PATH = /^\/rooms\/([A-Za-z0-9_-]{1,64})\/restart$/
 
 /**
  * The floor: what a careful hand-written object on the Hibernation API does
@@ -91,6 +92,14 @@ export class Bench extends DurableObject<Env> {
     this.ctx.storage.sql.exec('INSERT INTO sent (frame) VALUES (?)', frame)
   }
 
+  /**
+   * RPC: what a deploy does to the object (the storm section): every socket
+   * drops, memory goes, storage stays. The call ends in the reset's error.
+   */
+  restart(): void {
+    this.ctx.abort('restarted, as a deploy restarts an object')
+  }
+
   override webSocketClose(socket: WebSocket, code: number, reason: string): void {
     // workerd does not answer a close frame on a hibernatable socket itself.
     try {
@@ -105,6 +114,15 @@ export default {
   async fetch(request, env): Promise<Response> {
     const { pathname } = new URL(request.url)
     if (pathname === HEALTH_PATH) return health()
+    const restart = RESTART_PATH.exec(pathname)?.[1]
+    if (restart !== undefined && request.method === 'POST') {
+      try {
+        await env.BENCH.get(env.BENCH.idFromName(restart)).restart()
+      } catch {
+        // The reset throws into the call that asked for it: that is the restart done.
+      }
+      return new Response(null, { status: 204 })
+    }
     const room = ROOM_PATH.exec(pathname)?.[1]
     if (room === undefined) return new Response('Not Found\n', { status: 404 })
     return env.BENCH.get(env.BENCH.idFromName(room)).fetch(request)
