@@ -216,7 +216,7 @@ export class SessionLog {
    * The next messages after `after` that were for session `id` (addressed
    * to everyone, to its id, or to one of its tags), at most `rows` log rows
    * looked at, with their sizes but not their frames: a replay decides from
-   * the sizes how many fit its window, and reads only those ({@link frames}),
+   * the sizes how many fit its window, and reads only those ({@link replayFrames}),
    * so its memory is bounded by the window whatever the log holds.
    * `through` is the last row looked at, for the next page.
    */
@@ -246,8 +246,8 @@ export class SessionLog {
     return { pending, through: found.at(-1)?.seq, full: found.length === rows }
   }
 
-  /** The frames of these logged messages, in the order given. */
-  frames(seqs: readonly number[]): LoggedFrame[] {
+  /** The frames of these logged messages as SQLite holds them, in the order given. */
+  #frames(seqs: readonly number[]): LoggedFrame[] {
     if (seqs.length === 0) return []
     return this.#ensure()
       .exec<{ seq: number; frame: string | ArrayBuffer; mark: string }>(
@@ -268,7 +268,7 @@ export class SessionLog {
       first !== undefined && this.#tail.covers(first - 1) ? this.#tail.numberedFrames(seqs) : undefined
     return (
       held ??
-      this.frames(seqs).map((logged) => ({
+      this.#frames(seqs).map((logged) => ({
         seq: logged.seq,
         frame: numbered(logged.seq, logged.frame, logged.mark),
       }))
