@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import WebSocket from 'ws'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.ts'
 import type { ToClient, ToServer } from '../../test/e2e/fixtures/chaos/protocol.ts'
 import { git } from './abuse.ts'
@@ -16,7 +15,9 @@ import {
   type StateStore,
 } from './devServer.ts'
 import { dialingRuntime } from '../../tools/wranglerWorkerd.ts'
-import { cpuBetween, readCpu, readRssBytes, type CpuReading } from './proc.ts'
+import { FLOOR, floorReset, type FloorReset } from './stormFloor.ts'
+import { Peak, until } from './watch.ts'
+import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
 import { describeHost, type Host } from './servers.ts'
 
 /**
@@ -67,7 +68,6 @@ export const STORM_LOADS: readonly StormLoad[] = ['busy', 'quiet']
 
 /** Every phase of a size, and the whole size, is bounded: a size that does not recover reports it. */
 const SIZE_BUDGET_MS = 180_000
-const SAMPLE_MS = 200
 
 export const FULL_SIZES = [1_000, 5_000] as const
 /** Runs of each load, size and drop in a full run; the report gives their median and range. */
@@ -134,21 +134,6 @@ export interface StormSize {
   gaps: number
   /** What went wrong, if anything: a timeout, a client that gave up, a protocol error. */
   problems: string[]
-}
-
-/**
- * The runtime's own share of a deploy, without the package: a hand-written
- * Hibernation-API object (bench/servers/raw) with N plain sockets, reset the
- * way the storm resets the room. Its reset time is work no server code does.
- */
-export interface FloorReset {
-  clients: number
-  /** From the first dial to every socket open. */
-  openMs: number
-  /** The reset call's own time, as *down* in a storm. */
-  resetMs: number
-  /** From the reset's request to every client seeing its socket closed. */
-  closedMs: number
 }
 
 export interface StormResults {
@@ -265,44 +250,6 @@ function peer(url: string, dial: WebSocketConstructor, stopping: () => boolean, 
     if (!willReconnect && !stopping()) p.problem ??= `gave up after close ${String(code)}`
   })
   return p
-}
-
-/** Peak RSS of whatever pid `pid()` names, sampled every SAMPLE_MS until stopped. */
-class Peak {
-  bytes = 0
-  readonly #timer: ReturnType<typeof setInterval>
-
-  constructor(pid: () => number | undefined) {
-    const sample = (): void => {
-      const current = pid()
-      if (current === undefined) return
-      try {
-        this.bytes = Math.max(this.bytes, readRssBytes(current))
-      } catch {
-        // killed between samples
-      }
-    }
-    sample()
-    this.#timer = setInterval(sample, SAMPLE_MS)
-  }
-
-  stop(): number {
-    clearInterval(this.#timer)
-    return this.bytes
-  }
-}
-
-/** Polls `done` every 20 ms; the time it first held, or undefined at the deadline or on a problem. */
-async function until(
-  done: () => boolean,
-  deadline: number,
-  failed: () => boolean,
-): Promise<number | undefined> {
-  for (;;) {
-    if (done()) return performance.now()
-    if (failed() || performance.now() > deadline) return undefined
-    await sleep(20)
-  }
 }
 
 async function runSize(
@@ -530,50 +477,6 @@ async function runSize(
   return result
 }
 
-const FLOOR = join(REPO_ROOT, 'bench/servers/raw')
-
-/** {@link FloorReset}: N plain sockets on the floor's object, then its reset. */
-async function floorReset(clients: number, scratch: string, bundle: string): Promise<FloorReset> {
-  const dev = await startDevServer(FLOOR, join(scratch, `floor-${String(clients)}`), { direct: true, bundle })
-  const sockets: WebSocket[] = []
-  try {
-    let opened = 0
-    let closed = 0
-    const deadline = performance.now() + SIZE_BUDGET_MS
-    const started = performance.now()
-    for (let i = 0; i < clients; i++) {
-      const socket = new WebSocket(`${dev.wsOrigin}/ws/${ROOM}`)
-      socket.on('open', () => (opened += 1))
-      socket.on('close', () => (closed += 1))
-      socket.on('error', () => undefined)
-      sockets.push(socket)
-    }
-    const openAt = await until(
-      () => opened === clients,
-      deadline,
-      () => false,
-    )
-    if (openAt === undefined)
-      throw new Error(`the floor opened ${String(opened)} of ${String(clients)} sockets`)
-    await sleep(1_000)
-    const resetAt = performance.now()
-    const reset = await fetch(`${dev.origin}/rooms/${ROOM}/restart`, { method: 'POST' })
-    if (reset.status !== 204) throw new Error(`the floor's restart answered ${String(reset.status)}`)
-    const resetMs = performance.now() - resetAt
-    const closedAt = await until(
-      () => closed === clients,
-      deadline,
-      () => false,
-    )
-    if (closedAt === undefined)
-      throw new Error(`the floor's reset closed ${String(closed)} of ${String(clients)}`)
-    return { clients, openMs: openAt - started, resetMs, closedMs: closedAt - resetAt }
-  } finally {
-    for (const socket of sockets) socket.terminate()
-    await dev.stop()
-  }
-}
-
 function fmt(ms: number | undefined): string {
   return ms === undefined || Number.isNaN(ms) ? '—' : (ms / 1000).toFixed(1)
 }
@@ -606,7 +509,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     // Repeats go round the whole set, so a slow minute of the machine does not land on one group.
     for (let round = 0; round < repeat; round++) {
       for (const clients of sizes) {
-        const reset = await floorReset(clients, scratch, floorBundle)
+        const reset = await floorReset(clients, scratch, floorBundle, ROOM, SIZE_BUDGET_MS)
         say(
           `storm ${String(clients)} floor: a hand-written object's sockets open in ${fmt(reset.openMs)} s, its reset takes ${fmt(reset.resetMs)} s`,
         )

@@ -4,12 +4,12 @@ import {
   LOADS,
   TARGET_RATIO,
   descriptorsFor,
-  type FloorReset,
   type Restart,
   type StormLoad,
   type StormResults,
   type StormSize,
 } from './storm.ts'
+import type { FloorReset } from './stormFloor.ts'
 
 const RESTART_TITLES: Record<Restart, string> = {
   object: "the room's object reset (a deploy)",

@@ -302,7 +302,7 @@ export class SessionStore {
     return this.any()
   }
 
-  /** Whether any session is stored: one row read, where `count` reads them all. */
+  /** Whether any session is stored: one row read, not a count of the table. */
   any(): boolean {
     return this.#ensure().exec('SELECT 1 FROM dws_sessions LIMIT 1').toArray().length > 0
   }
