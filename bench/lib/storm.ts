@@ -320,21 +320,17 @@ async function runSize(
     const failed = (): boolean => peers.some((p) => p.problem !== undefined)
 
     say(`${label}: wrangler dev on port ${String(port)}; opening ${String(clients)} session clients`)
-    /** The runtime's CPU from `from` to now, in % of one core over `ms`; undefined if the process went. */
-    const runtimeCpu = (from: CpuReading | undefined, ms: number): number | undefined => {
-      if (from === undefined || runtimePid === undefined) return undefined
-      try {
-        return (cpuBetween(from, readCpu(runtimePid)).ms / ms) * 100
-      } catch {
-        return undefined
-      }
-    }
     const cpuNow = (): CpuReading | undefined => {
       try {
         return runtimePid === undefined ? undefined : readCpu(runtimePid)
       } catch {
         return undefined
       }
+    }
+    /** The runtime's CPU from `from` to now, in % of one core over `ms`; undefined if the process went. */
+    const runtimeCpu = (from: CpuReading | undefined, ms: number): number | undefined => {
+      const now = cpuNow()
+      return from === undefined || now === undefined ? undefined : (cpuBetween(from, now).ms / ms) * 100
     }
     const cpuAtOpen = cpuNow()
     const openStarted = performance.now()

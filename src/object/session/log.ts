@@ -263,11 +263,8 @@ export class SessionLog {
    * where each frame is numbered once for every session that replays it.
    */
   replayFrames(seqs: readonly number[]): { seq: number; frame: Frame }[] {
-    const first = seqs[0]
-    const held =
-      first !== undefined && this.#tail.covers(first - 1) ? this.#tail.numberedFrames(seqs) : undefined
     return (
-      held ??
+      this.#tail.numberedFrames(seqs) ??
       this.#frames(seqs).map((logged) => ({
         seq: logged.seq,
         frame: numbered(logged.seq, logged.frame, logged.mark),

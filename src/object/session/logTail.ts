@@ -65,10 +65,6 @@ export class LogTail {
     return this.#rows.length - this.#start
   }
 
-  get bytes(): number {
-    return this.#bytes
-  }
-
   /** Whether `rows` more rows of `bytes` would fit beside what is held. */
   fits(rows: number, bytes: number): boolean {
     return this.rows + rows <= this.#limits.rows && this.#bytes + bytes <= this.#limits.bytes
@@ -123,16 +119,10 @@ export class LogTail {
    * holds are kept; older ones are put in front.
    */
   learned(after: number, rows: readonly TailRow[]): void {
-    if (this.#after === undefined) {
-      this.#after = after
-      this.#rows = rows.map((row) => ({ ...row, numbered: undefined }))
-      this.#start = 0
-      this.#bytes = rows.reduce((sum, row) => sum + row.size, 0)
-      return
-    }
-    if (after >= this.#after) return
     const held = this.#after
-    const older = rows.filter((row) => row.seq <= held)
+    if (held !== undefined && after >= held) return
+    // A tail that knows nothing holds no rows: every row read goes in.
+    const older = held === undefined ? rows : rows.filter((row) => row.seq <= held)
     this.#rows = [...older.map((row) => ({ ...row, numbered: undefined })), ...this.#rows.slice(this.#start)]
     this.#start = 0
     this.#bytes += older.reduce((sum, row) => sum + row.size, 0)

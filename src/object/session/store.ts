@@ -190,7 +190,7 @@ export class SessionStore {
         tokenHash,
       )
       .toArray()[0]
-    if (row === undefined || this.#retired(row, tokenHash)) return undefined
+    if (row === undefined) return undefined
     return {
       id: row.id,
       token: row.token,
