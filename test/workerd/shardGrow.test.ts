@@ -44,6 +44,20 @@ async function joinAll(path: string, count: number): Promise<{ clients: Client[]
   return { clients, ids }
 }
 
+/**
+ * A room deployed with 4 leaves of 2 sockets: 6 plain clients, then a
+ * session client, the seventh, which lands on leaf 3.
+ */
+async function fourLeavesFilled(
+  room: string,
+): Promise<{ plain: { clients: Client[]; ids: number[] }; session: SessionClient }> {
+  await deploy(room, 4, 0)
+  const plain = await joinAll(`/grow4/${room}`, 6)
+  const session = await SessionClient.open(`/grow4/${room}`)
+  expect(await session.nextPayload()).toBe(`open:${String(session.id)}`)
+  return { plain, session }
+}
+
 /** The open ids of leaves 0 to `leaves` - 1, sorted, in leaf order. */
 function idsByLeaf(room: string, leaves: number): Promise<number[][]> {
   return Promise.all(
@@ -152,10 +166,7 @@ describe('a sharded room whose count grows (docs/sharding.md, "Growing and shrin
 
   it('keeps delivering to the leaves past a lowered count and counting their sockets, and places nothing new there', async () => {
     const room = 'grow-shrink'
-    await deploy(room, 4, 0)
-    const plain = await joinAll(`/grow4/${room}`, 6)
-    const session = await SessionClient.open(`/grow4/${room}`)
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}`)
+    const { plain, session } = await fourLeavesFilled(room)
     expect(await idsByLeaf(room, 4)).toEqual([[1, 65], [2, 66], [3, 67], [session.id]])
     expect(session.id).toBe(4)
     await deploy(room, 2, 4)
@@ -179,10 +190,7 @@ describe('a sharded room whose count grows (docs/sharding.md, "Growing and shrin
 
   it("resumes a session of a leaf past a lowered count on one of today's leaves, which claims it from there", async () => {
     const room = 'grow-shrink-resume'
-    await deploy(room, 4, 0)
-    const plain = await joinAll(`/grow4/${room}`, 6)
-    const session = await SessionClient.open(`/grow4/${room}`)
-    expect(await session.nextPayload()).toBe(`open:${String(session.id)}`)
+    const { plain, session } = await fourLeavesFilled(room)
     expect(await grow(room, 3).connectionIds()).toEqual([session.id])
     await deploy(room, 2, 4)
     await session.drop(grow(room, 3))
