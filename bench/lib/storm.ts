@@ -15,7 +15,15 @@ import {
   type StateStore,
 } from './devServer.ts'
 import { dialingRuntime } from '../../tools/wranglerWorkerd.ts'
-import { FLOOR, floorReset, type FloorReset } from './stormFloor.ts'
+import { FLOOR, floorStorm, type FloorStorm } from './stormFloor.ts'
+import {
+  PADDING_BYTES,
+  STORM_LOADS,
+  STREAM_CPU_MS,
+  STREAM_MS,
+  startStream,
+  type StormLoad,
+} from './stormStream.ts'
 import { Peak, until } from './watch.ts'
 import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
 import { describeHost, type Host } from './servers.ts'
@@ -36,35 +44,8 @@ import { describeHost, type Host } from './servers.ts'
 
 const FIXTURE = join(REPO_ROOT, 'test/e2e/fixtures/chaos')
 const ROOM = 'storm'
-const TICK_MS = 100
-const PADDING = 'x'.repeat(1_000)
-/** How long the stream runs before the kill. */
-const STREAM_MS = 3_000
-/** The end of the stream over which the runtime's CPU is read. */
-const STREAM_CPU_MS = 2_000
-/**
- * The room's load during the stream, the same at every size: frames of ~1 KB
- * the broadcasts deliver per second, and client messages `{ n }` per second,
- * spread over the clients. *busy*: 10,000 frames a second (10 broadcasts a
- * second to 1,000 clients, 2 to 5,000) and 500 client messages (each of
- * 1,000 clients one every 2 s, each of 5,000 one every 10 s). *quiet*: a
- * tenth of that (1,000 frames and 50 messages a second). One object is one
- * thread: a load that grows with the room (every client sending every 2 s is
- * 2,500 messages a second at 5,000, each a commit, beside 50,000 frames a
- * second) keeps the object past its capacity before anything drops, and then
- * the storm measures the backlog, not the recovery (a run that did that at
- * 5,000 never got its reset call answered within 3 minutes). The two loads
- * part what the recovery itself costs from what the stream that goes on
- * through it takes from the same thread.
- */
-export type StormLoad = 'busy' | 'quiet'
-
-export const LOADS: Record<StormLoad, { deliveriesPerS: number; clientMessagesPerS: number }> = {
-  busy: { deliveriesPerS: 10_000, clientMessagesPerS: 500 },
-  quiet: { deliveriesPerS: 1_000, clientMessagesPerS: 50 },
-}
-
-export const STORM_LOADS: readonly StormLoad[] = ['busy', 'quiet']
+const PADDING = 'x'.repeat(PADDING_BYTES)
+export { LOADS, STORM_LOADS, type StormLoad } from './stormStream.ts'
 
 /** Every phase of a size, and the whole size, is bounded: a size that does not recover reports it. */
 const SIZE_BUDGET_MS = 180_000
@@ -154,7 +135,7 @@ export interface StormResults {
   loadAfter: number[]
   durationMs: number
   runs: StormSize[]
-  floor: FloorReset[]
+  floor: FloorStorm[]
 }
 
 export interface StormOptions {
@@ -272,7 +253,7 @@ async function runSize(
   let dev: DevServer | undefined
   let stopping = false
   const peers: Peer[] = []
-  let ticker: ReturnType<typeof setInterval> | undefined
+  let stopStream: (() => void) | undefined
   const samplers: Peak[] = []
   const result: StormSize = {
     restart,
@@ -348,30 +329,22 @@ async function runSize(
     say(`${label}: every client open in ${(result.openMs / 1000).toFixed(1)} s; streaming`)
 
     // Every few ticks a broadcast of ~1 KB; each tick a share of the clients send one numbered message.
-    const { deliveriesPerS, clientMessagesPerS } = LOADS[load]
-    const broadcastEvery = Math.max(1, Math.round((clients * 1_000) / deliveriesPerS / TICK_MS))
-    // A fraction of a message per tick is carried over, so 50 a second are 50, not 100.
-    const perTick = (clientMessagesPerS * TICK_MS) / 1_000
-    let owed = 0
-    let ticks = 0
-    let next = 0
-    const tick = (): void => {
-      owed += perTick
-      if (ticks++ % broadcastEvery === 0) {
+    stopStream = startStream(
+      clients,
+      load,
+      () => {
         broadcaster.sent += 1
         if (!broadcaster.client.send({ b: broadcaster.sent, p: PADDING }))
           broadcaster.problem ??= `broadcast ${String(broadcaster.sent)} refused`
-      }
-      for (; owed >= 1; owed -= 1) {
-        const p = peers[next % clients]
-        next += 1
-        if (p === undefined) continue
+      },
+      (index) => {
+        const p = peers[index]
+        if (p === undefined) return
         p.sent += 1
         // A full queue (the runtime down longer than the queue lasts) refuses, which is counted, not fatal.
         if (p.client.send({ n: p.sent })) result.clientMessagesSent += 1
-      }
-    }
-    ticker = setInterval(tick, TICK_MS)
+      },
+    )
     // The stream's share of the object's thread, once it is steady: what a recovery competes with.
     await sleep(STREAM_MS - STREAM_CPU_MS)
     const cpuAtStream = cpuNow()
@@ -443,8 +416,8 @@ async function runSize(
     )
     result.peakAfterBytes = runtimePeak.stop()
     result.peakProxyBytes = proxyPeak.stop()
-    clearInterval(ticker)
-    ticker = undefined
+    stopStream()
+    stopStream = undefined
     result.broadcastsSent = broadcaster.sent
     result.resumed = peers.filter((p, i) => p.resumedOpens > (resumedBefore[i] ?? 0)).length
     say(
@@ -455,7 +428,7 @@ async function runSize(
     if (dev !== undefined) say(`${label}: wrangler dev said\n${dev.output().slice(-2_000)}`)
   } finally {
     stopping = true
-    if (ticker !== undefined) clearInterval(ticker)
+    stopStream?.()
     for (const sampler of samplers) sampler.stop()
     for (const p of peers) {
       result.resets += p.resets
@@ -495,7 +468,7 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     )
   const scratch = await mkdtemp(join(os.tmpdir(), 'durable-websocket-bench-storm-'))
   const runs: StormSize[] = []
-  const floor: FloorReset[] = []
+  const floor: FloorStorm[] = []
   try {
     const bundle = await buildWorker(FIXTURE, join(scratch, 'build'), false)
     const floorBundle = await buildWorker(FLOOR, join(scratch, 'build-floor'), false)
@@ -504,13 +477,14 @@ export async function runStorm(options: StormOptions): Promise<StormResults> {
     }
     // Repeats go round the whole set, so a slow minute of the machine does not land on one group.
     for (let round = 0; round < repeat; round++) {
-      for (const clients of sizes) {
-        const reset = await floorReset(clients, scratch, floorBundle, ROOM, SIZE_BUDGET_MS)
-        say(
-          `storm ${String(clients)} floor: a hand-written object's sockets open in ${fmt(reset.openMs)} s, its reset takes ${fmt(reset.resetMs)} s`,
-        )
-        floor.push(reset)
-      }
+      for (const load of options.loads ?? STORM_LOADS)
+        for (const clients of sizes) {
+          const f = await floorStorm(clients, load, scratch, floorBundle, ROOM, SIZE_BUDGET_MS)
+          say(
+            `storm ${String(clients)} ${load} floor: a hand-written object's connections open in ${fmt(f.openMs)} s; after its reset (${fmt(f.resetMs)} s) all back in ${fmt(f.backMs)} s`,
+          )
+          floor.push(f)
+        }
       for (const load of options.loads ?? STORM_LOADS)
         for (const clients of sizes)
           for (const restart of options.restarts ?? RESTARTS)

@@ -9,7 +9,7 @@ import {
   type StormResults,
   type StormSize,
 } from './storm.ts'
-import type { FloorReset } from './stormFloor.ts'
+import type { FloorStorm } from './stormFloor.ts'
 
 const RESTART_TITLES: Record<Restart, string> = {
   object: "the room's object reset (a deploy)",
@@ -55,8 +55,18 @@ function medianRatio(runs: readonly StormSize[], ms: (run: StormSize) => number 
   return `${fixed(middle, 2)}${range} ${mark(middle <= TARGET_RATIO)}`
 }
 
-/** One row per load, size and drop: the ratios the target is about, medians of the runs. */
-function summaryTable(all: readonly Group[]): string {
+/** The floor's median back ÷ open for a load and size, with its range; '—' where it did not run. */
+function floorRatio(floor: readonly FloorStorm[], load: StormLoad, clients: number): string {
+  const ratios = floor.filter((f) => f.load === load && f.clients === clients).map((f) => f.backMs / f.openMs)
+  if (ratios.length === 0) return '—'
+  const range =
+    ratios.length > 1 ? ` (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)})` : ''
+  const middle = median(ratios)
+  return `${fixed(middle, 2)}${range} ${mark(middle <= TARGET_RATIO)}`
+}
+
+/** One row per load, size and drop: the ratios the target is about, medians of the runs, and the floor's beside a deploy's. */
+function summaryTable(all: readonly Group[], floor: readonly FloorStorm[]): string {
   return table(
     [
       'load',
@@ -67,9 +77,10 @@ function summaryTable(all: readonly Group[]): string {
       'caught up (s), median',
       'back ÷ open (range)',
       'caught up ÷ open (range)',
+      'floor: back ÷ open (range)',
       'resets, duplicates, gaps',
     ],
-    ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     all.map(({ load, clients, restart, runs }) => [
       load,
       integer.format(clients),
@@ -79,6 +90,7 @@ function summaryTable(all: readonly Group[]): string {
       seconds(median(runs.map((run) => run.caughtUpMs ?? Infinity))),
       medianRatio(runs, (run) => run.backMs),
       medianRatio(runs, (run) => run.caughtUpMs),
+      restart === 'object' ? floorRatio(floor, load, clients) : '—',
       (['resets', 'duplicates', 'gaps'] as const)
         .map((count) => integer.format(runs.reduce((sum, run) => sum + run[count], 0)))
         .join(', '),
@@ -146,22 +158,40 @@ function sizeTable(runs: readonly StormSize[]): string {
   )
 }
 
-/** The runtime's own share, per size: medians over the rounds, and the reset's part of an open. */
-function floorTable(floor: readonly FloorReset[]): string {
-  const sizes = [...new Set(floor.map((reset) => reset.clients))]
+/** The floor's storm, per load and size: medians over the rounds. */
+function floorTable(floor: readonly FloorStorm[]): string {
+  const keys = [...new Set(floor.map((f) => `${f.load} ${String(f.clients)}`))]
   return table(
-    ['clients', 'runs', 'open (s)', 'reset call (s)', 'every socket closed (s)', 'reset call ÷ open (range)'],
-    ['r', 'r', 'r', 'r', 'r', 'r'],
-    sizes.map((clients) => {
-      const resets = floor.filter((reset) => reset.clients === clients)
-      const ratios = resets.map((reset) => reset.resetMs / reset.openMs)
+    [
+      'load',
+      'clients',
+      'runs',
+      'open (s)',
+      'reset call (s)',
+      'every connection closed (s)',
+      'every connection back (s)',
+      'reset call ÷ open (range)',
+      'back ÷ open (range)',
+      'runtime CPU % (stream)',
+    ],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    keys.map((key) => {
+      const runs = floor.filter((f) => `${f.load} ${String(f.clients)}` === key)
+      const first = runs[0]
+      const spread = (ratios: number[]): string =>
+        `${fixed(median(ratios), 2)} (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)})`
+      const cpu = runs.flatMap((f) => (f.streamCpuPercent === undefined ? [] : [f.streamCpuPercent]))
       return [
-        integer.format(clients),
-        String(resets.length),
-        seconds(median(resets.map((reset) => reset.openMs))),
-        seconds(median(resets.map((reset) => reset.resetMs))),
-        seconds(median(resets.map((reset) => reset.closedMs))),
-        `${fixed(median(ratios), 2)} (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)})`,
+        first?.load ?? '—',
+        integer.format(first?.clients ?? 0),
+        String(runs.length),
+        seconds(median(runs.map((f) => f.openMs))),
+        seconds(median(runs.map((f) => f.resetMs))),
+        seconds(median(runs.map((f) => f.closedMs))),
+        seconds(median(runs.map((f) => f.backMs))),
+        spread(runs.map((f) => f.resetMs / f.openMs)),
+        spread(runs.map((f) => f.backMs / f.openMs)),
+        cpu.length === 0 ? '—' : fixed(median(cpu), 0),
       ]
     }),
   )
@@ -183,10 +213,10 @@ export function renderStorm(results: StormResults): string {
     '',
   )
   const all = groups(results.runs)
-  lines.push(summaryTable(all), '')
+  lines.push(summaryTable(all, results.floor), '')
   if (results.floor.length > 0)
     lines.push(
-      "The runtime's own share of a deploy, without the package: a hand-written Hibernation-API object (the bench's floor, bench/servers/raw) with the same number of plain sockets, reset the same way. Its reset call is work no server code does, and a storm's clock includes it:",
+      "The same deploy on the bench's floor, without the package: a hand-written Hibernation-API object (bench/servers/raw) writing one SQLite row per frame it sends (the durable floor), the same number of plain connections of the package's client (the same backoff), the same load, reset the same way. Its times are the runtime's and the load's with no session at all: the reset's teardown, an accept per client, the stream beside them. *Floor: back ÷ open* above is its figure for the same load and size; a deploy's *caught up ÷ open* cannot be much below it.",
       '',
       floorTable(results.floor),
       '',
@@ -208,7 +238,7 @@ export function renderStorm(results: StormResults): string {
   lines.push(
     '## Method',
     '',
-    `For each size and each way of dropping the room, a \`wrangler dev\` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, on \`ws\`, with their default backoff) and one broadcaster dial one room at once, on the runtime workerd's own port (a new one after a runtime restart, which the clients' WebSocket follows; \`--storm-proxy\` goes through wrangler's proxy workerd instead, which holds about four descriptors per socket and, under a limit of 20,000, cannot carry 5,000); *first open* runs from the first dial to every one of them open. The broadcaster then sends \`{ b, p }\` with 1,000 bytes of padding, which the room broadcasts to all, and the clients send numbered messages, at the same room-wide load at every size. *Busy*: ${integer.format(LOADS.busy.deliveriesPerS)} frames of ~1 KB a second from the broadcasts (10 broadcasts a second to 1,000 clients, 2 to 5,000) and ${integer.format(LOADS.busy.clientMessagesPerS)} client messages a second (each of 1,000 clients one every 2 s, each of 5,000 one every 10 s). *Quiet*: ${integer.format(LOADS.quiet.deliveriesPerS)} frames and ${integer.format(LOADS.quiet.clientMessagesPerS)} client messages a second. The two part what a recovery costs by itself from what the stream, which goes on through it, takes from the same thread: a first open meets a room where nothing is sent yet. One object is one thread, and a load that grows with the room would keep it past its capacity before the drop (each of 5,000 sending every 2 s was 2,500 commits and 50,000 frames a second, and the reset call then waited minutes behind the backlog): the storm measures the recovery, not a backlog. After 3 s of that every socket of the room drops at once, in one of two ways. **A deploy**: the room's object is reset (\`ctx.abort()\` through the fixture's \`POST /rooms/<room>/restart\`), which is what a deploy or a runtime update does to an object on Cloudflare: every socket drops, memory is gone, storage stays, and the next request starts a new instance while the runtime stays up; *down* is the reset call's own time (the runtime tears the sockets down), and the times below run from the reset's request, so they include it. **A runtime restart**: the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and \`wrangler dev\` is started again on the same \`--persist-to\` state and the same port; *down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work), and meanwhile every attempt a client makes is refused, so its backoff grows: with full jitter, the last of many clients waits out nearly the whole ceiling its backoff reached, which is of the order of the time the runtime was gone, whatever the server does once it is back. The stream goes on through both: what the clients send waits in their queues. *First back* runs from ready again (from the reset's request, for a deploy) to the first session open again; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the newest broadcast the broadcaster had sent when all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included; until 2026-12-04 it was the next broadcast after that, which a quiet room sends up to a second later). The ratios divide those by *first open*; *down* is in neither. *Runtime CPU* is the runtime workerd's, in % of one core (an object runs on one thread, so near 100 % the object is the bottleneck): over the first open, over the last 2 s of the stream before the drop (the share of the thread the room's load takes, which a recovery cannot have), and from the drop (a deploy) or ready again (a restart) to caught up. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the drop (*before*) and from ready again to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the drop was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per run); a run that does not recover says so under its table. Each round first measures, for each size, the runtime's own share on the bench's floor (a hand-written object on the Hibernation API, bench/servers/raw): N plain \`ws\` sockets dialled at once on the runtime's own port, then the same reset, timed from its request to the call's answer and to every client seeing its socket closed. Then every load, size and drop once; the rounds repeat that (3 in a full run, \`--storm-repeat\`), so the table at the top gives medians and ranges of ratios that stray by a third from run to run, mostly with the time of the first open.`,
+    `For each size and each way of dropping the room, a \`wrangler dev\` of the chaos fixture (test/e2e/fixtures/chaos: one room that broadcasts what it is asked to, to everyone, and records every message in its SQLite storage), on the worker bundled once up front. N session clients of the package's own client (src/client, on \`ws\`, with their default backoff) and one broadcaster dial one room at once, on the runtime workerd's own port (a new one after a runtime restart, which the clients' WebSocket follows; \`--storm-proxy\` goes through wrangler's proxy workerd instead, which holds about four descriptors per socket and, under a limit of 20,000, cannot carry 5,000); *first open* runs from the first dial to every one of them open. The broadcaster then sends \`{ b, p }\` with 1,000 bytes of padding, which the room broadcasts to all, and the clients send numbered messages, at the same room-wide load at every size. *Busy*: ${integer.format(LOADS.busy.deliveriesPerS)} frames of ~1 KB a second from the broadcasts (10 broadcasts a second to 1,000 clients, 2 to 5,000) and ${integer.format(LOADS.busy.clientMessagesPerS)} client messages a second (each of 1,000 clients one every 2 s, each of 5,000 one every 10 s). *Quiet*: ${integer.format(LOADS.quiet.deliveriesPerS)} frames and ${integer.format(LOADS.quiet.clientMessagesPerS)} client messages a second. The two part what a recovery costs by itself from what the stream, which goes on through it, takes from the same thread: a first open meets a room where nothing is sent yet. One object is one thread, and a load that grows with the room would keep it past its capacity before the drop (each of 5,000 sending every 2 s was 2,500 commits and 50,000 frames a second, and the reset call then waited minutes behind the backlog): the storm measures the recovery, not a backlog. After 3 s of that every socket of the room drops at once, in one of two ways. **A deploy**: the room's object is reset (\`ctx.abort()\` through the fixture's \`POST /rooms/<room>/restart\`), which is what a deploy or a runtime update does to an object on Cloudflare: every socket drops, memory is gone, storage stays, and the next request starts a new instance while the runtime stays up; *down* is the reset call's own time (the runtime tears the sockets down), and the times below run from the reset's request, so they include it. **A runtime restart**: the runtime's whole process group (wrangler and both workerd) is SIGKILLed, and \`wrangler dev\` is started again on the same \`--persist-to\` state and the same port; *down* runs from the SIGKILL to it being ready again (wrangler's start, not the package's work), and meanwhile every attempt a client makes is refused, so its backoff grows: with full jitter, the last of many clients waits out nearly the whole ceiling its backoff reached, which is of the order of the time the runtime was gone, whatever the server does once it is back. The stream goes on through both: what the clients send waits in their queues. *First back* runs from ready again (from the reset's request, for a deploy) to the first session open again; *median back* is the middle session's. *Back after restart* runs from ready again to every session open a second time; *caught up* from ready again to every client holding the newest broadcast the broadcaster had sent when all were back (delivery is in order, so holding it means holding every broadcast before it, the replayed ones included; until 2026-12-04 it was the next broadcast after that, which a quiet room sends up to a second later). The ratios divide those by *first open*; *down* is in neither. *Runtime CPU* is the runtime workerd's, in % of one core (an object runs on one thread, so near 100 % the object is the bottleneck): over the first open, over the last 2 s of the stream before the drop (the share of the thread the room's load takes, which a recovery cannot have), and from the drop (a deploy) or ready again (a restart) to caught up. *Client CPU* is the bench process's (all the clients run in it, on one core) from ready again to caught up: near 100 % the clients, not the server, set the pace. Peak RSS is the runtime workerd's, sampled every 200 ms from the first dial to the drop (*before*) and from ready again to every client caught up (*after*); the proxy's over both. *Resumed* counts the sessions whose open after the drop was a resume (the broadcaster included); *resets* are sessions the server no longer knew, *duplicates* broadcasts received twice or out of order, *gaps* broadcasts a client never received: all three should be 0. Every phase is bounded (180 s per run); a run that does not recover says so under its table. Each round first runs, for each load and size, the same deploy on the bench's floor (bench/servers/raw with \`BENCH_DURABLE=on\`): the package's client in plain mode (\`session: false\`, default backoff), dialled at once on the runtime's own port, the same load (the broadcaster's \`{ broadcast: 1, pad: 1000 }\` makes the floor send ~1 KB to every socket; a client's \`{ n }\` gets an echo, each frame sent also written to SQLite), then the same reset, timed from its request to the call's answer, to every client seeing its connection closed and to every client open again; and the runtime's CPU over the same end of the stream. Then every load, size and drop once; the rounds repeat that (3 in a full run, \`--storm-repeat\`), so the table at the top gives medians and ranges of ratios that stray by a third from run to run, mostly with the time of the first open.`,
     '',
   )
   return lines.join('\n')
