@@ -114,7 +114,7 @@ async function reconnectLoop(url: string, running: () => boolean): Promise<numbe
   let from: ResumeFrom | undefined
   while (running()) {
     if (client === 'session') {
-      const socket = new SessionSocket(url, {}, from)
+      const socket = new SessionSocket(url, {}, { resume: from })
       const welcome = await socket.welcomed
       if (from !== undefined && !welcome.resumed) throw new Error('the resume was refused')
       from = { token: welcome.token, last: welcome.last }

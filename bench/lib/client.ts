@@ -26,7 +26,7 @@ export function openSocket(url: string, kind: 'session' | 'request'): Promise<Se
 export function openSocket(url: string, kind?: ClientKind): Promise<WebSocket>
 export async function openSocket(url: string, kind: ClientKind = 'plain'): Promise<WebSocket> {
   if (kind === 'plain') return opened(new WebSocket(url, SOCKET_OPTIONS), url)
-  const socket = new SessionSocket(url, SOCKET_OPTIONS, undefined, kind === 'request')
+  const socket = new SessionSocket(url, SOCKET_OPTIONS, { requests: kind === 'request' })
   await opened(socket, url)
   await welcomed(socket, url)
   return socket

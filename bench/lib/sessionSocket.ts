@@ -2,8 +2,10 @@ import WebSocket from 'ws'
 import { numbered } from '../../src/shared/dataFrames.ts'
 import {
   ACK_EVERY,
+  BATCHES_OFFER,
   SESSION_PROTOCOL,
   encodeClientAck,
+  readBatch,
   readServerFrame,
   resumeEntry,
   type ResumePoint,
@@ -26,6 +28,15 @@ export const protocolProblems: string[] = []
 
 /** What a resume offers: the session's token and the highest `g` received. */
 export type ResumeFrom = ResumePoint
+
+export interface SessionSocketOptions {
+  /** Offer a resume of this session. */
+  resume?: ResumeFrom | undefined
+  /** Every frame goes out as a request (`c?`), so every answer is a reply. */
+  requests?: boolean
+  /** Offer `dws.session.batches`, as durable-websocket/client does, and unpack the batches. Default: true. */
+  batches?: boolean
+}
 
 /**
  * A session client with as little cost of its own as the protocol allows,
@@ -61,9 +72,13 @@ export class SessionSocket extends WebSocket {
   /** Every frame goes out as a request (`c?`), so every answer is a reply. */
   readonly #requests: boolean
 
-  constructor(url: string, options: WebSocket.ClientOptions, resume?: ResumeFrom, requests = false) {
-    const offer = resume === undefined ? [SESSION_PROTOCOL] : [SESSION_PROTOCOL, resumeEntry(resume)]
-    super(url, offer, options)
+  constructor(
+    url: string,
+    options: WebSocket.ClientOptions,
+    { resume, requests = false, batches = true }: SessionSocketOptions = {},
+  ) {
+    const offer = [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resumeEntry(resume)])]
+    super(url, batches ? [...offer, BATCHES_OFFER] : offer, options)
     this.#requests = requests
     this.welcomed = new Promise((resolve) => {
       this.#resolveWelcome = resolve
@@ -88,6 +103,18 @@ export class SessionSocket extends WebSocket {
       this.#control(data.toString('utf8'))
       return true
     }
+    if (data[0] === OPEN_BRACKET) {
+      const frames = readBatch(data.toString('utf8'))
+      if (!Array.isArray(frames)) protocolProblems.push(`${frames.problem}: ${data.toString('utf8', 0, 40)}`)
+      else for (const frame of frames) this.#data(Buffer.from(frame), args[1])
+      return true
+    }
+    this.#data(data, args[1])
+    return true
+  }
+
+  /** One data frame, alone or out of a batch: numbered in order, acked as the welcome asks, its payload emitted. */
+  #data(data: Buffer, isBinary: unknown): void {
     const bytes = new Uint8Array(data.byteLength)
     bytes.set(data)
     const frame = readServerFrame(bytes.buffer)
@@ -95,7 +122,7 @@ export class SessionSocket extends WebSocket {
       protocolProblems.push(
         `${frame.kind === 'invalid' ? frame.problem : 'an unexpected frame'}: ${data.toString('utf8', 0, 40)}`,
       )
-      return true
+      return
     }
     const g = frame.seq
     if (this.welcome === undefined) protocolProblems.push(`data frame ${String(g)} before the welcome`)
@@ -109,7 +136,7 @@ export class SessionSocket extends WebSocket {
       this.#sizeSinceAck = 0
       super.send(encodeClientAck(g))
     }
-    return super.emit('message', payload, args[1])
+    super.emit('message', payload, isBinary)
   }
 
   #control(text: string): void {
@@ -137,3 +164,5 @@ export class SessionSocket extends WebSocket {
 
 /** `{`: a control frame is JSON text; the bench reads it as text. */
 const OPEN_BRACE = 0x7b
+/** `[`: a batch of data frames. */
+const OPEN_BRACKET = 0x5b

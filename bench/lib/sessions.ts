@@ -96,6 +96,9 @@ export interface ResumeSample {
   replayMs: number
   /** Runtime workerd CPU over the resume, handshake to last frame. */
   workerCpuMs: number
+  /** The same for a resume that offered batches (docs/protocol.md §2), after MISSED more broadcasts. */
+  batchedReplayMs: number
+  batchedWorkerCpuMs: number
   proxyCpuMs: number
   /** The same MISSED broadcasts when they happened, logged, to the one socket still attached. */
   liveMs: number
@@ -292,8 +295,9 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     await receive(other, MISSED, () => other.send(JSON.stringify({ broadcast: MISSED })))
     const liveEnd = marks(server)
 
+    // One frame a message, as to a client that does not read batches.
     const start = marks(server)
-    back = new SessionSocket(url, SOCKET_OPTIONS, from)
+    back = new SessionSocket(url, SOCKET_OPTIONS, { resume: from, batches: false })
     back.on('error', () => undefined)
     await receive(back, MISSED, () => undefined)
     const end = marks(server)
@@ -309,6 +313,20 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     const freshAt = other2.welcomedAt ?? freshEnd.at
     await closeSocket(other2)
 
+    // The same again to a client that reads batches, as durable-websocket/client does.
+    const again = { token: back.welcome.token, last: back.last }
+    await cut(back)
+    back = undefined
+    await sleep(SUSPEND_SETTLE_MS)
+    await receive(other, MISSED, () => other.send(JSON.stringify({ broadcast: MISSED })))
+    const batchedStart = marks(server)
+    back = new SessionSocket(url, SOCKET_OPTIONS, { resume: again })
+    back.on('error', () => undefined)
+    await receive(back, MISSED, () => undefined)
+    const batchedEnd = marks(server)
+    if (back.welcome?.resumed !== true)
+      throw new Error(`the batched resume in round ${String(round + 1)} was not resumed`)
+
     // The resumed session, caught up, is cut and comes back at once, again and again: resumes with
     // nothing to replay, against as many plain clients cut and connecting anew in the same room.
     const caughtUp = { token: back.welcome.token, last: back.last }
@@ -322,6 +340,8 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
       welcomeMs: welcomedAt - start.at,
       replayMs: end.at - start.at,
       workerCpuMs: cpuBetween(start.worker, end.worker).ms,
+      batchedReplayMs: batchedEnd.at - batchedStart.at,
+      batchedWorkerCpuMs: cpuBetween(batchedStart.worker, batchedEnd.worker).ms,
       proxyCpuMs: cpuBetween(start.proxy, end.proxy).ms,
       liveMs: liveEnd.at - liveStart.at,
       liveWorkerCpuMs: cpuBetween(liveStart.worker, liveEnd.worker).ms,
@@ -361,7 +381,7 @@ async function reconnects(
       await cut(await openSocket(url))
       continue
     }
-    const socket = new SessionSocket(url, SOCKET_OPTIONS, resumeFrom)
+    const socket = new SessionSocket(url, SOCKET_OPTIONS, { resume: resumeFrom })
     socket.on('error', () => undefined)
     await welcomed(socket, url)
     const welcome = socket.welcome

@@ -390,7 +390,10 @@ export class Client<Incoming = unknown, Outgoing = Incoming> {
     }
     if (typeof bytes !== 'string' && !(bytes instanceof ArrayBuffer)) return
     const heard = link.receive(bytes)
-    if (heard.kind === 'broken') this.#violated(heard.why)
+    if (heard.kind === 'batch') {
+      // Each frame as if it came alone, until one closes the client (a browser drops what comes after close()).
+      for (const frame of heard.frames) if (this.#state !== 'closed') this.#received(socket, frame)
+    } else if (heard.kind === 'broken') this.#violated(heard.why)
     else if (heard.kind === 'welcome') this.#welcomed(socket, link, heard)
     else if (heard.kind === 'data') deliver(this.#events, this.#options.serializer, heard.payload)
     else if (heard.kind === 'presence') {

@@ -1,7 +1,14 @@
 import { exceedsBytes } from '../shared/byteSize.js'
 import type { Frame } from '../shared/serializer.js'
 import type { PresenceFrame } from '../shared/presenceFrames.js'
-import { SESSION_PROTOCOL, SessionCloseCode, type Welcome } from '../shared/sessionProtocol.js'
+import {
+  BATCHES_OFFER,
+  SESSION_PROTOCOL,
+  SessionCloseCode,
+  isBatch,
+  readBatch,
+  type Welcome,
+} from '../shared/sessionProtocol.js'
 import { ClientError } from './ClientError.js'
 import { ACK_AFTER_MS, ProtocolViolation, Session } from './Session.js'
 import { OPEN, type Socket } from './socket.js'
@@ -29,6 +36,8 @@ export type Heard =
   | Welcomed
   | { kind: 'broken'; why: string }
   | { kind: 'presence'; presence: PresenceFrame }
+  /** Several data frames in one message: each goes through `receive` again, in order. */
+  | { kind: 'batch'; frames: string[] }
   | { kind: 'none' }
 
 /** A welcome: what to write again before anything new, and what a reset lost. */
@@ -101,13 +110,13 @@ export class SessionLink {
   }
 
   /**
-   * What an attempt offers: the session protocol, and a resume of this
-   * session beside it, since the server must know it when it accepts the
-   * socket, before any frame.
+   * What an attempt offers: the session protocol, a resume of this session
+   * beside it, since the server must know it when it accepts the socket,
+   * before any frame, and that this client reads batches.
    */
   offer(protocols: readonly string[]): string[] {
     const resume = this.#session.resumeOffer()
-    return [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resume]), ...protocols]
+    return [SESSION_PROTOCOL, ...(resume === undefined ? [] : [resume]), BATCHES_OFFER, ...protocols]
   }
 
   /** A socket that offered the session opened; true when the server took it, so its welcome must come first. */
@@ -183,6 +192,12 @@ export class SessionLink {
   receive(data: string | ArrayBuffer): Heard {
     const session = this.#session
     try {
+      if (isBatch(data)) {
+        if (this.#mode !== 'session') throw new ProtocolViolation('a batch came before the welcome.')
+        const frames = readBatch(data)
+        if (!Array.isArray(frames)) throw new ProtocolViolation(`${frames.problem}.`)
+        return { kind: 'batch', frames }
+      }
       const incoming = session.receive(data)
       if (incoming.kind === 'welcome') {
         if (this.#mode !== 'welcome') throw new ProtocolViolation('a second welcome came on one socket.')

@@ -38,7 +38,7 @@ interface StoredRecord<Data> extends TransportRecord {
 /** What a socket's transport keeps in its record to find itself again after a wake (transport.ts). */
 export interface TransportRecord {
   /** Present on a session's socket; the rest of the session lives in SQLite (session/store.ts). */
-  session?: { resumed: boolean }
+  session?: { resumed: boolean; batches?: true }
   /** A session socket whose live sends are held back: the last `g` it was sent (session/link.ts). */
   held?: number
 }

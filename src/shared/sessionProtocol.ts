@@ -16,6 +16,13 @@ export const SESSION_PROTOCOL = 'dws.session.v1'
 /** Offered after SESSION_PROTOCOL by a client that holds a session: `dws.resume.<last>.<token>`. */
 export const RESUME_PREFIX = 'dws.resume.'
 
+/**
+ * Offered beside SESSION_PROTOCOL by a client that reads batches: a replay
+ * may then carry several text data frames in one message ({@link encodeBatch}),
+ * one send for the runtime instead of one per frame.
+ */
+export const BATCHES_OFFER = 'dws.session.batches'
+
 /** Every subprotocol name under these is the package's own: an application may not offer one. */
 export function isSessionProtocolName(name: string): boolean {
   return name.startsWith('dws.session.') || name.startsWith(RESUME_PREFIX)
@@ -42,6 +49,8 @@ export function resumeEntry({ last, token }: ResumePoint): string {
 /** What a client's offer says about sessions, and the offer without the package's own entries. */
 export interface SessionOffer {
   readonly wanted: boolean
+  /** The client offered BATCHES_OFFER beside SESSION_PROTOCOL. */
+  readonly batches: boolean
   /** The first readable resume entry; undefined without one, or without SESSION_PROTOCOL. */
   readonly resume: ResumePoint | undefined
   /** What the app's `protocol` option sees: the offer minus every `dws.session.*`/`dws.resume.*` entry. */
@@ -50,14 +59,16 @@ export interface SessionOffer {
 
 export function readSessionOffer(offered: readonly string[]): SessionOffer {
   let wanted = false
+  let batches = false
   let resume: ResumePoint | undefined
   const rest: string[] = []
   for (const entry of offered) {
     if (entry === SESSION_PROTOCOL) wanted = true
+    else if (entry === BATCHES_OFFER) batches = true
     else if (entry.startsWith(RESUME_PREFIX)) resume ??= readResumeEntry(entry.slice(RESUME_PREFIX.length))
     else if (!isSessionProtocolName(entry)) rest.push(entry)
   }
-  return { wanted, resume: wanted ? resume : undefined, rest }
+  return { wanted, batches: wanted && batches, resume: wanted ? resume : undefined, rest }
 }
 
 function readResumeEntry(value: string): ResumePoint | undefined {
@@ -196,6 +207,47 @@ export function encodeServerAck(handled: number, last?: number): string {
 /** The client's acknowledgement: the highest `g` it received. */
 export function encodeClientAck(last: number): string {
   return `{"t":"ack","last":${String(last)}}`
+}
+
+/**
+ * Several text data frames in one message, in order (docs/protocol.md §2):
+ * a JSON array of the frames as they would go alone. Only to a client that
+ * offered BATCHES_OFFER.
+ */
+export function encodeBatch(frames: readonly string[]): string {
+  return JSON.stringify(frames)
+}
+
+/** `[`: a batch; a data frame starts with a digit, a control frame with `{`. */
+const OPEN_BRACKET = 0x5b
+
+export function isBatch(raw: string | ArrayBuffer): raw is string {
+  return typeof raw === 'string' && raw.charCodeAt(0) === OPEN_BRACKET
+}
+
+/**
+ * The frames of a batch, strictly: a JSON array of two or more strings, each
+ * starting with a digit as a text data frame does. Each is then read as a
+ * frame of its own ({@link readServerFrame}).
+ */
+export function readBatch(raw: string): string[] | InvalidFrame {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    return invalid('a batch that is not a JSON array')
+  }
+  if (!Array.isArray(parsed) || parsed.length < 2)
+    return invalid('a batch that is not an array of two or more frames')
+  for (const frame of parsed as unknown[]) {
+    if (typeof frame !== 'string' || !isDigit(frame.charCodeAt(0)))
+      return invalid('a batch that holds something other than text data frames')
+  }
+  return parsed as string[]
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39
 }
 
 /** A frame that breaks the protocol, and how (never what it held: a token may be in it). */

@@ -90,10 +90,11 @@ describe('connect(url, { protocols }) in headless Chromium, where a page can set
       // The client offers its session first, and on the reconnect asks to resume it; the server's
       // pick among the app's own offers comes in the session's welcome.
       offers: [
-        ['dws.session.v1', TOKEN_PROTOCOL, 'browser-token-1'],
+        ['dws.session.v1', 'dws.session.batches', TOKEN_PROTOCOL, 'browser-token-1'],
         [
           'dws.session.v1',
           expect.stringMatching(/^dws\.resume\.\d+\.[A-Za-z0-9_-]{43}$/) as string,
+          'dws.session.batches',
           TOKEN_PROTOCOL,
           'browser-token-2',
         ],

@@ -19,6 +19,8 @@ const CONFIG = resolve(import.meta.dirname, 'fixtures/protocols/wrangler.toml')
 const fastRetry = { reconnect: { initialDelay: 20, maxDelay: 50 } } as const
 /** The client offers it first; the server names it, and tells the app's own pick in the welcome. */
 const SESSION_PROTOCOL = 'dws.session.v1'
+/** …and, after its resume entry if any, that it reads batches (docs/protocol.md §2). */
+const BATCHES_OFFER = 'dws.session.batches'
 
 const clients: Client<Greeting, ToServer>[] = []
 
@@ -114,7 +116,7 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
 
       expect(await events.next('message')).toEqual({
         id: expect.any(Number) as number,
-        offered: [SESSION_PROTOCOL, TOKEN_PROTOCOL, 'token-1', 'chat.v2'],
+        offered: [SESSION_PROTOCOL, BATCHES_OFFER, TOKEN_PROTOCOL, 'token-1', 'chat.v2'],
       })
       expect(client.protocol).toBe(TOKEN_PROTOCOL)
       expect(seen).toEqual([TOKEN_PROTOCOL])
@@ -131,7 +133,12 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
       },
     })
     expect(calls).toBe(1)
-    expect((await events.next('message')).offered).toEqual([SESSION_PROTOCOL, TOKEN_PROTOCOL, 'token-1'])
+    expect((await events.next('message')).offered).toEqual([
+      SESSION_PROTOCOL,
+      BATCHES_OFFER,
+      TOKEN_PROTOCOL,
+      'token-1',
+    ])
 
     client.send({ op: 'restart' })
     expect(await events.next('close')).toMatchObject({ code: 1012, willReconnect: true })
@@ -140,6 +147,7 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
     expect((await events.next('message')).offered).toEqual([
       SESSION_PROTOCOL,
       expect.stringMatching(/^dws\.resume\.\d+\.[A-Za-z0-9_-]{43}$/),
+      BATCHES_OFFER,
       TOKEN_PROTOCOL,
       'token-2',
     ])
@@ -164,7 +172,12 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
     expect(client.state).toBe('connecting')
 
     expect(await events.next('close')).toMatchObject({ code: 1006, willReconnect: true })
-    expect((await events.next('message')).offered).toEqual([SESSION_PROTOCOL, TOKEN_PROTOCOL, 'fresh-token'])
+    expect((await events.next('message')).offered).toEqual([
+      SESSION_PROTOCOL,
+      BATCHES_OFFER,
+      TOKEN_PROTOCOL,
+      'fresh-token',
+    ])
     expect(calls).toBe(2)
     expect(events.of('open')).toEqual([{ reconnected: false, resumed: false }])
     expect(client.protocol).toBe(TOKEN_PROTOCOL)
@@ -185,7 +198,12 @@ describe('a client offering subprotocols to a mount whose protocol option picks 
       },
     })
 
-    expect((await events.next('message')).offered).toEqual([SESSION_PROTOCOL, TOKEN_PROTOCOL, 'token-3'])
+    expect((await events.next('message')).offered).toEqual([
+      SESSION_PROTOCOL,
+      BATCHES_OFFER,
+      TOKEN_PROTOCOL,
+      'token-3',
+    ])
     const errors = events.of('error')
     expect(errors.map((error) => [error.code, error.cause])).toEqual([
       ['ERR_DWS_SOCKET_ERROR', problems[0]],

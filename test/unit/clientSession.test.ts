@@ -3,6 +3,7 @@ import { connect, type Client, type ClientEventName, type ClientOptions } from '
 import { fakeWebSockets, memoryStore, type FakeSocket, type FakeWebSockets } from './fakeWebSocket.js'
 
 const SESSION = 'dws.session.v1'
+const BATCHES = 'dws.session.batches'
 const URL = 'ws://example.test/ws'
 const EVENTS: readonly ClientEventName[] = [
   'open',
@@ -82,16 +83,16 @@ afterEach(() => {
 })
 
 describe('connect(url) negotiates a session', () => {
-  it('offers dws.session.v1 first, before the app’s protocols', () => {
+  it('offers dws.session.v1 first, then that it reads batches, before the app’s protocols', () => {
     const { fake } = start({ protocols: ['dws.auth', 'secret'] })
-    expect(fake.last().offered).toEqual([SESSION, 'dws.auth', 'secret'])
+    expect(fake.last().offered).toEqual([SESSION, BATCHES, 'dws.auth', 'secret'])
   })
 
   it('offers no resume while it holds no session, and sends nothing until the welcome', () => {
     const started = start()
     started.client.send({ early: 1 })
     const socket = started.fake.last()
-    expect(socket.offered).toEqual([SESSION])
+    expect(socket.offered).toEqual([SESSION, BATCHES])
     socket.accept(SESSION)
     expect(socket.texts()).toEqual([])
     expect(started.client.state).toBe('connecting')
@@ -146,6 +147,27 @@ describe('connect(url) negotiates a session', () => {
     socket.receive('3 {"a":1}')
     socket.receive('10 "b"')
     expect(started.of('message')).toEqual([{ a: 1 }, 'b'])
+  })
+
+  it('unpacks a batch into its frames, each handed on and counted as if it came alone', () => {
+    const started = start()
+    const socket = establish(started, { ackEvery: 3 })
+    socket.receive(JSON.stringify(['3 {"a":1}', '10 "b"', '11 "c"']))
+    socket.receive('12 "d"')
+    expect(started.of('message')).toEqual([{ a: 1 }, 'b', 'c', 'd'])
+    // The third frame of the batch made the ack due: it names the batch's last number.
+    expect(socket.texts()).toEqual(['{"t":"ack","last":11}'])
+    expect(started.of('error')).toEqual([])
+  })
+
+  it('hands a batch on no further than a listener that closes the client', () => {
+    const started = start()
+    const socket = establish(started)
+    started.client.on('message', (message) => {
+      if (message === 'stop') started.client.close()
+    })
+    socket.receive(JSON.stringify(['1 "go"', '2 "stop"', '3 "after"']))
+    expect(started.of('message')).toEqual(['go', 'stop'])
   })
 
   it('skips a control frame of a type it does not know', () => {
@@ -242,7 +264,7 @@ describe('a resume after a cut', () => {
     expect(started.of('close')).toEqual([{ code: 1006, reason: '', wasClean: false, willReconnect: true }])
     started.client.send('while away')
     const second = await nextAttempt(started)
-    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1-0123456789abcdef'])
+    expect(second.offered).toEqual([SESSION, 'dws.resume.4.token-1-0123456789abcdef', BATCHES])
     second.accept(SESSION)
     second.receive(welcome({ id: 9, token: 'token-2-0123456789abcdef', resumed: true, handled: 1, last: 4 }))
     expect(second.texts()).toEqual(['2 2', '3 3', '4 "while away"'])
@@ -251,7 +273,7 @@ describe('a resume after a cut', () => {
     expect(started.client.id).toBe(9)
     second.drop(1006)
     const third = await nextAttempt(started)
-    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2-0123456789abcdef'])
+    expect(third.offered).toEqual([SESSION, 'dws.resume.4.token-2-0123456789abcdef', BATCHES])
   })
 
   it('acknowledges a resumed welcome at once when it has nothing to resend, so the server retires the token it used', async () => {
@@ -317,7 +339,7 @@ describe('a reset', () => {
     started.client.send(new Uint8Array([1, 2]))
     const second = await nextAttempt(started)
     second.accept(SESSION)
-    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1-0123456789abcdef'])
+    expect(second.offered).toEqual([SESSION, 'dws.resume.40.token-1-0123456789abcdef', BATCHES])
     second.receive(welcome({ id: 11, token: 'token-new-0123456789abcd', resumed: false, last: 900 }))
     const resets = started.of('reset') as { unacknowledged: (string | ArrayBuffer)[] }[]
     expect(resets).toHaveLength(1)
@@ -334,7 +356,11 @@ describe('a reset', () => {
     second.receive('901 "new log"')
     expect(started.of('message').at(-1)).toBe('new log')
     second.drop(1006)
-    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.901.token-new-0123456789abcd'])
+    expect((await nextAttempt(started)).offered).toEqual([
+      SESSION,
+      'dws.resume.901.token-new-0123456789abcd',
+      BATCHES,
+    ])
   })
 
   it('does not reset a client that asked for no session', () => {
@@ -355,7 +381,11 @@ describe('start(options) with a store', () => {
     socket.drop(1006)
     await vi.advanceTimersByTimeAsync(0)
     const reloaded = start({ store })
-    expect(reloaded.fake.last().offered).toEqual([SESSION, 'dws.resume.900.token-1-0123456789abcdef'])
+    expect(reloaded.fake.last().offered).toEqual([
+      SESSION,
+      'dws.resume.900.token-1-0123456789abcdef',
+      BATCHES,
+    ])
   })
 
   it('keeps the token, the position and the unacknowledged and waiting messages, so a reload resumes', async () => {
@@ -371,7 +401,7 @@ describe('start(options) with a store', () => {
     // The page goes away without a word; a new one starts from the store.
     const reloaded = start({ store })
     const next = reloaded.fake.last()
-    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1-0123456789abcdef'])
+    expect(next.offered).toEqual([SESSION, 'dws.resume.12.token-1-0123456789abcdef', BATCHES])
     next.accept(SESSION)
     next.receive(welcome({ id: 5, token: 'token-2-0123456789abcdef', resumed: true, handled: 0, last: 12 }))
     expect(next.texts()).toEqual([
@@ -422,14 +452,14 @@ describe('start(options) with a store', () => {
     await vi.advanceTimersByTimeAsync(0)
     expect(page.client.state).toBe('closed')
     const later = start({ store })
-    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept-0123456789abcdefghij'])
+    expect(later.fake.last().offered).toEqual([SESSION, 'dws.resume.0.kept-0123456789abcdefghij', BATCHES])
   })
 
   it('starts a fresh session from a store whose entry it cannot read', () => {
     const store = memoryStore()
     store.setItem(`durable-websocket:${URL}`, '{not json')
     const page = start({ store })
-    expect(page.fake.last().offered).toEqual([SESSION])
+    expect(page.fake.last().offered).toEqual([SESSION, BATCHES])
   })
 
   it('reports a store that throws on write as ERR_DWS_STORE_FAILED and goes on', async () => {
@@ -483,7 +513,7 @@ describe('falling back to plain WebSocket', () => {
     started.fake.last().refuse()
     expect(started.events.map(([name]) => name)).toEqual(['close', 'reconnecting'])
     const next = await nextAttempt(started)
-    expect(next.offered).toEqual([SESSION, 'chat.v2'])
+    expect(next.offered).toEqual([SESSION, BATCHES, 'chat.v2'])
   })
 
   it('does not fall back once a server has welcomed it', async () => {
@@ -548,7 +578,7 @@ describe('close codes of a session', () => {
     socket.drop(3904, 'Session belongs to another client')
     expect(started.of('close')).toMatchObject([{ code: 3904, willReconnect: true }])
     const next = await nextAttempt(started)
-    expect(next.offered).toEqual([SESSION])
+    expect(next.offered).toEqual([SESSION, BATCHES])
     next.accept(SESSION)
     next.receive(welcome({ id: 8, token: 'token-2-0123456789abcdef', resumed: false, last: 9 }))
     expect(started.of('reset')).toEqual([{ unacknowledged: ['"unacked"'] }])
@@ -576,7 +606,11 @@ describe('close codes of a session', () => {
     const started = start()
     establish(started, { token: 'token-1-0123456789abcdef', last: 7 }).drop(code, reason)
     expect(started.of('close')).toMatchObject([{ code, willReconnect: true }])
-    expect((await nextAttempt(started)).offered).toEqual([SESSION, 'dws.resume.7.token-1-0123456789abcdef'])
+    expect((await nextAttempt(started)).offered).toEqual([
+      SESSION,
+      'dws.resume.7.token-1-0123456789abcdef',
+      BATCHES,
+    ])
   })
 })
 
@@ -613,6 +647,31 @@ describe('a server that breaks the protocol', () => {
       (socket: FakeSocket) => {
         socket.receive(welcome())
         socket.receive(welcome())
+      },
+    ],
+    [
+      'a batch before the welcome',
+      (socket: FakeSocket) => socket.receive(JSON.stringify(['1 "a"', '2 "b"'])),
+    ],
+    [
+      'a batch of one frame',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive(JSON.stringify(['1 "a"']))
+      },
+    ],
+    [
+      'a batch that holds a control frame',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive(JSON.stringify(['1 "a"', '{"t":"ack","handled":0}']))
+      },
+    ],
+    [
+      'a batch whose frames go back in number',
+      (socket: FakeSocket) => {
+        socket.receive(welcome())
+        socket.receive(JSON.stringify(['5 "a"', '4 "b"']))
       },
     ],
     [

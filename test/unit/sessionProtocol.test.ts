@@ -5,12 +5,16 @@ import { describe, expect, it } from 'vitest'
 import { encodeFailure, markText, numbered, readFailure } from '../../src/shared/dataFrames.js'
 import { encodePresenceDiff, encodePresenceList } from '../../src/shared/presenceFrames.js'
 import {
+  BATCHES_OFFER,
   SESSION_PROTOCOL,
   SessionCloseCode,
+  encodeBatch,
   encodeClientAck,
   encodeServerAck,
   encodeWelcome,
   endsSession,
+  isBatch,
+  readBatch,
   readClientFrame,
   readServerFrame,
   readSessionOffer,
@@ -129,6 +133,19 @@ describe("docs/protocol.md's examples", () => {
     }
   })
 
+  it("reads §2's batch as the frames of §9's replay, and writes it back to the letter", () => {
+    const [body] = blocks('batch')
+    const batch = body?.trim() ?? ''
+    expect(isBatch(batch)).toBe(true)
+    const frames = readBatch(batch)
+    const replay = workedExample()
+      .filter(({ frame }) => /^24[15] /.test(frame))
+      .map(({ frame }) => frame)
+    expect(replay).toHaveLength(2)
+    expect(frames).toEqual(replay)
+    expect(encodeBatch(replay)).toBe(batch)
+  })
+
   it('names the codes of §7 as the code does', () => {
     for (const code of Object.values(SessionCloseCode))
       expect(PAGE).toMatch(new RegExp(`^\\| ${String(code)} `, 'm'))
@@ -151,6 +168,48 @@ describe('the bench loads the protocol from src as it is', () => {
       seq: 7,
       mark: { type: 'reply', to: 3 },
       payload: 'hi',
+    })
+  })
+})
+
+describe('encodeBatch(frames), readBatch(raw) and the offer of batches', () => {
+  it('reads back the frames it wrote, payloads with quotes, spaces and non-ASCII text included', () => {
+    const frames = ['7 {"say":"a \\"quoted\\" word"}', '9 plain text', '12=3 ünïcødé ✓']
+    const batch = encodeBatch(frames)
+    expect(isBatch(batch)).toBe(true)
+    expect(readBatch(batch)).toEqual(frames)
+    expect(frames.map((frame) => readServerFrame(frame).kind)).toEqual(['data', 'data', 'data'])
+  })
+
+  it.each([
+    ['text that is not JSON', '[1 x'],
+    ['an empty array', '[]'],
+    ['one frame', '["1 x"]'],
+    ['a number', '[1,2]'],
+    ['a control frame', '["1 x","{\\"t\\":\\"ack\\",\\"handled\\":0}"]'],
+    ['a batch in a batch', '["1 x","[\\"2 y\\",\\"3 z\\"]"]'],
+    ['a frame without its number', '["1 x","hi"]'],
+  ])('refuses %s', (_what, raw) => {
+    expect(readBatch(raw)).toMatchObject({ kind: 'invalid' })
+  })
+
+  it('is not a batch unless it is text that starts with [', () => {
+    expect(isBatch('1 [x]')).toBe(false)
+    expect(isBatch('{"t":"ack","handled":1}')).toBe(false)
+    expect(isBatch(new TextEncoder().encode('["1 x","2 y"]').buffer)).toBe(false)
+  })
+
+  it('reads the offer of batches only beside dws.session.v1, and keeps it from the app', () => {
+    expect(readSessionOffer([SESSION_PROTOCOL, BATCHES_OFFER, 'chat'])).toMatchObject({
+      wanted: true,
+      batches: true,
+      rest: ['chat'],
+    })
+    expect(readSessionOffer([SESSION_PROTOCOL, 'chat'])).toMatchObject({ batches: false })
+    expect(readSessionOffer([BATCHES_OFFER, 'chat'])).toMatchObject({
+      wanted: false,
+      batches: false,
+      rest: ['chat'],
     })
   })
 })

@@ -2,8 +2,11 @@ import { evictDurableObject } from 'cloudflare:test'
 import { numbered, type DataMark } from '../../src/shared/dataFrames.js'
 import type { PresenceFrame } from '../../src/shared/presenceFrames.js'
 import {
+  BATCHES_OFFER,
   SESSION_PROTOCOL,
   encodeClientAck,
+  isBatch,
+  readBatch,
   readServerFrame,
   resumeEntry,
   type Welcome as ProtocolWelcome,
@@ -34,6 +37,8 @@ export interface SessionOpenOptions {
   resume?: Position
   /** Subprotocols of the application, offered after the package's own. */
   protocols?: string[]
+  /** Offer `dws.session.batches`: the server may then replay in batches, which this client unpacks. */
+  batches?: boolean
   /** Do not answer the server's close frame (a half-dead peer). */
   halfOpen?: boolean
   /** Hand the upgrade to this object itself instead of the fixture worker (a leaf of a sharded room, say). */
@@ -62,6 +67,12 @@ export class SessionClient {
   readonly protocol: string | null
   /** Unacknowledged messages of the session this resume offer failed to continue. */
   readonly reset: string[] = []
+  /** This socket offered batches; a resume offers them again. */
+  readonly batches: boolean
+  /** How many frames each batch that came on this socket held, in order. */
+  readonly batchSizes: number[] = []
+  /** The frames of the latest batch not read yet. */
+  readonly #batched: string[] = []
   #last: number
   #token: string
   #nextC = 1
@@ -74,8 +85,15 @@ export class SessionClient {
   /** The highest `handled` any welcome or ack of this socket carried. */
   handledByServer: number
 
-  private constructor(client: Client, welcome: Welcome, protocol: string | null, carried?: Carried) {
+  private constructor(
+    client: Client,
+    welcome: Welcome,
+    protocol: string | null,
+    batches: boolean,
+    carried?: Carried,
+  ) {
     this.client = client
+    this.batches = batches
     this.welcome = welcome
     this.protocol = protocol
     this.#last = welcome.last
@@ -110,7 +128,11 @@ export class SessionClient {
       nextC: this.#nextC,
       unacked: new Map(this.#unacked),
     }
-    return SessionClient.#connect(path, { ...options, resume: carried.position }, carried)
+    return SessionClient.#connect(
+      path,
+      { batches: this.batches, ...options, resume: carried.position },
+      carried,
+    )
   }
 
   static async #connect(
@@ -120,6 +142,7 @@ export class SessionClient {
   ): Promise<SessionClient> {
     const offer = [SESSION_PROTOCOL]
     if (options.resume !== undefined) offer.push(resumeEntry(options.resume))
+    if (options.batches === true) offer.push(BATCHES_OFFER)
     offer.push(...(options.protocols ?? []))
     const headers = { 'Sec-WebSocket-Protocol': offer.join(', ') }
     const response =
@@ -136,7 +159,8 @@ export class SessionClient {
     const frame = readServerFrame(first)
     if (frame.kind !== 'welcome') throw new Error(`expected the welcome first, got ${first}`)
     const welcome: Welcome = { t: 'welcome', v: 1, ...frame.welcome }
-    return new SessionClient(client, welcome, response.headers.get('Sec-WebSocket-Protocol'), carried)
+    const named = response.headers.get('Sec-WebSocket-Protocol')
+    return new SessionClient(client, welcome, named, options.batches === true, carried)
   }
 
   get id(): number {
@@ -291,9 +315,17 @@ export class SessionClient {
     await this.whenClosed()
   }
 
-  /** The frames of one socket until the next data frame; undefined after a control frame. */
+  /** The frames of one socket until the next data frame; undefined after a control frame. A batch is unpacked. */
   async #read(patience?: number): Promise<DataFrame | undefined> {
-    const raw = await this.client.next(patience)
+    let raw = this.#batched.shift() ?? (await this.client.next(patience))
+    if (isBatch(raw)) {
+      if (!this.batches) throw new Error(`a batch to a client that did not offer batches: ${raw}`)
+      const frames = readBatch(raw)
+      if (!Array.isArray(frames)) throw new Error(`${frames.problem}: ${raw}`)
+      this.batchSizes.push(frames.length)
+      this.#batched.push(...frames)
+      raw = this.#batched.shift() ?? ''
+    }
     const frame = readServerFrame(raw)
     switch (frame.kind) {
       case 'invalid':

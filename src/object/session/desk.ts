@@ -110,7 +110,12 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   /** The transport of a session socket found again after a wake. */
   transportFor(id: number, record: TransportRecord): SessionLink<Env, Data, In, Out> {
     const handled = this.store?.handled(id) ?? 0
-    return new SessionLink(this, record.session?.resumed ?? false, storedCounters(handled), record.held)
+    return new SessionLink(
+      this,
+      { resumed: record.session?.resumed ?? false, batches: record.session?.batches === true },
+      storedCounters(handled),
+      record.held,
+    )
   }
 
   /**
@@ -230,7 +235,7 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     if (!entry?.move('expire')) {
       // No socket is left to ask the runtime for anything; this one is never accepted.
       const [detached] = Object.values(new WebSocketPair()) as [WebSocket]
-      const link = new SessionLink(this, false, storedCounters(0))
+      const link = new SessionLink(this, { resumed: false, batches: false }, storedCounters(0))
       entry = new ConnectionEntry(
         detached,
         id,

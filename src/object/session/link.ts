@@ -14,7 +14,9 @@ import type { Answer } from '../dispatch.js'
 import { sizeOf } from '../../shared/byteSize.js'
 import type { Outbound, Transport } from '../transport.js'
 import type { SessionDesk } from './desk.js'
+import type { SessionLog } from './log.js'
 import { SESSION_TAG } from './store.js'
+import { ReplaySender } from './replaySender.js'
 import { SendWindow } from './window.js'
 
 /** Log rows a replay looks at per query; their frames are read only as far as the send window goes. */
@@ -54,6 +56,8 @@ export function storedCounters(handled: number): SessionCounters {
  */
 export class SessionLink<Env, Data extends object, In, Out> implements Transport<Env, Data, In, Out> {
   readonly resumed: boolean
+  /** The client offered BATCHES_OFFER: a catch-up may send its frames in batches. */
+  readonly batches: boolean
   readonly counters: SessionCounters
   readonly #desk: SessionDesk<Env, Data, In, Out>
   /** Set once the client used this socket after its welcome: its previous token then retires. */
@@ -64,12 +68,13 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
 
   constructor(
     desk: SessionDesk<Env, Data, In, Out>,
-    resumed: boolean,
+    { resumed, batches }: { resumed: boolean; batches: boolean },
     counters: SessionCounters,
     heldAfter?: number,
   ) {
     this.#desk = desk
     this.resumed = resumed
+    this.batches = batches
     this.counters = counters
     this.#confirmed = !resumed
     this.#heldAfter = heldAfter
@@ -239,6 +244,22 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
       this.#hold(entry, undefined)
       return
     }
+    const sender = new ReplaySender((frame) => entry.sendFrame(frame), this.batches)
+    try {
+      this.#replay(entry, sessionLog, window, sender)
+    } finally {
+      // Every frame the window counts as sent goes out in this turn, batched or not.
+      sender.flush()
+    }
+  }
+
+  /** {@link catchUp}'s pages: each read from the log as far as the window goes, and handed to `sender`. */
+  #replay(
+    entry: ConnectionEntry<Env, Data, In, Out>,
+    sessionLog: SessionLog,
+    window: SendWindow,
+    sender: ReplaySender,
+  ): void {
     const tags = this.#desk.tagsOf(entry)
     for (let after = window.sent; ;) {
       const page = sessionLog.pending(entry.id, tags, after, REPLAY_PAGE_ROWS)
@@ -256,7 +277,7 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
           this.#hold(entry, window.sent)
           return
         }
-        if (!entry.sendFrame(frame)) return
+        if (!sender.add(frame, size)) return
         window.sentFrame(logged.seq, size)
       }
       if (fitting.length < page.pending.length) {
@@ -358,7 +379,7 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
   }
 
   describe(record: TransportRecord): void {
-    record.session = { resumed: this.resumed }
+    record.session = this.batches ? { resumed: this.resumed, batches: true } : { resumed: this.resumed }
     if (this.#heldAfter !== undefined) record.held = this.#heldAfter
   }
 

@@ -92,7 +92,7 @@ export class SessionOpening<Env, Data extends object, In, Out> {
       const counters =
         earlier instanceof SessionLink ? takeOver(earlier.counters) : storedCounters(found.handled)
       // The replay is a catch-up like any other: live sends wait behind it from `from` on.
-      const link = new SessionLink(desk, true, counters, from)
+      const link = new SessionLink(desk, { resumed: true, batches: offer.batches }, counters, from)
       // A handler still running on the earlier socket keeps working on the same data.
       const data = previous?.data ?? (JSON.parse(found.data) as Data)
       const entry = new ConnectionEntry(
@@ -114,7 +114,7 @@ export class SessionOpening<Env, Data extends object, In, Out> {
     store?.create(id, keys.tokenHash, tags, desk.sends.head(), Date.now(), owner)
     desk.sends.sessionsExist()
     ctx.acceptWebSocket(server, [...tags, SESSION_TAG])
-    const link = new SessionLink(desk, false, storedCounters(0))
+    const link = new SessionLink(desk, { resumed: false, batches: offer.batches }, storedCounters(0))
     const entry = new ConnectionEntry(server, id, {} as Data, Date.now(), 'opening', host, link)
     table.track(entry)
     this.#welcome(entry, link, keys.token, desk.sends.head(), protocol)
