@@ -29,6 +29,26 @@ export function cpuBetween(start: CpuReading, end: CpuReading): { ms: number; cl
     : { ms: end.schedMs - start.schedMs, clock: 'sched' }
 }
 
+/** A process's CPU reading, or undefined without a pid or once the process is gone (a runtime SIGKILLed mid-run). */
+export function cpuIfRunning(pid: number | undefined): CpuReading | undefined {
+  if (pid === undefined) return undefined
+  try {
+    return readCpu(pid)
+  } catch {
+    return undefined
+  }
+}
+
+/** The CPU of process `pid` from the reading `from` to now, in % of one core over `ms`; undefined if either reading is missing. */
+export function cpuPercentSince(
+  pid: number | undefined,
+  from: CpuReading | undefined,
+  ms: number,
+): number | undefined {
+  const now = cpuIfRunning(pid)
+  return from === undefined || now === undefined ? undefined : (cpuBetween(from, now).ms / ms) * 100
+}
+
 export function readCpu(pid: number): CpuReading {
   const fields = statFields(pid)
   // Fields 14 and 15 of proc(5) are utime and stime; this array starts at field 3.

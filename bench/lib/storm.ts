@@ -25,7 +25,7 @@ import {
   type StormLoad,
 } from './stormStream.ts'
 import { Peak, until } from './watch.ts'
-import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
+import { cpuIfRunning, cpuPercentSince, type CpuReading } from './proc.ts'
 import { describeHost, type Host } from './servers.ts'
 
 /**
@@ -301,18 +301,10 @@ async function runSize(
     const failed = (): boolean => peers.some((p) => p.problem !== undefined)
 
     say(`${label}: wrangler dev on port ${String(port)}; opening ${String(clients)} session clients`)
-    const cpuNow = (): CpuReading | undefined => {
-      try {
-        return runtimePid === undefined ? undefined : readCpu(runtimePid)
-      } catch {
-        return undefined
-      }
-    }
-    /** The runtime's CPU from `from` to now, in % of one core over `ms`; undefined if the process went. */
-    const runtimeCpu = (from: CpuReading | undefined, ms: number): number | undefined => {
-      const now = cpuNow()
-      return from === undefined || now === undefined ? undefined : (cpuBetween(from, now).ms / ms) * 100
-    }
+    // The runtime of the moment: a SIGKILL replaces it.
+    const cpuNow = (): CpuReading | undefined => cpuIfRunning(runtimePid)
+    const runtimeCpu = (from: CpuReading | undefined, ms: number): number | undefined =>
+      cpuPercentSince(runtimePid, from, ms)
     const cpuAtOpen = cpuNow()
     const openStarted = performance.now()
     // A broadcaster's queue holds what it sends while the runtime is down: a minute of ticks and more.

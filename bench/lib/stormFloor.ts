@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { connect, type Client, type WebSocketConstructor } from '../../src/client/index.ts'
 import { REPO_ROOT, startDevServer } from './devServer.ts'
-import { cpuBetween, readCpu, type CpuReading } from './proc.ts'
+import { cpuIfRunning, cpuPercentSince } from './proc.ts'
 import { PADDING_BYTES, STREAM_CPU_MS, STREAM_MS, startStream, type StormLoad } from './stormStream.ts'
 import { until } from './watch.ts'
 
@@ -95,21 +95,10 @@ export async function floorStorm(
       (index) => peers[index]?.client.send({ n: ++n }),
     )
     await sleep(STREAM_MS - STREAM_CPU_MS)
-    const cpuNow = (): CpuReading | undefined => {
-      try {
-        return readCpu(dev.runtimePid)
-      } catch {
-        return undefined
-      }
-    }
-    const cpuAtStream = cpuNow()
+    const cpuAtStream = cpuIfRunning(dev.runtimePid)
     const streamFrom = performance.now()
     await sleep(STREAM_CPU_MS)
-    const cpuAfterStream = cpuNow()
-    const streamCpuPercent =
-      cpuAtStream === undefined || cpuAfterStream === undefined
-        ? undefined
-        : (cpuBetween(cpuAtStream, cpuAfterStream).ms / (performance.now() - streamFrom)) * 100
+    const streamCpuPercent = cpuPercentSince(dev.runtimePid, cpuAtStream, performance.now() - streamFrom)
 
     const opensBefore = peers.map((p) => p.opens)
     const closesBefore = peers.map((p) => p.closes)
