@@ -296,14 +296,10 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     const liveEnd = marks(server)
 
     // One frame a message, as to a client that does not read batches.
-    const start = marks(server)
-    back = new SessionSocket(url, SOCKET_OPTIONS, { resume: from, batches: false })
-    back.on('error', () => undefined)
-    await receive(back, MISSED, () => undefined)
-    const end = marks(server)
-    const welcomedAt = back.welcomedAt
-    if (welcomedAt === undefined || back.welcome?.resumed !== true)
-      throw new Error(`the resume in round ${String(round + 1)} was not resumed`)
+    const single = await timedResume(server, url, from, false, (socket) => (back = socket))
+    const { start, end } = single
+    const welcomedAt = single.socket.welcomedAt
+    if (welcomedAt === undefined) throw new Error(`the resume in round ${String(round + 1)} had no welcome`)
 
     const fresh = marks(server)
     const other2 = new SessionSocket(url, SOCKET_OPTIONS)
@@ -314,23 +310,16 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     await closeSocket(other2)
 
     // The same again to a client that reads batches, as durable-websocket/client does.
-    const again = { token: back.welcome.token, last: back.last }
-    await cut(back)
+    await cut(single.socket)
     back = undefined
     await sleep(SUSPEND_SETTLE_MS)
     await receive(other, MISSED, () => other.send(JSON.stringify({ broadcast: MISSED })))
-    const batchedStart = marks(server)
-    back = new SessionSocket(url, SOCKET_OPTIONS, { resume: again })
-    back.on('error', () => undefined)
-    await receive(back, MISSED, () => undefined)
-    const batchedEnd = marks(server)
-    if (back.welcome?.resumed !== true)
-      throw new Error(`the batched resume in round ${String(round + 1)} was not resumed`)
+    const batched = await timedResume(server, url, single.from, true, (socket) => (back = socket))
 
     // The resumed session, caught up, is cut and comes back at once, again and again: resumes with
     // nothing to replay, against as many plain clients cut and connecting anew in the same room.
-    const caughtUp = { token: back.welcome.token, last: back.last }
-    await cut(back)
+    const caughtUp = batched.from
+    await cut(batched.socket)
     back = undefined
     await sleep(SUSPEND_SETTLE_MS)
     const empty = await reconnects(server, url, caughtUp, round)
@@ -340,8 +329,8 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
       welcomeMs: welcomedAt - start.at,
       replayMs: end.at - start.at,
       workerCpuMs: cpuBetween(start.worker, end.worker).ms,
-      batchedReplayMs: batchedEnd.at - batchedStart.at,
-      batchedWorkerCpuMs: cpuBetween(batchedStart.worker, batchedEnd.worker).ms,
+      batchedReplayMs: batched.end.at - batched.start.at,
+      batchedWorkerCpuMs: cpuBetween(batched.start.worker, batched.end.worker).ms,
       proxyCpuMs: cpuBetween(start.proxy, end.proxy).ms,
       liveMs: liveEnd.at - liveStart.at,
       liveWorkerCpuMs: cpuBetween(liveStart.worker, liveEnd.worker).ms,
@@ -356,6 +345,30 @@ async function resumeRound(server: DevServer, round: number): Promise<ResumeSamp
     await closeSocket(other)
     if (back !== undefined) await closeSocket(back)
   }
+}
+
+/**
+ * A resume from `from` (offering batches or not), timed from its handshake
+ * request to the MISSED-th replayed frame; `opened` gets the socket at once,
+ * so the caller closes it whatever happens. Returns the marks around it and
+ * where the session stands after it, for its next resume.
+ */
+async function timedResume(
+  server: DevServer,
+  url: string,
+  from: ResumeFrom,
+  batches: boolean,
+  opened: (socket: SessionSocket) => void,
+): Promise<{ socket: SessionSocket; start: Marks; end: Marks; from: ResumeFrom }> {
+  const start = marks(server)
+  const socket = new SessionSocket(url, SOCKET_OPTIONS, { resume: from, batches })
+  opened(socket)
+  socket.on('error', () => undefined)
+  await receive(socket, MISSED, () => undefined)
+  const end = marks(server)
+  if (socket.welcome?.resumed !== true)
+    throw new Error(`a resume ${batches ? 'offering' : 'not offering'} batches was not resumed`)
+  return { socket, start, end, from: { token: socket.welcome.token, last: socket.last } }
 }
 
 /** Reconnects per round for the empty-resume and plain-connect figures: one is too short to read a process's CPU. */
