@@ -40,29 +40,39 @@ function groups(runs: readonly StormSize[]): Group[] {
   return [...found.values()]
 }
 
-/** The median ratio of a group's runs with its range, marked against the target; a run that never got there counts as past it. */
-function medianRatio(runs: readonly StormSize[], ms: (run: StormSize) => number | undefined): string {
-  const ratios = runs.map((run) => {
-    const value = ms(run)
-    return value === undefined || !(run.openMs > 0) ? Infinity : value / run.openMs
-  })
+/** The median of some ratios, with their range when there are several; a ratio that never came (Infinity) shows as '—'. */
+function ratioRange(ratios: readonly number[]): string {
   const middle = median(ratios)
   if (!Number.isFinite(middle)) return '—'
+  const high = Math.max(...ratios)
   const range =
     ratios.length > 1
-      ? ` (${fixed(Math.min(...ratios), 2)}–${Number.isFinite(Math.max(...ratios)) ? fixed(Math.max(...ratios), 2) : '—'})`
+      ? ` (${fixed(Math.min(...ratios), 2)}–${Number.isFinite(high) ? fixed(high, 2) : '—'})`
       : ''
-  return `${fixed(middle, 2)}${range} ${mark(middle <= TARGET_RATIO)}`
+  return `${fixed(middle, 2)}${range}`
+}
+
+/** {@link ratioRange}, marked against the target. */
+function markedRatio(ratios: readonly number[]): string {
+  const text = ratioRange(ratios)
+  return text === '—' ? text : `${text} ${mark(median(ratios) <= TARGET_RATIO)}`
+}
+
+/** The median ratio of a group's runs with its range, marked against the target; a run that never got there counts as past it. */
+function medianRatio(runs: readonly StormSize[], ms: (run: StormSize) => number | undefined): string {
+  return markedRatio(
+    runs.map((run) => {
+      const value = ms(run)
+      return value === undefined || !(run.openMs > 0) ? Infinity : value / run.openMs
+    }),
+  )
 }
 
 /** The floor's median back ÷ open for a load and size, with its range; '—' where it did not run. */
 function floorRatio(floor: readonly FloorStorm[], load: StormLoad, clients: number): string {
-  const ratios = floor.filter((f) => f.load === load && f.clients === clients).map((f) => f.backMs / f.openMs)
-  if (ratios.length === 0) return '—'
-  const range =
-    ratios.length > 1 ? ` (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)})` : ''
-  const middle = median(ratios)
-  return `${fixed(middle, 2)}${range} ${mark(middle <= TARGET_RATIO)}`
+  return markedRatio(
+    floor.filter((f) => f.load === load && f.clients === clients).map((f) => f.backMs / f.openMs),
+  )
 }
 
 /** One row per load, size and drop: the ratios the target is about, medians of the runs, and the floor's beside a deploy's. */
@@ -178,8 +188,6 @@ function floorTable(floor: readonly FloorStorm[]): string {
     keys.map((key) => {
       const runs = floor.filter((f) => `${f.load} ${String(f.clients)}` === key)
       const first = runs[0]
-      const spread = (ratios: number[]): string =>
-        `${fixed(median(ratios), 2)} (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)})`
       const cpu = runs.flatMap((f) => (f.streamCpuPercent === undefined ? [] : [f.streamCpuPercent]))
       return [
         first?.load ?? '—',
@@ -189,8 +197,8 @@ function floorTable(floor: readonly FloorStorm[]): string {
         seconds(median(runs.map((f) => f.resetMs))),
         seconds(median(runs.map((f) => f.closedMs))),
         seconds(median(runs.map((f) => f.backMs))),
-        spread(runs.map((f) => f.resetMs / f.openMs)),
-        spread(runs.map((f) => f.backMs / f.openMs)),
+        ratioRange(runs.map((f) => f.resetMs / f.openMs)),
+        ratioRange(runs.map((f) => f.backMs / f.openMs)),
         cpu.length === 0 ? '—' : fixed(median(cpu), 0),
       ]
     }),
