@@ -1,5 +1,6 @@
 import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
+import { HandledStamps } from '../../src/object/session/handledStamps.js'
 import { SessionLog } from '../../src/object/session/log.js'
 import { SessionStore } from '../../src/object/session/store.js'
 import { numbered } from '../../src/shared/dataFrames.js'
@@ -49,7 +50,8 @@ describe('the session store under a room of many sessions', () => {
   it('finds a session by its current or its previous token, and says whether any is left, reading a few rows, not the table', async () => {
     await runInDurableObject(sessionsRoom('queries'), (_instance, state) => {
       const { sql, lastRowsRead } = counting(state.storage.sql)
-      const store = new SessionStore(sql, 60_000, 86_400_000)
+      // The stamps read the log once per instance, not per find: they get the uncounted SQL.
+      const store = new SessionStore(sql, 60_000, 86_400_000, new HandledStamps(state.storage.sql))
       const now = Date.now()
       for (let id = 1; id <= SESSIONS; id++) store.create(id, `hash-${String(id)}`, [], 0, now, undefined)
 
@@ -80,7 +82,7 @@ describe('the session log under a storm of resumes', () => {
   it('reads the rows every resume replays once, not once per session, and replays what SQLite holds', async () => {
     await runInDurableObject(sessionsRoom('tail'), (_instance, state) => {
       const bounds = { window: 60_000, maxMessages: 5_000, maxBytes: 10_000_000 }
-      const writer = new SessionLog(state.storage.sql, bounds)
+      const writer = new SessionLog(state.storage.sql, bounds, new HandledStamps(state.storage.sql))
       for (let seq = 1; seq <= 40; seq++)
         writer.append(
           seq % 5 === 0 ? 7 : null,
@@ -91,7 +93,7 @@ describe('the session log under a storm of resumes', () => {
         )
       // A new instance, as after a deploy: nothing of the log in memory.
       const { sql, rowsRead } = countingAll(state.storage.sql)
-      const log = new SessionLog(sql, bounds)
+      const log = new SessionLog(sql, bounds, new HandledStamps(sql))
       for (let session = 0; session < 100; session++) {
         const after = 20 + (session % 10)
         const page = log.pending(7, ['red'], after, 64)

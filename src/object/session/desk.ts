@@ -7,6 +7,7 @@ import type { ConnectionTable } from '../connectionTable.js'
 import type { CloseByServer, MessageLimits } from '../messageLimits.js'
 import type { RoomOrder } from '../shard/messages.js'
 import type { HandleMessage, HandleRequest } from '../transport.js'
+import { HandledStamps, finishesInItsTurn } from './handledStamps.js'
 import { SessionLink, storedCounters } from './link.js'
 import { SessionLog } from './log.js'
 import { SessionOpening } from './opening.js'
@@ -50,6 +51,8 @@ export class SessionDesk<Env, Data extends object, In, Out> {
   /** Sessions kept in SQLite for resumes; undefined with `resume: false`. */
   readonly store: SessionStore | undefined
   readonly log: SessionLog | undefined
+  /** Which log row says a message was handled, when its handler sent something (handledStamps.ts). */
+  readonly stamps: HandledStamps | undefined
   readonly limits: MessageLimits<Env, Data, In, Out>
   readonly handle: HandleMessage<Env, Data, In, Out>
   readonly request: HandleRequest<Env, Data, In, Out>
@@ -81,17 +84,30 @@ export class SessionDesk<Env, Data extends object, In, Out> {
     this.relay = parts.relay
     const resume = parts.options.resume
     const sql = parts.ctx.storage.sql
-    this.store = resume === undefined ? undefined : new SessionStore(sql, resume.window, resume.maxAge)
-    this.log =
-      resume === undefined
-        ? undefined
-        : new SessionLog(sql, {
-            window: resume.window,
-            maxMessages: resume.maxMessages,
-            maxBytes: resume.maxBytes,
-          })
+    if (resume === undefined) {
+      this.stamps = undefined
+      this.store = undefined
+      this.log = undefined
+    } else {
+      const stamps = new HandledStamps(sql)
+      this.stamps = stamps
+      this.store = new SessionStore(sql, resume.window, resume.maxAge, stamps)
+      const { window, maxMessages, maxBytes } = resume
+      this.log = new SessionLog(sql, { window, maxMessages, maxBytes }, stamps)
+    }
     this.sends = new SessionSends(this, parts.table)
     this.opening = new SessionOpening(this, parts)
+  }
+
+  /**
+   * Runs message `seq`'s handler through `run`: with the log rows it appends
+   * stamped when the handler is a plain function, whose whole run is then
+   * one transaction with them.
+   */
+  handling<T>(id: number, seq: number, event: 'message' | 'request', run: () => T): T {
+    const stamps = this.stamps
+    if (stamps === undefined || !finishesInItsTurn(this.#parts.options.handlers.get(event))) return run()
+    return stamps.during(id, seq, run)
   }
 
   label(entry: ConnectionEntry<Env, Data, In, Out>): string {

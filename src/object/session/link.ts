@@ -124,8 +124,11 @@ export class SessionLink<Env, Data extends object, In, Out> implements Transport
       const after = (): void => {
         this.#handled(entry, seq)
       }
-      if (!request) return desk.handle(entry, payload, seq, after)
-      return desk.request(entry, payload, seq, (answer) => this.#answer(entry, seq, answer), after)
+      if (!request)
+        return desk.handling(entry.id, seq, 'message', () => desk.handle(entry, payload, seq, after))
+      return desk.handling(entry.id, seq, 'request', () =>
+        desk.request(entry, payload, seq, (answer) => this.#answer(entry, seq, answer), after),
+      )
     }, sizeOf(payload))
   }
 

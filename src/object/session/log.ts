@@ -2,6 +2,8 @@ import { DurableWebSocketError } from '../../core/errors.js'
 import type { Frame } from '../../core/outgoing.js'
 import { numbered } from '../../shared/dataFrames.js'
 import { exceedsBytes, sizeOf } from '../../shared/byteSize.js'
+import type { HandledStamps } from './handledStamps.js'
+import { createLogTable } from './logTable.js'
 import { LogTail } from './logTail.js'
 
 /**
@@ -51,6 +53,7 @@ export interface LogBounds {
 export class SessionLog {
   readonly #sql: SqlStorage
   readonly #bounds: LogBounds
+  readonly #stamps: HandledStamps
   #ready = false
   #head: number | undefined
   #oldest: number | undefined
@@ -59,23 +62,15 @@ export class SessionLog {
   /** The newest rows in memory, for the replays of a storm (logTail.ts). */
   readonly #tail = new LogTail()
 
-  constructor(sql: SqlStorage, bounds: LogBounds) {
+  constructor(sql: SqlStorage, bounds: LogBounds, stamps: HandledStamps) {
     this.#sql = sql
     this.#bounds = bounds
+    this.#stamps = stamps
   }
 
   #ensure(): SqlStorage {
     if (!this.#ready) {
-      this.#sql.exec(`CREATE TABLE IF NOT EXISTS dws_log (
-        seq INTEGER PRIMARY KEY,
-        at INTEGER NOT NULL,
-        target INTEGER,
-        tag TEXT,
-        excluded TEXT,
-        frame BLOB NOT NULL,
-        mark TEXT NOT NULL DEFAULT ''
-      )`)
-      addMarkColumn(this.#sql)
+      createLogTable(this.#sql)
       this.#ready = true
     }
     return this.#sql
@@ -88,6 +83,7 @@ export class SessionLog {
    */
   reset(head: number): void {
     this.#tail.forget()
+    this.#stamps.forget()
     this.#ready = false
     this.#oldest = undefined
     this.#bytes = undefined
@@ -144,16 +140,21 @@ export class SessionLog {
     // The number is the log's, not SQLite's: no RETURNING to read back, and
     // no AUTOINCREMENT, whose sqlite_sequence row would be one more page per commit.
     const seq = at ?? this.head() + 1
+    // A leaf's rows come from the root, outside any handler: never stamped.
+    const stamp = at === undefined ? this.#stamps.pending() : undefined
     this.#ensure().exec(
-      'INSERT INTO dws_log (seq, at, target, tag, excluded, frame, mark) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO dws_log (seq, at, target, tag, excluded, handled_for, handled, frame, mark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       seq,
       now,
       target,
       tag,
       except === null || except.length === 0 ? null : JSON.stringify(except),
+      stamp?.[0] ?? null,
+      stamp?.[1] ?? null,
       stored,
       mark,
     )
+    if (stamp !== undefined) this.#stamps.stamped(seq)
     this.#head = seq
     const size = sizeOf(stored)
     this.#bytes = bytes + size
@@ -191,6 +192,7 @@ export class SessionLog {
   /** No session is left: everything goes but the newest row, which keeps the numbering. */
   dropAllButHead(): void {
     const head = this.head()
+    this.#stamps.fold(head - 1)
     this.#ensure().exec('DELETE FROM dws_log WHERE seq < ?', head)
     this.#tail.trimmed(head - 1)
     this.#oldest = head === 0 ? undefined : head
@@ -390,19 +392,11 @@ export class SessionLog {
         .one().bytes
       this.#bytes -= gone ?? 0
     }
+    this.#stamps.fold(through)
     sql.exec('DELETE FROM dws_log WHERE seq <= ?', through)
     this.#tail.trimmed(through)
     this.#oldest = through + 1
   }
-}
-
-/** A log made before replies existed lacks their mark: added once, '' for every old row. */
-function addMarkColumn(sql: SqlStorage): void {
-  const table = sql
-    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_log'")
-    .toArray()[0]
-  if (table !== undefined && !/\bmark\b/.test(table.sql))
-    sql.exec("ALTER TABLE dws_log ADD COLUMN mark TEXT NOT NULL DEFAULT ''")
 }
 
 /** A target no connection has: the row only keeps the numbering. */

@@ -1,3 +1,5 @@
+import type { HandledStamps } from './handledStamps.js'
+
 /**
  * Every session socket carries this hibernation tag, so a woken object finds
  * them without a scan. It is the package's, not the app's: `conn.tags` leaves it out.
@@ -58,6 +60,7 @@ export class SessionStore {
   readonly #sql: SqlStorage
   readonly #window: number
   readonly #maxAge: number
+  readonly #stamps: HandledStamps
   #ready = false
   /**
    * Sessions whose client used its new token, their previous one not yet
@@ -66,10 +69,11 @@ export class SessionStore {
    */
   readonly #confirmed = new Set<number>()
 
-  constructor(sql: SqlStorage, window: number, maxAge: number) {
+  constructor(sql: SqlStorage, window: number, maxAge: number, stamps: HandledStamps) {
     this.#sql = sql
     this.#window = window
     this.#maxAge = maxAge
+    this.#stamps = stamps
   }
 
   get maxAge(): number {
@@ -159,7 +163,7 @@ export class SessionStore {
       id: row.id,
       data: row.data,
       tags: row.tags,
-      handled: row.handled,
+      handled: this.#handled(row),
       suspendedAt: row.suspended_at,
       matchedPrevious: row.previous === tokenHash,
       floor: row.floor,
@@ -197,7 +201,7 @@ export class SessionStore {
       previous: row.previous,
       data: row.data,
       tags: row.tags,
-      handled: row.handled,
+      handled: this.#handled(row),
       suspendedAt: row.suspended_at,
       floor: row.floor,
       createdAt: row.created_at,
@@ -276,15 +280,22 @@ export class SessionStore {
     this.#ensure().exec('UPDATE dws_sessions SET data = ? WHERE id = ?', JSON.stringify(data), id)
   }
 
+  /** Message `handled` of session `id` is done: written unless a log row of this turn says so (handledStamps.ts). */
   saveHandled(id: number, handled: number): void {
+    if (this.#stamps.carried(id, handled)) return
     this.#ensure().exec('UPDATE dws_sessions SET handled = ? WHERE id = ?', handled, id)
   }
 
   handled(id: number): number {
     const row = this.#ensure()
-      .exec<{ handled: number }>('SELECT handled FROM dws_sessions WHERE id = ?', id)
+      .exec<{ id: number; handled: number }>('SELECT id, handled FROM dws_sessions WHERE id = ?', id)
       .toArray()[0]
-    return row?.handled ?? 0
+    return row === undefined ? 0 : this.#handled(row)
+  }
+
+  /** A row's count, or the newest stamp in the log if that is further. */
+  #handled(row: { id: number; handled: number }): number {
+    return Math.max(row.handled, this.#stamps.latest(row.id))
   }
 
   suspend(id: number, now: number): void {

@@ -1,6 +1,7 @@
 import { log } from '../../core/log.js'
 import { alarmNoLaterThan } from '../alarm.js'
 import type { ResolvedShards } from '../../options.js'
+import { HandledStamps } from '../session/handledStamps.js'
 import { SessionLog, type LogBounds } from '../session/log.js'
 import { BATCH_ROWS, LeafRoute } from './leafRoute.js'
 import type { Batch, Publication, RoomMessage, TagReport } from './messages.js'
@@ -61,7 +62,8 @@ export class ShardRoot {
     this.#env = env
     this.#binding = shards.binding
     this.#room = room
-    this.#log = new SessionLog(ctx.storage.sql, bounds)
+    // The root runs no handlers, so nothing stamps its rows.
+    this.#log = new SessionLog(ctx.storage.sql, bounds, new HandledStamps(ctx.storage.sql))
     this.#window = bounds.window
     this.#routes = new SessionRoutes(ctx.storage.sql)
     // Every leaf the room has ever had, not only today's count: a lowered count still has sockets there.
