@@ -1,4 +1,5 @@
 import type { JsonValue, PresenceMember } from '../../shared/presenceFrames.js'
+import { tableSql } from '../tableSql.js'
 
 /** One member as the roster holds it: the metadata as stored (JSON) and parsed, and its connections' ids. */
 interface Held {
@@ -162,10 +163,7 @@ export class Roster {
   }
 
   #exists(): boolean {
-    const found = this.#sql.exec(
-      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dws_presence_connections'",
-    )
-    return found.toArray().length > 0
+    return tableSql(this.#sql, 'dws_presence_connections') !== undefined
   }
 
   #ensure(): SqlStorage {

@@ -1,3 +1,5 @@
+import { tableSql } from '../tableSql.js'
+
 /**
  * The session log's table (log.ts), made on first use. Each row is one
  * message sent to sessions: its number, when, to whom (everyone, one
@@ -22,7 +24,7 @@ export function createLogTable(sql: SqlStorage): void {
 
 /** Whether the table exists with its stamp columns: a woken object may read stamps before the log is first used. */
 export function logHasStamps(sql: SqlStorage): boolean {
-  const table = tableSql(sql)
+  const table = tableSql(sql, 'dws_log')
   return table !== undefined && /\bhandled_for\b/.test(table)
 }
 
@@ -32,17 +34,11 @@ export function logHasStamps(sql: SqlStorage): boolean {
  * the frame.
  */
 function addMissingColumns(sql: SqlStorage): void {
-  const table = tableSql(sql)
+  const table = tableSql(sql, 'dws_log')
   if (table === undefined) return
   if (!/\bmark\b/.test(table)) sql.exec("ALTER TABLE dws_log ADD COLUMN mark TEXT NOT NULL DEFAULT ''")
   if (!/\bhandled_for\b/.test(table)) {
     sql.exec('ALTER TABLE dws_log ADD COLUMN handled_for INTEGER')
     sql.exec('ALTER TABLE dws_log ADD COLUMN handled INTEGER')
   }
-}
-
-function tableSql(sql: SqlStorage): string | undefined {
-  return sql
-    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_log'")
-    .toArray()[0]?.sql
 }

@@ -1,3 +1,4 @@
+import { tableSql } from '../tableSql.js'
 import type { HandledStamps } from './handledStamps.js'
 
 /**
@@ -110,8 +111,7 @@ export class SessionStore {
   /** Whether the table exists: an object that never had a session has nothing to reconcile. */
   exists(): boolean {
     if (this.#ready) return true
-    const found = this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
-    return found.toArray().length > 0
+    return tableSql(this.#sql, 'dws_sessions') !== undefined
   }
 
   /** Forgets that the table was made: `deleteAll` dropped it. */
@@ -385,14 +385,12 @@ const CONFIRM_DELAY_MS = 10
  * reaches), and start their `maxAge` now.
  */
 function addMissingColumns(sql: SqlStorage, now: number): void {
-  const table = sql
-    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dws_sessions'")
-    .toArray()[0]
+  const table = tableSql(sql, 'dws_sessions')
   if (table === undefined) return
-  if (!/\bfloor\b/.test(table.sql))
+  if (!/\bfloor\b/.test(table))
     sql.exec('ALTER TABLE dws_sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0')
-  if (!/\bowner\b/.test(table.sql)) sql.exec('ALTER TABLE dws_sessions ADD COLUMN owner TEXT')
-  if (!/\bcreated_at\b/.test(table.sql)) {
+  if (!/\bowner\b/.test(table)) sql.exec('ALTER TABLE dws_sessions ADD COLUMN owner TEXT')
+  if (!/\bcreated_at\b/.test(table)) {
     sql.exec('ALTER TABLE dws_sessions ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0')
     sql.exec('UPDATE dws_sessions SET created_at = ?', now)
   }
